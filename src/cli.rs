@@ -1,0 +1,491 @@
+//! The command line: parses arguments, runs the pipeline a command needs, prints its output.
+//! Data goes to stdout, errors and status to stderr (SPEC §5).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use rayon::prelude::*;
+
+use crate::cache::{Cache, Lookup};
+use crate::decl;
+use crate::error::{did_you_mean, Error, Result};
+use crate::graph::Graph;
+use crate::key::{self, BaseInputs, Change, ImageKey};
+use crate::model::{Project, Strategy};
+use crate::plan::{self, Action, Plan, PlanInput, Selection};
+use crate::render::{self, Style};
+use crate::scan::{self, Scanned};
+
+#[derive(Parser, Debug)]
+#[command(name = "layer", version, about = "make for server images: builds what is stale, in parallel, from content hashes")]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct Global {
+    /// Start in DIR instead of the current folder (the project root is the first folder
+    /// upwards holding `layer.toml`)
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Cache directory [default: `cache/` in the project root]
+    #[arg(long, global = true, env = "LAYER_CACHE", value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Parallel builds [default: number of cores]
+    #[arg(short = 'j', long = "jobs", global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    jobs: Option<u32>,
+    /// Print nothing on stderr but errors
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Print more on stderr
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+    /// Colour output (`NO_COLOR` is honoured by `auto`)
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    color: ColorWhen,
+    /// Plain status lines instead of progress bars
+    #[arg(long, global = true)]
+    no_progress: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorWhen {
+    fn enabled(self, terminal: bool) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Images with their parent or origin, roles, version, status and latest artifact
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// The image graph
+    Graph {
+        /// Images to show, with their ancestors [default: all]
+        targets: Vec<String>,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// What a build would do, and why; runs no user code
+    Plan(PlanArgs),
+    /// Keys of images, and with --inputs the canonical inputs behind them
+    Hash {
+        targets: Vec<String>,
+        /// Print the inputs each key is the hash of
+        #[arg(long)]
+        inputs: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Why an image is stale: what differs from its latest build
+    Explain { image: String },
+}
+
+#[derive(Args, Debug)]
+struct PlanArgs {
+    /// Images to plan, with their ancestors in deep builds [default: all]
+    targets: Vec<String>,
+    /// Only stale images and their descendants
+    #[arg(long)]
+    changed: bool,
+    /// Override `[project].strategy`
+    #[arg(long, value_enum)]
+    strategy: Option<StrategyArg>,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    format: PlanFormat,
+    /// Exit 1 when something would be built, 0 when nothing would
+    #[arg(long)]
+    exit_code: bool,
+    /// Treat artifacts older than AGE (`7d`, `12h`) as expired, for every image
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    max_age: Option<(std::time::Duration, String)>,
+}
+
+fn parse_age(s: &str) -> std::result::Result<(std::time::Duration, String), String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok((d, s.to_string())),
+        _ => Err(format!("`{s}` is not an age: write a number and a unit, such as `7d` or `12h`")),
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum StrategyArg {
+    Deep,
+    Shallow,
+}
+
+impl From<StrategyArg> for Strategy {
+    fn from(s: StrategyArg) -> Strategy {
+        match s {
+            StrategyArg::Deep => Strategy::Deep,
+            StrategyArg::Shallow => Strategy::Shallow,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Mermaid,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            return code;
+        }
+    };
+    let err_style = Style { color: cli.global.color.enabled(std::io::stderr().is_terminal()) };
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{} {e}", err_style.paint("error:", "1;31"));
+            if let Some(h) = e.hint() {
+                let _ = writeln!(err, "  {} {h}", err_style.paint("hint:", "1;36"));
+            }
+            e.exit_code()
+        }
+    }
+}
+
+fn out(s: &str) -> Result<i32> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(s.as_bytes()).and_then(|_| stdout.flush()) {
+        Ok(()) => Ok(0),
+        // A closed pipe (`layer plan | head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(Error::io("<stdout>", e)),
+    }
+}
+
+fn run(cli: &Cli) -> Result<i32> {
+    let g = &cli.global;
+    let style = Style { color: g.color.enabled(std::io::stdout().is_terminal()) };
+    match &cli.command {
+        Command::List { json } => {
+            let a = Analysis::new(g, None)?;
+            let plan = a.plan(&Selection::default());
+            let rows: Vec<render::ListRow> = a
+                .project
+                .images
+                .iter()
+                .enumerate()
+                .map(|(i, img)| {
+                    let p = &plan.images[i];
+                    let latest = match &a.lookups[i] {
+                        Lookup::Found(r) => Some(render::LatestArtifact::of(r)),
+                        _ => a.cache.latest(&img.name).map(|r| render::LatestArtifact::of(&r)),
+                    };
+                    render::ListRow {
+                        name: &img.name,
+                        parent: img.parent(),
+                        origin: img.origin(),
+                        roles: &img.roles,
+                        version: &img.version,
+                        status: if p.reasons.is_empty() { "fresh" } else { "stale" },
+                        reasons: p.reasons.clone(),
+                        latest,
+                    }
+                })
+                .collect();
+            out(&if *json { render::json(&rows) } else { render::list_text(&rows, style) })
+        }
+        Command::Graph { targets, format } => {
+            let root = project_root(g)?;
+            let project = decl::load(&root)?;
+            let graph = Graph::new(&project);
+            let keep = with_ancestors(&graph, &resolve_targets(&project, targets)?);
+            out(&match format {
+                GraphFormat::Dot => render::graph_dot(&project, &keep),
+                GraphFormat::Mermaid => render::graph_mermaid(&project, &keep),
+                GraphFormat::Json => render::graph_json(&project, &keep),
+            })
+        }
+        Command::Plan(args) => {
+            let a = Analysis::new(g, args.strategy.map(Strategy::from))?;
+            let sel = Selection {
+                targets: resolve_targets(&a.project, &args.targets)?,
+                changed: args.changed,
+                force: false,
+                max_age: args.max_age.clone(),
+            };
+            let plan = a.plan(&sel);
+            out(&match args.format {
+                PlanFormat::Text => render::plan_text(&plan, style),
+                PlanFormat::Json => render::json(&plan),
+                PlanFormat::Markdown => render::plan_markdown(&plan),
+            })?;
+            Ok(if args.exit_code && plan.summary.build > 0 { 1 } else { 0 })
+        }
+        Command::Hash { targets, inputs, json } => {
+            let a = Analysis::new(g, None)?;
+            let sel = resolve_targets(&a.project, targets)?;
+            let keep: Vec<usize> = if sel.is_empty() { (0..a.keys.len()).collect() } else { sel };
+            let chosen: Vec<(&str, &ImageKey)> = keep.iter().map(|&i| (a.project.images[i].name.as_str(), &a.keys[i])).collect();
+            if *json {
+                #[derive(serde::Serialize)]
+                struct Row<'a> {
+                    name: &'a str,
+                    key: &'a str,
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    inputs: Option<&'a key::Inputs>,
+                }
+                let rows: Vec<Row> = chosen
+                    .iter()
+                    .map(|(n, k)| Row { name: n, key: &k.key, inputs: inputs.then_some(&k.inputs) })
+                    .collect();
+                out(&render::json(&rows))
+            } else if *inputs {
+                let mut s = String::new();
+                for (n, k) in &chosen {
+                    s.push_str(&format!("{}  {n}\n{}", k.key, render::json(&k.inputs)));
+                }
+                out(&s)
+            } else {
+                let pairs: Vec<(&str, &str)> = chosen.iter().map(|(n, k)| (*n, k.key.as_str())).collect();
+                out(&render::hash_text(&pairs))
+            }
+        }
+        Command::Explain { image } => {
+            let a = Analysis::new(g, None)?;
+            let i = resolve_targets(&a.project, std::slice::from_ref(image))?[0];
+            out(&a.explain(i))
+        }
+    }
+}
+
+/// The project root: from `-C DIR` or the current folder, the first folder upwards holding
+/// `layer.toml`.
+fn project_root(g: &Global) -> Result<PathBuf> {
+    let start = match &g.dir {
+        Some(d) => {
+            if !d.is_dir() {
+                return Err(Error::Usage {
+                    message: format!("`-C {}`: no such folder", d.display()),
+                    hint: None,
+                });
+            }
+            d.clone()
+        }
+        None => std::env::current_dir().map_err(|e| Error::io(".", e))?,
+    };
+    decl::find_root(&start)
+}
+
+fn resolve_targets(project: &Project, names: &[String]) -> Result<Vec<usize>> {
+    names
+        .iter()
+        .map(|n| {
+            project.images.iter().position(|i| &i.name == n).ok_or_else(|| Error::UnknownImage {
+                name: n.clone(),
+                suggestion: did_you_mean(n, project.images.iter().map(|i| i.name.as_str())),
+            })
+        })
+        .collect()
+}
+
+fn with_ancestors(graph: &Graph, targets: &[usize]) -> Vec<bool> {
+    let mut keep = vec![targets.is_empty(); graph.len()];
+    for &t in targets {
+        for a in graph.chain(t) {
+            keep[a] = true;
+        }
+    }
+    keep
+}
+
+/// A loaded project with its keys and the cache's records of them.
+struct Analysis {
+    project: Project,
+    graph: Graph,
+    cache: Cache,
+    scanned: Scanned,
+    strategy: Strategy,
+    keys: Vec<ImageKey>,
+    lookups: Vec<Lookup>,
+}
+
+impl Analysis {
+    fn new(g: &Global, strategy: Option<Strategy>) -> Result<Analysis> {
+        let root = project_root(g)?;
+        let project = decl::load(&root)?;
+        let graph = Graph::new(&project);
+        let cache = Cache::new(g.cache.clone().unwrap_or_else(|| project.root.join("cache")));
+        let stat = cache.load_stat_cache();
+        let hasher = scan::Hasher::new(&stat);
+        let scanned = scan::scan_project(&project, &hasher)?;
+        let (stat, changed) = hasher.finish();
+        if changed {
+            // The stat cache only saves work: a cache folder we cannot write is no error.
+            if let Err(e) = cache.save_stat_cache(&stat) {
+                if g.verbose > 0 {
+                    eprintln!("warning: stat cache not saved: {e}");
+                }
+            }
+        }
+        let strategy = strategy.unwrap_or(project.strategy);
+        let keys = key::compute(&project, &graph, strategy, &scanned)?;
+        let lookups = keys
+            .par_iter()
+            .zip(project.images.par_iter())
+            .map(|(k, img)| cache.lookup(&img.name, &k.key))
+            .collect();
+        Ok(Analysis { project, graph, cache, scanned, strategy, keys, lookups })
+    }
+
+    fn input(&self) -> PlanInput<'_> {
+        PlanInput {
+            project: &self.project,
+            graph: &self.graph,
+            strategy: self.strategy,
+            keys: &self.keys,
+            lookups: &self.lookups,
+            trees: &self.scanned.trees,
+            history: &self.cache,
+            now: SystemTime::now(),
+        }
+    }
+
+    fn plan(&self, sel: &Selection) -> Plan {
+        plan::make(&self.input(), sel)
+    }
+
+    /// `layer explain`: the plan's verdict on image `i`, and every input that differs from its
+    /// latest build.
+    fn explain(&self, i: usize) -> String {
+        let name = &self.project.images[i].name;
+        let key = &self.keys[i].key;
+        let planned = &self.plan(&Selection::default()).images[i];
+        let mut s = String::new();
+        if planned.action == Action::Fresh {
+            if let Lookup::Found(r) = &self.lookups[i] {
+                s.push_str(&format!(
+                    "`{name}` is fresh: key {} was built as {} at {}\n",
+                    short(key),
+                    r.version,
+                    r.built_at
+                ));
+            }
+        } else {
+            s.push_str(&format!("`{name}` is stale (key {})\n", short(key)));
+            match (&self.lookups[i], self.cache.latest(name)) {
+                (Lookup::Missing, None) => s.push_str("  never built: the cache has no record of it\n"),
+                (Lookup::Missing, Some(old)) => {
+                    s.push_str(&format!(
+                        "  latest build: {} (key {}) at {}\n",
+                        old.version,
+                        short(&old.key),
+                        old.built_at
+                    ));
+                    let changes = plan::changes_since(&self.input(), i, &old);
+                    for c in &changes {
+                        for line in self.describe(i, c) {
+                            s.push_str(&format!("  {line}\n"));
+                        }
+                    }
+                }
+                _ => {
+                    for r in &planned.reasons {
+                        s.push_str(&format!("  {}\n", r.sentence()));
+                    }
+                }
+            }
+        }
+        s.push_str("note: `[secrets]` are not part of keys; after rotating one, rebuild with `layer build --force`\n");
+        s
+    }
+
+    fn describe(&self, i: usize, c: &Change) -> Vec<String> {
+        let image = &self.project.images[i];
+        match c {
+            Change::Schema { old, new } => vec![format!("key schema changed from {old} to {new}: this layer reads inputs differently")],
+            Change::Strategy { old, new } => vec![format!("strategy changed from {} to {}", old.as_str(), new.as_str())],
+            Change::Backend { old, new } => {
+                let mut v = vec![format!("backend `{}` changed (was `{}`)", new.name, old.name)];
+                if old.kind != new.kind {
+                    v.push(format!("  kind: {} -> {}", old.kind.as_str(), new.kind.as_str()));
+                }
+                if old.command != new.command {
+                    v.push(format!("  command: {:?} -> {:?}", old.command, new.command));
+                }
+                if old.template != new.template {
+                    v.push(format!("  template: {:?} -> {:?}", old.template, new.template));
+                }
+                for (f, h) in &new.files {
+                    if old.files.get(f) != Some(h) {
+                        v.push(format!("  `{f}` changed"));
+                    }
+                }
+                v
+            }
+            Change::Base { old, new: BaseInputs::Parent { key } } => {
+                let was = match old {
+                    BaseInputs::Parent { key } => short(key).to_string(),
+                    BaseInputs::Origin { .. } => "an origin".to_string(),
+                };
+                vec![format!("parent `{}` changed: key {was} -> {}", image.parent().unwrap_or_default(), short(key))]
+            }
+            Change::Base { old, new: BaseInputs::Origin { identity } } => {
+                let show = |v: &key::OriginIdentity| serde_json::to_string(v).expect("identities serialize");
+                let was = match old {
+                    BaseInputs::Origin { identity } => show(identity),
+                    BaseInputs::Parent { .. } => "a parent image".to_string(),
+                };
+                let root = self.graph.chain(i)[0];
+                let origin = self.project.images[root].origin().unwrap_or_default();
+                vec![format!("origin `{origin}` changed: {was} -> {}", show(identity))]
+            }
+            Change::Chain { old, new } => vec![format!("image chain changed: {} -> {}", old.join(" -> "), new.join(" -> "))],
+            Change::Field { image: owner, field, old, new } => {
+                let f = if *owner == image.name { field.clone() } else { format!("{owner}.{field}") };
+                vec![format!("declaration `{f}` changed: {old} -> {new}")]
+            }
+            Change::Role { role, files: Some(files) } => files
+                .iter()
+                .map(|(p, fc)| format!("role `{role}`: {}", plan::describe_file_change(&format!("roles/{role}/{p}"), fc)))
+                .collect(),
+            Change::Role { role, files: None } => {
+                vec![format!("role `{role}` changed (its earlier files are no longer in the cache)")]
+            }
+            Change::RoleAdded { role } => vec![format!("role `{role}` is now applied")],
+            Change::RoleRemoved { role } => vec![format!("role `{role}` is no longer applied")],
+        }
+    }
+}
+
+fn short(key: &str) -> &str {
+    &key[..key.len().min(12)]
+}

@@ -1,0 +1,392 @@
+//! Keys: what decides that an image must be built again.
+//!
+//! # What a key is
+//!
+//! The key of an image is the blake3 hash of a canonical record of everything its build
+//! consumes, [`Inputs`]. Two builds with the same key are interchangeable, so the cache can hand
+//! out the artifact of one for the other; a key that the cache has never recorded means the image
+//! is stale. Keys are computed before anything runs, from declarations and file contents alone:
+//! no build, no provisioner and no `resolve` command is ever run to know a key.
+//!
+//! The record is serialized as JSON with a fixed field order (structs, never hash maps; maps are
+//! `BTreeMap`s, so ordered by key) and hashed with a prefix that names the schema,
+//! [`KEY_SCHEMA`]. Changing what goes into keys means bumping the schema: every image becomes
+//! stale once, which is what users should expect from a tool upgrade that changes meaning.
+//!
+//! The record is stored with every build, so `layer explain` and the plan's reasons are a diff
+//! ([`diff`]) of two records — the one the cache has for the image's latest build and the one
+//! computed now — and the hash and the explanation come from the same values: they cannot
+//! disagree about what changed.
+//!
+//! # What goes in
+//!
+//! | input | why | deep | shallow |
+//! |---|---|---|---|
+//! | key schema | a new meaning of keys must not reuse old artifacts | ✓ | ✓ |
+//! | image name | provisioners see `LAYER_IMAGE` | ✓ | ✓ |
+//! | strategy | deep and shallow artifacts are built differently | ✓ | ✓ |
+//! | backend: name, kind, command or template, and the content of project files they name | the builder is part of the build | ✓ | ✓ |
+//! | parent's **key** | a changed parent changes what the child is built on; keys chain, so a change anywhere above ripples down | ✓ | — |
+//! | origin identity (below) | the starting root filesystem | when the image has `origin` | the root origin of the chain |
+//! | image declaration: `version`, `roles`, `packages`, `[vars]` | they change the build or its version | this image | every image of the chain, root first |
+//! | per role applied, in order: name and tree digest | the configuration code itself | roles not applied by the parent chain | every role of the chain |
+//!
+//! A role's tree digest ([`crate::scan::Tree`]) covers every entry below the role folder: path
+//! relative to the folder, type (file, folder, symlink), the executable bit, content (blake3) and
+//! a symlink's target. `role.toml` is a file of the tree, so a role's `depends`, `packages` and
+//! `[vars]` are covered by it.
+//!
+//! Origin identities: `busybox` and `tar` files — the blake3 of the file; a `tar` URL — its
+//! pinned sha256; `debian` — suite, variant, mirror, components, and the snapshot recorded in
+//! `layer.lock` when there is one; `id` — the id; `resolve` — the id recorded in `layer.lock`.
+//!
+//! # What stays out, and why
+//!
+//! | left out | why |
+//! |---|---|
+//! | mtimes, owners, inode numbers | a checkout, a `touch` or a copy changes them without changing content |
+//! | absolute paths (of the project, of a `busybox` binary) | two clones in different folders must agree on keys |
+//! | directory listing order | filesystems list entries in any order; trees are sorted by path |
+//! | the environment | only declared `[vars]` reach a build |
+//! | `[secrets]` | values must never be written into keys, records or logs; rotate a secret and rebuild with `--force` |
+//! | `description`, `max_age`, `[tags]`, `[[test]]` | they describe, age or test an artifact; they do not change it |
+//! | the parent's name (deep) | its key says everything the name would, and more |
+//! | an origin's name | renaming an origin with the same identity changes nothing that is built |
+//! | the time of the build, the version's build number | these name a build; they are not inputs to it |
+//!
+//! Freshness is not only the key: a record must also exist and be readable, its local artifact
+//! must exist, it must be younger than `max_age`, and in deep builds it must have been built on
+//! the parent's current record. Those checks live in `plan`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::model::{Backend, BackendKind, Base, Image, OriginSource, Project, Strategy};
+use crate::scan::{diff_trees, FileChange, Scanned, Tree};
+
+/// Bump when the meaning or encoding of [`Inputs`] changes.
+pub const KEY_SCHEMA: u32 = 1;
+
+/// The canonical inputs of one image's build; its key is their blake3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inputs {
+    pub schema: u32,
+    pub image: String,
+    pub strategy: Strategy,
+    pub backend: BackendInputs,
+    pub base: BaseInputs,
+    /// Deep: this image's declaration. Shallow: the chain's, root first.
+    pub chain: Vec<DeclInputs>,
+    /// The roles this build applies, in order.
+    pub roles: Vec<RoleInputs>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendInputs {
+    pub name: String,
+    pub kind: BackendKind,
+    pub command: Vec<String>,
+    pub template: Option<String>,
+    /// Project files the backend runs: path -> blake3.
+    pub files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum BaseInputs {
+    Parent { key: String },
+    Origin { identity: OriginIdentity },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum OriginIdentity {
+    Busybox { blake3: String },
+    Debian { suite: String, variant: String, mirror: Option<String>, components: Vec<String>, snapshot: Option<String> },
+    Tar { blake3: Option<String>, sha256: Option<String> },
+    Id { id: String },
+    Resolve { id: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeclInputs {
+    pub name: String,
+    pub version: String,
+    pub roles: Vec<String>,
+    pub packages: Vec<String>,
+    pub vars: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleInputs {
+    pub name: String,
+    pub tree: String,
+}
+
+impl Inputs {
+    /// The canonical encoding: what is hashed, and what `layer hash --inputs` prints.
+    pub fn canonical(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("inputs serialize")
+    }
+
+    pub fn key(&self) -> String {
+        let mut h = blake3::Hasher::new();
+        h.update(format!("layer-key-v{KEY_SCHEMA}\0").as_bytes());
+        h.update(&self.canonical());
+        h.finalize().to_hex().to_string()
+    }
+}
+
+/// The key of one image, with the inputs behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageKey {
+    pub key: String,
+    pub inputs: Inputs,
+}
+
+/// The identity of origin `name` (SPEC §2), from declarations, the lock and scanned files.
+pub fn origin_identity(project: &Project, name: &str, scanned: &Scanned) -> Result<OriginIdentity> {
+    let origin = &project.origins[name];
+    let locked = project.lock.origins.get(name);
+    let file = || {
+        scanned.origin_files.get(name).cloned().ok_or_else(|| Error::Input {
+            path: "layer.toml".into(),
+            message: format!("origin `{name}`: its file was not scanned"),
+            hint: None,
+        })
+    };
+    Ok(match &origin.source {
+        OriginSource::Busybox { .. } => OriginIdentity::Busybox { blake3: file()? },
+        OriginSource::TarFile { .. } => OriginIdentity::Tar { blake3: Some(file()?), sha256: None },
+        OriginSource::TarUrl { sha256, .. } => OriginIdentity::Tar { blake3: None, sha256: Some(sha256.clone()) },
+        OriginSource::Debian { suite, variant, mirror, components } => OriginIdentity::Debian {
+            suite: suite.clone(),
+            variant: variant.clone(),
+            mirror: mirror.clone(),
+            components: components.clone(),
+            snapshot: locked.and_then(|l| l.snapshot.clone()),
+        },
+        OriginSource::Id { id } => OriginIdentity::Id { id: id.clone() },
+        OriginSource::Resolve { .. } => match locked.and_then(|l| l.id.clone()) {
+            Some(id) => OriginIdentity::Resolve { id },
+            None => {
+                return Err(Error::Input {
+                    path: "layer.toml".into(),
+                    message: format!("origin `{name}` is not resolved: `layer.lock` has no id for it"),
+                    hint: Some("run `layer lock` and commit `layer.lock`".into()),
+                })
+            }
+        },
+    })
+}
+
+fn backend_inputs(backend: &Backend, scanned: &Scanned) -> BackendInputs {
+    let files = backend
+        .project_files()
+        .into_iter()
+        .filter_map(|f| scanned.backend_files.get(f).map(|h| (f.to_string(), h.clone())))
+        .collect();
+    BackendInputs {
+        name: backend.name.clone(),
+        kind: backend.kind,
+        command: backend.command.clone(),
+        template: backend.template.clone(),
+        files,
+    }
+}
+
+fn decl_inputs(image: &Image) -> DeclInputs {
+    DeclInputs {
+        name: image.name.clone(),
+        version: image.version.clone(),
+        roles: image.roles.clone(),
+        packages: image.packages.clone(),
+        vars: image.vars.clone(),
+    }
+}
+
+/// Keys of every image, in the project's (topological) order.
+pub fn compute(project: &Project, graph: &Graph, strategy: Strategy, scanned: &Scanned) -> Result<Vec<ImageKey>> {
+    let mut origin_ids: BTreeMap<&str, OriginIdentity> = BTreeMap::new();
+    for image in &project.images {
+        if let Some(o) = image.origin() {
+            if !origin_ids.contains_key(o) {
+                origin_ids.insert(o, origin_identity(project, o, scanned)?);
+            }
+        }
+    }
+    let mut keys: Vec<ImageKey> = Vec::with_capacity(project.images.len());
+    for (i, image) in project.images.iter().enumerate() {
+        let chain_idx = graph.chain(i);
+        let base = match (strategy, &image.base) {
+            (Strategy::Deep, Base::Parent(_)) => {
+                BaseInputs::Parent { key: keys[graph.parent[i].expect("parent resolved")].key.clone() }
+            }
+            (Strategy::Deep, Base::Origin(o)) => BaseInputs::Origin { identity: origin_ids[o.as_str()].clone() },
+            (Strategy::Shallow, _) => {
+                let root = &project.images[chain_idx[0]];
+                let o = root.origin().expect("a chain starts at an origin");
+                BaseInputs::Origin { identity: origin_ids[o].clone() }
+            }
+        };
+        let chain = match strategy {
+            Strategy::Deep => vec![decl_inputs(image)],
+            Strategy::Shallow => chain_idx.iter().map(|&c| decl_inputs(&project.images[c])).collect(),
+        };
+        let roles = graph
+            .applied_roles(i, strategy)
+            .iter()
+            .map(|r| RoleInputs { name: r.clone(), tree: scanned.trees[r].digest.clone() })
+            .collect();
+        let inputs = Inputs {
+            schema: KEY_SCHEMA,
+            image: image.name.clone(),
+            strategy,
+            backend: backend_inputs(project.backend_of(image), scanned),
+            base,
+            chain,
+            roles,
+        };
+        keys.push(ImageKey { key: inputs.key(), inputs });
+    }
+    Ok(keys)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Differences between two records of inputs.
+
+/// One difference between an image's recorded inputs and its current ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Schema { old: u32, new: u32 },
+    Strategy { old: Strategy, new: Strategy },
+    Backend { old: BackendInputs, new: BackendInputs },
+    Base { old: BaseInputs, new: BaseInputs },
+    /// The images of a shallow chain differ (a `from` changed somewhere above).
+    Chain { old: Vec<String>, new: Vec<String> },
+    /// A declaration field of `image` (this image, or an ancestor in a shallow chain).
+    Field { image: String, field: String, old: String, new: String },
+    /// A role applied in both whose tree differs; `files` is `None` when the old tree is no
+    /// longer in the cache.
+    Role { role: String, files: Option<Vec<(String, FileChange)>> },
+    RoleAdded { role: String },
+    RoleRemoved { role: String },
+}
+
+/// The differences from `old` to `new`. `old_tree` looks up a recorded tree by digest, and
+/// `new_tree` a current one by role name.
+pub fn diff(
+    old: &Inputs,
+    new: &Inputs,
+    old_tree: &dyn Fn(&str) -> Option<Tree>,
+    new_tree: &dyn Fn(&str) -> Option<Tree>,
+) -> Vec<Change> {
+    let mut out = Vec::new();
+    if old.schema != new.schema {
+        out.push(Change::Schema { old: old.schema, new: new.schema });
+        return out;
+    }
+    if old.strategy != new.strategy {
+        out.push(Change::Strategy { old: old.strategy, new: new.strategy });
+    }
+    if old.backend != new.backend {
+        out.push(Change::Backend { old: old.backend.clone(), new: new.backend.clone() });
+    }
+    if old.base != new.base {
+        out.push(Change::Base { old: old.base.clone(), new: new.base.clone() });
+    }
+    let names = |c: &[DeclInputs]| c.iter().map(|d| d.name.clone()).collect::<Vec<_>>();
+    if names(&old.chain) != names(&new.chain) {
+        out.push(Change::Chain { old: names(&old.chain), new: names(&new.chain) });
+    } else {
+        for (o, n) in old.chain.iter().zip(&new.chain) {
+            let mut field = |field: &str, a: String, b: String| {
+                if a != b {
+                    out.push(Change::Field { image: n.name.clone(), field: field.to_string(), old: a, new: b });
+                }
+            };
+            field("version", json(&o.version), json(&n.version));
+            field("roles", json(&o.roles), json(&n.roles));
+            field("packages", json(&o.packages), json(&n.packages));
+            let keys: std::collections::BTreeSet<&String> = o.vars.keys().chain(n.vars.keys()).collect();
+            for k in keys {
+                let show = |v: Option<&String>| v.map(json).unwrap_or_else(|| "(unset)".into());
+                field(&format!("vars.{k}"), show(o.vars.get(k)), show(n.vars.get(k)));
+            }
+        }
+    }
+    for r in &new.roles {
+        match old.roles.iter().find(|o| o.name == r.name) {
+            None => out.push(Change::RoleAdded { role: r.name.clone() }),
+            Some(o) if o.tree != r.tree => {
+                let files = match (old_tree(&o.tree), new_tree(&r.name)) {
+                    (Some(a), Some(b)) => Some(diff_trees(&a, &b)),
+                    _ => None,
+                };
+                out.push(Change::Role { role: r.name.clone(), files });
+            }
+            Some(_) => {}
+        }
+    }
+    for o in &old.roles {
+        if !new.roles.iter().any(|r| r.name == o.name) {
+            out.push(Change::RoleRemoved { role: o.name.clone() });
+        }
+    }
+    out
+}
+
+/// Compact JSON of a value, for showing old and new declaration values.
+fn json<T: Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).expect("values serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs() -> Inputs {
+        Inputs {
+            schema: KEY_SCHEMA,
+            image: "app".into(),
+            strategy: Strategy::Deep,
+            backend: BackendInputs { name: "rootfs".into(), kind: BackendKind::Rootfs, command: vec![], template: None, files: BTreeMap::new() },
+            base: BaseInputs::Parent { key: "00".repeat(32) },
+            chain: vec![DeclInputs { name: "app".into(), version: "1.0".into(), roles: vec!["java".into()], packages: vec![], vars: BTreeMap::new() }],
+            roles: vec![RoleInputs { name: "java".into(), tree: "t1".into() }],
+        }
+    }
+
+    #[test]
+    fn key_is_stable_and_sensitive() {
+        let a = inputs();
+        assert_eq!(a.key(), inputs().key());
+        assert_eq!(a.key().len(), 64);
+        let mut b = inputs();
+        b.chain[0].vars.insert("PORT".into(), "8080".into());
+        assert_ne!(a.key(), b.key());
+        let mut c = inputs();
+        c.base = BaseInputs::Parent { key: "11".repeat(32) };
+        assert_ne!(a.key(), c.key());
+    }
+
+    #[test]
+    fn diff_names_fields_roles_and_parents() {
+        let old = inputs();
+        let mut new = inputs();
+        new.chain[0].packages = vec!["curl".into()];
+        new.chain[0].vars.insert("PORT".into(), "8080".into());
+        new.roles[0].tree = "t2".into();
+        new.base = BaseInputs::Parent { key: "11".repeat(32) };
+        let none = |_: &str| None;
+        let changes = diff(&old, &new, &none, &none);
+        assert_eq!(changes.len(), 4, "{changes:?}");
+        assert!(matches!(&changes[0], Change::Base { .. }));
+        assert_eq!(changes[1], Change::Field { image: "app".into(), field: "packages".into(), old: "[]".into(), new: "[\"curl\"]".into() });
+        assert_eq!(changes[2], Change::Field { image: "app".into(), field: "vars.PORT".into(), old: "(unset)".into(), new: "\"8080\"".into() });
+        assert_eq!(changes[3], Change::Role { role: "java".into(), files: None });
+    }
+}

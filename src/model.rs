@@ -1,0 +1,232 @@
+//! Validated declarations. `decl` turns the raw TOML of a project into these; everything past
+//! `decl` can rely on the invariants noted here (names are valid, every reference resolves, the
+//! image graph and the role `depends` graph have no cycles).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// SPEC §3: how an image is built from its parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Each image on its parent's built artifact.
+    #[default]
+    Deep,
+    /// The whole chain's roles applied straight onto the root origin.
+    Shallow,
+}
+
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Deep => "deep",
+            Strategy::Shallow => "shallow",
+        }
+    }
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "deep" => Ok(Strategy::Deep),
+            "shallow" => Ok(Strategy::Shallow),
+            _ => Err(format!("unknown strategy `{s}`: expected `deep` or `shallow`")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    /// Absolute path of the folder holding `layer.toml`.
+    pub root: PathBuf,
+    pub strategy: Strategy,
+    /// Name of the default backend (`rootfs` unless `[project].backend` says otherwise).
+    pub backend: String,
+    pub origins: BTreeMap<String, Origin>,
+    /// Declared backends plus the built-in `rootfs`.
+    pub backends: BTreeMap<String, Backend>,
+    pub roles: BTreeMap<String, Role>,
+    /// In topological order, ties broken by name.
+    pub images: Vec<Image>,
+    pub lock: Lock,
+}
+
+impl Project {
+    pub fn image(&self, name: &str) -> Option<&Image> {
+        self.images.iter().find(|i| i.name == name)
+    }
+
+    /// The backend an image is built with.
+    pub fn backend_of(&self, image: &Image) -> &Backend {
+        let name = image.backend.as_deref().unwrap_or(&self.backend);
+        &self.backends[name]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub name: String,
+    pub source: OriginSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginSource {
+    /// A rootfs of one static busybox and its applet links; the path is on the build host.
+    Busybox { path: PathBuf },
+    /// A Debian rootfs made by mmdebstrap.
+    Debian { suite: String, variant: String, mirror: Option<String>, components: Vec<String> },
+    /// A rootfs tarball in the project (relative path).
+    TarFile { path: String },
+    /// A rootfs tarball fetched from a URL and pinned by its sha256.
+    TarUrl { url: String, sha256: String },
+    /// An opaque id handed to a command or packer backend.
+    Id { id: String },
+    /// A command whose answer is pinned in `layer.lock` by `layer lock`.
+    Resolve { command: Vec<String> },
+}
+
+impl OriginSource {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OriginSource::Busybox { .. } => "busybox",
+            OriginSource::Debian { .. } => "debian",
+            OriginSource::TarFile { .. } | OriginSource::TarUrl { .. } => "tar",
+            OriginSource::Id { .. } => "id",
+            OriginSource::Resolve { .. } => "resolve",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Rootfs,
+    Command,
+    Packer,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Rootfs => "rootfs",
+            BackendKind::Command => "command",
+            BackendKind::Packer => "packer",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    pub name: String,
+    pub kind: BackendKind,
+    /// `packer`: the template, relative to the root.
+    pub template: Option<String>,
+    /// `command`: argv, run in the project root.
+    pub command: Vec<String>,
+}
+
+impl Backend {
+    pub fn builtin_rootfs() -> Self {
+        Backend { name: "rootfs".into(), kind: BackendKind::Rootfs, template: None, command: vec![] }
+    }
+
+    /// Files of the project that the backend runs (a command script, a template): their content
+    /// is part of every key built with this backend.
+    pub fn project_files(&self) -> Vec<&str> {
+        let mut files = Vec::new();
+        if let Some(t) = &self.template {
+            files.push(t.as_str());
+        }
+        if let Some(c) = self.command.first() {
+            if c.starts_with("./") || (c.contains('/') && !c.starts_with('/')) {
+                files.push(c.as_str());
+            }
+        }
+        files
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub name: String,
+    /// The role folder, relative to the root (`roles/java`).
+    pub dir: String,
+    pub depends: Vec<String>,
+    pub packages: Vec<String>,
+    pub vars: BTreeMap<String, String>,
+}
+
+/// Where an image starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    Parent(String),
+    Origin(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub name: String,
+    /// `images/NAME.toml`.
+    pub file: String,
+    pub description: Option<String>,
+    /// MAJOR.MINOR as declared (`0.1` when not declared).
+    pub version: String,
+    pub base: Base,
+    pub roles: Vec<String>,
+    pub packages: Vec<String>,
+    /// Backend named by the image itself, if any.
+    pub backend: Option<String>,
+    pub max_age: Option<Duration>,
+    /// `max_age` as written, for messages.
+    pub max_age_text: Option<String>,
+    pub vars: BTreeMap<String, String>,
+    /// Variable name -> the environment variable its value is read from.
+    pub secrets: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+    pub tests: Vec<ImageTest>,
+}
+
+impl Image {
+    pub fn parent(&self) -> Option<&str> {
+        match &self.base {
+            Base::Parent(p) => Some(p),
+            Base::Origin(_) => None,
+        }
+    }
+
+    pub fn origin(&self) -> Option<&str> {
+        match &self.base {
+            Base::Origin(o) => Some(o),
+            Base::Parent(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageTest {
+    pub name: String,
+    pub run: String,
+}
+
+/// `layer.lock`: origins resolved by `layer lock`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    #[serde(default)]
+    pub origins: BTreeMap<String, LockedOrigin>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedOrigin {
+    /// `resolve` origins: the id the command printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `debian` origins: the suite's Release file date and its blake3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+}

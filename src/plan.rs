@@ -1,0 +1,330 @@
+//! The plan: which images a build would build, in which wave, and why. `layer plan` prints a
+//! `Plan`; `layer build` hands the same value to the executor. Pure: records come in as
+//! [`Lookup`]s and through [`History`], so tests plan against fakes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::cache::{Cache, Lookup, Record};
+use crate::graph::Graph;
+use crate::key::{diff, BaseInputs, Change, ImageKey};
+use crate::model::{Project, Strategy};
+use crate::scan::{FileChange, Tree};
+
+/// The schema of `layer plan --format json`.
+pub const PLAN_SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Stale and selected.
+    Build,
+    /// The cache holds a usable record.
+    Fresh,
+    /// Not selected.
+    Skip,
+}
+
+/// Why an image is stale: one variant a kind, one sentence each (SPEC §5.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Reason {
+    /// The cache has no record of this image.
+    New,
+    /// Declaration fields differ from the latest record (`roles`, `vars.PORT`, or
+    /// `base-linux.packages` for an ancestor in a shallow chain).
+    DeclarationChanged { fields: Vec<String> },
+    /// A role's files differ; `paths` are relative to the project root (empty when the old
+    /// tree is no longer cached).
+    RoleChanged { role: String, paths: Vec<String> },
+    OriginChanged { origin: String },
+    /// The parent's key changed, or the parent is being built, or was rebuilt since.
+    ParentChanged { parent: String },
+    StrategyChanged { from: Strategy, to: Strategy },
+    BackendChanged { backend: String },
+    /// The record is older than `max_age`.
+    Expired { max_age: String, built_at: String },
+    Forced,
+    /// A record exists for the key but its artifact is gone, or the record is unusable.
+    MissingArtifact { detail: String },
+}
+
+impl Reason {
+    pub fn sentence(&self) -> String {
+        match self {
+            Reason::New => "never built".into(),
+            Reason::DeclarationChanged { fields } if fields.is_empty() => "declaration changed".into(),
+            Reason::DeclarationChanged { fields } => format!("declaration changed: {}", fields.join(", ")),
+            Reason::RoleChanged { role, paths } if paths.is_empty() => format!("role `{role}` changed"),
+            Reason::RoleChanged { role, paths } => format!("role `{role}` changed: {}", paths.join(", ")),
+            Reason::OriginChanged { origin } => format!("origin `{origin}` changed"),
+            Reason::ParentChanged { parent } => format!("parent `{parent}` changed"),
+            Reason::StrategyChanged { from, to } => format!("strategy changed from {} to {}", from.as_str(), to.as_str()),
+            Reason::BackendChanged { backend } => format!("backend `{backend}` changed"),
+            Reason::Expired { max_age, built_at } => format!("expired: built {built_at}, older than {max_age}"),
+            Reason::Forced => "forced".into(),
+            Reason::MissingArtifact { detail } => format!("artifact missing: {detail}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedImage {
+    pub name: String,
+    pub key: String,
+    pub action: Action,
+    pub reasons: Vec<Reason>,
+    pub parent: Option<String>,
+    pub origin: Option<String>,
+    pub roles: Vec<String>,
+    pub wave: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub build: usize,
+    pub fresh: usize,
+    pub skip: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub schema: u32,
+    pub strategy: Strategy,
+    /// In topological order, ties by name.
+    pub images: Vec<PlannedImage>,
+    pub summary: Summary,
+}
+
+impl Plan {
+    pub fn to_build(&self) -> impl Iterator<Item = &PlannedImage> {
+        self.images.iter().filter(|i| i.action == Action::Build)
+    }
+}
+
+/// What the plan may ask of the cache beyond the lookups of current keys.
+pub trait History: Sync {
+    fn latest(&self, name: &str) -> Option<Record>;
+    fn tree(&self, digest: &str) -> Option<Tree>;
+    fn artifact_exists(&self, record: &Record) -> bool;
+}
+
+impl History for Cache {
+    fn latest(&self, name: &str) -> Option<Record> {
+        Cache::latest(self, name)
+    }
+    fn tree(&self, digest: &str) -> Option<Tree> {
+        Cache::tree(self, digest)
+    }
+    fn artifact_exists(&self, record: &Record) -> bool {
+        Cache::artifact_exists(self, record)
+    }
+}
+
+/// Which images a command is about.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Indices of the named targets; empty means every image.
+    pub targets: Vec<usize>,
+    /// `--changed`: only stale images and their descendants.
+    pub changed: bool,
+    /// `--force`: build the selected images even when fresh.
+    pub force: bool,
+    /// `--max-age`: one age limit for every image, over their own `max_age`.
+    pub max_age: Option<(Duration, String)>,
+}
+
+/// Everything a plan is made from.
+pub struct PlanInput<'a> {
+    pub project: &'a Project,
+    pub graph: &'a Graph,
+    pub strategy: Strategy,
+    pub keys: &'a [ImageKey],
+    /// The record of each image's current key, by index.
+    pub lookups: &'a [Lookup],
+    /// Current role trees, by role name.
+    pub trees: &'a BTreeMap<String, Tree>,
+    pub history: &'a dyn History,
+    pub now: SystemTime,
+}
+
+/// Why image `i` is stale, before selection; empty when it is fresh. `max_age`, when given,
+/// replaces the image's own limit.
+pub fn stale_reasons(input: &PlanInput, i: usize, max_age: Option<&(Duration, String)>) -> Vec<Reason> {
+    let image = &input.project.images[i];
+    let limit = max_age
+        .cloned()
+        .or_else(|| image.max_age.map(|d| (d, image.max_age_text.clone().unwrap_or_default())));
+    match &input.lookups[i] {
+        Lookup::Found(rec) => {
+            if !input.history.artifact_exists(rec) {
+                let at = rec.artifact.path.as_deref().unwrap_or(&rec.artifact.id);
+                return vec![Reason::MissingArtifact { detail: format!("`{at}` is not in the cache") }];
+            }
+            if let (Some((limit, text)), Some(built)) = (limit, rec.built_at_time()) {
+                if input.now.duration_since(built).unwrap_or_default() > limit {
+                    return vec![Reason::Expired { max_age: text, built_at: rec.built_at.clone() }];
+                }
+            }
+            if let (Strategy::Deep, Some(p)) = (input.strategy, input.graph.parent[i]) {
+                // Built on the parent's current record? A parent rebuilt under the same key
+                // (forced, expired) is a new artifact to build on.
+                if let Lookup::Found(prec) = &input.lookups[p] {
+                    if rec.parent.as_ref().map(|r| &r.version) != Some(&prec.version) {
+                        return vec![Reason::ParentChanged { parent: input.graph.names[p].clone() }];
+                    }
+                }
+            }
+            vec![]
+        }
+        Lookup::Unusable(why) => vec![Reason::MissingArtifact { detail: why.clone() }],
+        Lookup::Missing => match input.history.latest(&image.name) {
+            None => vec![Reason::New],
+            Some(old) => {
+                let changes = changes_since(input, i, &old);
+                reasons_from(input, i, &changes)
+            }
+        },
+    }
+}
+
+/// The differences between image `i`'s current inputs and those of `old`.
+pub fn changes_since(input: &PlanInput, i: usize, old: &Record) -> Vec<Change> {
+    let old_tree = |d: &str| input.history.tree(d);
+    let new_tree = |r: &str| input.trees.get(r).cloned();
+    diff(&old.inputs, &input.keys[i].inputs, &old_tree, &new_tree)
+}
+
+/// The name of the origin image `i` starts from under the plan's strategy.
+fn origin_name(input: &PlanInput, i: usize) -> String {
+    let root = input.graph.chain(i)[0];
+    input.project.images[root].origin().unwrap_or_default().to_string()
+}
+
+fn reasons_from(input: &PlanInput, i: usize, changes: &[Change]) -> Vec<Reason> {
+    let image = &input.project.images[i];
+    let mut reasons = Vec::new();
+    let mut fields = Vec::new();
+    for c in changes {
+        match c {
+            Change::Schema { .. } => fields.push("key schema".to_string()),
+            Change::Strategy { old, new } => reasons.push(Reason::StrategyChanged { from: *old, to: *new }),
+            Change::Backend { new, .. } => reasons.push(Reason::BackendChanged { backend: new.name.clone() }),
+            Change::Base { new: BaseInputs::Parent { .. }, .. } => {
+                reasons.push(Reason::ParentChanged { parent: image.parent().unwrap_or_default().to_string() })
+            }
+            Change::Base { new: BaseInputs::Origin { .. }, .. } => {
+                reasons.push(Reason::OriginChanged { origin: origin_name(input, i) })
+            }
+            Change::Chain { .. } => fields.push("from".to_string()),
+            Change::Field { image: owner, field, .. } if *owner == image.name => fields.push(field.clone()),
+            Change::Field { image: owner, field, .. } => fields.push(format!("{owner}.{field}")),
+            Change::Role { role, files } => {
+                let dir = input.project.roles.get(role).map(|r| r.dir.clone()).unwrap_or_else(|| format!("roles/{role}"));
+                let paths = files.iter().flatten().map(|(p, _)| format!("{dir}/{p}")).collect();
+                reasons.push(Reason::RoleChanged { role: role.clone(), paths });
+            }
+            // A role newly applied or no longer applied follows from a changed `roles` field
+            // or a changed `role.toml`, both reported on their own.
+            Change::RoleAdded { .. } | Change::RoleRemoved { .. } => {}
+        }
+    }
+    if !fields.is_empty() || reasons.is_empty() {
+        // Declaration changes go after base changes and before role changes.
+        let pos = reasons.iter().position(|r| matches!(r, Reason::RoleChanged { .. })).unwrap_or(reasons.len());
+        reasons.insert(pos, Reason::DeclarationChanged { fields });
+    }
+    reasons
+}
+
+/// Makes the plan for `sel`.
+pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
+    let g = input.graph;
+    let n = g.len();
+    let mut reasons: Vec<Vec<Reason>> = (0..n).map(|i| stale_reasons(input, i, sel.max_age.as_ref())).collect();
+
+    let mut selected = vec![sel.targets.is_empty(); n];
+    for &t in &sel.targets {
+        selected[t] = true;
+        if input.strategy == Strategy::Deep {
+            for a in g.chain(t) {
+                selected[a] = true;
+            }
+        }
+    }
+    if sel.changed {
+        let mut below_stale = vec![false; n];
+        for i in 0..n {
+            if !reasons[i].is_empty() {
+                g.mark_descendants(i, &mut below_stale);
+            }
+        }
+        for i in 0..n {
+            selected[i] &= below_stale[i];
+        }
+    }
+
+    let mut actions = vec![Action::Skip; n];
+    let mut waves: Vec<Option<usize>> = vec![None; n];
+    for i in 0..n {
+        if !selected[i] {
+            continue;
+        }
+        let parent_builds = g.parent[i].filter(|&p| actions[p] == Action::Build);
+        if input.strategy == Strategy::Deep && reasons[i].is_empty() {
+            if let Some(p) = parent_builds {
+                reasons[i].push(Reason::ParentChanged { parent: g.names[p].clone() });
+            }
+        }
+        if sel.force && reasons[i].is_empty() {
+            reasons[i].push(Reason::Forced);
+        }
+        if reasons[i].is_empty() {
+            actions[i] = Action::Fresh;
+            continue;
+        }
+        actions[i] = Action::Build;
+        waves[i] = Some(match (input.strategy, parent_builds) {
+            (Strategy::Deep, Some(p)) => waves[p].expect("a built parent has a wave") + 1,
+            _ => 0,
+        });
+    }
+
+    let mut summary = Summary::default();
+    let images = (0..n)
+        .map(|i| {
+            let image = &input.project.images[i];
+            match actions[i] {
+                Action::Build => summary.build += 1,
+                Action::Fresh => summary.fresh += 1,
+                Action::Skip => summary.skip += 1,
+            }
+            PlannedImage {
+                name: image.name.clone(),
+                key: input.keys[i].key.clone(),
+                action: actions[i],
+                reasons: std::mem::take(&mut reasons[i]),
+                parent: image.parent().map(str::to_string),
+                origin: image.origin().map(str::to_string),
+                roles: g.applied_roles(i, input.strategy).to_vec(),
+                wave: waves[i],
+            }
+        })
+        .collect();
+    Plan { schema: PLAN_SCHEMA, strategy: input.strategy, images, summary }
+}
+
+/// One line for a file change, as `layer explain` prints it.
+pub fn describe_file_change(path: &str, c: &FileChange) -> String {
+    match c {
+        FileChange::Added => format!("`{path}` added"),
+        FileChange::Removed => format!("`{path}` removed"),
+        FileChange::Content => format!("`{path}` changed"),
+        FileChange::Mode(true) => format!("`{path}` became executable"),
+        FileChange::Mode(false) => format!("`{path}` is no longer executable"),
+        FileChange::Retarget { old, new } => format!("`{path}` now links to `{new}` (was `{old}`)"),
+        FileChange::Type { old, new } => format!("`{path}` is now a {new} (was a {old})"),
+    }
+}

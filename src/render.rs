@@ -1,0 +1,354 @@
+//! What commands print. Pure: values in, strings out.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::cache::Record;
+use crate::model::Project;
+use crate::plan::{Action, Plan, PlannedImage, Reason};
+
+/// ANSI colours, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    pub fn paint(&self, s: &str, code: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+}
+
+/// Pretty JSON with a final newline.
+pub fn json<T: Serialize + ?Sized>(v: &T) -> String {
+    let mut s = serde_json::to_string_pretty(v).expect("output serializes");
+    s.push('\n');
+    s
+}
+
+pub fn plan_text(plan: &Plan, style: Style) -> String {
+    let s = &plan.summary;
+    let mut out = format!(
+        "{} plan: {} to build, {} fresh, {} skipped\n",
+        plan.strategy.as_str(),
+        s.build,
+        s.fresh,
+        s.skip
+    );
+    let width = plan.images.iter().map(|i| i.name.len()).max().unwrap_or(0);
+    for img in &plan.images {
+        let word = match img.action {
+            Action::Build => style.paint("build", "1;33"),
+            Action::Fresh => style.paint("fresh", "32"),
+            Action::Skip => style.paint("skip ", "2"),
+        };
+        let mut line = format!("  {word}  {:width$}", img.name);
+        if let Some(w) = img.wave {
+            let _ = write!(line, "  wave {w}");
+        }
+        if !img.reasons.is_empty() {
+            let why: Vec<String> = img.reasons.iter().map(Reason::sentence).collect();
+            let _ = write!(line, "  {}", why.join("; "));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Images with a reason of their own, as opposed to those built because a parent is.
+fn root_causes(plan: &Plan) -> Vec<&PlannedImage> {
+    plan.to_build()
+        .filter(|i| i.reasons.iter().any(|r| !matches!(r, Reason::ParentChanged { .. })))
+        .collect()
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Rows above which tables and graphs fold into `<details>`.
+const FOLD_ROWS: usize = 20;
+const MAX_CAUSES: usize = 5;
+
+/// A plan as a pull request comment: a summary line, a table, a mermaid graph.
+pub fn plan_markdown(plan: &Plan) -> String {
+    let s = &plan.summary;
+    let total = plan.images.len();
+    let mut out = String::new();
+    let _ = writeln!(out, "### layer plan ({})\n", plan.strategy.as_str());
+    if s.build == 0 {
+        let _ = writeln!(out, "**Nothing to build**: {} of {total} images fresh, {} not selected.", s.fresh, s.skip);
+    } else {
+        let causes = root_causes(plan);
+        let mut why: Vec<String> = causes
+            .iter()
+            .take(MAX_CAUSES)
+            .map(|i| format!("`{}` ({})", i.name, i.reasons.iter().map(short_reason).collect::<Vec<_>>().join(", ")))
+            .collect();
+        if causes.len() > MAX_CAUSES {
+            why.push(format!("{} more", causes.len() - MAX_CAUSES));
+        }
+        let followers = s.build - causes.len();
+        let mut line = format!("**{} of {total} images to build**: {}", s.build, why.join("; "));
+        if followers > 0 {
+            let _ = write!(line, "; {followers} more built on a changed parent");
+        }
+        let _ = writeln!(out, "{line}.");
+    }
+    out.push('\n');
+
+    // Fresh and skipped images fold away when there are many; images to build never do.
+    let (shown, folded): (Vec<&PlannedImage>, Vec<&PlannedImage>) = if total > FOLD_ROWS {
+        plan.images.iter().partition(|i| i.action == Action::Build)
+    } else {
+        (plan.images.iter().collect(), vec![])
+    };
+    let table = |rows: &[&PlannedImage]| {
+        let mut t = String::from("| image | action | reasons | wave |\n|---|---|---|---|\n");
+        for i in rows {
+            let action = match i.action {
+                Action::Build => "**build**",
+                Action::Fresh => "fresh",
+                Action::Skip => "skip",
+            };
+            let reasons: Vec<String> = i.reasons.iter().map(|r| md_escape(&r.sentence())).collect();
+            let wave = i.wave.map(|w| w.to_string()).unwrap_or_default();
+            let _ = writeln!(t, "| `{}` | {action} | {} | {wave} |", i.name, reasons.join("<br>"));
+        }
+        t
+    };
+    if !shown.is_empty() {
+        out.push_str(&table(&shown));
+        out.push('\n');
+    }
+    if !folded.is_empty() {
+        let _ = writeln!(
+            out,
+            "<details><summary>{} images not to build</summary>\n\n{}\n</details>\n",
+            folded.len(),
+            table(&folded)
+        );
+    }
+
+    let graph = plan_mermaid(plan);
+    if total > FOLD_ROWS {
+        let _ = writeln!(out, "<details><summary>Image graph</summary>\n\n{graph}\n</details>");
+    } else {
+        out.push_str(&graph);
+    }
+    out
+}
+
+fn short_reason(r: &Reason) -> String {
+    match r {
+        Reason::RoleChanged { role, .. } => format!("role `{role}` changed"),
+        Reason::DeclarationChanged { fields } if !fields.is_empty() => format!("`{}` changed", fields.join("`, `")),
+        other => other.sentence(),
+    }
+}
+
+fn plan_mermaid(plan: &Plan) -> String {
+    let mut out = String::from("```mermaid\ngraph TD\n");
+    let id: std::collections::HashMap<&str, usize> =
+        plan.images.iter().enumerate().map(|(i, img)| (img.name.as_str(), i)).collect();
+    for (i, img) in plan.images.iter().enumerate() {
+        let _ = writeln!(out, "  n{i}[\"{}\"]", img.name);
+    }
+    for (i, img) in plan.images.iter().enumerate() {
+        if let Some(p) = img.parent.as_deref().and_then(|p| id.get(p)) {
+            let _ = writeln!(out, "  n{p} --> n{i}");
+        }
+    }
+    let build: Vec<String> = plan.to_build().map(|i| format!("n{}", id[i.name.as_str()])).collect();
+    if !build.is_empty() {
+        out.push_str("  classDef build fill:#fde68a,stroke:#b45309,stroke-width:2px\n");
+        let _ = writeln!(out, "  class {} build", build.join(","));
+    }
+    out.push_str("```\n");
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Graph.
+
+#[derive(Serialize)]
+struct GraphJson<'a> {
+    schema: u32,
+    origins: Vec<GraphOrigin<'a>>,
+    images: Vec<GraphImage<'a>>,
+}
+
+#[derive(Serialize)]
+struct GraphOrigin<'a> {
+    name: &'a str,
+    kind: &'a str,
+}
+
+#[derive(Serialize)]
+struct GraphImage<'a> {
+    name: &'a str,
+    parent: Option<&'a str>,
+    origin: Option<&'a str>,
+    roles: &'a [String],
+    version: &'a str,
+}
+
+/// The origins used by the images in `keep`.
+fn used_origins<'a>(project: &'a Project, keep: &[bool]) -> Vec<&'a str> {
+    let set: std::collections::BTreeSet<&str> =
+        project.images.iter().zip(keep).filter(|(_, k)| **k).filter_map(|(i, _)| i.origin()).collect();
+    set.into_iter().collect()
+}
+
+pub fn graph_json(project: &Project, keep: &[bool]) -> String {
+    let origins = used_origins(project, keep)
+        .into_iter()
+        .map(|o| GraphOrigin { name: o, kind: project.origins[o].source.kind() })
+        .collect();
+    let images = project
+        .images
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| **k)
+        .map(|(i, _)| GraphImage { name: &i.name, parent: i.parent(), origin: i.origin(), roles: &i.roles, version: &i.version })
+        .collect();
+    json(&GraphJson { schema: 1, origins, images })
+}
+
+pub fn graph_dot(project: &Project, keep: &[bool]) -> String {
+    let mut out = String::from("digraph layer {\n  rankdir=TB;\n  node [shape=box, style=rounded];\n");
+    for o in used_origins(project, keep) {
+        let _ = writeln!(out, "  \"origin:{o}\" [label=\"{o}\", shape=cylinder, style=dashed];");
+    }
+    for (img, _) in project.images.iter().zip(keep).filter(|(_, k)| **k) {
+        let _ = writeln!(out, "  \"{}\" [label=\"{}\\n{}\"];", img.name, img.name, img.version);
+    }
+    for (img, _) in project.images.iter().zip(keep).filter(|(_, k)| **k) {
+        match (img.parent(), img.origin()) {
+            (Some(p), _) => {
+                let _ = writeln!(out, "  \"{p}\" -> \"{}\";", img.name);
+            }
+            (_, Some(o)) => {
+                let _ = writeln!(out, "  \"origin:{o}\" -> \"{}\";", img.name);
+            }
+            _ => {}
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+pub fn graph_mermaid(project: &Project, keep: &[bool]) -> String {
+    let mut out = String::from("graph TD\n");
+    let origins = used_origins(project, keep);
+    for (k, o) in origins.iter().enumerate() {
+        let _ = writeln!(out, "  o{k}[(\"{o}\")]");
+    }
+    let kept: Vec<usize> = (0..project.images.len()).filter(|&i| keep[i]).collect();
+    for &i in &kept {
+        let img = &project.images[i];
+        let _ = writeln!(out, "  n{i}[\"{} {}\"]", img.name, img.version);
+    }
+    for &i in &kept {
+        let img = &project.images[i];
+        if let Some(p) = img.parent() {
+            let p = project.images.iter().position(|x| x.name == p).expect("parents resolve");
+            let _ = writeln!(out, "  n{p} --> n{i}");
+        } else if let Some(o) = img.origin() {
+            let k = origins.iter().position(|x| *x == o).expect("origin listed");
+            let _ = writeln!(out, "  o{k} --> n{i}");
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// List and hash.
+
+#[derive(Serialize)]
+pub struct ListRow<'a> {
+    pub name: &'a str,
+    pub parent: Option<&'a str>,
+    pub origin: Option<&'a str>,
+    pub roles: &'a [String],
+    pub version: &'a str,
+    pub status: &'static str,
+    pub reasons: Vec<Reason>,
+    pub latest: Option<LatestArtifact>,
+}
+
+#[derive(Serialize)]
+pub struct LatestArtifact {
+    pub version: String,
+    pub artifact: String,
+    pub built_at: String,
+}
+
+impl LatestArtifact {
+    pub fn of(r: &Record) -> Self {
+        LatestArtifact { version: r.version.clone(), artifact: r.artifact.id.clone(), built_at: r.built_at.clone() }
+    }
+}
+
+pub fn list_text(rows: &[ListRow], style: Style) -> String {
+    let base = |r: &ListRow| match (r.parent, r.origin) {
+        (Some(p), _) => format!("from {p}"),
+        (_, Some(o)) => format!("origin {o}"),
+        _ => String::new(),
+    };
+    let header = ["IMAGE", "BASE", "VERSION", "STATUS", "LATEST", "ROLES"];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.to_string(),
+                base(r),
+                r.version.to_string(),
+                r.status.to_string(),
+                r.latest.as_ref().map(|l| l.artifact.clone()).unwrap_or_else(|| "-".into()),
+                r.roles.join(","),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for c in &cells {
+        for (w, s) in widths.iter_mut().zip(c) {
+            *w = (*w).max(s.len());
+        }
+    }
+    let mut out = String::new();
+    let line = |cols: [&str; 6], status_painted: Option<String>| {
+        let mut l = String::new();
+        for (k, (c, w)) in cols.iter().zip(widths).enumerate() {
+            if k == 3 {
+                if let Some(p) = &status_painted {
+                    let _ = write!(l, "{p}{}  ", " ".repeat(w - c.len()));
+                    continue;
+                }
+            }
+            let _ = write!(l, "{c:w$}  ");
+        }
+        l.trim_end().to_string() + "\n"
+    };
+    out.push_str(&line(header, None));
+    for c in &cells {
+        let painted = match c[3].as_str() {
+            "fresh" => style.paint("fresh", "32"),
+            other => style.paint(other, "33"),
+        };
+        out.push_str(&line([&c[0], &c[1], &c[2], &c[3], &c[4], &c[5]], Some(painted)));
+    }
+    out
+}
+
+/// `layer hash`: `KEY  NAME` lines, like `b3sum`.
+pub fn hash_text(keys: &[(&str, &str)]) -> String {
+    keys.iter().map(|(name, key)| format!("{key}  {name}\n")).collect()
+}
+
