@@ -95,7 +95,10 @@ impl Cache {
     }
 
     fn record_path(&self, name: &str, key: &str) -> PathBuf {
-        self.dir.join("records").join(name).join(format!("{key}.json"))
+        self.dir
+            .join("records")
+            .join(name)
+            .join(format!("{key}.json"))
     }
 
     fn tree_path(&self, digest: &str) -> PathBuf {
@@ -115,14 +118,18 @@ impl Cache {
         };
         match parse_record(&bytes) {
             Err(why) => Lookup::Unusable(why),
-            Ok(r) if r.name != name || r.key != key => Lookup::Unusable("record belongs to another image or key".into()),
+            Ok(r) if r.name != name || r.key != key => {
+                Lookup::Unusable("record belongs to another image or key".into())
+            }
             Ok(r) => Lookup::Found(Box::new(r)),
         }
     }
 
     /// Every usable record of image `name`, newest first.
     pub fn records(&self, name: &str) -> Vec<Record> {
-        let Ok(dir) = fs::read_dir(self.dir.join("records").join(name)) else { return vec![] };
+        let Ok(dir) = fs::read_dir(self.dir.join("records").join(name)) else {
+            return vec![];
+        };
         let mut out: Vec<Record> = dir
             .flatten()
             .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".json")))
@@ -173,7 +180,9 @@ impl Cache {
     }
 
     pub fn load_stat_cache(&self) -> StatCache {
-        fs::read(self.stat_path()).map(|b| StatCache::decode(&b)).unwrap_or_default()
+        fs::read(self.stat_path())
+            .map(|b| StatCache::decode(&b))
+            .unwrap_or_default()
     }
 
     pub fn save_stat_cache(&self, stat: &StatCache) -> Result<()> {
@@ -186,9 +195,13 @@ fn parse_record(bytes: &[u8]) -> std::result::Result<Record, String> {
     struct Head {
         format: u32,
     }
-    let head: Head = serde_json::from_slice(bytes).map_err(|e| format!("record is corrupt: {e}"))?;
+    let head: Head =
+        serde_json::from_slice(bytes).map_err(|e| format!("record is corrupt: {e}"))?;
     if head.format != RECORD_FORMAT {
-        return Err(format!("record has format {}; this layer reads format {RECORD_FORMAT}", head.format));
+        return Err(format!(
+            "record has format {}; this layer reads format {RECORD_FORMAT}",
+            head.format
+        ));
     }
     let r: Record = serde_json::from_slice(bytes).map_err(|e| format!("record is corrupt: {e}"))?;
     if r.inputs.key() != r.key {
@@ -202,14 +215,19 @@ fn parse_record(bytes: &[u8]) -> std::result::Result<Record, String> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().expect("cache paths have a parent");
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path.file_name().expect("cache paths have a name").to_string_lossy();
+    let name = path
+        .file_name()
+        .expect("cache paths have a name")
+        .to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let result = (|| {
         let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
         f.sync_all().map_err(|e| Error::io(&tmp, e))?;
         fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(dir, e))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -3,23 +3,25 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use rayon::prelude::*;
 
-use crate::cache::{Cache, Lookup};
+use crate::cache::Lookup;
 use crate::decl;
 use crate::error::{did_you_mean, Error, Result};
 use crate::graph::Graph;
 use crate::key::{self, BaseInputs, Change, ImageKey};
 use crate::model::{Project, Strategy};
-use crate::plan::{self, Action, Plan, PlanInput, Selection};
+use crate::plan::{self, Action, Selection};
 use crate::render::{self, Style};
-use crate::scan::{self, Scanned};
+use crate::workspace::Workspace;
 
 #[derive(Parser, Debug)]
-#[command(name = "layer", version, about = "make for server images: builds what is stale, in parallel, from content hashes")]
+#[command(
+    name = "layer",
+    version,
+    about = "make for server images: builds what is stale, in parallel, from content hashes"
+)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,
@@ -65,7 +67,9 @@ impl ColorWhen {
         match self {
             ColorWhen::Always => true,
             ColorWhen::Never => false,
-            ColorWhen::Auto => terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            ColorWhen::Auto => {
+                terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
         }
     }
 }
@@ -124,7 +128,9 @@ struct PlanArgs {
 fn parse_age(s: &str) -> std::result::Result<(std::time::Duration, String), String> {
     match humantime::parse_duration(s) {
         Ok(d) if !d.is_zero() => Ok((d, s.to_string())),
-        _ => Err(format!("`{s}` is not an age: write a number and a unit, such as `7d` or `12h`")),
+        _ => Err(format!(
+            "`{s}` is not an age: write a number and a unit, such as `7d` or `12h`"
+        )),
     }
 }
 
@@ -167,7 +173,9 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    let err_style = Style { color: cli.global.color.enabled(std::io::stderr().is_terminal()) };
+    let err_style = Style {
+        color: cli.global.color.enabled(std::io::stderr().is_terminal()),
+    };
     match run(&cli) {
         Ok(code) => code,
         Err(e) => {
@@ -193,10 +201,12 @@ fn out(s: &str) -> Result<i32> {
 
 fn run(cli: &Cli) -> Result<i32> {
     let g = &cli.global;
-    let style = Style { color: g.color.enabled(std::io::stdout().is_terminal()) };
+    let style = Style {
+        color: g.color.enabled(std::io::stdout().is_terminal()),
+    };
     match &cli.command {
         Command::List { json } => {
-            let a = Analysis::new(g, None)?;
+            let a = open(g, None)?;
             let plan = a.plan(&Selection::default());
             let rows: Vec<render::ListRow> = a
                 .project
@@ -207,7 +217,10 @@ fn run(cli: &Cli) -> Result<i32> {
                     let p = &plan.images[i];
                     let latest = match &a.lookups[i] {
                         Lookup::Found(r) => Some(render::LatestArtifact::of(r)),
-                        _ => a.cache.latest(&img.name).map(|r| render::LatestArtifact::of(&r)),
+                        _ => a
+                            .cache
+                            .latest(&img.name)
+                            .map(|r| render::LatestArtifact::of(&r)),
                     };
                     render::ListRow {
                         name: &img.name,
@@ -215,13 +228,21 @@ fn run(cli: &Cli) -> Result<i32> {
                         origin: img.origin(),
                         roles: &img.roles,
                         version: &img.version,
-                        status: if p.reasons.is_empty() { "fresh" } else { "stale" },
+                        status: if p.reasons.is_empty() {
+                            "fresh"
+                        } else {
+                            "stale"
+                        },
                         reasons: p.reasons.clone(),
                         latest,
                     }
                 })
                 .collect();
-            out(&if *json { render::json(&rows) } else { render::list_text(&rows, style) })
+            out(&if *json {
+                render::json(&rows)
+            } else {
+                render::list_text(&rows, style)
+            })
         }
         Command::Graph { targets, format } => {
             let root = project_root(g)?;
@@ -235,7 +256,7 @@ fn run(cli: &Cli) -> Result<i32> {
             })
         }
         Command::Plan(args) => {
-            let a = Analysis::new(g, args.strategy.map(Strategy::from))?;
+            let a = open(g, args.strategy.map(Strategy::from))?;
             let sel = Selection {
                 targets: resolve_targets(&a.project, &args.targets)?,
                 changed: args.changed,
@@ -248,13 +269,28 @@ fn run(cli: &Cli) -> Result<i32> {
                 PlanFormat::Json => render::json(&plan),
                 PlanFormat::Markdown => render::plan_markdown(&plan),
             })?;
-            Ok(if args.exit_code && plan.summary.build > 0 { 1 } else { 0 })
+            Ok(if args.exit_code && plan.summary.build > 0 {
+                1
+            } else {
+                0
+            })
         }
-        Command::Hash { targets, inputs, json } => {
-            let a = Analysis::new(g, None)?;
+        Command::Hash {
+            targets,
+            inputs,
+            json,
+        } => {
+            let a = open(g, None)?;
             let sel = resolve_targets(&a.project, targets)?;
-            let keep: Vec<usize> = if sel.is_empty() { (0..a.keys.len()).collect() } else { sel };
-            let chosen: Vec<(&str, &ImageKey)> = keep.iter().map(|&i| (a.project.images[i].name.as_str(), &a.keys[i])).collect();
+            let keep: Vec<usize> = if sel.is_empty() {
+                (0..a.keys.len()).collect()
+            } else {
+                sel
+            };
+            let chosen: Vec<(&str, &ImageKey)> = keep
+                .iter()
+                .map(|&i| (a.project.images[i].name.as_str(), &a.keys[i]))
+                .collect();
             if *json {
                 #[derive(serde::Serialize)]
                 struct Row<'a> {
@@ -265,7 +301,11 @@ fn run(cli: &Cli) -> Result<i32> {
                 }
                 let rows: Vec<Row> = chosen
                     .iter()
-                    .map(|(n, k)| Row { name: n, key: &k.key, inputs: inputs.then_some(&k.inputs) })
+                    .map(|(n, k)| Row {
+                        name: n,
+                        key: &k.key,
+                        inputs: inputs.then_some(&k.inputs),
+                    })
                     .collect();
                 out(&render::json(&rows))
             } else if *inputs {
@@ -275,14 +315,15 @@ fn run(cli: &Cli) -> Result<i32> {
                 }
                 out(&s)
             } else {
-                let pairs: Vec<(&str, &str)> = chosen.iter().map(|(n, k)| (*n, k.key.as_str())).collect();
+                let pairs: Vec<(&str, &str)> =
+                    chosen.iter().map(|(n, k)| (*n, k.key.as_str())).collect();
                 out(&render::hash_text(&pairs))
             }
         }
         Command::Explain { image } => {
-            let a = Analysis::new(g, None)?;
+            let a = open(g, None)?;
             let i = resolve_targets(&a.project, std::slice::from_ref(image))?[0];
-            out(&a.explain(i))
+            out(&explain(&a, i))
         }
     }
 }
@@ -309,10 +350,14 @@ fn resolve_targets(project: &Project, names: &[String]) -> Result<Vec<usize>> {
     names
         .iter()
         .map(|n| {
-            project.images.iter().position(|i| &i.name == n).ok_or_else(|| Error::UnknownImage {
-                name: n.clone(),
-                suggestion: did_you_mean(n, project.images.iter().map(|i| i.name.as_str())),
-            })
+            project
+                .images
+                .iter()
+                .position(|i| &i.name == n)
+                .ok_or_else(|| Error::UnknownImage {
+                    name: n.clone(),
+                    suggestion: did_you_mean(n, project.images.iter().map(|i| i.name.as_str())),
+                })
         })
         .collect()
 }
@@ -327,162 +372,162 @@ fn with_ancestors(graph: &Graph, targets: &[usize]) -> Vec<bool> {
     keep
 }
 
-/// A loaded project with its keys and the cache's records of them.
-struct Analysis {
-    project: Project,
-    graph: Graph,
-    cache: Cache,
-    scanned: Scanned,
-    strategy: Strategy,
-    keys: Vec<ImageKey>,
-    lookups: Vec<Lookup>,
+fn open(g: &Global, strategy: Option<Strategy>) -> Result<Workspace> {
+    Workspace::open(&project_root(g)?, g.cache.clone(), strategy)
 }
 
-impl Analysis {
-    fn new(g: &Global, strategy: Option<Strategy>) -> Result<Analysis> {
-        let root = project_root(g)?;
-        let project = decl::load(&root)?;
-        let graph = Graph::new(&project);
-        let cache = Cache::new(g.cache.clone().unwrap_or_else(|| project.root.join("cache")));
-        let stat = cache.load_stat_cache();
-        let hasher = scan::Hasher::new(&stat);
-        let scanned = scan::scan_project(&project, &hasher)?;
-        let (stat, changed) = hasher.finish();
-        if changed {
-            // The stat cache only saves work: a cache folder we cannot write is no error.
-            if let Err(e) = cache.save_stat_cache(&stat) {
-                if g.verbose > 0 {
-                    eprintln!("warning: stat cache not saved: {e}");
+/// `layer explain`: the plan's verdict on image `i`, and every input that differs from its
+/// latest build.
+fn explain(ws: &Workspace, i: usize) -> String {
+    let name = &ws.project.images[i].name;
+    let key = &ws.keys[i].key;
+    let planned = &ws.plan(&Selection::default()).images[i];
+    let mut s = String::new();
+    if planned.action == Action::Fresh {
+        if let Lookup::Found(r) = &ws.lookups[i] {
+            s.push_str(&format!(
+                "`{name}` is fresh: key {} was built as {} at {}\n",
+                short(key),
+                r.version,
+                r.built_at
+            ));
+        }
+    } else {
+        s.push_str(&format!("`{name}` is stale (key {})\n", short(key)));
+        match (&ws.lookups[i], ws.cache.latest(name)) {
+            (Lookup::Missing, None) => s.push_str("  never built: the cache has no record of it\n"),
+            (Lookup::Missing, Some(old)) => {
+                s.push_str(&format!(
+                    "  latest build: {} (key {}) at {}\n",
+                    old.version,
+                    short(&old.key),
+                    old.built_at
+                ));
+                let changes = plan::changes_since(&ws.input(), i, &old);
+                for c in &changes {
+                    for line in describe(ws, i, c) {
+                        s.push_str(&format!("  {line}\n"));
+                    }
+                }
+            }
+            _ => {
+                for r in &planned.reasons {
+                    s.push_str(&format!("  {}\n", r.sentence()));
                 }
             }
         }
-        let strategy = strategy.unwrap_or(project.strategy);
-        let keys = key::compute(&project, &graph, strategy, &scanned)?;
-        let lookups = keys
-            .par_iter()
-            .zip(project.images.par_iter())
-            .map(|(k, img)| cache.lookup(&img.name, &k.key))
-            .collect();
-        Ok(Analysis { project, graph, cache, scanned, strategy, keys, lookups })
     }
+    s.push_str("note: `[secrets]` are not part of keys; after rotating one, rebuild with `layer build --force`\n");
+    s
+}
 
-    fn input(&self) -> PlanInput<'_> {
-        PlanInput {
-            project: &self.project,
-            graph: &self.graph,
-            strategy: self.strategy,
-            keys: &self.keys,
-            lookups: &self.lookups,
-            trees: &self.scanned.trees,
-            history: &self.cache,
-            now: SystemTime::now(),
-        }
-    }
-
-    fn plan(&self, sel: &Selection) -> Plan {
-        plan::make(&self.input(), sel)
-    }
-
-    /// `layer explain`: the plan's verdict on image `i`, and every input that differs from its
-    /// latest build.
-    fn explain(&self, i: usize) -> String {
-        let name = &self.project.images[i].name;
-        let key = &self.keys[i].key;
-        let planned = &self.plan(&Selection::default()).images[i];
-        let mut s = String::new();
-        if planned.action == Action::Fresh {
-            if let Lookup::Found(r) = &self.lookups[i] {
-                s.push_str(&format!(
-                    "`{name}` is fresh: key {} was built as {} at {}\n",
-                    short(key),
-                    r.version,
-                    r.built_at
+fn describe(ws: &Workspace, i: usize, c: &Change) -> Vec<String> {
+    let image = &ws.project.images[i];
+    match c {
+        Change::Schema { old, new } => vec![format!(
+            "key schema changed from {old} to {new}: this layer reads inputs differently"
+        )],
+        Change::Strategy { old, new } => vec![format!(
+            "strategy changed from {} to {}",
+            old.as_str(),
+            new.as_str()
+        )],
+        Change::Backend { old, new } => {
+            let mut v = vec![format!(
+                "backend `{}` changed (was `{}`)",
+                new.name, old.name
+            )];
+            if old.kind != new.kind {
+                v.push(format!(
+                    "  kind: {} -> {}",
+                    old.kind.as_str(),
+                    new.kind.as_str()
                 ));
             }
-        } else {
-            s.push_str(&format!("`{name}` is stale (key {})\n", short(key)));
-            match (&self.lookups[i], self.cache.latest(name)) {
-                (Lookup::Missing, None) => s.push_str("  never built: the cache has no record of it\n"),
-                (Lookup::Missing, Some(old)) => {
-                    s.push_str(&format!(
-                        "  latest build: {} (key {}) at {}\n",
-                        old.version,
-                        short(&old.key),
-                        old.built_at
-                    ));
-                    let changes = plan::changes_since(&self.input(), i, &old);
-                    for c in &changes {
-                        for line in self.describe(i, c) {
-                            s.push_str(&format!("  {line}\n"));
-                        }
-                    }
-                }
-                _ => {
-                    for r in &planned.reasons {
-                        s.push_str(&format!("  {}\n", r.sentence()));
-                    }
+            if old.command != new.command {
+                v.push(format!("  command: {:?} -> {:?}", old.command, new.command));
+            }
+            if old.template != new.template {
+                v.push(format!(
+                    "  template: {:?} -> {:?}",
+                    old.template, new.template
+                ));
+            }
+            for (f, h) in &new.files {
+                if old.files.get(f) != Some(h) {
+                    v.push(format!("  `{f}` changed"));
                 }
             }
+            v
         }
-        s.push_str("note: `[secrets]` are not part of keys; after rotating one, rebuild with `layer build --force`\n");
-        s
-    }
-
-    fn describe(&self, i: usize, c: &Change) -> Vec<String> {
-        let image = &self.project.images[i];
-        match c {
-            Change::Schema { old, new } => vec![format!("key schema changed from {old} to {new}: this layer reads inputs differently")],
-            Change::Strategy { old, new } => vec![format!("strategy changed from {} to {}", old.as_str(), new.as_str())],
-            Change::Backend { old, new } => {
-                let mut v = vec![format!("backend `{}` changed (was `{}`)", new.name, old.name)];
-                if old.kind != new.kind {
-                    v.push(format!("  kind: {} -> {}", old.kind.as_str(), new.kind.as_str()));
-                }
-                if old.command != new.command {
-                    v.push(format!("  command: {:?} -> {:?}", old.command, new.command));
-                }
-                if old.template != new.template {
-                    v.push(format!("  template: {:?} -> {:?}", old.template, new.template));
-                }
-                for (f, h) in &new.files {
-                    if old.files.get(f) != Some(h) {
-                        v.push(format!("  `{f}` changed"));
-                    }
-                }
-                v
-            }
-            Change::Base { old, new: BaseInputs::Parent { key } } => {
-                let was = match old {
-                    BaseInputs::Parent { key } => short(key).to_string(),
-                    BaseInputs::Origin { .. } => "an origin".to_string(),
-                };
-                vec![format!("parent `{}` changed: key {was} -> {}", image.parent().unwrap_or_default(), short(key))]
-            }
-            Change::Base { old, new: BaseInputs::Origin { identity } } => {
-                let show = |v: &key::OriginIdentity| serde_json::to_string(v).expect("identities serialize");
-                let was = match old {
-                    BaseInputs::Origin { identity } => show(identity),
-                    BaseInputs::Parent { .. } => "a parent image".to_string(),
-                };
-                let root = self.graph.chain(i)[0];
-                let origin = self.project.images[root].origin().unwrap_or_default();
-                vec![format!("origin `{origin}` changed: {was} -> {}", show(identity))]
-            }
-            Change::Chain { old, new } => vec![format!("image chain changed: {} -> {}", old.join(" -> "), new.join(" -> "))],
-            Change::Field { image: owner, field, old, new } => {
-                let f = if *owner == image.name { field.clone() } else { format!("{owner}.{field}") };
-                vec![format!("declaration `{f}` changed: {old} -> {new}")]
-            }
-            Change::Role { role, files: Some(files) } => files
-                .iter()
-                .map(|(p, fc)| format!("role `{role}`: {}", plan::describe_file_change(&format!("roles/{role}/{p}"), fc)))
-                .collect(),
-            Change::Role { role, files: None } => {
-                vec![format!("role `{role}` changed (its earlier files are no longer in the cache)")]
-            }
-            Change::RoleAdded { role } => vec![format!("role `{role}` is now applied")],
-            Change::RoleRemoved { role } => vec![format!("role `{role}` is no longer applied")],
+        Change::Base {
+            old,
+            new: BaseInputs::Parent { key },
+        } => {
+            let was = match old {
+                BaseInputs::Parent { key } => short(key).to_string(),
+                BaseInputs::Origin { .. } => "an origin".to_string(),
+            };
+            vec![format!(
+                "parent `{}` changed: key {was} -> {}",
+                image.parent().unwrap_or_default(),
+                short(key)
+            )]
         }
+        Change::Base {
+            old,
+            new: BaseInputs::Origin { identity },
+        } => {
+            let show =
+                |v: &key::OriginIdentity| serde_json::to_string(v).expect("identities serialize");
+            let was = match old {
+                BaseInputs::Origin { identity } => show(identity),
+                BaseInputs::Parent { .. } => "a parent image".to_string(),
+            };
+            let root = ws.graph.chain(i)[0];
+            let origin = ws.project.images[root].origin().unwrap_or_default();
+            vec![format!(
+                "origin `{origin}` changed: {was} -> {}",
+                show(identity)
+            )]
+        }
+        Change::Chain { old, new } => vec![format!(
+            "image chain changed: {} -> {}",
+            old.join(" -> "),
+            new.join(" -> ")
+        )],
+        Change::Field {
+            image: owner,
+            field,
+            old,
+            new,
+        } => {
+            let f = if *owner == image.name {
+                field.clone()
+            } else {
+                format!("{owner}.{field}")
+            };
+            vec![format!("declaration `{f}` changed: {old} -> {new}")]
+        }
+        Change::Role {
+            role,
+            files: Some(files),
+        } => files
+            .iter()
+            .map(|(p, fc)| {
+                format!(
+                    "role `{role}`: {}",
+                    plan::describe_file_change(&format!("roles/{role}/{p}"), fc)
+                )
+            })
+            .collect(),
+        Change::Role { role, files: None } => {
+            vec![format!(
+                "role `{role}` changed (its earlier files are no longer in the cache)"
+            )]
+        }
+        Change::RoleAdded { role } => vec![format!("role `{role}` is now applied")],
+        Change::RoleRemoved { role } => vec![format!("role `{role}` is no longer applied")],
     }
 }
 

@@ -25,7 +25,9 @@ pub fn find_root(start: &Path) -> Result<PathBuf> {
     let start = if start.is_absolute() {
         start.to_path_buf()
     } else {
-        std::env::current_dir().map_err(|e| Error::io(".", e))?.join(start)
+        std::env::current_dir()
+            .map_err(|e| Error::io(".", e))?
+            .join(start)
     };
     let mut dir = Some(start.as_path());
     while let Some(d) = dir {
@@ -43,7 +45,9 @@ pub fn valid_name(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b[1..].iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
 }
 
 fn valid_var_name(s: &str) -> bool {
@@ -173,7 +177,11 @@ struct Source {
 
 impl Source {
     fn line(&self, offset: usize) -> usize {
-        self.text.as_bytes()[..offset.min(self.text.len())].iter().filter(|b| **b == b'\n').count() + 1
+        self.text.as_bytes()[..offset.min(self.text.len())]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
     }
 
     fn line_of<T>(&self, s: &Spanned<T>) -> Option<usize> {
@@ -199,7 +207,10 @@ impl Source {
 
 fn read_source(root: &Path, rel: &str, diags: &mut Diagnostics) -> Option<Source> {
     match fs::read_to_string(root.join(rel)) {
-        Ok(text) => Some(Source { rel: rel.to_string(), text }),
+        Ok(text) => Some(Source {
+            rel: rel.to_string(),
+            text,
+        }),
         Err(e) => {
             diags.push(Diagnostic::new(rel, format!("cannot read: {e}")));
             None
@@ -221,7 +232,11 @@ fn explain_toml_error(message: &str) -> (String, Option<String>) {
                 None if expected.is_empty() => format!("remove `{name}`"),
                 None => format!(
                     "valid {what}s here: {}",
-                    expected.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+                    expected
+                        .iter()
+                        .map(|e| format!("`{e}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             };
             return (format!("unknown {what} `{name}`"), Some(hint));
@@ -250,13 +265,19 @@ fn check_vars(
         let line = src.line_of(v);
         if !valid_var_name(k) {
             diags.push(
-                src.diag(line, format!("`{k}` is not a valid environment variable name"))
-                    .hint("use letters, digits and `_`, not starting with a digit"),
+                src.diag(
+                    line,
+                    format!("`{k}` is not a valid environment variable name"),
+                )
+                .hint("use letters, digits and `_`, not starting with a digit"),
             );
         } else if k.starts_with("LAYER_") {
             diags.push(
-                src.diag(line, format!("`{k}` is reserved: `LAYER_` variables are set by layer"))
-                    .hint("rename the variable"),
+                src.diag(
+                    line,
+                    format!("`{k}` is reserved: `LAYER_` variables are set by layer"),
+                )
+                .hint("rename the variable"),
             );
         }
         match scalar_to_string(v.get_ref()) {
@@ -264,8 +285,11 @@ fn check_vars(
                 out.insert(k.clone(), s);
             }
             None => diags.push(
-                src.diag(line, format!("variable `{k}` must be a string, number or boolean"))
-                    .hint("quote the value: `KEY = \"value\"`"),
+                src.diag(
+                    line,
+                    format!("variable `{k}` must be a string, number or boolean"),
+                )
+                .hint("quote the value: `KEY = \"value\"`"),
             ),
         }
     }
@@ -297,10 +321,18 @@ fn check_list(
 }
 
 /// A relative path in the project that must stay inside it.
-fn check_project_path(src: &Source, line: Option<usize>, what: &str, p: &str, diags: &mut Diagnostics) -> bool {
+fn check_project_path(
+    src: &Source,
+    line: Option<usize>,
+    what: &str,
+    p: &str,
+    diags: &mut Diagnostics,
+) -> bool {
     let path = Path::new(p);
     let escapes = path.is_absolute()
-        || path.components().any(|c| matches!(c, std::path::Component::ParentDir));
+        || path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir));
     if escapes {
         diags.push(
             src.diag(line, format!("{what} `{p}` is outside the project"))
@@ -334,7 +366,10 @@ pub fn load(root: &Path) -> Result<Project> {
             for (name, o) in raw.origins {
                 let line = src.line_of(&o);
                 if !valid_name(&name) {
-                    diags.push(src.diag(line, format!("`{name}` is not a valid origin name")).hint(NAME_HINT));
+                    diags.push(
+                        src.diag(line, format!("`{name}` is not a valid origin name"))
+                            .hint(NAME_HINT),
+                    );
                 }
                 if let Some(source) = origin_source(&src, line, &name, o.into_inner(), &mut diags) {
                     origins.insert(name.clone(), Origin { name, source });
@@ -343,7 +378,10 @@ pub fn load(root: &Path) -> Result<Project> {
             for (name, b) in raw.backends {
                 let line = src.line_of(&b);
                 if !valid_name(&name) {
-                    diags.push(src.diag(line, format!("`{name}` is not a valid backend name")).hint(NAME_HINT));
+                    diags.push(
+                        src.diag(line, format!("`{name}` is not a valid backend name"))
+                            .hint(NAME_HINT),
+                    );
                 }
                 if let Some(backend) = backend(&src, line, &name, b.into_inner(), &mut diags) {
                     backends.insert(name, backend);
@@ -351,7 +389,13 @@ pub fn load(root: &Path) -> Result<Project> {
             }
             if let Some(b) = raw.project.backend {
                 if !backends.contains_key(b.get_ref()) {
-                    diags.push(unknown(&src, src.line_of(&b), "backend", b.get_ref(), backends.keys()));
+                    diags.push(unknown(
+                        &src,
+                        src.line_of(&b),
+                        "backend",
+                        b.get_ref(),
+                        backends.keys(),
+                    ));
                 } else {
                     default_backend = b.into_inner();
                 }
@@ -366,8 +410,14 @@ pub fn load(root: &Path) -> Result<Project> {
             if let Some(raw) = src.parse::<LockRaw>(&mut diags) {
                 if raw.version != 1 {
                     diags.push(
-                        src.diag(None, format!("lock format version {} is not known to this layer", raw.version))
-                            .hint("run `layer lock` to write it again"),
+                        src.diag(
+                            None,
+                            format!(
+                                "lock format version {} is not known to this layer",
+                                raw.version
+                            ),
+                        )
+                        .hint("run `layer lock` to write it again"),
                     );
                 }
                 lock.origins = raw.origins;
@@ -386,7 +436,10 @@ pub fn load(root: &Path) -> Result<Project> {
     }) {
         let name = name.trim_end_matches(".toml").to_string();
         if !valid_name(&name) {
-            diags.push(Diagnostic::new(&rel, format!("`{name}` is not a valid image name")).hint(NAME_HINT));
+            diags.push(
+                Diagnostic::new(&rel, format!("`{name}` is not a valid image name"))
+                    .hint(NAME_HINT),
+            );
         }
         image_names.insert(name.clone());
         if let Some(src) = read_source(&root, &rel, &mut diags) {
@@ -410,29 +463,54 @@ pub fn load(root: &Path) -> Result<Project> {
     }
 
     // Cycles among images, then a topological order.
-    let nodes: Vec<(String, Option<String>)> =
-        images.iter().map(|i| (i.name.clone(), i.parent().map(str::to_string))).collect();
+    let nodes: Vec<(String, Option<String>)> = images
+        .iter()
+        .map(|i| (i.name.clone(), i.parent().map(str::to_string)))
+        .collect();
     for cycle in graph::parent_cycles(&nodes) {
-        let first = images.iter().find(|i| i.name == cycle[0]).expect("cycle names an image");
+        let first = images
+            .iter()
+            .find(|i| i.name == cycle[0])
+            .expect("cycle names an image");
         diags.push(
-            Diagnostic::new(&first.file, format!("images are built from each other: {}", cycle.join(" -> ")))
-                .hint("one image of the cycle must start from an `origin` instead of `from`"),
+            Diagnostic::new(
+                &first.file,
+                format!("images are built from each other: {}", cycle.join(" -> ")),
+            )
+            .hint("one image of the cycle must start from an `origin` instead of `from`"),
         );
     }
-    let role_deps: BTreeMap<String, Vec<String>> =
-        roles.iter().map(|(n, r)| (n.clone(), r.depends.clone())).collect();
+    let role_deps: BTreeMap<String, Vec<String>> = roles
+        .iter()
+        .map(|(n, r)| (n.clone(), r.depends.clone()))
+        .collect();
     for cycle in graph::depends_cycles(&role_deps) {
         diags.push(
-            Diagnostic::new(format!("roles/{}/role.toml", cycle[0]), format!("roles depend on each other: {}", cycle.join(" -> ")))
-                .hint("remove one of these `depends` entries"),
+            Diagnostic::new(
+                format!("roles/{}/role.toml", cycle[0]),
+                format!("roles depend on each other: {}", cycle.join(" -> ")),
+            )
+            .hint("remove one of these `depends` entries"),
         );
     }
     diags.into_result()?;
 
     let order = graph::topo_order(&nodes);
     let mut slots: Vec<Option<Image>> = images.into_iter().map(Some).collect();
-    let images = order.into_iter().map(|i| slots[i].take().expect("each index once")).collect();
-    Ok(Project { root, strategy, backend: default_backend, origins, backends, roles, images, lock })
+    let images = order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each index once"))
+        .collect();
+    Ok(Project {
+        root,
+        strategy,
+        backend: default_backend,
+        origins,
+        backends,
+        roles,
+        images,
+        lock,
+    })
 }
 
 fn unknown<'a>(
@@ -453,10 +531,15 @@ fn unknown<'a>(
         },
         None => format!(
             "known {what}s: {}",
-            known.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+            known
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
-    src.diag(line, format!("unknown {what} `{name}`")).hint(hint)
+    src.diag(line, format!("unknown {what} `{name}`"))
+        .hint(hint)
 }
 
 /// Names (file names) and root-relative paths of the entries of `dir` that `keep` accepts,
@@ -500,23 +583,37 @@ fn load_roles(root: &Path, diags: &mut Diagnostics) -> (BTreeMap<String, Role>, 
     for (name, rel) in &dirs {
         names.insert(name.clone());
         if !valid_name(name) {
-            diags.push(Diagnostic::new(rel, format!("`{name}` is not a valid role name")).hint(NAME_HINT));
+            diags.push(
+                Diagnostic::new(rel, format!("`{name}` is not a valid role name")).hint(NAME_HINT),
+            );
             continue;
         }
         // A symlinked role folder must resolve inside the project.
         let path = root.join(rel);
-        if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+        if path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
             match path.canonicalize() {
                 Ok(real) if real.starts_with(root) => {}
                 Ok(real) => {
                     diags.push(
-                        Diagnostic::new(rel, format!("role folder is a link to `{}`, outside the project", real.display()))
-                            .hint("copy the role into the project, or link to a folder inside it"),
+                        Diagnostic::new(
+                            rel,
+                            format!(
+                                "role folder is a link to `{}`, outside the project",
+                                real.display()
+                            ),
+                        )
+                        .hint("copy the role into the project, or link to a folder inside it"),
                     );
                     continue;
                 }
                 Err(e) => {
-                    diags.push(Diagnostic::new(rel, format!("cannot resolve role folder link: {e}")));
+                    diags.push(Diagnostic::new(
+                        rel,
+                        format!("cannot resolve role folder link: {e}"),
+                    ));
                     continue;
                 }
             }
@@ -539,19 +636,37 @@ fn load_roles(root: &Path, diags: &mut Diagnostics) -> (BTreeMap<String, Role>, 
             ),
             None => Default::default(),
         };
-        roles.insert(name.clone(), Role { name: name.clone(), dir: rel.clone(), depends, packages, vars });
+        roles.insert(
+            name.clone(),
+            Role {
+                name: name.clone(),
+                dir: rel.clone(),
+                depends,
+                packages,
+                vars,
+            },
+        );
         if let Some(src) = src {
             for d in &raw.depends {
                 let dep = d.get_ref();
                 if dep == name {
-                    diags.push(src.diag(src.line_of(d), format!("role `{name}` depends on itself")).hint("remove it from `depends`"));
+                    diags.push(
+                        src.diag(src.line_of(d), format!("role `{name}` depends on itself"))
+                            .hint("remove it from `depends`"),
+                    );
                 }
             }
             // Unknown names in `depends` are checked once all role folders are known.
             for d in &raw.depends {
                 if !dirs.iter().any(|(n, _)| n == d.get_ref()) {
                     let known: Vec<String> = dirs.iter().map(|(n, _)| n.clone()).collect();
-                    diags.push(unknown(&src, src.line_of(d), "role", d.get_ref(), known.iter()));
+                    diags.push(unknown(
+                        &src,
+                        src.line_of(d),
+                        "role",
+                        d.get_ref(),
+                        known.iter(),
+                    ));
                 }
             }
         }
@@ -585,34 +700,63 @@ fn origin_source(
         let message = if given.is_empty() {
             format!("origin `{name}` says nothing about where it comes from")
         } else {
-            format!("origin `{name}` has {}; it needs exactly one", given.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(" and "))
+            format!(
+                "origin `{name}` has {}; it needs exactly one",
+                given
+                    .iter()
+                    .map(|g| format!("`{g}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )
         };
-        diags.push(src.diag(line, message).hint("give one of `busybox`, `debian`, `tar`, `id` or `resolve`"));
+        diags.push(
+            src.diag(line, message)
+                .hint("give one of `busybox`, `debian`, `tar`, `id` or `resolve`"),
+        );
         return None;
     }
     if raw.sha256.is_some() && raw.tar.is_none() {
-        diags.push(src.diag(line, format!("origin `{name}`: `sha256` goes with a `tar` URL")).hint("remove `sha256`"));
+        diags.push(
+            src.diag(
+                line,
+                format!("origin `{name}`: `sha256` goes with a `tar` URL"),
+            )
+            .hint("remove `sha256`"),
+        );
         return None;
     }
     if let Some(path) = raw.busybox {
-        return Some(OriginSource::Busybox { path: PathBuf::from(path) });
+        return Some(OriginSource::Busybox {
+            path: PathBuf::from(path),
+        });
     }
     if let Some(d) = raw.debian {
         let variant = d.variant.unwrap_or_else(|| "minbase".to_string());
-        return Some(OriginSource::Debian { suite: d.suite, variant, mirror: d.mirror, components: d.components });
+        return Some(OriginSource::Debian {
+            suite: d.suite,
+            variant,
+            mirror: d.mirror,
+            components: d.components,
+        });
     }
     if let Some(tar) = raw.tar {
         if tar.contains("://") {
             let Some(sha256) = raw.sha256 else {
                 diags.push(
-                    src.diag(line, format!("origin `{name}`: a `tar` URL needs its `sha256`"))
-                        .hint("add `sha256 = \"...\"` with the archive's sha256 (`sha256sum FILE`)"),
+                    src.diag(
+                        line,
+                        format!("origin `{name}`: a `tar` URL needs its `sha256`"),
+                    )
+                    .hint("add `sha256 = \"...\"` with the archive's sha256 (`sha256sum FILE`)"),
                 );
                 return None;
             };
             let sha256 = sha256.to_ascii_lowercase();
             if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                diags.push(src.diag(line, format!("origin `{name}`: `sha256` must be 64 hex digits")));
+                diags.push(src.diag(
+                    line,
+                    format!("origin `{name}`: `sha256` must be 64 hex digits"),
+                ));
                 return None;
             }
             return Some(OriginSource::TarUrl { url: tar, sha256 });
@@ -631,46 +775,97 @@ fn origin_source(
     }
     let command = raw.resolve.unwrap_or_default();
     if command.is_empty() {
-        diags.push(src.diag(line, format!("origin `{name}`: `resolve` needs a command")).hint("e.g. `resolve = [\"./scripts/latest-ami.sh\"]`"));
+        diags.push(
+            src.diag(line, format!("origin `{name}`: `resolve` needs a command"))
+                .hint("e.g. `resolve = [\"./scripts/latest-ami.sh\"]`"),
+        );
         return None;
     }
     Some(OriginSource::Resolve { command })
 }
 
-fn backend(src: &Source, line: Option<usize>, name: &str, raw: BackendRaw, diags: &mut Diagnostics) -> Option<Backend> {
+fn backend(
+    src: &Source,
+    line: Option<usize>,
+    name: &str,
+    raw: BackendRaw,
+    diags: &mut Diagnostics,
+) -> Option<Backend> {
     let mut ok = true;
     match raw.kind {
         BackendKind::Rootfs => {
             if raw.template.is_some() || raw.command.is_some() {
-                diags.push(src.diag(line, format!("backend `{name}`: a `rootfs` backend takes no `template` or `command`")));
+                diags.push(src.diag(
+                    line,
+                    format!(
+                        "backend `{name}`: a `rootfs` backend takes no `template` or `command`"
+                    ),
+                ));
                 ok = false;
             }
         }
         BackendKind::Command => {
             if raw.template.is_some() {
-                diags.push(src.diag(line, format!("backend `{name}`: `template` goes with `kind = \"packer\"`")).hint("remove `template`"));
+                diags.push(
+                    src.diag(
+                        line,
+                        format!("backend `{name}`: `template` goes with `kind = \"packer\"`"),
+                    )
+                    .hint("remove `template`"),
+                );
                 ok = false;
             }
             if raw.command.as_ref().is_none_or(|c| c.is_empty()) {
-                diags.push(src.diag(line, format!("backend `{name}`: a `command` backend needs `command`")).hint("e.g. `command = [\"./scripts/build-image.sh\"]`"));
+                diags.push(
+                    src.diag(
+                        line,
+                        format!("backend `{name}`: a `command` backend needs `command`"),
+                    )
+                    .hint("e.g. `command = [\"./scripts/build-image.sh\"]`"),
+                );
                 ok = false;
             }
         }
         BackendKind::Packer => {
             if raw.command.is_some() {
-                diags.push(src.diag(line, format!("backend `{name}`: `command` goes with `kind = \"command\"`")).hint("remove `command`"));
+                diags.push(
+                    src.diag(
+                        line,
+                        format!("backend `{name}`: `command` goes with `kind = \"command\"`"),
+                    )
+                    .hint("remove `command`"),
+                );
                 ok = false;
             }
             match &raw.template {
                 None => {
-                    diags.push(src.diag(line, format!("backend `{name}`: a `packer` backend needs `template`")).hint("e.g. `template = \"packer/aws.pkr.hcl\"`"));
+                    diags.push(
+                        src.diag(
+                            line,
+                            format!("backend `{name}`: a `packer` backend needs `template`"),
+                        )
+                        .hint("e.g. `template = \"packer/aws.pkr.hcl\"`"),
+                    );
                     ok = false;
                 }
-                Some(t) => ok &= check_project_path(src, line, &format!("backend `{name}`: template"), t, diags),
+                Some(t) => {
+                    ok &= check_project_path(
+                        src,
+                        line,
+                        &format!("backend `{name}`: template"),
+                        t,
+                        diags,
+                    )
+                }
             }
         }
     }
-    ok.then(|| Backend { name: name.to_string(), kind: raw.kind, template: raw.template, command: raw.command.unwrap_or_default() })
+    ok.then(|| Backend {
+        name: name.to_string(),
+        kind: raw.kind,
+        template: raw.template,
+        command: raw.command.unwrap_or_default(),
+    })
 }
 
 struct Refs<'a> {
@@ -681,7 +876,13 @@ struct Refs<'a> {
     backends: Option<&'a BTreeMap<String, Backend>>,
 }
 
-fn image(src: &Source, name: String, raw: ImageRaw, refs: &Refs, diags: &mut Diagnostics) -> Option<Image> {
+fn image(
+    src: &Source,
+    name: String,
+    raw: ImageRaw,
+    refs: &Refs,
+    diags: &mut Diagnostics,
+) -> Option<Image> {
     let before = diags.len();
     let base = match (&raw.from, &raw.origin) {
         (Some(_), Some(o)) => {
@@ -694,16 +895,34 @@ fn image(src: &Source, name: String, raw: ImageRaw, refs: &Refs, diags: &mut Dia
         }
         (Some(p), None) => {
             if p.get_ref() == &name {
-                diags.push(src.diag(src.line_of(p), format!("image `{name}` is built from itself")).hint("start it from an `origin` or another image"));
+                diags.push(
+                    src.diag(
+                        src.line_of(p),
+                        format!("image `{name}` is built from itself"),
+                    )
+                    .hint("start it from an `origin` or another image"),
+                );
             } else if !refs.image_names.contains(p.get_ref()) {
-                diags.push(unknown(src, src.line_of(p), "image", p.get_ref(), refs.image_names.iter()));
+                diags.push(unknown(
+                    src,
+                    src.line_of(p),
+                    "image",
+                    p.get_ref(),
+                    refs.image_names.iter(),
+                ));
             }
             Some(Base::Parent(p.get_ref().clone()))
         }
         (None, Some(o)) => {
             if let Some(origins) = refs.origins {
                 if !origins.contains_key(o.get_ref()) {
-                    diags.push(unknown(src, src.line_of(o), "origin", o.get_ref(), origins.keys()));
+                    diags.push(unknown(
+                        src,
+                        src.line_of(o),
+                        "origin",
+                        o.get_ref(),
+                        origins.keys(),
+                    ));
                 }
             }
             Some(Base::Origin(o.get_ref().clone()))
@@ -713,7 +932,8 @@ fn image(src: &Source, name: String, raw: ImageRaw, refs: &Refs, diags: &mut Dia
         None => "0.1".to_string(),
         Some(v) => {
             let parts: Vec<&str> = v.get_ref().split('.').collect();
-            let numeric = |s: &str| !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit());
+            let numeric =
+                |s: &str| !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit());
             if parts.len() != 2 || !parts.iter().all(|p| numeric(p)) {
                 diags.push(src.diag(src.line_of(v), format!("version `{}` is not MAJOR.MINOR", v.get_ref())).hint("write it as `version = \"1.0\"`: layer adds the build number and date itself"));
             }
@@ -723,30 +943,60 @@ fn image(src: &Source, name: String, raw: ImageRaw, refs: &Refs, diags: &mut Dia
     let roles = check_list(src, "role", &raw.roles, diags);
     for r in &raw.roles {
         if !refs.role_names.contains(r.get_ref()) {
-            diags.push(unknown(src, src.line_of(r), "role", r.get_ref(), refs.role_names.iter()));
+            diags.push(unknown(
+                src,
+                src.line_of(r),
+                "role",
+                r.get_ref(),
+                refs.role_names.iter(),
+            ));
         }
     }
     let packages = check_list(src, "package", &raw.packages, diags);
     if let (Some(b), Some(backends)) = (&raw.backend, refs.backends) {
         if !backends.contains_key(b.get_ref()) {
-            diags.push(unknown(src, src.line_of(b), "backend", b.get_ref(), backends.keys()));
+            diags.push(unknown(
+                src,
+                src.line_of(b),
+                "backend",
+                b.get_ref(),
+                backends.keys(),
+            ));
         }
     }
-    let max_age = raw.max_age.as_ref().and_then(|m| match humantime::parse_duration(m.get_ref()) {
-        Ok(d) if !d.is_zero() => Some(d),
-        _ => {
-            diags.push(src.diag(src.line_of(m), format!("`max_age = \"{}\"` is not a duration", m.get_ref())).hint("write a number and a unit, such as `90d`, `12h` or `2w`"));
-            None
-        }
-    });
+    let max_age = raw
+        .max_age
+        .as_ref()
+        .and_then(|m| match humantime::parse_duration(m.get_ref()) {
+            Ok(d) if !d.is_zero() => Some(d),
+            _ => {
+                diags.push(
+                    src.diag(
+                        src.line_of(m),
+                        format!("`max_age = \"{}\"` is not a duration", m.get_ref()),
+                    )
+                    .hint("write a number and a unit, such as `90d`, `12h` or `2w`"),
+                );
+                None
+            }
+        });
     let vars = check_vars(src, &raw.vars, diags);
     let mut secrets = BTreeMap::new();
     for (k, s) in &raw.secrets {
         if !valid_var_name(k) {
-            diags.push(src.diag(src.line_of(s), format!("`{k}` is not a valid environment variable name")));
+            diags.push(src.diag(
+                src.line_of(s),
+                format!("`{k}` is not a valid environment variable name"),
+            ));
         }
         if vars.contains_key(k) {
-            diags.push(src.diag(src.line_of(s), format!("`{k}` is both a variable and a secret")).hint("keep it in one of `[vars]` and `[secrets]`"));
+            diags.push(
+                src.diag(
+                    src.line_of(s),
+                    format!("`{k}` is both a variable and a secret"),
+                )
+                .hint("keep it in one of `[vars]` and `[secrets]`"),
+            );
         }
         secrets.insert(k.clone(), s.get_ref().env.clone());
     }
@@ -754,9 +1004,18 @@ fn image(src: &Source, name: String, raw: ImageRaw, refs: &Refs, diags: &mut Dia
     for t in &raw.test {
         let t_ref = t.get_ref();
         if tests.iter().any(|x| x.name == t_ref.name) {
-            diags.push(src.diag(src.line_of(t), format!("two tests are named `{}`", t_ref.name)).hint("give each `[[test]]` its own name"));
+            diags.push(
+                src.diag(
+                    src.line_of(t),
+                    format!("two tests are named `{}`", t_ref.name),
+                )
+                .hint("give each `[[test]]` its own name"),
+            );
         }
-        tests.push(ImageTest { name: t_ref.name.clone(), run: t_ref.run.clone() });
+        tests.push(ImageTest {
+            name: t_ref.name.clone(),
+            run: t_ref.run.clone(),
+        });
     }
     if diags.len() > before {
         return None;
@@ -796,16 +1055,27 @@ mod tests {
     #[test]
     fn toml_errors_get_hints() {
         assert_eq!(
-            explain_toml_error("unknown field `form`, expected one of `description`, `version`, `from`, `origin`"),
-            ("unknown key `form`".to_string(), Some("did you mean `from`?".to_string()))
+            explain_toml_error(
+                "unknown field `form`, expected one of `description`, `version`, `from`, `origin`"
+            ),
+            (
+                "unknown key `form`".to_string(),
+                Some("did you mean `from`?".to_string())
+            )
         );
         assert_eq!(
             explain_toml_error("unknown variant `dep`, expected `deep` or `shallow`"),
-            ("unknown value `dep`".to_string(), Some("did you mean `deep`?".to_string()))
+            (
+                "unknown value `dep`".to_string(),
+                Some("did you mean `deep`?".to_string())
+            )
         );
         assert_eq!(
             explain_toml_error("unknown field `zzzzzz`, expected `strategy` or `backend`"),
-            ("unknown key `zzzzzz`".to_string(), Some("valid keys here: `strategy`, `backend`".to_string()))
+            (
+                "unknown key `zzzzzz`".to_string(),
+                Some("valid keys here: `strategy`, `backend`".to_string())
+            )
         );
     }
 }

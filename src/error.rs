@@ -17,7 +17,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(file: impl Into<String>, message: impl Into<String>) -> Self {
-        Diagnostic { file: file.into(), line: None, message: message.into(), hint: None }
+        Diagnostic {
+            file: file.into(),
+            line: None,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn at(mut self, line: Option<usize>) -> Self {
@@ -71,7 +76,8 @@ impl Diagnostics {
         if self.0.is_empty() {
             return Ok(());
         }
-        self.0.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        self.0
+            .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         self.0.dedup();
         Err(Error::Declarations(self))
     }
@@ -87,7 +93,11 @@ impl fmt::Display for Diagnostics {
             write!(f, "{d}")?;
         }
         if self.0.len() > 1 {
-            write!(f, "\n{} declaration errors; nothing was built", self.0.len())?;
+            write!(
+                f,
+                "\n{} declaration errors; nothing was built",
+                self.0.len()
+            )?;
         }
         Ok(())
     }
@@ -103,41 +113,63 @@ pub enum Error {
     NoProject { start: PathBuf },
 
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("unknown image `{name}`")]
-    UnknownImage { name: String, suggestion: Option<String> },
+    UnknownImage {
+        name: String,
+        suggestion: Option<String>,
+    },
 
     #[error("{message}")]
-    Usage { message: String, hint: Option<String> },
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
 
     #[error("cache `{}`: {message}", path.display())]
     Cache { path: PathBuf, message: String },
 
     /// A project file that cannot be an input (a fifo in a role, a missing origin file).
     #[error("{path}: {message}")]
-    Input { path: String, message: String, hint: Option<String> },
+    Input {
+        path: String,
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 impl Error {
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().to_path_buf(), source }
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
     }
 
     pub fn usage(message: impl Into<String>) -> Self {
-        Error::Usage { message: message.into(), hint: None }
+        Error::Usage {
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// A `hint:` line to print under the message.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::NoProject { .. } => Some(
-                "run `layer` inside a project, or name its root with `-C DIR`".to_string(),
-            ),
-            Error::UnknownImage { suggestion: Some(s), .. } => Some(format!("did you mean `{s}`?")),
-            Error::UnknownImage { suggestion: None, .. } => {
-                Some("`layer list` shows the images of this project".to_string())
+            Error::NoProject { .. } => {
+                Some("run `layer` inside a project, or name its root with `-C DIR`".to_string())
             }
+            Error::UnknownImage {
+                suggestion: Some(s),
+                ..
+            } => Some(format!("did you mean `{s}`?")),
+            Error::UnknownImage {
+                suggestion: None, ..
+            } => Some("`layer list` shows the images of this project".to_string()),
             Error::Usage { hint, .. } | Error::Input { hint, .. } => hint.clone(),
             _ => None,
         }
@@ -189,7 +221,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
             }
@@ -204,8 +238,14 @@ mod tests {
 
     #[test]
     fn suggestions_are_close_names_only() {
-        assert_eq!(did_you_mean("strtegy", ["strategy", "backend"]), Some("strategy".into()));
-        assert_eq!(did_you_mean("form", ["from", "origin"]), Some("from".into()));
+        assert_eq!(
+            did_you_mean("strtegy", ["strategy", "backend"]),
+            Some("strategy".into())
+        );
+        assert_eq!(
+            did_you_mean("form", ["from", "origin"]),
+            Some("from".into())
+        );
         assert_eq!(did_you_mean("zzz", ["from", "origin"]), None);
         assert_eq!(did_you_mean("bse", ["base", "java"]), Some("base".into()));
     }

@@ -1,8 +1,8 @@
 //! The image graph: topological order, cycles, ancestry, and which roles each image applies.
 //! Pure: no I/O.
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use crate::model::{Project, Role, Strategy};
 
@@ -21,8 +21,17 @@ pub fn parent_cycles(nodes: &[(String, Option<String>)]) -> Vec<Vec<String>> {
         while let Some(&p) = parent.get(cur) {
             if let Some(pos) = path.iter().position(|n| *n == p) {
                 let cyc = &path[pos..];
-                let min = cyc.iter().enumerate().min_by_key(|(_, n)| **n).map(|(i, _)| i).unwrap_or(0);
-                let mut c: Vec<String> = cyc[min..].iter().chain(&cyc[..min]).map(|s| s.to_string()).collect();
+                let min = cyc
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, n)| **n)
+                    .map(|(i, _)| i)
+                    .unwrap_or(0);
+                let mut c: Vec<String> = cyc[min..]
+                    .iter()
+                    .chain(&cyc[..min])
+                    .map(|s| s.to_string())
+                    .collect();
                 c.push(c[0].clone());
                 cycles.insert(c);
                 break;
@@ -58,10 +67,22 @@ pub fn depends_cycles(deps: &BTreeMap<String, Vec<String>>) -> Vec<Vec<String>> 
             match mark.get(d.as_str()).copied().unwrap_or(Mark::New) {
                 Mark::New if deps.contains_key(d) => visit(d, deps, mark, stack, out),
                 Mark::Active => {
-                    let pos = stack.iter().position(|s| *s == d).expect("active node is on the stack");
+                    let pos = stack
+                        .iter()
+                        .position(|s| *s == d)
+                        .expect("active node is on the stack");
                     let cyc = &stack[pos..];
-                    let min = cyc.iter().enumerate().min_by_key(|(_, n)| **n).map(|(i, _)| i).unwrap_or(0);
-                    let mut c: Vec<String> = cyc[min..].iter().chain(&cyc[..min]).map(|s| s.to_string()).collect();
+                    let min = cyc
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, n)| **n)
+                        .map(|(i, _)| i)
+                        .unwrap_or(0);
+                    let mut c: Vec<String> = cyc[min..]
+                        .iter()
+                        .chain(&cyc[..min])
+                        .map(|s| s.to_string())
+                        .collect();
                     c.push(c[0].clone());
                     out.insert(c);
                 }
@@ -84,7 +105,11 @@ pub fn depends_cycles(deps: &BTreeMap<String, Vec<String>>) -> Vec<Vec<String>> 
 /// Indices of `nodes` in topological order (parents first), ties broken by name. Nodes on a
 /// cycle or below one are left out; `decl` rejects cycles before this is called.
 pub fn topo_order(nodes: &[(String, Option<String>)]) -> Vec<usize> {
-    let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, (n, _))| (n.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (n.as_str(), i))
+        .collect();
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
     let mut ready = BinaryHeap::new();
     for (i, (name, parent)) in nodes.iter().enumerate() {
@@ -144,9 +169,16 @@ pub struct Graph {
 impl Graph {
     pub fn new(project: &Project) -> Graph {
         let names: Vec<String> = project.images.iter().map(|i| i.name.clone()).collect();
-        let index: HashMap<String, usize> = names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
-        let parent: Vec<Option<usize>> =
-            project.images.iter().map(|i| i.parent().map(|p| index[p])).collect();
+        let index: HashMap<String, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        let parent: Vec<Option<usize>> = project
+            .images
+            .iter()
+            .map(|i| i.parent().map(|p| index[p]))
+            .collect();
         let mut children = vec![Vec::new(); names.len()];
         for (i, p) in parent.iter().enumerate() {
             if let Some(p) = p {
@@ -157,13 +189,22 @@ impl Graph {
         let mut inherited = Vec::with_capacity(names.len());
         for (i, image) in project.images.iter().enumerate() {
             // Parents come first in topological order, so theirs are already computed.
-            let mut list = parent[i].map(|p| chain_roles[p].clone()).unwrap_or_default();
+            let mut list = parent[i]
+                .map(|p| chain_roles[p].clone())
+                .unwrap_or_default();
             inherited.push(list.len());
             let mut seen: BTreeSet<String> = list.iter().cloned().collect();
             expand_roles(&project.roles, &image.roles, &mut seen, &mut list);
             chain_roles.push(list);
         }
-        Graph { names, index, parent, children, chain_roles, inherited }
+        Graph {
+            names,
+            index,
+            parent,
+            children,
+            chain_roles,
+            inherited,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -211,19 +252,36 @@ mod tests {
     use super::*;
 
     fn nodes(spec: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
-        spec.iter().map(|(n, p)| (n.to_string(), p.map(str::to_string))).collect()
+        spec.iter()
+            .map(|(n, p)| (n.to_string(), p.map(str::to_string)))
+            .collect()
     }
 
     #[test]
     fn topological_order_breaks_ties_by_name() {
-        let n = nodes(&[("svc", Some("app")), ("zeta", None), ("app", Some("base")), ("base", None), ("node", Some("base"))]);
-        let order: Vec<&str> = topo_order(&n).into_iter().map(|i| n[i].0.as_str()).collect();
+        let n = nodes(&[
+            ("svc", Some("app")),
+            ("zeta", None),
+            ("app", Some("base")),
+            ("base", None),
+            ("node", Some("base")),
+        ]);
+        let order: Vec<&str> = topo_order(&n)
+            .into_iter()
+            .map(|i| n[i].0.as_str())
+            .collect();
         assert_eq!(order, ["base", "app", "node", "svc", "zeta"]);
     }
 
     #[test]
     fn cycles_print_as_paths_from_the_smallest_name() {
-        let n = nodes(&[("b", Some("c")), ("c", Some("a")), ("a", Some("b")), ("d", Some("a")), ("e", None)]);
+        let n = nodes(&[
+            ("b", Some("c")),
+            ("c", Some("a")),
+            ("a", Some("b")),
+            ("d", Some("a")),
+            ("e", None),
+        ]);
         assert_eq!(parent_cycles(&n), vec![vec!["a", "b", "c", "a"]]);
         let n = nodes(&[("a", Some("a"))]);
         assert_eq!(parent_cycles(&n), vec![vec!["a", "a"]]);

@@ -104,11 +104,26 @@ pub enum BaseInputs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum OriginIdentity {
-    Busybox { blake3: String },
-    Debian { suite: String, variant: String, mirror: Option<String>, components: Vec<String>, snapshot: Option<String> },
-    Tar { blake3: Option<String>, sha256: Option<String> },
-    Id { id: String },
-    Resolve { id: String },
+    Busybox {
+        blake3: String,
+    },
+    Debian {
+        suite: String,
+        variant: String,
+        mirror: Option<String>,
+        components: Vec<String>,
+        snapshot: Option<String>,
+    },
+    Tar {
+        blake3: Option<String>,
+        sha256: Option<String>,
+    },
+    Id {
+        id: String,
+    },
+    Resolve {
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,17 +167,32 @@ pub fn origin_identity(project: &Project, name: &str, scanned: &Scanned) -> Resu
     let origin = &project.origins[name];
     let locked = project.lock.origins.get(name);
     let file = || {
-        scanned.origin_files.get(name).cloned().ok_or_else(|| Error::Input {
-            path: "layer.toml".into(),
-            message: format!("origin `{name}`: its file was not scanned"),
-            hint: None,
-        })
+        scanned
+            .origin_files
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::Input {
+                path: "layer.toml".into(),
+                message: format!("origin `{name}`: its file was not scanned"),
+                hint: None,
+            })
     };
     Ok(match &origin.source {
         OriginSource::Busybox { .. } => OriginIdentity::Busybox { blake3: file()? },
-        OriginSource::TarFile { .. } => OriginIdentity::Tar { blake3: Some(file()?), sha256: None },
-        OriginSource::TarUrl { sha256, .. } => OriginIdentity::Tar { blake3: None, sha256: Some(sha256.clone()) },
-        OriginSource::Debian { suite, variant, mirror, components } => OriginIdentity::Debian {
+        OriginSource::TarFile { .. } => OriginIdentity::Tar {
+            blake3: Some(file()?),
+            sha256: None,
+        },
+        OriginSource::TarUrl { sha256, .. } => OriginIdentity::Tar {
+            blake3: None,
+            sha256: Some(sha256.clone()),
+        },
+        OriginSource::Debian {
+            suite,
+            variant,
+            mirror,
+            components,
+        } => OriginIdentity::Debian {
             suite: suite.clone(),
             variant: variant.clone(),
             mirror: mirror.clone(),
@@ -175,7 +205,9 @@ pub fn origin_identity(project: &Project, name: &str, scanned: &Scanned) -> Resu
             None => {
                 return Err(Error::Input {
                     path: "layer.toml".into(),
-                    message: format!("origin `{name}` is not resolved: `layer.lock` has no id for it"),
+                    message: format!(
+                        "origin `{name}` is not resolved: `layer.lock` has no id for it"
+                    ),
                     hint: Some("run `layer lock` and commit `layer.lock`".into()),
                 })
             }
@@ -187,7 +219,12 @@ fn backend_inputs(backend: &Backend, scanned: &Scanned) -> BackendInputs {
     let files = backend
         .project_files()
         .into_iter()
-        .filter_map(|f| scanned.backend_files.get(f).map(|h| (f.to_string(), h.clone())))
+        .filter_map(|f| {
+            scanned
+                .backend_files
+                .get(f)
+                .map(|h| (f.to_string(), h.clone()))
+        })
         .collect();
     BackendInputs {
         name: backend.name.clone(),
@@ -209,7 +246,12 @@ fn decl_inputs(image: &Image) -> DeclInputs {
 }
 
 /// Keys of every image, in the project's (topological) order.
-pub fn compute(project: &Project, graph: &Graph, strategy: Strategy, scanned: &Scanned) -> Result<Vec<ImageKey>> {
+pub fn compute(
+    project: &Project,
+    graph: &Graph,
+    strategy: Strategy,
+    scanned: &Scanned,
+) -> Result<Vec<ImageKey>> {
     let mut origin_ids: BTreeMap<&str, OriginIdentity> = BTreeMap::new();
     for image in &project.images {
         if let Some(o) = image.origin() {
@@ -222,24 +264,34 @@ pub fn compute(project: &Project, graph: &Graph, strategy: Strategy, scanned: &S
     for (i, image) in project.images.iter().enumerate() {
         let chain_idx = graph.chain(i);
         let base = match (strategy, &image.base) {
-            (Strategy::Deep, Base::Parent(_)) => {
-                BaseInputs::Parent { key: keys[graph.parent[i].expect("parent resolved")].key.clone() }
-            }
-            (Strategy::Deep, Base::Origin(o)) => BaseInputs::Origin { identity: origin_ids[o.as_str()].clone() },
+            (Strategy::Deep, Base::Parent(_)) => BaseInputs::Parent {
+                key: keys[graph.parent[i].expect("parent resolved")].key.clone(),
+            },
+            (Strategy::Deep, Base::Origin(o)) => BaseInputs::Origin {
+                identity: origin_ids[o.as_str()].clone(),
+            },
             (Strategy::Shallow, _) => {
                 let root = &project.images[chain_idx[0]];
                 let o = root.origin().expect("a chain starts at an origin");
-                BaseInputs::Origin { identity: origin_ids[o].clone() }
+                BaseInputs::Origin {
+                    identity: origin_ids[o].clone(),
+                }
             }
         };
         let chain = match strategy {
             Strategy::Deep => vec![decl_inputs(image)],
-            Strategy::Shallow => chain_idx.iter().map(|&c| decl_inputs(&project.images[c])).collect(),
+            Strategy::Shallow => chain_idx
+                .iter()
+                .map(|&c| decl_inputs(&project.images[c]))
+                .collect(),
         };
         let roles = graph
             .applied_roles(i, strategy)
             .iter()
-            .map(|r| RoleInputs { name: r.clone(), tree: scanned.trees[r].digest.clone() })
+            .map(|r| RoleInputs {
+                name: r.clone(),
+                tree: scanned.trees[r].digest.clone(),
+            })
             .collect();
         let inputs = Inputs {
             schema: KEY_SCHEMA,
@@ -250,7 +302,10 @@ pub fn compute(project: &Project, graph: &Graph, strategy: Strategy, scanned: &S
             chain,
             roles,
         };
-        keys.push(ImageKey { key: inputs.key(), inputs });
+        keys.push(ImageKey {
+            key: inputs.key(),
+            inputs,
+        });
     }
     Ok(keys)
 }
@@ -261,19 +316,46 @@ pub fn compute(project: &Project, graph: &Graph, strategy: Strategy, scanned: &S
 /// One difference between an image's recorded inputs and its current ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Schema { old: u32, new: u32 },
-    Strategy { old: Strategy, new: Strategy },
-    Backend { old: BackendInputs, new: BackendInputs },
-    Base { old: BaseInputs, new: BaseInputs },
+    Schema {
+        old: u32,
+        new: u32,
+    },
+    Strategy {
+        old: Strategy,
+        new: Strategy,
+    },
+    Backend {
+        old: BackendInputs,
+        new: BackendInputs,
+    },
+    Base {
+        old: BaseInputs,
+        new: BaseInputs,
+    },
     /// The images of a shallow chain differ (a `from` changed somewhere above).
-    Chain { old: Vec<String>, new: Vec<String> },
+    Chain {
+        old: Vec<String>,
+        new: Vec<String>,
+    },
     /// A declaration field of `image` (this image, or an ancestor in a shallow chain).
-    Field { image: String, field: String, old: String, new: String },
+    Field {
+        image: String,
+        field: String,
+        old: String,
+        new: String,
+    },
     /// A role applied in both whose tree differs; `files` is `None` when the old tree is no
     /// longer in the cache.
-    Role { role: String, files: Option<Vec<(String, FileChange)>> },
-    RoleAdded { role: String },
-    RoleRemoved { role: String },
+    Role {
+        role: String,
+        files: Option<Vec<(String, FileChange)>>,
+    },
+    RoleAdded {
+        role: String,
+    },
+    RoleRemoved {
+        role: String,
+    },
 }
 
 /// The differences from `old` to `new`. `old_tree` looks up a recorded tree by digest, and
@@ -286,54 +368,86 @@ pub fn diff(
 ) -> Vec<Change> {
     let mut out = Vec::new();
     if old.schema != new.schema {
-        out.push(Change::Schema { old: old.schema, new: new.schema });
+        out.push(Change::Schema {
+            old: old.schema,
+            new: new.schema,
+        });
         return out;
     }
     if old.strategy != new.strategy {
-        out.push(Change::Strategy { old: old.strategy, new: new.strategy });
+        out.push(Change::Strategy {
+            old: old.strategy,
+            new: new.strategy,
+        });
     }
     if old.backend != new.backend {
-        out.push(Change::Backend { old: old.backend.clone(), new: new.backend.clone() });
+        out.push(Change::Backend {
+            old: old.backend.clone(),
+            new: new.backend.clone(),
+        });
     }
     if old.base != new.base {
-        out.push(Change::Base { old: old.base.clone(), new: new.base.clone() });
+        out.push(Change::Base {
+            old: old.base.clone(),
+            new: new.base.clone(),
+        });
     }
     let names = |c: &[DeclInputs]| c.iter().map(|d| d.name.clone()).collect::<Vec<_>>();
     if names(&old.chain) != names(&new.chain) {
-        out.push(Change::Chain { old: names(&old.chain), new: names(&new.chain) });
+        out.push(Change::Chain {
+            old: names(&old.chain),
+            new: names(&new.chain),
+        });
     } else {
         for (o, n) in old.chain.iter().zip(&new.chain) {
             let mut field = |field: &str, a: String, b: String| {
                 if a != b {
-                    out.push(Change::Field { image: n.name.clone(), field: field.to_string(), old: a, new: b });
+                    out.push(Change::Field {
+                        image: n.name.clone(),
+                        field: field.to_string(),
+                        old: a,
+                        new: b,
+                    });
                 }
             };
             field("version", json(&o.version), json(&n.version));
             field("roles", json(&o.roles), json(&n.roles));
             field("packages", json(&o.packages), json(&n.packages));
-            let keys: std::collections::BTreeSet<&String> = o.vars.keys().chain(n.vars.keys()).collect();
+            let keys: std::collections::BTreeSet<&String> =
+                o.vars.keys().chain(n.vars.keys()).collect();
             for k in keys {
                 let show = |v: Option<&String>| v.map(json).unwrap_or_else(|| "(unset)".into());
-                field(&format!("vars.{k}"), show(o.vars.get(k)), show(n.vars.get(k)));
+                field(
+                    &format!("vars.{k}"),
+                    show(o.vars.get(k)),
+                    show(n.vars.get(k)),
+                );
             }
         }
     }
     for r in &new.roles {
         match old.roles.iter().find(|o| o.name == r.name) {
-            None => out.push(Change::RoleAdded { role: r.name.clone() }),
+            None => out.push(Change::RoleAdded {
+                role: r.name.clone(),
+            }),
             Some(o) if o.tree != r.tree => {
                 let files = match (old_tree(&o.tree), new_tree(&r.name)) {
                     (Some(a), Some(b)) => Some(diff_trees(&a, &b)),
                     _ => None,
                 };
-                out.push(Change::Role { role: r.name.clone(), files });
+                out.push(Change::Role {
+                    role: r.name.clone(),
+                    files,
+                });
             }
             Some(_) => {}
         }
     }
     for o in &old.roles {
         if !new.roles.iter().any(|r| r.name == o.name) {
-            out.push(Change::RoleRemoved { role: o.name.clone() });
+            out.push(Change::RoleRemoved {
+                role: o.name.clone(),
+            });
         }
     }
     out
@@ -353,10 +467,27 @@ mod tests {
             schema: KEY_SCHEMA,
             image: "app".into(),
             strategy: Strategy::Deep,
-            backend: BackendInputs { name: "rootfs".into(), kind: BackendKind::Rootfs, command: vec![], template: None, files: BTreeMap::new() },
-            base: BaseInputs::Parent { key: "00".repeat(32) },
-            chain: vec![DeclInputs { name: "app".into(), version: "1.0".into(), roles: vec!["java".into()], packages: vec![], vars: BTreeMap::new() }],
-            roles: vec![RoleInputs { name: "java".into(), tree: "t1".into() }],
+            backend: BackendInputs {
+                name: "rootfs".into(),
+                kind: BackendKind::Rootfs,
+                command: vec![],
+                template: None,
+                files: BTreeMap::new(),
+            },
+            base: BaseInputs::Parent {
+                key: "00".repeat(32),
+            },
+            chain: vec![DeclInputs {
+                name: "app".into(),
+                version: "1.0".into(),
+                roles: vec!["java".into()],
+                packages: vec![],
+                vars: BTreeMap::new(),
+            }],
+            roles: vec![RoleInputs {
+                name: "java".into(),
+                tree: "t1".into(),
+            }],
         }
     }
 
@@ -369,7 +500,9 @@ mod tests {
         b.chain[0].vars.insert("PORT".into(), "8080".into());
         assert_ne!(a.key(), b.key());
         let mut c = inputs();
-        c.base = BaseInputs::Parent { key: "11".repeat(32) };
+        c.base = BaseInputs::Parent {
+            key: "11".repeat(32),
+        };
         assert_ne!(a.key(), c.key());
     }
 
@@ -380,13 +513,37 @@ mod tests {
         new.chain[0].packages = vec!["curl".into()];
         new.chain[0].vars.insert("PORT".into(), "8080".into());
         new.roles[0].tree = "t2".into();
-        new.base = BaseInputs::Parent { key: "11".repeat(32) };
+        new.base = BaseInputs::Parent {
+            key: "11".repeat(32),
+        };
         let none = |_: &str| None;
         let changes = diff(&old, &new, &none, &none);
         assert_eq!(changes.len(), 4, "{changes:?}");
         assert!(matches!(&changes[0], Change::Base { .. }));
-        assert_eq!(changes[1], Change::Field { image: "app".into(), field: "packages".into(), old: "[]".into(), new: "[\"curl\"]".into() });
-        assert_eq!(changes[2], Change::Field { image: "app".into(), field: "vars.PORT".into(), old: "(unset)".into(), new: "\"8080\"".into() });
-        assert_eq!(changes[3], Change::Role { role: "java".into(), files: None });
+        assert_eq!(
+            changes[1],
+            Change::Field {
+                image: "app".into(),
+                field: "packages".into(),
+                old: "[]".into(),
+                new: "[\"curl\"]".into()
+            }
+        );
+        assert_eq!(
+            changes[2],
+            Change::Field {
+                image: "app".into(),
+                field: "vars.PORT".into(),
+                old: "(unset)".into(),
+                new: "\"8080\"".into()
+            }
+        );
+        assert_eq!(
+            changes[3],
+            Change::Role {
+                role: "java".into(),
+                files: None
+            }
+        );
     }
 }

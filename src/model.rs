@@ -34,7 +34,9 @@ impl std::str::FromStr for Strategy {
         match s {
             "deep" => Ok(Strategy::Deep),
             "shallow" => Ok(Strategy::Shallow),
-            _ => Err(format!("unknown strategy `{s}`: expected `deep` or `shallow`")),
+            _ => Err(format!(
+                "unknown strategy `{s}`: expected `deep` or `shallow`"
+            )),
         }
     }
 }
@@ -78,7 +80,12 @@ pub enum OriginSource {
     /// A rootfs of one static busybox and its applet links; the path is on the build host.
     Busybox { path: PathBuf },
     /// A Debian rootfs made by mmdebstrap.
-    Debian { suite: String, variant: String, mirror: Option<String>, components: Vec<String> },
+    Debian {
+        suite: String,
+        variant: String,
+        mirror: Option<String>,
+        components: Vec<String>,
+    },
     /// A rootfs tarball in the project (relative path).
     TarFile { path: String },
     /// A rootfs tarball fetched from a URL and pinned by its sha256.
@@ -131,7 +138,12 @@ pub struct Backend {
 
 impl Backend {
     pub fn builtin_rootfs() -> Self {
-        Backend { name: "rootfs".into(), kind: BackendKind::Rootfs, template: None, command: vec![] }
+        Backend {
+            name: "rootfs".into(),
+            kind: BackendKind::Rootfs,
+            template: None,
+            command: vec![],
+        }
     }
 
     /// Files of the project that the backend runs (a command script, a template): their content

@@ -35,35 +35,66 @@ pub enum Reason {
     New,
     /// Declaration fields differ from the latest record (`roles`, `vars.PORT`, or
     /// `base-linux.packages` for an ancestor in a shallow chain).
-    DeclarationChanged { fields: Vec<String> },
+    DeclarationChanged {
+        fields: Vec<String>,
+    },
     /// A role's files differ; `paths` are relative to the project root (empty when the old
     /// tree is no longer cached).
-    RoleChanged { role: String, paths: Vec<String> },
-    OriginChanged { origin: String },
+    RoleChanged {
+        role: String,
+        paths: Vec<String>,
+    },
+    OriginChanged {
+        origin: String,
+    },
     /// The parent's key changed, or the parent is being built, or was rebuilt since.
-    ParentChanged { parent: String },
-    StrategyChanged { from: Strategy, to: Strategy },
-    BackendChanged { backend: String },
+    ParentChanged {
+        parent: String,
+    },
+    StrategyChanged {
+        from: Strategy,
+        to: Strategy,
+    },
+    BackendChanged {
+        backend: String,
+    },
     /// The record is older than `max_age`.
-    Expired { max_age: String, built_at: String },
+    Expired {
+        max_age: String,
+        built_at: String,
+    },
     Forced,
     /// A record exists for the key but its artifact is gone, or the record is unusable.
-    MissingArtifact { detail: String },
+    MissingArtifact {
+        detail: String,
+    },
 }
 
 impl Reason {
     pub fn sentence(&self) -> String {
         match self {
             Reason::New => "never built".into(),
-            Reason::DeclarationChanged { fields } if fields.is_empty() => "declaration changed".into(),
-            Reason::DeclarationChanged { fields } => format!("declaration changed: {}", fields.join(", ")),
-            Reason::RoleChanged { role, paths } if paths.is_empty() => format!("role `{role}` changed"),
-            Reason::RoleChanged { role, paths } => format!("role `{role}` changed: {}", paths.join(", ")),
+            Reason::DeclarationChanged { fields } if fields.is_empty() => {
+                "declaration changed".into()
+            }
+            Reason::DeclarationChanged { fields } => {
+                format!("declaration changed: {}", fields.join(", "))
+            }
+            Reason::RoleChanged { role, paths } if paths.is_empty() => {
+                format!("role `{role}` changed")
+            }
+            Reason::RoleChanged { role, paths } => {
+                format!("role `{role}` changed: {}", paths.join(", "))
+            }
             Reason::OriginChanged { origin } => format!("origin `{origin}` changed"),
             Reason::ParentChanged { parent } => format!("parent `{parent}` changed"),
-            Reason::StrategyChanged { from, to } => format!("strategy changed from {} to {}", from.as_str(), to.as_str()),
+            Reason::StrategyChanged { from, to } => {
+                format!("strategy changed from {} to {}", from.as_str(), to.as_str())
+            }
             Reason::BackendChanged { backend } => format!("backend `{backend}` changed"),
-            Reason::Expired { max_age, built_at } => format!("expired: built {built_at}, older than {max_age}"),
+            Reason::Expired { max_age, built_at } => {
+                format!("expired: built {built_at}, older than {max_age}")
+            }
             Reason::Forced => "forced".into(),
             Reason::MissingArtifact { detail } => format!("artifact missing: {detail}"),
         }
@@ -152,20 +183,31 @@ pub struct PlanInput<'a> {
 
 /// Why image `i` is stale, before selection; empty when it is fresh. `max_age`, when given,
 /// replaces the image's own limit.
-pub fn stale_reasons(input: &PlanInput, i: usize, max_age: Option<&(Duration, String)>) -> Vec<Reason> {
+pub fn stale_reasons(
+    input: &PlanInput,
+    i: usize,
+    max_age: Option<&(Duration, String)>,
+) -> Vec<Reason> {
     let image = &input.project.images[i];
-    let limit = max_age
-        .cloned()
-        .or_else(|| image.max_age.map(|d| (d, image.max_age_text.clone().unwrap_or_default())));
+    let limit = max_age.cloned().or_else(|| {
+        image
+            .max_age
+            .map(|d| (d, image.max_age_text.clone().unwrap_or_default()))
+    });
     match &input.lookups[i] {
         Lookup::Found(rec) => {
             if !input.history.artifact_exists(rec) {
                 let at = rec.artifact.path.as_deref().unwrap_or(&rec.artifact.id);
-                return vec![Reason::MissingArtifact { detail: format!("`{at}` is not in the cache") }];
+                return vec![Reason::MissingArtifact {
+                    detail: format!("`{at}` is not in the cache"),
+                }];
             }
             if let (Some((limit, text)), Some(built)) = (limit, rec.built_at_time()) {
                 if input.now.duration_since(built).unwrap_or_default() > limit {
-                    return vec![Reason::Expired { max_age: text, built_at: rec.built_at.clone() }];
+                    return vec![Reason::Expired {
+                        max_age: text,
+                        built_at: rec.built_at.clone(),
+                    }];
                 }
             }
             if let (Strategy::Deep, Some(p)) = (input.strategy, input.graph.parent[i]) {
@@ -173,13 +215,17 @@ pub fn stale_reasons(input: &PlanInput, i: usize, max_age: Option<&(Duration, St
                 // (forced, expired) is a new artifact to build on.
                 if let Lookup::Found(prec) = &input.lookups[p] {
                     if rec.parent.as_ref().map(|r| &r.version) != Some(&prec.version) {
-                        return vec![Reason::ParentChanged { parent: input.graph.names[p].clone() }];
+                        return vec![Reason::ParentChanged {
+                            parent: input.graph.names[p].clone(),
+                        }];
                     }
                 }
             }
             vec![]
         }
-        Lookup::Unusable(why) => vec![Reason::MissingArtifact { detail: why.clone() }],
+        Lookup::Unusable(why) => vec![Reason::MissingArtifact {
+            detail: why.clone(),
+        }],
         Lookup::Missing => match input.history.latest(&image.name) {
             None => vec![Reason::New],
             Some(old) => {
@@ -200,7 +246,10 @@ pub fn changes_since(input: &PlanInput, i: usize, old: &Record) -> Vec<Change> {
 /// The name of the origin image `i` starts from under the plan's strategy.
 fn origin_name(input: &PlanInput, i: usize) -> String {
     let root = input.graph.chain(i)[0];
-    input.project.images[root].origin().unwrap_or_default().to_string()
+    input.project.images[root]
+        .origin()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn reasons_from(input: &PlanInput, i: usize, changes: &[Change]) -> Vec<Reason> {
@@ -210,21 +259,52 @@ fn reasons_from(input: &PlanInput, i: usize, changes: &[Change]) -> Vec<Reason> 
     for c in changes {
         match c {
             Change::Schema { .. } => fields.push("key schema".to_string()),
-            Change::Strategy { old, new } => reasons.push(Reason::StrategyChanged { from: *old, to: *new }),
-            Change::Backend { new, .. } => reasons.push(Reason::BackendChanged { backend: new.name.clone() }),
-            Change::Base { new: BaseInputs::Parent { .. }, .. } => {
-                reasons.push(Reason::ParentChanged { parent: image.parent().unwrap_or_default().to_string() })
-            }
-            Change::Base { new: BaseInputs::Origin { .. }, .. } => {
-                reasons.push(Reason::OriginChanged { origin: origin_name(input, i) })
-            }
+            Change::Strategy { old, new } => reasons.push(Reason::StrategyChanged {
+                from: *old,
+                to: *new,
+            }),
+            Change::Backend { new, .. } => reasons.push(Reason::BackendChanged {
+                backend: new.name.clone(),
+            }),
+            Change::Base {
+                new: BaseInputs::Parent { .. },
+                ..
+            } => reasons.push(Reason::ParentChanged {
+                parent: image.parent().unwrap_or_default().to_string(),
+            }),
+            Change::Base {
+                new: BaseInputs::Origin { .. },
+                ..
+            } => reasons.push(Reason::OriginChanged {
+                origin: origin_name(input, i),
+            }),
             Change::Chain { .. } => fields.push("from".to_string()),
-            Change::Field { image: owner, field, .. } if *owner == image.name => fields.push(field.clone()),
-            Change::Field { image: owner, field, .. } => fields.push(format!("{owner}.{field}")),
+            Change::Field {
+                image: owner,
+                field,
+                ..
+            } if *owner == image.name => fields.push(field.clone()),
+            Change::Field {
+                image: owner,
+                field,
+                ..
+            } => fields.push(format!("{owner}.{field}")),
             Change::Role { role, files } => {
-                let dir = input.project.roles.get(role).map(|r| r.dir.clone()).unwrap_or_else(|| format!("roles/{role}"));
-                let paths = files.iter().flatten().map(|(p, _)| format!("{dir}/{p}")).collect();
-                reasons.push(Reason::RoleChanged { role: role.clone(), paths });
+                let dir = input
+                    .project
+                    .roles
+                    .get(role)
+                    .map(|r| r.dir.clone())
+                    .unwrap_or_else(|| format!("roles/{role}"));
+                let paths = files
+                    .iter()
+                    .flatten()
+                    .map(|(p, _)| format!("{dir}/{p}"))
+                    .collect();
+                reasons.push(Reason::RoleChanged {
+                    role: role.clone(),
+                    paths,
+                });
             }
             // A role newly applied or no longer applied follows from a changed `roles` field
             // or a changed `role.toml`, both reported on their own.
@@ -233,7 +313,10 @@ fn reasons_from(input: &PlanInput, i: usize, changes: &[Change]) -> Vec<Reason> 
     }
     if !fields.is_empty() || reasons.is_empty() {
         // Declaration changes go after base changes and before role changes.
-        let pos = reasons.iter().position(|r| matches!(r, Reason::RoleChanged { .. })).unwrap_or(reasons.len());
+        let pos = reasons
+            .iter()
+            .position(|r| matches!(r, Reason::RoleChanged { .. }))
+            .unwrap_or(reasons.len());
         reasons.insert(pos, Reason::DeclarationChanged { fields });
     }
     reasons
@@ -243,7 +326,9 @@ fn reasons_from(input: &PlanInput, i: usize, changes: &[Change]) -> Vec<Reason> 
 pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
     let g = input.graph;
     let n = g.len();
-    let mut reasons: Vec<Vec<Reason>> = (0..n).map(|i| stale_reasons(input, i, sel.max_age.as_ref())).collect();
+    let mut reasons: Vec<Vec<Reason>> = (0..n)
+        .map(|i| stale_reasons(input, i, sel.max_age.as_ref()))
+        .collect();
 
     let mut selected = vec![sel.targets.is_empty(); n];
     for &t in &sel.targets {
@@ -275,7 +360,9 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
         let parent_builds = g.parent[i].filter(|&p| actions[p] == Action::Build);
         if input.strategy == Strategy::Deep && reasons[i].is_empty() {
             if let Some(p) = parent_builds {
-                reasons[i].push(Reason::ParentChanged { parent: g.names[p].clone() });
+                reasons[i].push(Reason::ParentChanged {
+                    parent: g.names[p].clone(),
+                });
             }
         }
         if sel.force && reasons[i].is_empty() {
@@ -313,7 +400,12 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
             }
         })
         .collect();
-    Plan { schema: PLAN_SCHEMA, strategy: input.strategy, images, summary }
+    Plan {
+        schema: PLAN_SCHEMA,
+        strategy: input.strategy,
+        images,
+        summary,
+    }
 }
 
 /// One line for a file change, as `layer explain` prints it.

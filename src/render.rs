@@ -64,12 +64,18 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
 /// Images with a reason of their own, as opposed to those built because a parent is.
 fn root_causes(plan: &Plan) -> Vec<&PlannedImage> {
     plan.to_build()
-        .filter(|i| i.reasons.iter().any(|r| !matches!(r, Reason::ParentChanged { .. })))
+        .filter(|i| {
+            i.reasons
+                .iter()
+                .any(|r| !matches!(r, Reason::ParentChanged { .. }))
+        })
         .collect()
 }
 
 fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Rows above which tables and graphs fold into `<details>`.
@@ -83,19 +89,37 @@ pub fn plan_markdown(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### layer plan ({})\n", plan.strategy.as_str());
     if s.build == 0 {
-        let _ = writeln!(out, "**Nothing to build**: {} of {total} images fresh, {} not selected.", s.fresh, s.skip);
+        let _ = writeln!(
+            out,
+            "**Nothing to build**: {} of {total} images fresh, {} not selected.",
+            s.fresh, s.skip
+        );
     } else {
         let causes = root_causes(plan);
         let mut why: Vec<String> = causes
             .iter()
             .take(MAX_CAUSES)
-            .map(|i| format!("`{}` ({})", i.name, i.reasons.iter().map(short_reason).collect::<Vec<_>>().join(", ")))
+            .map(|i| {
+                format!(
+                    "`{}` ({})",
+                    i.name,
+                    i.reasons
+                        .iter()
+                        .map(short_reason)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
             .collect();
         if causes.len() > MAX_CAUSES {
             why.push(format!("{} more", causes.len() - MAX_CAUSES));
         }
         let followers = s.build - causes.len();
-        let mut line = format!("**{} of {total} images to build**: {}", s.build, why.join("; "));
+        let mut line = format!(
+            "**{} of {total} images to build**: {}",
+            s.build,
+            why.join("; ")
+        );
         if followers > 0 {
             let _ = write!(line, "; {followers} more built on a changed parent");
         }
@@ -119,7 +143,12 @@ pub fn plan_markdown(plan: &Plan) -> String {
             };
             let reasons: Vec<String> = i.reasons.iter().map(|r| md_escape(&r.sentence())).collect();
             let wave = i.wave.map(|w| w.to_string()).unwrap_or_default();
-            let _ = writeln!(t, "| `{}` | {action} | {} | {wave} |", i.name, reasons.join("<br>"));
+            let _ = writeln!(
+                t,
+                "| `{}` | {action} | {} | {wave} |",
+                i.name,
+                reasons.join("<br>")
+            );
         }
         t
     };
@@ -138,7 +167,10 @@ pub fn plan_markdown(plan: &Plan) -> String {
 
     let graph = plan_mermaid(plan);
     if total > FOLD_ROWS {
-        let _ = writeln!(out, "<details><summary>Image graph</summary>\n\n{graph}\n</details>");
+        let _ = writeln!(
+            out,
+            "<details><summary>Image graph</summary>\n\n{graph}\n</details>"
+        );
     } else {
         out.push_str(&graph);
     }
@@ -148,15 +180,21 @@ pub fn plan_markdown(plan: &Plan) -> String {
 fn short_reason(r: &Reason) -> String {
     match r {
         Reason::RoleChanged { role, .. } => format!("role `{role}` changed"),
-        Reason::DeclarationChanged { fields } if !fields.is_empty() => format!("`{}` changed", fields.join("`, `")),
+        Reason::DeclarationChanged { fields } if !fields.is_empty() => {
+            format!("`{}` changed", fields.join("`, `"))
+        }
         other => other.sentence(),
     }
 }
 
 fn plan_mermaid(plan: &Plan) -> String {
     let mut out = String::from("```mermaid\ngraph TD\n");
-    let id: std::collections::HashMap<&str, usize> =
-        plan.images.iter().enumerate().map(|(i, img)| (img.name.as_str(), i)).collect();
+    let id: std::collections::HashMap<&str, usize> = plan
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| (img.name.as_str(), i))
+        .collect();
     for (i, img) in plan.images.iter().enumerate() {
         let _ = writeln!(out, "  n{i}[\"{}\"]", img.name);
     }
@@ -165,7 +203,10 @@ fn plan_mermaid(plan: &Plan) -> String {
             let _ = writeln!(out, "  n{p} --> n{i}");
         }
     }
-    let build: Vec<String> = plan.to_build().map(|i| format!("n{}", id[i.name.as_str()])).collect();
+    let build: Vec<String> = plan
+        .to_build()
+        .map(|i| format!("n{}", id[i.name.as_str()]))
+        .collect();
     if !build.is_empty() {
         out.push_str("  classDef build fill:#fde68a,stroke:#b45309,stroke-width:2px\n");
         let _ = writeln!(out, "  class {} build", build.join(","));
@@ -201,33 +242,59 @@ struct GraphImage<'a> {
 
 /// The origins used by the images in `keep`.
 fn used_origins<'a>(project: &'a Project, keep: &[bool]) -> Vec<&'a str> {
-    let set: std::collections::BTreeSet<&str> =
-        project.images.iter().zip(keep).filter(|(_, k)| **k).filter_map(|(i, _)| i.origin()).collect();
+    let set: std::collections::BTreeSet<&str> = project
+        .images
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| **k)
+        .filter_map(|(i, _)| i.origin())
+        .collect();
     set.into_iter().collect()
 }
 
 pub fn graph_json(project: &Project, keep: &[bool]) -> String {
     let origins = used_origins(project, keep)
         .into_iter()
-        .map(|o| GraphOrigin { name: o, kind: project.origins[o].source.kind() })
+        .map(|o| GraphOrigin {
+            name: o,
+            kind: project.origins[o].source.kind(),
+        })
         .collect();
     let images = project
         .images
         .iter()
         .zip(keep)
         .filter(|(_, k)| **k)
-        .map(|(i, _)| GraphImage { name: &i.name, parent: i.parent(), origin: i.origin(), roles: &i.roles, version: &i.version })
+        .map(|(i, _)| GraphImage {
+            name: &i.name,
+            parent: i.parent(),
+            origin: i.origin(),
+            roles: &i.roles,
+            version: &i.version,
+        })
         .collect();
-    json(&GraphJson { schema: 1, origins, images })
+    json(&GraphJson {
+        schema: 1,
+        origins,
+        images,
+    })
 }
 
 pub fn graph_dot(project: &Project, keep: &[bool]) -> String {
-    let mut out = String::from("digraph layer {\n  rankdir=TB;\n  node [shape=box, style=rounded];\n");
+    let mut out =
+        String::from("digraph layer {\n  rankdir=TB;\n  node [shape=box, style=rounded];\n");
     for o in used_origins(project, keep) {
-        let _ = writeln!(out, "  \"origin:{o}\" [label=\"{o}\", shape=cylinder, style=dashed];");
+        let _ = writeln!(
+            out,
+            "  \"origin:{o}\" [label=\"{o}\", shape=cylinder, style=dashed];"
+        );
     }
     for (img, _) in project.images.iter().zip(keep).filter(|(_, k)| **k) {
-        let _ = writeln!(out, "  \"{}\" [label=\"{}\\n{}\"];", img.name, img.name, img.version);
+        let _ = writeln!(
+            out,
+            "  \"{}\" [label=\"{}\\n{}\"];",
+            img.name, img.name, img.version
+        );
     }
     for (img, _) in project.images.iter().zip(keep).filter(|(_, k)| **k) {
         match (img.parent(), img.origin()) {
@@ -258,7 +325,11 @@ pub fn graph_mermaid(project: &Project, keep: &[bool]) -> String {
     for &i in &kept {
         let img = &project.images[i];
         if let Some(p) = img.parent() {
-            let p = project.images.iter().position(|x| x.name == p).expect("parents resolve");
+            let p = project
+                .images
+                .iter()
+                .position(|x| x.name == p)
+                .expect("parents resolve");
             let _ = writeln!(out, "  n{p} --> n{i}");
         } else if let Some(o) = img.origin() {
             let k = origins.iter().position(|x| *x == o).expect("origin listed");
@@ -292,7 +363,11 @@ pub struct LatestArtifact {
 
 impl LatestArtifact {
     pub fn of(r: &Record) -> Self {
-        LatestArtifact { version: r.version.clone(), artifact: r.artifact.id.clone(), built_at: r.built_at.clone() }
+        LatestArtifact {
+            version: r.version.clone(),
+            artifact: r.artifact.id.clone(),
+            built_at: r.built_at.clone(),
+        }
     }
 }
 
@@ -311,7 +386,10 @@ pub fn list_text(rows: &[ListRow], style: Style) -> String {
                 base(r),
                 r.version.to_string(),
                 r.status.to_string(),
-                r.latest.as_ref().map(|l| l.artifact.clone()).unwrap_or_else(|| "-".into()),
+                r.latest
+                    .as_ref()
+                    .map(|l| l.artifact.clone())
+                    .unwrap_or_else(|| "-".into()),
                 r.roles.join(","),
             ]
         })
@@ -342,13 +420,17 @@ pub fn list_text(rows: &[ListRow], style: Style) -> String {
             "fresh" => style.paint("fresh", "32"),
             other => style.paint(other, "33"),
         };
-        out.push_str(&line([&c[0], &c[1], &c[2], &c[3], &c[4], &c[5]], Some(painted)));
+        out.push_str(&line(
+            [&c[0], &c[1], &c[2], &c[3], &c[4], &c[5]],
+            Some(painted),
+        ));
     }
     out
 }
 
 /// `layer hash`: `KEY  NAME` lines, like `b3sum`.
 pub fn hash_text(keys: &[(&str, &str)]) -> String {
-    keys.iter().map(|(name, key)| format!("{key}  {name}\n")).collect()
+    keys.iter()
+        .map(|(name, key)| format!("{key}  {name}\n"))
+        .collect()
 }
-

@@ -72,7 +72,10 @@ impl Tree {
             h.update(e.path.as_bytes());
             h.update(b"\0");
         }
-        Tree { entries, digest: h.finalize().to_hex().to_string() }
+        Tree {
+            entries,
+            digest: h.finalize().to_hex().to_string(),
+        }
     }
 }
 
@@ -84,8 +87,14 @@ pub enum FileChange {
     Content,
     /// The executable bit; `true` when it is now set.
     Mode(bool),
-    Retarget { old: String, new: String },
-    Type { old: &'static str, new: &'static str },
+    Retarget {
+        old: String,
+        new: String,
+    },
+    Type {
+        old: &'static str,
+        new: &'static str,
+    },
 }
 
 fn type_name(k: &EntryKind) -> &'static str {
@@ -98,14 +107,31 @@ fn type_name(k: &EntryKind) -> &'static str {
 
 /// The differences between two trees, by path.
 pub fn diff_trees(old: &Tree, new: &Tree) -> Vec<(String, FileChange)> {
-    let old_map: HashMap<&str, &EntryKind> = old.entries.iter().map(|e| (e.path.as_str(), &e.kind)).collect();
-    let new_map: HashMap<&str, &EntryKind> = new.entries.iter().map(|e| (e.path.as_str(), &e.kind)).collect();
+    let old_map: HashMap<&str, &EntryKind> = old
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), &e.kind))
+        .collect();
+    let new_map: HashMap<&str, &EntryKind> = new
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), &e.kind))
+        .collect();
     let mut out = Vec::new();
     for e in &new.entries {
         let change = match old_map.get(e.path.as_str()) {
             None => Some(FileChange::Added),
             Some(o) => match (o, &e.kind) {
-                (EntryKind::File { exec: x1, blake3: b1 }, EntryKind::File { exec: x2, blake3: b2 }) => {
+                (
+                    EntryKind::File {
+                        exec: x1,
+                        blake3: b1,
+                    },
+                    EntryKind::File {
+                        exec: x2,
+                        blake3: b2,
+                    },
+                ) => {
                     if b1 != b2 {
                         Some(FileChange::Content)
                     } else if x1 != x2 {
@@ -115,10 +141,16 @@ pub fn diff_trees(old: &Tree, new: &Tree) -> Vec<(String, FileChange)> {
                     }
                 }
                 (EntryKind::Symlink { target: t1 }, EntryKind::Symlink { target: t2 }) => {
-                    (t1 != t2).then(|| FileChange::Retarget { old: t1.clone(), new: t2.clone() })
+                    (t1 != t2).then(|| FileChange::Retarget {
+                        old: t1.clone(),
+                        new: t2.clone(),
+                    })
                 }
                 (EntryKind::Dir, EntryKind::Dir) => None,
-                (o, n) => Some(FileChange::Type { old: type_name(o), new: type_name(n) }),
+                (o, n) => Some(FileChange::Type {
+                    old: type_name(o),
+                    new: type_name(n),
+                }),
             },
         };
         if let Some(c) = change {
@@ -154,8 +186,14 @@ impl Stamp {
             dev: m.dev(),
             ino: m.ino(),
             size: m.size(),
-            mtime_ns: m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec()),
-            ctime_ns: m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec()),
+            mtime_ns: m
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.mtime_nsec()),
+            ctime_ns: m
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.ctime_nsec()),
             mode: m.mode(),
         }
     }
@@ -240,9 +278,16 @@ pub struct Hasher<'a> {
 
 impl<'a> Hasher<'a> {
     pub fn new(old: &'a StatCache) -> Self {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let racy_after_ns = now.saturating_sub(RACY_WINDOW).as_nanos() as i64;
-        Hasher { old, used: Mutex::new(Vec::new()), rehashed: Default::default(), racy_after_ns }
+        Hasher {
+            old,
+            used: Mutex::new(Vec::new()),
+            rehashed: Default::default(),
+            racy_after_ns,
+        }
     }
 
     /// The blake3 of the regular file at `path` (absolute), whose `lstat` is `meta`.
@@ -251,12 +296,17 @@ impl<'a> Hasher<'a> {
         let hash = match self.old.entries.get(path) {
             Some((s, h)) if *s == stamp => *h,
             _ => {
-                self.rehashed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.rehashed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 hash_file(path, meta.len())?
             }
         };
         if stamp.mtime_ns < self.racy_after_ns && stamp.ctime_ns < self.racy_after_ns {
-            self.used.lock().expect("no panics while locked").push((path.to_path_buf(), stamp, hash));
+            self.used.lock().expect("no panics while locked").push((
+                path.to_path_buf(),
+                stamp,
+                hash,
+            ));
         }
         Ok(hash)
     }
@@ -289,16 +339,28 @@ pub fn hash_file(path: &Path, len: u64) -> Result<[u8; 32]> {
 pub fn scan_tree(dir: &Path, rel: &str, hasher: &Hasher) -> Result<Tree> {
     enum Pending {
         Ready(Entry),
-        File { path: String, abs: PathBuf, meta: fs::Metadata },
+        File {
+            path: String,
+            abs: PathBuf,
+            meta: fs::Metadata,
+        },
     }
     let mut pending = Vec::new();
     for entry in walkdir::WalkDir::new(dir).follow_links(false).min_depth(1) {
         let entry = entry.map_err(|e| {
-            let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| dir.to_path_buf());
-            let io = e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk failed"));
+            let path = e
+                .path()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| dir.to_path_buf());
+            let io = e
+                .into_io_error()
+                .unwrap_or_else(|| std::io::Error::other("walk failed"));
             Error::io(path, io)
         })?;
-        let rel_path = entry.path().strip_prefix(dir).expect("walkdir stays below its root");
+        let rel_path = entry
+            .path()
+            .strip_prefix(dir)
+            .expect("walkdir stays below its root");
         let Some(path) = rel_path.to_str().map(str::to_string) else {
             return Err(Error::Input {
                 path: format!("{rel}/{}", rel_path.to_string_lossy()),
@@ -307,7 +369,11 @@ pub fn scan_tree(dir: &Path, rel: &str, hasher: &Hasher) -> Result<Tree> {
             });
         };
         let meta = entry.metadata().map_err(|e| {
-            Error::io(entry.path(), e.into_io_error().unwrap_or_else(|| std::io::Error::other("stat failed")))
+            Error::io(
+                entry.path(),
+                e.into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("stat failed")),
+            )
         })?;
         let ft = meta.file_type();
         if ft.is_symlink() {
@@ -319,11 +385,21 @@ pub fn scan_tree(dir: &Path, rel: &str, hasher: &Hasher) -> Result<Tree> {
                     hint: None,
                 });
             };
-            pending.push(Pending::Ready(Entry { path, kind: EntryKind::Symlink { target } }));
+            pending.push(Pending::Ready(Entry {
+                path,
+                kind: EntryKind::Symlink { target },
+            }));
         } else if ft.is_dir() {
-            pending.push(Pending::Ready(Entry { path, kind: EntryKind::Dir }));
+            pending.push(Pending::Ready(Entry {
+                path,
+                kind: EntryKind::Dir,
+            }));
         } else if ft.is_file() {
-            pending.push(Pending::File { path, abs: entry.path().to_path_buf(), meta });
+            pending.push(Pending::File {
+                path,
+                abs: entry.path().to_path_buf(),
+                meta,
+            });
         } else {
             return Err(Error::Input {
                 path: format!("{rel}/{path}"),
@@ -339,7 +415,13 @@ pub fn scan_tree(dir: &Path, rel: &str, hasher: &Hasher) -> Result<Tree> {
             Pending::File { path, abs, meta } => {
                 let hash = hasher.file(&abs, &meta)?;
                 let exec = meta.mode() & 0o100 != 0;
-                Ok(Entry { path, kind: EntryKind::File { exec, blake3: blake3::Hash::from(hash).to_hex().to_string() } })
+                Ok(Entry {
+                    path,
+                    kind: EntryKind::File {
+                        exec,
+                        blake3: blake3::Hash::from(hash).to_hex().to_string(),
+                    },
+                })
             }
         })
         .collect::<Result<Vec<_>>>()?;
@@ -351,7 +433,13 @@ mod tests {
     use super::*;
 
     fn file(path: &str, exec: bool, content: &str) -> Entry {
-        Entry { path: path.into(), kind: EntryKind::File { exec, blake3: blake3::hash(content.as_bytes()).to_hex().to_string() } }
+        Entry {
+            path: path.into(),
+            kind: EntryKind::File {
+                exec,
+                blake3: blake3::hash(content.as_bytes()).to_hex().to_string(),
+            },
+        }
     }
 
     #[test]
@@ -361,16 +449,32 @@ mod tests {
         assert_eq!(a.digest, b.digest);
         let mode = Tree::new(vec![file("a", true, "2"), file("b", false, "1")]);
         assert_ne!(a.digest, mode.digest);
-        let link = |t: &str| Tree::new(vec![Entry { path: "l".into(), kind: EntryKind::Symlink { target: t.into() } }]);
+        let link = |t: &str| {
+            Tree::new(vec![Entry {
+                path: "l".into(),
+                kind: EntryKind::Symlink { target: t.into() },
+            }])
+        };
         assert_ne!(link("x").digest, link("y").digest);
-        let dir = Tree::new(vec![Entry { path: "l".into(), kind: EntryKind::Dir }]);
+        let dir = Tree::new(vec![Entry {
+            path: "l".into(),
+            kind: EntryKind::Dir,
+        }]);
         assert_ne!(dir.digest, link("").digest);
     }
 
     #[test]
     fn tree_diff_names_each_kind_of_change() {
-        let old = Tree::new(vec![file("a", false, "1"), file("b", false, "1"), file("c", false, "1")]);
-        let new = Tree::new(vec![file("a", true, "1"), file("b", false, "2"), file("d", false, "1")]);
+        let old = Tree::new(vec![
+            file("a", false, "1"),
+            file("b", false, "1"),
+            file("c", false, "1"),
+        ]);
+        let new = Tree::new(vec![
+            file("a", true, "1"),
+            file("b", false, "2"),
+            file("d", false, "1"),
+        ]);
         assert_eq!(
             diff_trees(&old, &new),
             vec![
@@ -385,11 +489,21 @@ mod tests {
     #[test]
     fn stat_cache_round_trips_and_rejects_garbage() {
         let mut c = StatCache::default();
-        let s = Stamp { dev: 1, ino: 2, size: 3, mtime_ns: 4, ctime_ns: -5, mode: 0o100644 };
+        let s = Stamp {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime_ns: 4,
+            ctime_ns: -5,
+            mode: 0o100644,
+        };
         c.entries.insert(PathBuf::from("/a/b"), (s, [7; 32]));
         let bytes = c.encode();
         assert_eq!(StatCache::decode(&bytes), c);
-        assert_eq!(StatCache::decode(&bytes[..bytes.len() - 1]), StatCache::default());
+        assert_eq!(
+            StatCache::decode(&bytes[..bytes.len() - 1]),
+            StatCache::default()
+        );
         assert_eq!(StatCache::decode(b"garbage"), StatCache::default());
     }
 }
@@ -413,7 +527,12 @@ pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<
     let trees = project
         .roles
         .par_iter()
-        .map(|(name, role)| Ok((name.clone(), scan_tree(&root.join(&role.dir), &role.dir, hasher)?)))
+        .map(|(name, role)| {
+            Ok((
+                name.clone(),
+                scan_tree(&root.join(&role.dir), &role.dir, hasher)?,
+            ))
+        })
         .collect::<Result<_>>()?;
 
     let hash_hex = |path: &Path| -> std::io::Result<String> {
@@ -429,7 +548,8 @@ pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<
     };
 
     let mut origin_files = std::collections::BTreeMap::new();
-    let used: std::collections::BTreeSet<&str> = project.images.iter().filter_map(|i| i.origin()).collect();
+    let used: std::collections::BTreeSet<&str> =
+        project.images.iter().filter_map(|i| i.origin()).collect();
     for name in used {
         let (path, shown, hint) = match &project.origins[name].source {
             OriginSource::Busybox { path } => (
@@ -470,7 +590,10 @@ pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<
                 if !real.starts_with(root) {
                     return Err(Error::Input {
                         path: crate::decl::PROJECT_FILE.into(),
-                        message: format!("backend `{}`: `{f}` leads outside the project", backend.name),
+                        message: format!(
+                            "backend `{}`: `{f}` leads outside the project",
+                            backend.name
+                        ),
                         hint: Some("keep backend scripts and templates inside the project".into()),
                     });
                 }
@@ -480,5 +603,9 @@ pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<
             backend_files.insert(f.to_string(), digest);
         }
     }
-    Ok(Scanned { trees, origin_files, backend_files })
+    Ok(Scanned {
+        trees,
+        origin_files,
+        backend_files,
+    })
 }

@@ -7,12 +7,10 @@ systemctl enable ssh.service ssh-hostkeys.service
 
 # Check the configuration with a throwaway key (the image must not keep one).
 tmp=$(mktemp -d)
-had_root_ssh=no; [ ! -d /root/.ssh ] || had_root_ssh=yes
 ssh-keygen -q -t ed25519 -N '' -f "$tmp/key"
 mkdir -p /run/sshd
 /usr/sbin/sshd -t -f /etc/ssh/sshd_config -h "$tmp/key"
 rm -rf "$tmp"
-[ "$had_root_ssh" = yes ] || rmdir /root/.ssh 2>/dev/null || true   # ssh-keygen made it
 
 # openssh-server's postinst generated host keys: every server built from this image
 # would share them. Remove them; ssh-hostkeys.service makes fresh ones on first boot.

@@ -1,0 +1,288 @@
+//! Test support: a project written into a temporary folder, the real `layer` binary run on it,
+//! and records written through the library as a successful build would write them.
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use layer::cache::Lookup;
+use layer::cache::{Artifact, ParentRef, Record, RECORD_FORMAT};
+use layer::workspace::Workspace;
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// Panics with both streams unless the exit code is `code`.
+    pub fn expect(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+pub struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Default for Project {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Project {
+    /// An empty folder with a `layer.toml` holding `[project]` only.
+    pub fn new() -> Self {
+        let p = Project {
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        p.file("layer.toml", "[project]\n");
+        p
+    }
+
+    /// A small estate: origin `bb` (a file in the project used as a tarball), roles
+    /// `base` <- `java` (depends), `web`; images `base-linux` <- `app` <- `svc`, and
+    /// `node` on `base-linux`.
+    pub fn estate() -> Self {
+        let p = Project::new();
+        p.file(
+            "layer.toml",
+            "[project]\nstrategy = \"deep\"\n\n[origins.bb]\ntar = \"origins/base.tar\"\n",
+        );
+        p.file(
+            "origins/base.tar",
+            "not really a tarball, but content is what is hashed\n",
+        );
+        p.file("roles/base/files/etc/motd", "welcome\n");
+        p.exec("roles/base/provision.sh", "#!/bin/sh\necho base\n");
+        p.file(
+            "roles/java/role.toml",
+            "depends = [\"base\"]\npackages = [\"openjdk\"]\n",
+        );
+        p.exec("roles/java/provision.sh", "#!/bin/sh\necho java\n");
+        p.exec("roles/web/provision.sh", "#!/bin/sh\necho web\n");
+        p.file("roles/web/tests/http.sh", "wget -q -O- http://127.0.0.1/\n");
+        p.file(
+            "images/base-linux.toml",
+            "version = \"1.0\"\norigin = \"bb\"\nroles = [\"base\"]\n",
+        );
+        p.file("images/app.toml", "version = \"2.0\"\nfrom = \"base-linux\"\nroles = [\"java\"]\n[vars]\nPORT = \"8080\"\n");
+        p.file(
+            "images/svc.toml",
+            "version = \"1.0\"\nfrom = \"app\"\nroles = [\"web\"]\n",
+        );
+        p.file(
+            "images/node.toml",
+            "version = \"1.0\"\nfrom = \"base-linux\"\nroles = [\"web\"]\n",
+        );
+        p
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn file(&self, rel: &str, content: &str) -> &Self {
+        let path = self.path(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, content).unwrap();
+        self
+    }
+
+    /// A file with mode 0755.
+    pub fn exec(&self, rel: &str, content: &str) -> &Self {
+        self.file(rel, content);
+        self.chmod(rel, 0o755)
+    }
+
+    pub fn chmod(&self, rel: &str, mode: u32) -> &Self {
+        fs::set_permissions(self.path(rel), fs::Permissions::from_mode(mode)).unwrap();
+        self
+    }
+
+    pub fn symlink(&self, target: &str, rel: &str) -> &Self {
+        let path = self.path(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let _ = fs::remove_file(&path);
+        std::os::unix::fs::symlink(target, &path).unwrap();
+        self
+    }
+
+    pub fn remove(&self, rel: &str) -> &Self {
+        let path = self.path(rel);
+        if path.is_dir() {
+            fs::remove_dir_all(path).unwrap();
+        } else {
+            fs::remove_file(path).unwrap();
+        }
+        self
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.path(rel)).unwrap()
+    }
+
+    /// Runs `layer ARGS` in the project root, with a clean colour setting.
+    pub fn layer(&self, args: &[&str]) -> Output {
+        self.layer_in(self.root(), args)
+    }
+
+    pub fn layer_in(&self, cwd: &Path, args: &[&str]) -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_layer"))
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("LAYER_CACHE")
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("layer runs");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+
+    /// `layer plan --format json`, parsed.
+    pub fn plan_json(&self, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec!["plan", "--format", "json"];
+        args.extend_from_slice(extra);
+        let out = self.layer(&args).expect(0);
+        serde_json::from_str(&out.stdout).unwrap()
+    }
+
+    /// `action` of every image in the plan, by name.
+    pub fn actions(&self, extra: &[&str]) -> Vec<(String, String)> {
+        let plan = self.plan_json(extra);
+        plan["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["name"].as_str().unwrap().to_string(),
+                    i["action"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Records the named images (all when empty) as built now, with their current keys, the
+    /// way a successful build records them: parents first, each on its parent's record.
+    pub fn record(&self, names: &[&str]) {
+        self.record_at(names, "2026-11-20T10:00:00Z");
+    }
+
+    pub fn record_at(&self, names: &[&str], built_at: &str) {
+        record_images(self.root(), None, names, built_at);
+    }
+
+    /// Every file under the project (cache excluded) with its content, for "nothing was
+    /// written" checks.
+    pub fn snapshot_tree(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for e in walkdir::WalkDir::new(self.root()).sort_by_file_name() {
+            let e = e.unwrap();
+            let rel = e
+                .path()
+                .strip_prefix(self.root())
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            if rel == "cache" || rel.starts_with("cache/") {
+                continue;
+            }
+            let content = if e.file_type().is_file() {
+                fs::read(e.path()).unwrap()
+            } else {
+                vec![]
+            };
+            out.push((rel, content));
+        }
+        out
+    }
+}
+
+/// Records the named images of the project at `root` (all when empty) as built at
+/// `built_at`, with their current keys, as a successful build records them: parents first,
+/// each on its parent's record, with an artifact file in the cache.
+pub fn record_images(root: &Path, cache: Option<PathBuf>, names: &[&str], built_at: &str) {
+    let ws = Workspace::open(root, cache, None).expect("project loads");
+    let mut parent_versions: std::collections::HashMap<String, String> =
+        std::collections::HashMap::new();
+    for (i, l) in ws.lookups.iter().enumerate() {
+        if let Lookup::Found(r) = l {
+            parent_versions.insert(ws.project.images[i].name.clone(), r.version.clone());
+        }
+    }
+    for (i, image) in ws.project.images.iter().enumerate() {
+        if !names.is_empty() && !names.contains(&image.name.as_str()) {
+            continue;
+        }
+        let key = &ws.keys[i];
+        let build = ws.cache.records(&image.name).len();
+        let version = format!("{}.{build}-20261120_1000", image.version);
+        let artifact_rel = format!("artifacts/{}/{}", image.name, key.key);
+        let artifact = ws.cache.dir().join(&artifact_rel);
+        fs::create_dir_all(artifact.parent().unwrap()).unwrap();
+        fs::write(&artifact, format!("artifact of {}", image.name)).unwrap();
+        let parent = image.parent().map(|p| {
+            let pi = ws.index(p).unwrap();
+            ParentRef {
+                name: p.to_string(),
+                key: ws.keys[pi].key.clone(),
+                version: parent_versions
+                    .get(p)
+                    .cloned()
+                    .unwrap_or_else(|| "unbuilt".into()),
+            }
+        });
+        let record = Record {
+            format: RECORD_FORMAT,
+            name: image.name.clone(),
+            key: key.key.clone(),
+            version: version.clone(),
+            built_at: built_at.to_string(),
+            duration_ms: 1,
+            forced: false,
+            artifact: Artifact {
+                id: format!("{}-{}.{build}", image.name, image.version),
+                path: Some(artifact_rel),
+                blake3: None,
+                size: None,
+            },
+            parent,
+            tags: Default::default(),
+            inputs: key.inputs.clone(),
+        };
+        let trees: Vec<&layer::scan::Tree> = key
+            .inputs
+            .roles
+            .iter()
+            .map(|r| &ws.scanned.trees[&r.name])
+            .collect();
+        ws.cache
+            .write_record(&record, &trees)
+            .expect("record written");
+        parent_versions.insert(image.name.clone(), version);
+    }
+}
+
+/// Replaces the temporary project path in `s` with `[ROOT]`.
+pub fn redact(p: &Project, s: &str) -> String {
+    let root = p.root().canonicalize().unwrap();
+    s.replace(&root.display().to_string(), "[ROOT]")
+        .replace(&p.root().display().to_string(), "[ROOT]")
+}
