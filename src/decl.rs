@@ -580,6 +580,7 @@ fn load_roles(root: &Path, diags: &mut Diagnostics) -> (BTreeMap<String, Role>, 
     let mut roles = BTreeMap::new();
     let mut names = BTreeSet::new();
     let dirs = list_dir(root, "roles", diags, |p| p.is_dir());
+    let all_names: BTreeSet<String> = dirs.iter().map(|(n, _)| n.clone()).collect();
     for (name, rel) in &dirs {
         names.insert(name.clone());
         if !valid_name(name) {
@@ -656,16 +657,14 @@ fn load_roles(root: &Path, diags: &mut Diagnostics) -> (BTreeMap<String, Role>, 
                     );
                 }
             }
-            // Unknown names in `depends` are checked once all role folders are known.
             for d in &raw.depends {
-                if !dirs.iter().any(|(n, _)| n == d.get_ref()) {
-                    let known: Vec<String> = dirs.iter().map(|(n, _)| n.clone()).collect();
+                if !all_names.contains(d.get_ref()) {
                     diags.push(unknown(
                         &src,
                         src.line_of(d),
                         "role",
                         d.get_ref(),
-                        known.iter(),
+                        all_names.iter(),
                     ));
                 }
             }

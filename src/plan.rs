@@ -341,13 +341,13 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
     }
     if sel.changed {
         let mut below_stale = vec![false; n];
-        for i in 0..n {
-            if !reasons[i].is_empty() {
+        for (i, r) in reasons.iter().enumerate() {
+            if !r.is_empty() {
                 g.mark_descendants(i, &mut below_stale);
             }
         }
-        for i in 0..n {
-            selected[i] &= below_stale[i];
+        for (s, below) in selected.iter_mut().zip(&below_stale) {
+            *s &= *below;
         }
     }
 

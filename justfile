@@ -1,0 +1,21 @@
+# Recipes are plain commands: each works without `just` too.
+
+default: test
+
+build:
+    cargo build --release
+
+test:
+    cargo test
+
+lint:
+    cargo fmt --check
+    cargo clippy --all-targets -- -D warnings
+
+# `layer plan` against `ninja -n` on synthetic estates of 1,000 and 10,000 images.
+bench:
+    bash benches/plan.sh
+
+# The main job on the example estate.
+demo:
+    cargo run --release -- plan
