@@ -420,3 +420,363 @@ pub fn describe_file_change(path: &str, c: &FileChange) -> String {
         FileChange::Type { old, new } => format!("`{path}` is now a {new} (was a {old})"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::{Artifact, ParentRef};
+    use crate::key::compute;
+    use crate::model::*;
+    use crate::scan::{Entry, EntryKind, Scanned};
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    /// Records by name, trees by digest, and artifacts that exist unless listed as gone.
+    #[derive(Default)]
+    struct FakeHistory {
+        latest: BTreeMap<String, Record>,
+        trees: BTreeMap<String, Tree>,
+        gone: Vec<String>,
+        asked: Mutex<Vec<String>>,
+    }
+
+    impl History for FakeHistory {
+        fn latest(&self, name: &str) -> Option<Record> {
+            self.asked.lock().unwrap().push(name.to_string());
+            self.latest.get(name).cloned()
+        }
+        fn tree(&self, digest: &str) -> Option<Tree> {
+            self.trees.get(digest).cloned()
+        }
+        fn artifact_exists(&self, r: &Record) -> bool {
+            !self.gone.contains(&r.name)
+        }
+    }
+
+    fn image(name: &str, base: Base, roles: &[&str]) -> Image {
+        Image {
+            name: name.into(),
+            file: format!("images/{name}.toml"),
+            description: None,
+            version: "1.0".into(),
+            base,
+            roles: roles.iter().map(|s| s.to_string()).collect(),
+            packages: vec![],
+            backend: None,
+            max_age: None,
+            max_age_text: None,
+            vars: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            tests: vec![],
+        }
+    }
+
+    /// base <- app <- svc, base <- node; one role per image.
+    fn project() -> Project {
+        let mut roles = BTreeMap::new();
+        for r in ["base", "java", "web"] {
+            roles.insert(
+                r.to_string(),
+                Role {
+                    name: r.into(),
+                    dir: format!("roles/{r}"),
+                    depends: vec![],
+                    packages: vec![],
+                    vars: BTreeMap::new(),
+                },
+            );
+        }
+        let mut origins = BTreeMap::new();
+        origins.insert(
+            "o".to_string(),
+            Origin {
+                name: "o".into(),
+                source: OriginSource::Id { id: "ami-1".into() },
+            },
+        );
+        let mut backends = BTreeMap::new();
+        backends.insert("rootfs".to_string(), Backend::builtin_rootfs());
+        let images = vec![
+            image("base", Base::Origin("o".into()), &["base"]),
+            image("app", Base::Parent("base".into()), &["java"]),
+            image("node", Base::Parent("base".into()), &["web"]),
+            image("svc", Base::Parent("app".into()), &["web"]),
+        ];
+        Project {
+            root: "/p".into(),
+            strategy: Strategy::Deep,
+            backend: "rootfs".into(),
+            origins,
+            backends,
+            roles,
+            images,
+            lock: Lock::default(),
+        }
+    }
+
+    fn tree(content: &str) -> Tree {
+        Tree::new(vec![Entry {
+            path: "provision.sh".into(),
+            kind: EntryKind::File {
+                exec: true,
+                blake3: blake3::hash(content.as_bytes()).to_hex().to_string(),
+            },
+        }])
+    }
+
+    fn scanned(java: &str) -> Scanned {
+        let mut s = Scanned::default();
+        s.trees.insert("base".into(), tree("base"));
+        s.trees.insert("java".into(), tree(java));
+        s.trees.insert("web".into(), tree("web"));
+        s
+    }
+
+    fn record(
+        name: &str,
+        k: &ImageKey,
+        parent: Option<(&str, &ImageKey)>,
+        built_at: &str,
+    ) -> Record {
+        Record {
+            format: crate::cache::RECORD_FORMAT,
+            name: name.into(),
+            key: k.key.clone(),
+            version: format!("1.0.0-{name}"),
+            built_at: built_at.into(),
+            duration_ms: 1,
+            forced: false,
+            artifact: Artifact {
+                id: name.into(),
+                path: Some(format!("artifacts/{name}")),
+                blake3: None,
+                size: None,
+            },
+            parent: parent.map(|(p, pk)| ParentRef {
+                name: p.into(),
+                key: pk.key.clone(),
+                version: format!("1.0.0-{p}"),
+            }),
+            tags: BTreeMap::new(),
+            inputs: k.inputs.clone(),
+        }
+    }
+
+    struct World {
+        project: Project,
+        graph: Graph,
+        scanned: Scanned,
+        keys: Vec<ImageKey>,
+        lookups: Vec<Lookup>,
+        history: FakeHistory,
+    }
+
+    impl World {
+        /// Every image recorded with the keys of `java` content `recorded`, planned with `now`.
+        fn new(recorded: &str, now: &str) -> World {
+            let project = project();
+            let graph = Graph::new(&project);
+            let old = compute(&project, &graph, Strategy::Deep, &scanned(recorded)).unwrap();
+            let scanned = scanned(now);
+            let keys = compute(&project, &graph, Strategy::Deep, &scanned).unwrap();
+            let mut history = FakeHistory::default();
+            let mut lookups = Vec::new();
+            for (i, img) in project.images.iter().enumerate() {
+                let parent = graph.parent[i].map(|p| (project.images[p].name.as_str(), &old[p]));
+                let r = record(&img.name, &old[i], parent, "2026-11-01T00:00:00Z");
+                lookups.push(if old[i].key == keys[i].key {
+                    Lookup::Found(Box::new(r.clone()))
+                } else {
+                    Lookup::Missing
+                });
+                history.latest.insert(img.name.clone(), r);
+            }
+            history.trees.insert(tree(recorded).digest, tree(recorded));
+            World {
+                project,
+                graph,
+                scanned,
+                keys,
+                lookups,
+                history,
+            }
+        }
+
+        fn plan(&self, sel: &Selection) -> Plan {
+            let input = PlanInput {
+                project: &self.project,
+                graph: &self.graph,
+                strategy: Strategy::Deep,
+                keys: &self.keys,
+                lookups: &self.lookups,
+                trees: &self.scanned.trees,
+                history: &self.history,
+                now: humantime::parse_rfc3339("2026-11-10T00:00:00Z").unwrap(),
+            };
+            make(&input, sel)
+        }
+    }
+
+    fn actions(p: &Plan) -> Vec<(&str, Action, Option<usize>)> {
+        p.images
+            .iter()
+            .map(|i| (i.name.as_str(), i.action, i.wave))
+            .collect()
+    }
+
+    #[test]
+    fn nothing_changed_is_all_fresh_and_asks_no_history() {
+        let w = World::new("java 17", "java 17");
+        let p = w.plan(&Selection::default());
+        assert_eq!(
+            p.summary,
+            Summary {
+                build: 0,
+                fresh: 4,
+                skip: 0
+            }
+        );
+        assert!(w.history.asked.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_role_change_builds_the_image_and_its_descendants_in_waves() {
+        let w = World::new("java 17", "java 21");
+        let p = w.plan(&Selection::default());
+        assert_eq!(
+            actions(&p),
+            [
+                ("base", Action::Fresh, None),
+                ("app", Action::Build, Some(0)),
+                ("node", Action::Fresh, None),
+                ("svc", Action::Build, Some(1))
+            ]
+        );
+        assert_eq!(
+            p.images[1].reasons,
+            [Reason::RoleChanged {
+                role: "java".into(),
+                paths: vec!["roles/java/provision.sh".into()]
+            }]
+        );
+        assert_eq!(
+            p.images[3].reasons,
+            [Reason::ParentChanged {
+                parent: "app".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn changed_and_targets_select() {
+        let w = World::new("java 17", "java 21");
+        let p = w.plan(&Selection {
+            changed: true,
+            ..Default::default()
+        });
+        assert_eq!(
+            actions(&p).iter().map(|a| a.1).collect::<Vec<_>>(),
+            [Action::Skip, Action::Build, Action::Skip, Action::Build]
+        );
+        // A target brings its ancestors (deep), and nothing else.
+        let p = w.plan(&Selection {
+            targets: vec![1],
+            ..Default::default()
+        });
+        assert_eq!(
+            actions(&p).iter().map(|a| a.1).collect::<Vec<_>>(),
+            [Action::Fresh, Action::Build, Action::Skip, Action::Skip]
+        );
+    }
+
+    #[test]
+    fn a_missing_parent_artifact_rebuilds_the_parent_and_its_children() {
+        let mut w = World::new("java 17", "java 17");
+        w.history.gone.push("base".into());
+        let p = w.plan(&Selection::default());
+        assert!(matches!(
+            p.images[0].reasons[..],
+            [Reason::MissingArtifact { .. }]
+        ));
+        assert_eq!(
+            actions(&p),
+            [
+                ("base", Action::Build, Some(0)),
+                ("app", Action::Build, Some(1)),
+                ("node", Action::Build, Some(1)),
+                ("svc", Action::Build, Some(2))
+            ]
+        );
+    }
+
+    #[test]
+    fn expiry_and_force() {
+        let w = World::new("java 17", "java 17");
+        let limit = (Duration::from_secs(86_400), "1d".to_string());
+        let p = w.plan(&Selection {
+            max_age: Some(limit),
+            ..Default::default()
+        });
+        assert!(
+            matches!(&p.images[0].reasons[..], [Reason::Expired { max_age, .. }] if max_age == "1d")
+        );
+        assert_eq!(p.summary.build, 4);
+        let p = w.plan(&Selection {
+            force: true,
+            targets: vec![2],
+            ..Default::default()
+        });
+        assert_eq!(p.images[2].reasons, [Reason::Forced]);
+        assert_eq!(p.images[0].reasons, [Reason::Forced]);
+        assert_eq!(p.images[1].action, Action::Skip);
+    }
+
+    #[test]
+    fn a_child_built_on_an_older_parent_build_is_stale() {
+        let mut w = World::new("java 17", "java 17");
+        // The parent was rebuilt under the same key: a new version the child was not built on.
+        if let Lookup::Found(r) = &mut w.lookups[0] {
+            r.version = "1.0.1-base".into();
+        }
+        let p = w.plan(&Selection::default());
+        assert_eq!(
+            p.images[1].reasons,
+            [Reason::ParentChanged {
+                parent: "base".into()
+            }]
+        );
+        assert_eq!(p.images[0].action, Action::Fresh);
+    }
+
+    #[test]
+    fn shallow_builds_everything_stale_in_wave_zero() {
+        let w = World::new("java 17", "java 17");
+        let keys = compute(&w.project, &w.graph, Strategy::Shallow, &w.scanned).unwrap();
+        let lookups = vec![
+            Lookup::Missing,
+            Lookup::Missing,
+            Lookup::Missing,
+            Lookup::Missing,
+        ];
+        let empty = FakeHistory::default();
+        let input = PlanInput {
+            project: &w.project,
+            graph: &w.graph,
+            strategy: Strategy::Shallow,
+            keys: &keys,
+            lookups: &lookups,
+            trees: &w.scanned.trees,
+            history: &empty,
+            now: SystemTime::now(),
+        };
+        let p = make(&input, &Selection::default());
+        assert!(p
+            .images
+            .iter()
+            .all(|i| i.wave == Some(0) && i.reasons == [Reason::New]));
+        // Shallow keys flatten the chain: svc applies base, java and web.
+        assert_eq!(p.images[3].roles, ["base", "java", "web"]);
+        assert_ne!(keys[3].key, w.keys[3].key);
+    }
+}
