@@ -358,15 +358,15 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
             continue;
         }
         let parent_builds = g.parent[i].filter(|&p| actions[p] == Action::Build);
+        if sel.force && reasons[i].is_empty() {
+            reasons[i].push(Reason::Forced);
+        }
         if input.strategy == Strategy::Deep && reasons[i].is_empty() {
             if let Some(p) = parent_builds {
                 reasons[i].push(Reason::ParentChanged {
                     parent: g.names[p].clone(),
                 });
             }
-        }
-        if sel.force && reasons[i].is_empty() {
-            reasons[i].push(Reason::Forced);
         }
         if reasons[i].is_empty() {
             actions[i] = Action::Fresh;
