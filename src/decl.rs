@@ -356,6 +356,10 @@ pub fn load(root: &Path) -> Result<Project> {
     let mut origins = BTreeMap::new();
     let mut backends = BTreeMap::new();
     backends.insert("rootfs".to_string(), Backend::builtin_rootfs());
+    // Every declared name, valid or not: a reference to a declaration that has its own error
+    // is not also an "unknown" reference.
+    let mut origin_names: BTreeSet<String> = BTreeSet::new();
+    let mut backend_names: BTreeSet<String> = backends.keys().cloned().collect();
     let mut project_ok = false;
     if let Some(src) = read_source(&root, PROJECT_FILE, &mut diags) {
         if let Some(raw) = src.parse::<ProjectFileRaw>(&mut diags) {
@@ -364,6 +368,7 @@ pub fn load(root: &Path) -> Result<Project> {
                 strategy = *s.get_ref();
             }
             for (name, o) in raw.origins {
+                origin_names.insert(name.clone());
                 let line = src.line_of(&o);
                 if !valid_name(&name) {
                     diags.push(
@@ -376,6 +381,7 @@ pub fn load(root: &Path) -> Result<Project> {
                 }
             }
             for (name, b) in raw.backends {
+                backend_names.insert(name.clone());
                 let line = src.line_of(&b);
                 if !valid_name(&name) {
                     diags.push(
@@ -388,13 +394,13 @@ pub fn load(root: &Path) -> Result<Project> {
                 }
             }
             if let Some(b) = raw.project.backend {
-                if !backends.contains_key(b.get_ref()) {
+                if !backend_names.contains(b.get_ref()) {
                     diags.push(unknown(
                         &src,
                         src.line_of(&b),
                         "backend",
                         b.get_ref(),
-                        backends.keys(),
+                        backend_names.iter(),
                     ));
                 } else {
                     default_backend = b.into_inner();
@@ -454,8 +460,8 @@ pub fn load(root: &Path) -> Result<Project> {
         let ctx = Refs {
             image_names: &image_names,
             role_names: &role_names,
-            origins: project_ok.then_some(&origins),
-            backends: project_ok.then_some(&backends),
+            origins: project_ok.then_some(&origin_names),
+            backends: project_ok.then_some(&backend_names),
         };
         if let Some(img) = image(&src, name, raw, &ctx, &mut diags) {
             images.push(img);
@@ -484,7 +490,11 @@ pub fn load(root: &Path) -> Result<Project> {
         .iter()
         .map(|(n, r)| (n.clone(), r.depends.clone()))
         .collect();
-    for cycle in graph::depends_cycles(&role_deps) {
+    // A role that depends on itself is reported as such by `load_roles`.
+    for cycle in graph::depends_cycles(&role_deps)
+        .into_iter()
+        .filter(|c| c.len() > 2)
+    {
         diags.push(
             Diagnostic::new(
                 format!("roles/{}/role.toml", cycle[0]),
@@ -871,8 +881,8 @@ struct Refs<'a> {
     image_names: &'a BTreeSet<String>,
     role_names: &'a BTreeSet<String>,
     /// `None` when `layer.toml` did not load: references to origins and backends are not checked.
-    origins: Option<&'a BTreeMap<String, Origin>>,
-    backends: Option<&'a BTreeMap<String, Backend>>,
+    origins: Option<&'a BTreeSet<String>>,
+    backends: Option<&'a BTreeSet<String>>,
 }
 
 fn image(
@@ -914,13 +924,13 @@ fn image(
         }
         (None, Some(o)) => {
             if let Some(origins) = refs.origins {
-                if !origins.contains_key(o.get_ref()) {
+                if !origins.contains(o.get_ref()) {
                     diags.push(unknown(
                         src,
                         src.line_of(o),
                         "origin",
                         o.get_ref(),
-                        origins.keys(),
+                        origins.iter(),
                     ));
                 }
             }
@@ -953,13 +963,13 @@ fn image(
     }
     let packages = check_list(src, "package", &raw.packages, diags);
     if let (Some(b), Some(backends)) = (&raw.backend, refs.backends) {
-        if !backends.contains_key(b.get_ref()) {
+        if !backends.contains(b.get_ref()) {
             diags.push(unknown(
                 src,
                 src.line_of(b),
                 "backend",
                 b.get_ref(),
-                backends.keys(),
+                backends.iter(),
             ));
         }
     }

@@ -386,20 +386,33 @@ pub fn diff(
             new: new.backend.clone(),
         });
     }
-    if old.base != new.base {
+    // Across strategies a base and a chain change shape (deep: the parent's key and the image
+    // alone; shallow: the root origin and the whole chain). That follows from the strategy
+    // change: compare only what both strategies record alike.
+    let same_strategy = old.strategy == new.strategy;
+    let same_base_kind = std::mem::discriminant(&old.base) == std::mem::discriminant(&new.base);
+    if old.base != new.base && (same_strategy || same_base_kind) {
         out.push(Change::Base {
             old: old.base.clone(),
             new: new.base.clone(),
         });
     }
+    let (old_chain, new_chain) = if same_strategy {
+        (&old.chain[..], &new.chain[..])
+    } else {
+        (
+            &old.chain[old.chain.len().saturating_sub(1)..],
+            &new.chain[new.chain.len().saturating_sub(1)..],
+        )
+    };
     let names = |c: &[DeclInputs]| c.iter().map(|d| d.name.clone()).collect::<Vec<_>>();
-    if names(&old.chain) != names(&new.chain) {
+    if names(old_chain) != names(new_chain) {
         out.push(Change::Chain {
-            old: names(&old.chain),
-            new: names(&new.chain),
+            old: names(old_chain),
+            new: names(new_chain),
         });
     } else {
-        for (o, n) in old.chain.iter().zip(&new.chain) {
+        for (o, n) in old_chain.iter().zip(new_chain) {
             let mut field = |field: &str, a: String, b: String| {
                 if a != b {
                     out.push(Change::Field {

@@ -9,6 +9,7 @@ use std::process::Command;
 
 use layer::cache::Lookup;
 use layer::cache::{Artifact, ParentRef, Record, RECORD_FORMAT};
+use layer::model::Strategy;
 use layer::workspace::Workspace;
 
 pub struct Output {
@@ -141,18 +142,96 @@ impl Project {
     }
 
     pub fn layer_in(&self, cwd: &Path, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_layer"))
-            .args(args)
-            .current_dir(cwd)
-            .env_remove("LAYER_CACHE")
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("layer runs");
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
+        run_layer(cwd, args, &[])
+    }
+
+    /// `layer plan --format json ARGS`, the image named `name` of it.
+    pub fn planned(&self, extra: &[&str], name: &str) -> serde_json::Value {
+        let plan = self.plan_json(extra);
+        plan["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == name)
+            .unwrap_or_else(|| panic!("`{name}` is in the plan"))
+            .clone()
+    }
+
+    /// `(action, reasons)` of image `name` in `layer plan --format json ARGS`.
+    pub fn verdict(&self, extra: &[&str], name: &str) -> (String, serde_json::Value) {
+        let i = self.planned(extra, name);
+        (
+            i["action"].as_str().unwrap().to_string(),
+            i["reasons"].clone(),
+        )
+    }
+
+    /// Records under a strategy other than the project's.
+    pub fn record_with(&self, strategy: Strategy, names: &[&str]) {
+        record_images_with(
+            self.root(),
+            None,
+            Some(strategy),
+            names,
+            "2026-11-20T10:00:00Z",
+        );
+    }
+
+    /// The record file of the current key of `name` in the default cache.
+    pub fn record_path(&self, name: &str) -> PathBuf {
+        let dir = self.path(&format!("cache/records/{name}"));
+        let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "one record of `{name}`: {files:?}");
+        files.pop().unwrap()
+    }
+
+    /// Every file under the cache folder, relative to it, with its content.
+    pub fn cache_files(&self) -> Vec<(String, Vec<u8>)> {
+        let dir = self.path("cache");
+        if !dir.exists() {
+            return vec![];
         }
+        walkdir::WalkDir::new(&dir)
+            .sort_by_file_name()
+            .into_iter()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().is_file())
+            .map(|e| {
+                (
+                    e.path()
+                        .strip_prefix(&dir)
+                        .unwrap()
+                        .to_string_lossy()
+                        .to_string(),
+                    fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// A copy of the project (cache included) in a new temporary folder: files, modes and
+    /// symlinks as they are.
+    pub fn clone_project(&self) -> Project {
+        let p = Project {
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        for e in walkdir::WalkDir::new(self.root()).min_depth(1) {
+            let e = e.unwrap();
+            let rel = e.path().strip_prefix(self.root()).unwrap();
+            let to = p.root().join(rel);
+            let ft = e.file_type();
+            if ft.is_symlink() {
+                std::os::unix::fs::symlink(fs::read_link(e.path()).unwrap(), &to).unwrap();
+            } else if ft.is_dir() {
+                fs::create_dir_all(&to).unwrap();
+            } else {
+                fs::copy(e.path(), &to).unwrap();
+            }
+        }
+        p
     }
 
     /// `layer plan --format json`, parsed.
@@ -219,7 +298,18 @@ impl Project {
 /// `built_at`, with their current keys, as a successful build records them: parents first,
 /// each on its parent's record, with an artifact file in the cache.
 pub fn record_images(root: &Path, cache: Option<PathBuf>, names: &[&str], built_at: &str) {
-    let ws = Workspace::open(root, cache, None).expect("project loads");
+    record_images_with(root, cache, None, names, built_at)
+}
+
+/// [`record_images`] under `strategy` (the project's own when `None`).
+pub fn record_images_with(
+    root: &Path,
+    cache: Option<PathBuf>,
+    strategy: Option<Strategy>,
+    names: &[&str],
+    built_at: &str,
+) {
+    let ws = Workspace::open(root, cache, strategy).expect("project loads");
     let mut parent_versions: std::collections::HashMap<String, String> =
         std::collections::HashMap::new();
     for (i, l) in ws.lookups.iter().enumerate() {
@@ -278,6 +368,30 @@ pub fn record_images(root: &Path, cache: Option<PathBuf>, names: &[&str], built_
             .expect("record written");
         parent_versions.insert(image.name.clone(), version);
     }
+}
+
+/// Runs the `layer` binary in `cwd` with `NO_COLOR=1`, no `LAYER_CACHE` and the extra
+/// environment `env`.
+pub fn run_layer(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_layer"));
+    cmd.args(args)
+        .current_dir(cwd)
+        .env_remove("LAYER_CACHE")
+        .env("NO_COLOR", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("layer runs");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// Now, as RFC 3339 (UTC, seconds), for records young enough for any `max_age`.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 /// Replaces the temporary project path in `s` with `[ROOT]`.
