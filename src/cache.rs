@@ -125,18 +125,24 @@ impl Cache {
         }
     }
 
-    /// Every usable record of image `name`, newest first.
+    /// Every usable record of image `name` — every build still known, superseded ones
+    /// included — newest first.
     pub fn records(&self, name: &str) -> Vec<Record> {
-        let Ok(dir) = fs::read_dir(self.dir.join("records").join(name)) else {
-            return vec![];
+        let dir = self.dir.join("records").join(name);
+        let read = |d: &Path| -> Vec<Record> {
+            let Ok(entries) = fs::read_dir(d) else {
+                return vec![];
+            };
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".json")))
+                .filter_map(|e| fs::read(e.path()).ok())
+                .filter_map(|b| parse_record(&b).ok())
+                .filter(|r| r.name == name)
+                .collect()
         };
-        let mut out: Vec<Record> = dir
-            .flatten()
-            .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".json")))
-            .filter_map(|e| fs::read(e.path()).ok())
-            .filter_map(|b| parse_record(&b).ok())
-            .filter(|r| r.name == name)
-            .collect();
+        let mut out = read(&dir);
+        out.extend(read(&dir.join("old")));
         out.sort_by(|a, b| {
             (b.built_at_time(), &b.version, &b.key).cmp(&(a.built_at_time(), &a.version, &a.key))
         });
@@ -166,7 +172,8 @@ impl Cache {
     }
 
     /// Stores a record, and first the trees it names so that a record never points at a
-    /// missing tree.
+    /// missing tree. A record already stored for the same key (a forced or expired rebuild)
+    /// moves to `old/` first, so every build keeps its version.
     pub fn write_record(&self, record: &Record, trees: &[&Tree]) -> Result<()> {
         for t in trees {
             let path = self.tree_path(&t.digest);
@@ -175,8 +182,137 @@ impl Cache {
                 write_atomic(&path, &json)?;
             }
         }
+        let path = self.record_path(&record.name, &record.key);
+        if let Lookup::Found(previous) = self.lookup(&record.name, &record.key) {
+            if previous.version != record.version {
+                let old = path.parent().expect("records have a folder").join("old");
+                fs::create_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+                let to = old.join(format!("{}.json", previous.version));
+                fs::rename(&path, &to).map_err(|e| Error::io(&to, e))?;
+            }
+        }
         let json = serde_json::to_vec_pretty(record).expect("records serialize");
-        write_atomic(&self.record_path(&record.name, &record.key), &json)
+        write_atomic(&path, &json)
+    }
+
+    /// The next build number of image `name` under `major_minor` (`1.4`): one more than the
+    /// highest recorded, from 0.
+    pub fn next_build(&self, name: &str, major_minor: &str) -> u64 {
+        self.records(name)
+            .iter()
+            .filter_map(|r| {
+                let base = r.version.split('-').next()?;
+                let (mm, build) = base.rsplit_once('.')?;
+                (mm == major_minor).then(|| build.parse::<u64>().ok())?
+            })
+            .max()
+            .map_or(0, |b| b + 1)
+    }
+
+    /// Takes the lock of image `name`, waiting for another run that holds it; `waiting` is
+    /// called first when the lock is busy.
+    pub fn lock_image(&self, name: &str, waiting: &mut dyn FnMut()) -> Result<fs::File> {
+        let dir = self.dir.join("locks");
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let path = dir.join(format!("{name}.lock"));
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                waiting();
+                f.lock().map_err(|e| Error::io(&path, e))?;
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
+        Ok(f)
+    }
+
+    /// A build log, created empty.
+    pub fn create_log(&self, name: &str, version: &str) -> Result<(PathBuf, fs::File)> {
+        let dir = self.dir.join("logs").join(name);
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let path = dir.join(format!("{version}.log"));
+        let f = fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        Ok((path, f))
+    }
+
+    /// Moves a finished local artifact into the cache (a rename: work folders are in the
+    /// cache) and returns its path relative to the cache.
+    pub fn store_artifact(&self, name: &str, file_name: &str, from: &Path) -> Result<String> {
+        let rel = format!("artifacts/{name}/{file_name}");
+        let to = self.dir.join(&rel);
+        let dir = to.parent().expect("artifacts have a folder");
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        fs::rename(from, &to).map_err(|e| Error::io(&to, e))?;
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(dir, e))?;
+        Ok(rel)
+    }
+
+    /// Starts a run: a private work folder, held by a lock for as long as the run lives.
+    /// Folders of runs that died (their lock is free) are removed first.
+    pub fn start_run(&self) -> Result<Run> {
+        let runs = self.dir.join("runs");
+        fs::create_dir_all(&runs).map_err(|e| Error::io(&runs, e))?;
+        self.remove_dead_runs()?;
+        let nanos = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let id = format!("{}-{nanos}", std::process::id());
+        let lock_path = runs.join(format!("{id}.lock"));
+        let lock = fs::File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        let dir = runs.join(&id);
+        fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| Error::io(&dir, e))?;
+        Ok(Run {
+            dir,
+            lock_path,
+            _lock: lock,
+        })
+    }
+
+    /// Removes the work folders of runs whose lock nobody holds. Returns how many.
+    pub fn remove_dead_runs(&self) -> Result<usize> {
+        let runs = self.dir.join("runs");
+        let Ok(entries) = fs::read_dir(&runs) else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "lock") {
+                continue;
+            }
+            let Ok(f) = fs::OpenOptions::new().write(true).open(&path) else {
+                continue;
+            };
+            if f.try_lock().is_ok() {
+                remove_tree(&path.with_extension(""))?;
+                let _ = fs::remove_file(&path);
+                removed += 1;
+            }
+        }
+        // A folder without a lock file belongs to a run killed while it started.
+        for e in fs::read_dir(&runs)
+            .map_err(|e| Error::io(&runs, e))?
+            .flatten()
+        {
+            let path = e.path();
+            if path.is_dir() && !path.with_extension("lock").exists() {
+                remove_tree(&path)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     pub fn load_stat_cache(&self) -> StatCache {
@@ -188,6 +324,46 @@ impl Cache {
     pub fn save_stat_cache(&self, stat: &StatCache) -> Result<()> {
         write_atomic(&self.stat_path(), &stat.encode())
     }
+}
+
+/// A running build's work folder; removed when dropped, together with its lock.
+pub struct Run {
+    pub dir: PathBuf,
+    lock_path: PathBuf,
+    _lock: fs::File,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = remove_tree(&self.dir);
+        let _ = fs::remove_file(&self.lock_path);
+    }
+}
+
+/// Removes a folder tree without leaving its file system: a mount point below it is not
+/// descended into, and is reported instead.
+pub fn remove_tree(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(top) = fs::symlink_metadata(dir) else {
+        return Ok(());
+    };
+    fn walk(p: &Path, dev: u64) -> Result<()> {
+        let meta = fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
+        if !meta.is_dir() {
+            return fs::remove_file(p).map_err(|e| Error::io(p, e));
+        }
+        if meta.dev() != dev {
+            return Err(Error::Cache {
+                path: p.to_path_buf(),
+                message: "is a mount point: unmount it, then remove it".into(),
+            });
+        }
+        for e in fs::read_dir(p).map_err(|e| Error::io(p, e))?.flatten() {
+            walk(&e.path(), dev)?;
+        }
+        fs::remove_dir(p).map_err(|e| Error::io(p, e))
+    }
+    walk(dir, top.dev())
 }
 
 fn parse_record(bytes: &[u8]) -> std::result::Result<Record, String> {

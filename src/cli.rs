@@ -103,6 +103,42 @@ enum Command {
     },
     /// Why an image is stale: what differs from its latest build
     Explain { image: String },
+    /// Build the stale images, in parallel topological order
+    Build(BuildArgs),
+    /// An image's built versions, newest first
+    Versions {
+        image: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct BuildArgs {
+    /// Images to build, with their stale ancestors in deep builds [default: all]
+    targets: Vec<String>,
+    /// Only stale images and their descendants
+    #[arg(long)]
+    changed: bool,
+    /// Override `[project].strategy`
+    #[arg(long, value_enum)]
+    strategy: Option<StrategyArg>,
+    /// Keep going: build every image that does not depend on a failure
+    #[arg(short = 'k', long)]
+    keep_going: bool,
+    /// Rebuild the selected images even when they are fresh
+    #[arg(long)]
+    force: bool,
+    /// Print the plan instead of building
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Print a JSON result per image on stdout
+    #[arg(long)]
+    json: bool,
+    /// Treat artifacts older than AGE (`7d`, `12h`) as expired, for every image
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    max_age: Option<(std::time::Duration, String)>,
 }
 
 #[derive(Args, Debug)]
@@ -325,7 +361,135 @@ fn run(cli: &Cli) -> Result<i32> {
             let i = resolve_targets(&a.project, std::slice::from_ref(image))?[0];
             out(&explain(&a, i))
         }
+        Command::Build(args) => build(g, args, style),
+        Command::Versions { image, json } => {
+            let root = project_root(g)?;
+            let project = decl::load(&root)?;
+            resolve_targets(&project, std::slice::from_ref(image))?;
+            let cache = crate::cache::Cache::new(
+                g.cache
+                    .clone()
+                    .unwrap_or_else(|| project.root.join("cache")),
+            );
+            let records = cache.records(image);
+            if *json {
+                let rows: Vec<render::VersionRow> =
+                    records.iter().map(render::VersionRow::of).collect();
+                out(&render::json(&rows))
+            } else if records.is_empty() {
+                if !g.quiet {
+                    eprintln!("`{image}` has no recorded builds");
+                }
+                Ok(0)
+            } else {
+                out(&render::versions_text(&records))
+            }
+        }
     }
+}
+
+fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
+    use crate::backend::{Builder, CommandBackend, Procs};
+    use crate::exec;
+    use crate::model::BackendKind;
+    use crate::progress::{Bars, Plain, Progress};
+    use std::collections::BTreeMap;
+    use std::sync::atomic::AtomicI32;
+    use std::sync::Arc;
+
+    let ws = open(g, args.strategy.map(Strategy::from))?;
+    let sel = Selection {
+        targets: resolve_targets(&ws.project, &args.targets)?,
+        changed: args.changed,
+        force: args.force,
+        max_age: args.max_age.clone(),
+    };
+    let plan = ws.plan(&sel);
+    if args.dry_run {
+        return out(&if args.json {
+            render::json(&plan)
+        } else {
+            render::plan_text(&plan, style)
+        });
+    }
+
+    // Everything that can fail before a build starts fails here.
+    let secrets = exec::resolve_secrets(&ws.project, &plan)?;
+    let mut builders: BTreeMap<String, Box<dyn Builder>> = BTreeMap::new();
+    for p in plan.to_build() {
+        let image = ws.project.image(&p.name).expect("planned images exist");
+        let backend = ws.project.backend_of(image);
+        if builders.contains_key(&backend.name) {
+            continue;
+        }
+        let builder: Box<dyn Builder> = match backend.kind {
+            BackendKind::Command => Box::new(CommandBackend::new(backend)),
+            kind => {
+                return Err(Error::Usage {
+                    message: format!(
+                        "`{}` is built with the `{}` backend, which this version of layer cannot run yet",
+                        p.name,
+                        kind.as_str()
+                    ),
+                    hint: Some("`layer plan` works with every backend; `layer build` runs `command` backends".into()),
+                })
+            }
+        };
+        builders.insert(backend.name.clone(), builder);
+    }
+
+    let interrupt = Arc::new(AtomicI32::new(0));
+    {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+            .map_err(|e| Error::io("<signals>", e))?;
+        let flag = Arc::clone(&interrupt);
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                flag.store(sig, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+    }
+    let run = ws.cache.start_run()?;
+    let procs = Procs::default();
+    let progress: Box<dyn Progress> =
+        if !g.no_progress && !g.quiet && std::io::stderr().is_terminal() {
+            Box::new(Bars::new())
+        } else {
+            Box::new(Plain { quiet: g.quiet })
+        };
+    let jobs = g
+        .jobs
+        .map(|j| j as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let env = exec::Env {
+        ws: &ws,
+        builders: &builders,
+        progress: progress.as_ref(),
+        procs: &procs,
+        interrupt: &interrupt,
+        work_dir: &run.dir,
+        commit: exec::git_commit(&ws.project.root),
+        secrets,
+    };
+    let report = exec::execute(
+        &env,
+        &plan,
+        &exec::Options {
+            jobs,
+            keep_going: args.keep_going,
+            force: args.force,
+        },
+    );
+    drop(run);
+
+    if args.json {
+        out(&render::json(&report.images))?;
+    }
+    if !g.quiet {
+        eprint!("{}", render::build_summary(&report));
+    }
+    Ok(report.exit_code())
 }
 
 /// The project root: from `-C DIR` or the current folder, the first folder upwards holding

@@ -5,14 +5,19 @@
 //! -> `plan` -> `cache`; `workspace` runs that pipeline, `render` prints what the commands produce and `cli` wires them together.
 //! See `doc/ARCHITECTURE.md` for the invariants.
 
+pub mod backend;
+pub mod bundle;
 pub mod cache;
 pub mod cli;
 pub mod decl;
 pub mod error;
+pub mod exec;
 pub mod graph;
 pub mod key;
 pub mod model;
 pub mod plan;
+pub mod progress;
+pub mod redact;
 pub mod render;
 pub mod scan;
 pub mod workspace;

@@ -434,3 +434,93 @@ pub fn hash_text(keys: &[(&str, &str)]) -> String {
         .map(|(name, key)| format!("{key}  {name}\n"))
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Builds and versions.
+
+/// The closing status of `layer build`, for stderr.
+pub fn build_summary(report: &crate::exec::Report) -> String {
+    use crate::exec::Done;
+    let mut s = String::new();
+    if let Some(sig) = report.interrupted {
+        let _ = writeln!(s, "interrupted by signal {sig}: running builds were stopped and nothing of them was recorded");
+    }
+    let _ = writeln!(
+        s,
+        "built {}, fresh {}, failed {}, skipped {}",
+        report.count(Done::Built),
+        report.count(Done::Fresh),
+        report.count(Done::Failed),
+        report.count(Done::Skipped),
+    );
+    for i in &report.images {
+        match (i.action, &i.cause, &i.error) {
+            (Done::Failed, _, Some(e)) => {
+                let _ = writeln!(s, "  failed   {}: {e}", i.name);
+            }
+            (Done::Skipped, Some(c), _) if c != "not selected" => {
+                let _ = writeln!(s, "  skipped  {}: {c}", i.name);
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+#[derive(Serialize)]
+pub struct VersionRow<'a> {
+    pub version: &'a str,
+    pub status: &'a str,
+    pub built_at: &'a str,
+    pub artifact: &'a str,
+    pub key: &'a str,
+    pub forced: bool,
+    pub tags: &'a std::collections::BTreeMap<String, String>,
+}
+
+impl<'a> VersionRow<'a> {
+    pub fn of(r: &'a Record) -> Self {
+        VersionRow {
+            version: &r.version,
+            status: r
+                .tags
+                .get("Release_Status")
+                .map(String::as_str)
+                .unwrap_or("candidate"),
+            built_at: &r.built_at,
+            artifact: &r.artifact.id,
+            key: &r.key,
+            forced: r.forced,
+            tags: &r.tags,
+        }
+    }
+}
+
+pub fn versions_text(records: &[Record]) -> String {
+    let rows: Vec<VersionRow> = records.iter().map(VersionRow::of).collect();
+    let w = |f: &dyn Fn(&VersionRow) -> usize, h: &str| {
+        rows.iter().map(f).max().unwrap_or(0).max(h.len())
+    };
+    let (wv, ws, wb, wa) = (
+        w(&|r| r.version.len(), "VERSION"),
+        w(&|r| r.status.len(), "STATUS"),
+        w(&|r| r.built_at.len(), "BUILT"),
+        w(&|r| r.artifact.len(), "ARTIFACT"),
+    );
+    let mut s = format!(
+        "{:wv$}  {:ws$}  {:wb$}  {:wa$}  KEY\n",
+        "VERSION", "STATUS", "BUILT", "ARTIFACT"
+    );
+    for r in &rows {
+        let _ = writeln!(
+            s,
+            "{:wv$}  {:ws$}  {:wb$}  {:wa$}  {}",
+            r.version,
+            r.status,
+            r.built_at,
+            r.artifact,
+            &r.key[..12.min(r.key.len())]
+        );
+    }
+    s
+}

@@ -1,0 +1,179 @@
+//! The bundle handed to `command` and `packer` backends (`LAYER_BUNDLE`): the roles a build
+//! applies, copied in order, and an `apply.sh ROOT` that applies them the way the rootfs
+//! backend does — packages first with the tree's own package manager, then per role its
+//! `files/` copied onto ROOT (modes kept, owned by root, existing folders left as they are)
+//! and its `provision.sh` run inside ROOT from `/.layer/role`, with the role's `[vars]` under
+//! the image's. `apply.sh /` applies to the running system (a builder instance); any other
+//! ROOT is entered with chroot. Secrets are not written into the bundle: they reach
+//! `apply.sh` through its environment.
+//!
+//! ```text
+//! bundle/
+//!   apply.sh
+//!   roles/01-base/ ...      copies of the role folders, symlinks kept as links
+//!   roles/02-java/ ...
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// One role as the bundle stages it.
+pub struct BundleRole<'a> {
+    pub name: &'a str,
+    /// The role folder (absolute).
+    pub dir: &'a Path,
+    pub vars: &'a BTreeMap<String, String>,
+}
+
+/// Single-quotes `s` for POSIX sh.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Writes the bundle into `dest` (created).
+pub fn stage(
+    dest: &Path,
+    image: &str,
+    roles: &[BundleRole],
+    packages: &[String],
+    image_vars: &BTreeMap<String, String>,
+) -> Result<()> {
+    let roles_dir = dest.join("roles");
+    fs::create_dir_all(&roles_dir).map_err(|e| Error::io(&roles_dir, e))?;
+    let mut steps = String::new();
+    if !packages.is_empty() {
+        let list: Vec<String> = packages.iter().map(|p| sh_quote(p)).collect();
+        let _ = writeln!(steps, "install_packages {}", list.join(" "));
+    }
+    for (n, role) in roles.iter().enumerate() {
+        let staged = format!("{:02}-{}", n + 1, role.name);
+        copy_tree(role.dir, &roles_dir.join(&staged))?;
+        // The role's vars are defaults; the image's win.
+        let mut vars = role.vars.clone();
+        vars.extend(image_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let env: Vec<String> = vars
+            .iter()
+            .map(|(k, v)| format!("{k}={}", sh_quote(v)))
+            .collect();
+        let _ = writeln!(
+            steps,
+            "apply_role {} {} {}",
+            sh_quote(&staged),
+            sh_quote(role.name),
+            env.join(" ")
+        );
+    }
+    let script = APPLY_SH
+        .replace("@IMAGE@", &sh_quote(image))
+        .replace("@STEPS@", steps.trim_end());
+    let path = dest.join("apply.sh");
+    fs::write(&path, script).map_err(|e| Error::io(&path, e))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).map_err(|e| Error::io(&path, e))
+}
+
+/// Copies a folder: files with their modes, folders, and symlinks as links (never followed).
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
+    for entry in walkdir::WalkDir::new(from).follow_links(false).min_depth(1) {
+        let entry = entry.map_err(|e| {
+            let p = e
+                .path()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| from.to_path_buf());
+            Error::io(
+                p,
+                e.into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("walk failed")),
+            )
+        })?;
+        let rel = entry.path().strip_prefix(from).expect("below the root");
+        let target = to.join(rel);
+        let ft = entry.file_type();
+        if ft.is_symlink() {
+            let link = fs::read_link(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+            std::os::unix::fs::symlink(&link, &target).map_err(|e| Error::io(&target, e))?;
+        } else if ft.is_dir() {
+            fs::create_dir_all(&target).map_err(|e| Error::io(&target, e))?;
+        } else {
+            fs::copy(entry.path(), &target).map_err(|e| Error::io(&target, e))?;
+        }
+    }
+    Ok(())
+}
+
+const APPLY_SH: &str = r#"#!/bin/sh
+# Written by layer: applies this bundle's roles to ROOT, in order, as layer's rootfs backend
+# does. Usage: apply.sh ROOT   (ROOT is / on a builder instance, or a root filesystem folder)
+set -eu
+ROOT=${1:?usage: apply.sh ROOT}
+BUNDLE=$(cd "$(dirname "$0")" && pwd)
+LAYER_IMAGE=${LAYER_IMAGE:-@IMAGE@}
+export LAYER_IMAGE
+
+in_root() {
+    if [ "$ROOT" = / ]; then
+        sh -c "$1"
+    else
+        chroot "$ROOT" /bin/sh -c "$1"
+    fi
+}
+
+install_packages() {
+    if in_root 'command -v apt-get' >/dev/null 2>&1; then
+        in_root "export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q --no-install-recommends $*"
+    elif in_root 'command -v apk' >/dev/null 2>&1; then
+        in_root "apk add --no-cache $*"
+    elif in_root 'command -v dnf' >/dev/null 2>&1; then
+        in_root "dnf install -y $*"
+    else
+        echo "apply.sh: $ROOT has no apt-get, apk or dnf to install: $*" >&2
+        exit 1
+    fi
+}
+
+# apply_role STAGED NAME [VAR=value...]
+apply_role() {
+    dir=$BUNDLE/roles/$1
+    role=$2
+    shift 2
+    echo "==> role $role" >&2
+    if [ -d "$dir/files" ]; then
+        (cd "$dir/files" && tar -cf - --owner=0 --group=0 --numeric-owner .) |
+            tar -xpf - -C "$ROOT" --no-overwrite-dir
+    fi
+    [ -f "$dir/provision.sh" ] || return 0
+    if [ "$ROOT" = / ]; then
+        (cd "$dir" && env "$@" LAYER_ROLE="$role" sh ./provision.sh)
+    else
+        if [ ! -x "$ROOT/bin/sh" ]; then
+            echo "apply.sh: $ROOT has no /bin/sh to run the provisioner of role $role in" >&2
+            exit 1
+        fi
+        rm -rf "$ROOT/.layer"
+        mkdir -p "$ROOT/.layer"
+        cp -a "$dir" "$ROOT/.layer/role"
+        status=0
+        env "$@" LAYER_ROLE="$role" chroot "$ROOT" /bin/sh -c 'cd /.layer/role && sh ./provision.sh' || status=$?
+        rm -rf "$ROOT/.layer"
+        [ "$status" -eq 0 ] || { echo "apply.sh: provision.sh of role $role failed ($status)" >&2; exit "$status"; }
+    fi
+}
+
+@STEPS@
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_quotes() {
+        assert_eq!(sh_quote("it's"), "'it'\\''s'");
+        assert_eq!(sh_quote(""), "''");
+    }
+}
