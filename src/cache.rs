@@ -395,7 +395,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .expect("cache paths have a name")
         .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    // Unique per write: threads of one run may write the same file (a role tree two images
+    // share) at the same time.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp{}-{n}", std::process::id()));
     let result = (|| {
         let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
