@@ -581,8 +581,37 @@ fn explain(ws: &Workspace, i: usize) -> String {
             }
         }
     }
-    s.push_str("note: `[secrets]` are not part of keys; after rotating one, rebuild with `layer build --force`\n");
+    if !ws.project.images[i].secrets.is_empty() {
+        s.push_str("note: `[secrets]` are not part of keys; after rotating one, rebuild with `layer build --force`\n");
+    }
     s
+}
+
+/// An origin's identity in words, for `explain`.
+fn describe_identity(id: &key::OriginIdentity) -> String {
+    use key::OriginIdentity as O;
+    match id {
+        O::Busybox { blake3 } => format!("busybox blake3 {}", short(blake3)),
+        O::Tar { blake3: Some(b), .. } => format!("tarball blake3 {}", short(b)),
+        O::Tar { sha256: Some(s), .. } => format!("tarball sha256 {}", short(s)),
+        O::Tar { .. } => "tarball".to_string(),
+        O::Debian { suite, variant, mirror, components, snapshot } => {
+            let mut d = format!("debian {suite}/{variant}");
+            if let Some(m) = mirror {
+                d.push_str(&format!(" from {m}"));
+            }
+            if !components.is_empty() {
+                d.push_str(&format!(" ({})", components.join(", ")));
+            }
+            match snapshot {
+                Some(s) => d.push_str(&format!(" at snapshot {s}")),
+                None => d.push_str(" (not locked)"),
+            }
+            d
+        }
+        O::Id { id } => format!("id `{id}`"),
+        O::Resolve { id } => format!("resolved id `{id}`"),
+    }
 }
 
 fn describe(ws: &Workspace, i: usize, c: &Change) -> Vec<String> {
@@ -642,8 +671,7 @@ fn describe(ws: &Workspace, i: usize, c: &Change) -> Vec<String> {
             old,
             new: BaseInputs::Origin { identity },
         } => {
-            let show =
-                |v: &key::OriginIdentity| serde_json::to_string(v).expect("identities serialize");
+            let show = describe_identity;
             let was = match old {
                 BaseInputs::Origin { identity } => show(identity),
                 BaseInputs::Parent { .. } => "a parent image".to_string(),

@@ -451,3 +451,16 @@ fn color_is_off_unless_asked_for() {
     assert!(!stdout(&p, &["plan", "--format", "json", "--color", "always"]).contains('\x1b'));
     assert!(!stdout(&p, &["list", "--json", "--color", "always"]).contains('\x1b'));
 }
+
+#[test]
+fn explain_mentions_secrets_only_for_images_that_have_them() {
+    let p = Project::estate();
+    p.file(
+        "images/app.toml",
+        "version = \"2.0\"\nfrom = \"base-linux\"\nroles = [\"java\"]\n[secrets]\nDB_PASSWORD = { env = \"APP_DB_PASSWORD\" }\n",
+    );
+    let app = p.layer(&["explain", "app"]).expect(0);
+    assert!(app.stdout.contains("note: `[secrets]` are not part of keys"), "{}", app.stdout);
+    let svc = p.layer(&["explain", "svc"]).expect(0);
+    assert!(!svc.stdout.contains("[secrets]"), "{}", svc.stdout);
+}
