@@ -135,17 +135,20 @@ impl Procs {
             };
             s.spawn(move || copy(Box::new(out)));
             s.spawn(move || copy(Box::new(err)));
-            child.wait()
+            let status = child.wait();
+            // Whatever the group's leader left behind goes with it, before the copies are
+            // joined: a process left running in the background holds the pipes open, and
+            // waiting for their end would wait for it.
+            // SAFETY: as in `signal_all`.
+            unsafe {
+                libc::kill(-pg, libc::SIGKILL);
+            }
+            status
         });
         self.groups
             .lock()
             .expect("no panics while locked")
             .remove(&pg);
-        // Whatever the group's leader left behind goes with it.
-        // SAFETY: as in `signal_all`.
-        unsafe {
-            libc::kill(-pg, libc::SIGKILL);
-        }
         status
     }
 }

@@ -400,3 +400,226 @@ pub fn redact(p: &Project, s: &str) -> String {
     s.replace(&root.display().to_string(), "[ROOT]")
         .replace(&p.root().display().to_string(), "[ROOT]")
 }
+
+// ---------------------------------------------------------------------------------------------
+// Builds through the real binary with the `command` backend.
+
+/// The backend script's opening: `out/` (outside the cache, ignored by keys) gets a `start`
+/// line per build in `out/marks`.
+pub const SCRIPT_START: &str =
+    "#!/bin/sh\nset -eu\nmkdir -p out\necho \"start $LAYER_IMAGE\" >> out/marks\n";
+
+/// The backend script's end: a `done` line, and the artifact id `art-IMAGE-VERSION`.
+pub const SCRIPT_DONE: &str =
+    "echo \"done $LAYER_IMAGE\" >> out/marks\necho \"art-$LAYER_IMAGE-$LAYER_VERSION\" > \"$LAYER_OUTPUT\"\n";
+
+/// Shell lines that wait for the file `out/go` (for at most about 30 s, then fail), so a test
+/// can hold a build in the middle.
+pub const SCRIPT_WAIT_FOR_GO: &str =
+    "n=0\nwhile [ ! -e out/go ]; do n=$((n+1)); [ $n -lt 600 ] || exit 9; sleep 0.05; done\n";
+
+impl Project {
+    /// A project built by the `command` backend `sh` running `./build.sh` (whose body is
+    /// `script`), from the origin `cloud` (`id = "ami-0abc"`):
+    ///
+    /// ```text
+    /// cloud -> base [base] -> app [app] -> svc [web]
+    /// ```
+    ///
+    /// Role `base` has `files/` (modes 0644, 0755 and 0600), a `[vars]` GREETING and a
+    /// `provision.sh`; `app` and `web` have a `provision.sh`. Every provisioner appends a line
+    /// to `/provisioned` using shell builtins only. `app` has `[vars] PORT = "8080"`.
+    pub fn command_estate(script: &str) -> Self {
+        let p = Project::new();
+        p.file(
+            "layer.toml",
+            "[project]\nstrategy = \"deep\"\nbackend = \"sh\"\n\n[origins.cloud]\nid = \"ami-0abc\"\n\n[backends.sh]\nkind = \"command\"\ncommand = [\"./build.sh\"]\n",
+        );
+        p.exec("build.sh", script);
+        p.file(".gitignore", "cache/\nout/\n");
+        p.file("roles/base/role.toml", "[vars]\nGREETING = \"hello\"\n");
+        p.file("roles/base/files/etc/motd", "welcome\n");
+        p.exec(
+            "roles/base/files/usr/local/bin/hello",
+            "#!/bin/sh\necho hello\n",
+        );
+        p.file("roles/base/files/etc/base.key", "private\n");
+        p.chmod("roles/base/files/etc/base.key", 0o600);
+        p.chmod("roles/base/files/etc/motd", 0o644);
+        p.exec(
+            "roles/base/provision.sh",
+            "motd=no\n[ -f /etc/motd ] && motd=yes\necho \"role=$LAYER_ROLE image=$LAYER_IMAGE pwd=$(pwd) greeting=$GREETING motd=$motd\" >> /provisioned\n",
+        );
+        p.exec(
+            "roles/app/provision.sh",
+            "echo \"role=$LAYER_ROLE port=$PORT\" >> /provisioned\n",
+        );
+        p.exec(
+            "roles/web/provision.sh",
+            "echo \"role=$LAYER_ROLE\" >> /provisioned\n",
+        );
+        p.file(
+            "images/base.toml",
+            "version = \"1.0\"\norigin = \"cloud\"\nroles = [\"base\"]\n",
+        );
+        p.file(
+            "images/app.toml",
+            "version = \"2.3\"\nfrom = \"base\"\nroles = [\"app\"]\n\n[vars]\nPORT = \"8080\"\n",
+        );
+        p.file(
+            "images/svc.toml",
+            "version = \"0.4\"\nfrom = \"app\"\nroles = [\"web\"]\n",
+        );
+        p
+    }
+
+    /// Runs `layer ARGS` in the project root with extra environment variables.
+    pub fn layer_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = layer_command(self.root(), args, env);
+        let out = cmd.output().expect("layer runs");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+
+    /// Starts `layer ARGS` in the project root in the background, its output going to files
+    /// under `out/`.
+    pub fn spawn_layer(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        fs::create_dir_all(self.path("out")).unwrap();
+        let stdout = self.path(&format!("out/layer-{n}.stdout"));
+        let stderr = self.path(&format!("out/layer-{n}.stderr"));
+        let mut cmd = layer_command(self.root(), args, env);
+        cmd.stdout(fs::File::create(&stdout).unwrap())
+            .stderr(fs::File::create(&stderr).unwrap());
+        Running {
+            child: Some(cmd.spawn().expect("layer starts")),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// How many lines of `rel` are exactly `line` (0 when the file does not exist).
+    pub fn count_lines(&self, rel: &str, line: &str) -> usize {
+        fs::read_to_string(self.path(rel))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| *l == line)
+            .count()
+    }
+
+    /// Every file under the cache folder, relative to the cache.
+    pub fn cache_paths(&self) -> Vec<String> {
+        self.cache_files().into_iter().map(|(p, _)| p).collect()
+    }
+}
+
+fn layer_command(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_layer"));
+    cmd.args(args)
+        .current_dir(cwd)
+        .env_remove("LAYER_CACHE")
+        .env("NO_COLOR", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// A `layer` process started by [`Project::spawn_layer`]; killed if the test ends first.
+pub struct Running {
+    child: Option<std::process::Child>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Running {
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    /// Sends `sig` to the `layer` process (not to its process group).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on a child of this process that has not been waited for.
+        let r = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(r, 0, "kill({}, {sig})", self.pid());
+    }
+
+    /// What the process has written to stderr so far.
+    pub fn stderr_so_far(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits for the process to end (panics after a generous deadline); `code` is 128 + the
+    /// signal when a signal ended it.
+    pub fn wait(mut self) -> Output {
+        use std::os::unix::process::ExitStatusExt;
+        let mut child = self.child.take().expect("running");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "layer did not finish in time\n--- stderr\n{}",
+                    fs::read_to_string(&self.stderr).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        Output {
+            code: status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+            stdout: fs::read_to_string(&self.stdout).unwrap(),
+            stderr: fs::read_to_string(&self.stderr).unwrap(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Polls `cond` every few milliseconds until it holds; panics after a generous deadline.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Live processes (zombies have no command line) whose command line contains `needle`.
+pub fn processes_with(needle: &str) -> Vec<u32> {
+    let me = std::process::id();
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
