@@ -111,7 +111,7 @@ impl Cache {
 
     /// The record of `key` for image `name`, verified.
     pub fn lookup(&self, name: &str, key: &str) -> Lookup {
-        let bytes = match fs::read(self.record_path(name, key)) {
+        let bytes = match crate::scan::read_small(&self.record_path(name, key)) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Lookup::Missing,
             Err(e) => return Lookup::Unusable(format!("record cannot be read: {e}")),
@@ -143,9 +143,10 @@ impl Cache {
         };
         let mut out = read(&dir);
         out.extend(read(&dir.join("old")));
-        out.sort_by(|a, b| {
-            (b.built_at_time(), &b.version, &b.key).cmp(&(a.built_at_time(), &a.version, &a.key))
-        });
+        // Newest first: by build time, then version compared field by field (1.0.10 after
+        // 1.0.9, 1.1.0 after 1.0.1).
+        let order = |r: &Record| (r.built_at_time(), version_fields(&r.version), r.key.clone());
+        out.sort_by_key(|r| std::cmp::Reverse(order(r)));
         out
     }
 
@@ -200,11 +201,14 @@ impl Cache {
     pub fn next_build(&self, name: &str, major_minor: &str) -> u64 {
         self.records(name)
             .iter()
-            .filter_map(|r| {
-                let base = r.version.split('-').next()?;
-                let (mm, build) = base.rsplit_once('.')?;
-                (mm == major_minor).then(|| build.parse::<u64>().ok())?
+            .filter(|r| {
+                r.version
+                    .split('-')
+                    .next()
+                    .and_then(|v| v.rsplit_once('.'))
+                    .is_some_and(|(mm, _)| mm == major_minor)
             })
+            .filter_map(|r| build_number(&r.version))
             .max()
             .map_or(0, |b| b + 1)
     }
@@ -232,13 +236,29 @@ impl Cache {
         Ok(f)
     }
 
-    /// A build log, created empty.
+    /// A new, empty build log. A failed build takes no build number, so a retry can have the
+    /// same version: its log gets a suffix rather than overwriting the failure's.
     pub fn create_log(&self, name: &str, version: &str) -> Result<(PathBuf, fs::File)> {
         let dir = self.dir.join("logs").join(name);
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let path = dir.join(format!("{version}.log"));
-        let f = fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-        Ok((path, f))
+        for n in 0u32.. {
+            let file = if n == 0 {
+                format!("{version}.log")
+            } else {
+                format!("{version}.{n}.log")
+            };
+            let path = dir.join(file);
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(f) => return Ok((path, f)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        unreachable!("some suffix is free")
     }
 
     /// Moves a finished local artifact into the cache (a rename: work folders are in the
@@ -317,13 +337,29 @@ impl Cache {
 
     pub fn load_stat_cache(&self) -> StatCache {
         fs::read(self.stat_path())
-            .map(|b| StatCache::decode(&b))
+            .map(StatCache::decode_owned)
             .unwrap_or_default()
     }
 
     pub fn save_stat_cache(&self, stat: &StatCache) -> Result<()> {
-        write_atomic(&self.stat_path(), &stat.encode())
+        write_atomic(&self.stat_path(), stat.as_bytes())
     }
+}
+
+/// The numbers of `MAJOR.MINOR.BUILD-YYYYMMDD_HHMM`, for ordering.
+pub fn version_fields(version: &str) -> Vec<u64> {
+    version
+        .split('-')
+        .next()
+        .unwrap_or_default()
+        .split('.')
+        .map(|f| f.parse().unwrap_or(0))
+        .collect()
+}
+
+/// The BUILD of `MAJOR.MINOR.BUILD-YYYYMMDD_HHMM`.
+pub fn build_number(version: &str) -> Option<u64> {
+    version.split('-').next()?.rsplit_once('.')?.1.parse().ok()
 }
 
 /// A running build's work folder; removed when dropped, together with its lock.
@@ -367,19 +403,29 @@ pub fn remove_tree(dir: &Path) -> Result<()> {
 }
 
 fn parse_record(bytes: &[u8]) -> std::result::Result<Record, String> {
-    #[derive(Deserialize)]
-    struct Head {
-        format: u32,
+    let other_format = |format: u32| {
+        format!("record has format {format}; this layer reads format {RECORD_FORMAT}")
+    };
+    // One parse when the record is good. When it is not, the format decides the message: a
+    // record of another format is "another format" even where its fields do not fit ours.
+    let r: Record = match serde_json::from_slice(bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            #[derive(Deserialize)]
+            struct Head {
+                format: u32,
+            }
+            let head: Head =
+                serde_json::from_slice(bytes).map_err(|e| format!("record is corrupt: {e}"))?;
+            if head.format != RECORD_FORMAT {
+                return Err(other_format(head.format));
+            }
+            return Err(format!("record is corrupt: {e}"));
+        }
+    };
+    if r.format != RECORD_FORMAT {
+        return Err(other_format(r.format));
     }
-    let head: Head =
-        serde_json::from_slice(bytes).map_err(|e| format!("record is corrupt: {e}"))?;
-    if head.format != RECORD_FORMAT {
-        return Err(format!(
-            "record has format {}; this layer reads format {RECORD_FORMAT}",
-            head.format
-        ));
-    }
-    let r: Record = serde_json::from_slice(bytes).map_err(|e| format!("record is corrupt: {e}"))?;
     if r.inputs.key() != r.key {
         return Err("record is corrupt: its inputs do not hash to its key".into());
     }
@@ -413,4 +459,108 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{BackendInputs, BaseInputs, Inputs, KEY_SCHEMA};
+    use crate::model::{BackendKind, Strategy};
+
+    fn record(name: &str, version: &str, built_at: &str, salt: &str) -> Record {
+        let inputs = Inputs {
+            schema: KEY_SCHEMA,
+            image: name.into(),
+            strategy: Strategy::Deep,
+            backend: BackendInputs {
+                name: "b".into(),
+                kind: BackendKind::Command,
+                command: vec![salt.into()],
+                template: None,
+                files: BTreeMap::new(),
+            },
+            base: BaseInputs::Parent {
+                key: "0".repeat(64),
+            },
+            chain: vec![],
+            roles: vec![],
+        };
+        Record {
+            format: RECORD_FORMAT,
+            name: name.into(),
+            key: inputs.key(),
+            version: version.into(),
+            built_at: built_at.into(),
+            duration_ms: 0,
+            forced: false,
+            artifact: Artifact {
+                id: "x".into(),
+                path: None,
+                blake3: None,
+                size: None,
+            },
+            parent: None,
+            tags: BTreeMap::new(),
+            inputs,
+        }
+    }
+
+    #[test]
+    fn versions_sort_numerically_and_number_per_major_minor() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        // Same second: build 10 is newer than build 9.
+        for (v, salt) in [
+            ("1.0.9-20261122_0400", "a"),
+            ("1.0.10-20261122_0400", "b"),
+            ("0.9.99-20261122_0400", "c"),
+        ] {
+            cache
+                .write_record(&record("img", v, "2026-11-22T04:00:00Z", salt), &[])
+                .unwrap();
+        }
+        let versions: Vec<String> = cache
+            .records("img")
+            .into_iter()
+            .map(|r| r.version)
+            .collect();
+        assert_eq!(
+            versions,
+            [
+                "1.0.10-20261122_0400",
+                "1.0.9-20261122_0400",
+                "0.9.99-20261122_0400"
+            ]
+        );
+        assert_eq!(cache.next_build("img", "1.0"), 11);
+        assert_eq!(cache.next_build("img", "0.9"), 100);
+        assert_eq!(cache.next_build("img", "1.1"), 0);
+        assert_eq!(build_number("1.4.12-20261122_0400"), Some(12));
+    }
+
+    #[test]
+    fn a_rebuild_of_a_key_keeps_the_earlier_version_and_logs_are_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        let first = record("img", "1.0.0-20261122_0400", "2026-11-22T04:00:00Z", "a");
+        let mut second = first.clone();
+        second.version = "1.0.1-20261122_0500".into();
+        second.built_at = "2026-11-22T05:00:00Z".into();
+        cache.write_record(&first, &[]).unwrap();
+        cache.write_record(&second, &[]).unwrap();
+        let versions: Vec<String> = cache
+            .records("img")
+            .into_iter()
+            .map(|r| r.version)
+            .collect();
+        assert_eq!(versions, ["1.0.1-20261122_0500", "1.0.0-20261122_0400"]);
+        assert!(
+            matches!(cache.lookup("img", &first.key), Lookup::Found(r) if r.version == second.version)
+        );
+
+        let (a, _) = cache.create_log("img", "1.0.2-20261122_0600").unwrap();
+        let (b, _) = cache.create_log("img", "1.0.2-20261122_0600").unwrap();
+        assert_ne!(a, b);
+        assert!(b.ends_with("1.0.2-20261122_0600.1.log"));
+    }
 }

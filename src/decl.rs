@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use toml::Spanned;
@@ -206,7 +207,15 @@ impl Source {
 }
 
 fn read_source(root: &Path, rel: &str, diags: &mut Diagnostics) -> Option<Source> {
-    match fs::read_to_string(root.join(rel)) {
+    let text = crate::scan::read_small(&root.join(rel)).and_then(|b| {
+        String::from_utf8(b).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            )
+        })
+    });
+    match text {
         Ok(text) => Some(Source {
             rel: rel.to_string(),
             text,
@@ -435,37 +444,58 @@ pub fn load(root: &Path) -> Result<Project> {
     let (roles, role_names) = load_roles(&root, &mut diags);
 
     // images/
-    let mut raw_images: Vec<(String, Source, ImageRaw)> = Vec::new();
-    let mut image_names = BTreeSet::new();
-    for (name, rel) in list_dir(&root, "images", &mut diags, |p| {
-        p.extension().is_some_and(|e| e == "toml") && p.is_file()
-    }) {
-        let name = name.trim_end_matches(".toml").to_string();
-        if !valid_name(&name) {
-            diags.push(
-                Diagnostic::new(&rel, format!("`{name}` is not a valid image name"))
-                    .hint(NAME_HINT),
-            );
-        }
-        image_names.insert(name.clone());
-        if let Some(src) = read_source(&root, &rel, &mut diags) {
-            if let Some(raw) = src.parse::<ImageRaw>(&mut diags) {
-                raw_images.push((name, src, raw));
+    // Files are read, parsed and checked in parallel; each file's diagnostics are merged in
+    // the order of the sequential loop (files by name, and all parse errors before all checks),
+    // so the stable sort in `Diagnostics::into_result` gives the same report as before.
+    let files = list_dir(&root, "images", &mut diags, |p, t| {
+        p.extension().is_some_and(|e| e == "toml") && is_kind(p, t, fs::FileType::is_file)
+    });
+    /// An image file: its name, its diagnostics and, when it parsed, its source and content.
+    type Parsed = (String, Diagnostics, Option<(Source, ImageRaw)>);
+    let parsed: Vec<Parsed> = files
+        .into_par_iter()
+        .map(|(name, rel)| {
+            let mut d = Diagnostics::default();
+            let name = name.trim_end_matches(".toml").to_string();
+            if !valid_name(&name) {
+                d.push(
+                    Diagnostic::new(&rel, format!("`{name}` is not a valid image name"))
+                        .hint(NAME_HINT),
+                );
             }
+            let raw = read_source(&root, &rel, &mut d)
+                .and_then(|src| src.parse::<ImageRaw>(&mut d).map(|raw| (src, raw)));
+            (name, d, raw)
+        })
+        .collect();
+    let mut image_names = BTreeSet::new();
+    let mut raw_images: Vec<(String, Source, ImageRaw)> = Vec::with_capacity(parsed.len());
+    for (name, d, raw) in parsed {
+        diags.0.extend(d.0);
+        image_names.insert(name.clone());
+        if let Some((src, raw)) = raw {
+            raw_images.push((name, src, raw));
         }
     }
 
-    let mut images = Vec::new();
-    for (name, src, raw) in raw_images {
-        let ctx = Refs {
-            image_names: &image_names,
-            role_names: &role_names,
-            origins: project_ok.then_some(&origin_names),
-            backends: project_ok.then_some(&backend_names),
-        };
-        if let Some(img) = image(&src, name, raw, &ctx, &mut diags) {
-            images.push(img);
-        }
+    let ctx = Refs {
+        image_names: &image_names,
+        role_names: &role_names,
+        origins: project_ok.then_some(&origin_names),
+        backends: project_ok.then_some(&backend_names),
+    };
+    let checked: Vec<(Diagnostics, Option<Image>)> = raw_images
+        .into_par_iter()
+        .map(|(name, src, raw)| {
+            let mut d = Diagnostics::default();
+            let img = image(&src, name, raw, &ctx, &mut d);
+            (d, img)
+        })
+        .collect();
+    let mut images = Vec::with_capacity(checked.len());
+    for (d, img) in checked {
+        diags.0.extend(d.0);
+        images.extend(img);
     }
 
     // Cycles among images, then a topological order.
@@ -558,7 +588,7 @@ fn list_dir(
     root: &Path,
     dir: &str,
     diags: &mut Diagnostics,
-    keep: impl Fn(&Path) -> bool,
+    keep: impl Fn(&Path, Option<fs::FileType>) -> bool,
 ) -> Vec<(String, String)> {
     let entries = match fs::read_dir(root.join(dir)) {
         Ok(e) => e,
@@ -577,7 +607,7 @@ fn list_dir(
             ));
             continue;
         };
-        if name.starts_with('.') || !keep(&entry.path()) {
+        if name.starts_with('.') || !keep(&entry.path(), entry.file_type().ok()) {
             continue;
         }
         out.push((name.clone(), format!("{dir}/{name}")));
@@ -586,98 +616,35 @@ fn list_dir(
     out
 }
 
+/// Whether the entry at `p` is of the kind `is` tests, following a link: the listing's type
+/// saves a `stat` unless the entry is a link (or the file system gives no types).
+fn is_kind(p: &Path, t: Option<fs::FileType>, is: fn(&fs::FileType) -> bool) -> bool {
+    match t {
+        Some(t) if !t.is_symlink() => is(&t),
+        _ => fs::metadata(p).is_ok_and(|m| is(&m.file_type())),
+    }
+}
+
 fn load_roles(root: &Path, diags: &mut Diagnostics) -> (BTreeMap<String, Role>, BTreeSet<String>) {
-    let mut roles = BTreeMap::new();
-    let mut names = BTreeSet::new();
-    let dirs = list_dir(root, "roles", diags, |p| p.is_dir());
+    let dirs = list_dir(root, "roles", diags, |p, t| {
+        is_kind(p, t, fs::FileType::is_dir)
+    });
     let all_names: BTreeSet<String> = dirs.iter().map(|(n, _)| n.clone()).collect();
-    for (name, rel) in &dirs {
-        names.insert(name.clone());
-        if !valid_name(name) {
-            diags.push(
-                Diagnostic::new(rel, format!("`{name}` is not a valid role name")).hint(NAME_HINT),
-            );
-            continue;
-        }
-        // A symlinked role folder must resolve inside the project.
-        let path = root.join(rel);
-        if path
-            .symlink_metadata()
-            .is_ok_and(|m| m.file_type().is_symlink())
-        {
-            match path.canonicalize() {
-                Ok(real) if real.starts_with(root) => {}
-                Ok(real) => {
-                    diags.push(
-                        Diagnostic::new(
-                            rel,
-                            format!(
-                                "role folder is a link to `{}`, outside the project",
-                                real.display()
-                            ),
-                        )
-                        .hint("copy the role into the project, or link to a folder inside it"),
-                    );
-                    continue;
-                }
-                Err(e) => {
-                    diags.push(Diagnostic::new(
-                        rel,
-                        format!("cannot resolve role folder link: {e}"),
-                    ));
-                    continue;
-                }
-            }
-        }
-        let toml_rel = format!("{rel}/role.toml");
-        let raw = if root.join(&toml_rel).exists() {
-            match read_source(root, &toml_rel, diags) {
-                Some(src) => src.parse::<RoleRaw>(diags).map(|raw| (Some(src), raw)),
-                None => None,
-            }
-        } else {
-            Some((None, RoleRaw::default()))
-        };
-        let Some((src, raw)) = raw else { continue };
-        let (depends, packages, vars) = match &src {
-            Some(src) => (
-                check_list(src, "role", &raw.depends, diags),
-                check_list(src, "package", &raw.packages, diags),
-                check_vars(src, &raw.vars, diags),
-            ),
-            None => Default::default(),
-        };
-        roles.insert(
-            name.clone(),
-            Role {
-                name: name.clone(),
-                dir: rel.clone(),
-                depends,
-                packages,
-                vars,
-            },
-        );
-        if let Some(src) = src {
-            for d in &raw.depends {
-                let dep = d.get_ref();
-                if dep == name {
-                    diags.push(
-                        src.diag(src.line_of(d), format!("role `{name}` depends on itself"))
-                            .hint("remove it from `depends`"),
-                    );
-                }
-            }
-            for d in &raw.depends {
-                if !all_names.contains(d.get_ref()) {
-                    diags.push(unknown(
-                        &src,
-                        src.line_of(d),
-                        "role",
-                        d.get_ref(),
-                        all_names.iter(),
-                    ));
-                }
-            }
+    // Roles load in parallel; each role's diagnostics are merged in name order, as the
+    // sequential loop pushed them.
+    let loaded: Vec<(Diagnostics, Option<Role>)> = dirs
+        .par_iter()
+        .map(|(name, rel)| {
+            let mut d = Diagnostics::default();
+            let role = load_role(root, name, rel, &all_names, &mut d);
+            (d, role)
+        })
+        .collect();
+    let mut roles = BTreeMap::new();
+    for (d, role) in loaded {
+        diags.0.extend(d.0);
+        if let Some(r) = role {
+            roles.insert(r.name.clone(), r);
         }
     }
     // Drop references to roles that failed to load so later passes don't trip on them.
@@ -685,7 +652,101 @@ fn load_roles(root: &Path, diags: &mut Diagnostics) -> (BTreeMap<String, Role>, 
     for r in roles.values_mut() {
         r.depends.retain(|d| loaded.contains(d));
     }
-    (roles, names)
+    (roles, all_names)
+}
+
+/// One role folder: its `role.toml`, checked.
+fn load_role(
+    root: &Path,
+    name: &String,
+    rel: &String,
+    all_names: &BTreeSet<String>,
+    diags: &mut Diagnostics,
+) -> Option<Role> {
+    if !valid_name(name) {
+        diags.push(
+            Diagnostic::new(rel, format!("`{name}` is not a valid role name")).hint(NAME_HINT),
+        );
+        return None;
+    }
+    // A symlinked role folder must resolve inside the project.
+    let path = root.join(rel);
+    if path
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+    {
+        match path.canonicalize() {
+            Ok(real) if real.starts_with(root) => {}
+            Ok(real) => {
+                diags.push(
+                    Diagnostic::new(
+                        rel,
+                        format!(
+                            "role folder is a link to `{}`, outside the project",
+                            real.display()
+                        ),
+                    )
+                    .hint("copy the role into the project, or link to a folder inside it"),
+                );
+                return None;
+            }
+            Err(e) => {
+                diags.push(Diagnostic::new(
+                    rel,
+                    format!("cannot resolve role folder link: {e}"),
+                ));
+                return None;
+            }
+        }
+    }
+    let toml_rel = format!("{rel}/role.toml");
+    let raw = if root.join(&toml_rel).exists() {
+        match read_source(root, &toml_rel, diags) {
+            Some(src) => src.parse::<RoleRaw>(diags).map(|raw| (Some(src), raw)),
+            None => None,
+        }
+    } else {
+        Some((None, RoleRaw::default()))
+    };
+    let (src, raw) = raw?;
+    let (depends, packages, vars) = match &src {
+        Some(src) => (
+            check_list(src, "role", &raw.depends, diags),
+            check_list(src, "package", &raw.packages, diags),
+            check_vars(src, &raw.vars, diags),
+        ),
+        None => Default::default(),
+    };
+    let role = Role {
+        name: name.clone(),
+        dir: rel.clone(),
+        depends,
+        packages,
+        vars,
+    };
+    if let Some(src) = src {
+        for d in &raw.depends {
+            let dep = d.get_ref();
+            if dep == name {
+                diags.push(
+                    src.diag(src.line_of(d), format!("role `{name}` depends on itself"))
+                        .hint("remove it from `depends`"),
+                );
+            }
+        }
+        for d in &raw.depends {
+            if !all_names.contains(d.get_ref()) {
+                diags.push(unknown(
+                    &src,
+                    src.line_of(d),
+                    "role",
+                    d.get_ref(),
+                    all_names.iter(),
+                ));
+            }
+        }
+    }
+    Some(role)
 }
 
 fn origin_source(

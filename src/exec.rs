@@ -128,9 +128,9 @@ pub fn resolve_secrets(project: &Project, plan: &Plan) -> Result<Vec<Vec<(String
     Ok(out)
 }
 
-/// The `Commit` tag: `git rev-parse HEAD`, with `-dirty` when the work tree differs; `none`
-/// outside a git checkout.
-pub fn git_commit(root: &Path) -> String {
+/// The `Commit` tag: `git rev-parse HEAD`, with `-dirty` when the work tree differs (the
+/// cache folder, which layer itself writes, does not count); `none` outside a git checkout.
+pub fn git_commit(root: &Path, cache_dir: &Path) -> String {
     let git = |args: &[&str]| {
         Command::new("git")
             .arg("-C")
@@ -144,7 +144,20 @@ pub fn git_commit(root: &Path) -> String {
     };
     match git(&["rev-parse", "HEAD"]) {
         Some(head) if !head.is_empty() => {
-            let dirty = git(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
+            let exclude = cache_dir
+                .canonicalize()
+                .ok()
+                .and_then(|c| {
+                    c.strip_prefix(root)
+                        .ok()
+                        .map(|r| format!(":(exclude){}", r.display()))
+                })
+                .filter(|e| e != ":(exclude)");
+            let mut args = vec!["status", "--porcelain", "--", "."];
+            if let Some(e) = &exclude {
+                args.push(e);
+            }
+            let dirty = git(&args).is_some_and(|s| !s.is_empty());
             if dirty {
                 format!("{head}-dirty")
             } else {
@@ -443,13 +456,49 @@ fn skipped(plan: &Plan, i: usize, cause: String) -> ImageResult {
     }
 }
 
+/// Passes a build's output (already redacted) to its log, and reports lines of the form
+/// `==> STAGE` (`apply.sh` prints `==> role NAME`) as the build's current stage.
+struct StageSniffer<'a, W: Write> {
+    inner: W,
+    line: Vec<u8>,
+    on_stage: &'a (dyn Fn(&str) + Sync),
+}
+
+impl<W: Write> Write for StageSniffer<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                if let Some(stage) = self.line.strip_prefix(b"==> ") {
+                    (self.on_stage)(String::from_utf8_lossy(stage).trim());
+                }
+                self.line.clear();
+            } else if self.line.len() < 200 {
+                self.line.push(b);
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// The last lines of a log, for showing next to a failure.
 fn log_tail(path: &Path) -> Vec<String> {
     const LINES: usize = 20;
     let text = std::fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
+    // The last line is layer's own, already printed above the tail.
+    let mut lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("layer: build of "))
+        .collect();
+    while lines.last().is_some_and(|l| l.trim().is_empty()) {
+        lines.pop();
+    }
     lines[lines.len().saturating_sub(LINES)..]
         .iter()
         .map(|l| l.to_string())
@@ -528,7 +577,21 @@ fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
         Err(e) => return fail(e.to_string(), None),
     };
     let secrets = &env.secrets[i];
-    let log = Mutex::new(Redactor::new(file, secrets.iter().map(|(_, v)| v.clone())));
+    let on_stage = |stage: &str| {
+        env.progress.event(Event::Stage {
+            image: &image.name,
+            stage,
+        })
+    };
+    let sniffer = StageSniffer {
+        inner: file,
+        line: Vec::new(),
+        on_stage: &on_stage,
+    };
+    let log = Mutex::new(Redactor::new(
+        sniffer,
+        secrets.iter().map(|(_, v)| v.clone()),
+    ));
     let work = env.work_dir.join(&image.name);
     if let Err(e) = std::fs::create_dir_all(&work) {
         return fail(format!("{}: {e}", work.display()), Some(log_path));

@@ -152,6 +152,93 @@ pub fn expand_roles(
     }
 }
 
+/// Every image's `chain_roles` and `inherited` (see [`Graph`]).
+fn chain_roles(project: &Project, parent: &[Option<usize>]) -> (Vec<Vec<String>>, Vec<usize>) {
+    // Roles as indices while expanding, so that copying a parent's chain and marking what it
+    // applied is copying integers, not names; names are cloned once per entry at the end.
+    let role_names: Vec<&String> = project.roles.keys().collect();
+    let role_index: HashMap<&str, u32> = role_names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i as u32))
+        .collect();
+    let known = |names: &[String]| names.iter().all(|n| role_index.contains_key(n.as_str()));
+    if !project.images.iter().all(|i| known(&i.roles))
+        || !project.roles.values().all(|r| known(&r.depends))
+    {
+        // Only for projects `decl` would reject (a role that does not exist): by name.
+        return chain_roles_by_name(project, parent);
+    }
+    let depends: Vec<Vec<u32>> = project
+        .roles
+        .values()
+        .map(|r| r.depends.iter().map(|d| role_index[d.as_str()]).collect())
+        .collect();
+    // `seen[r] == stamp` marks role `r` as applied in the chain being expanded.
+    let mut seen = vec![0u32; role_names.len()];
+    let mut chains: Vec<Vec<u32>> = Vec::with_capacity(parent.len());
+    let mut chain_roles: Vec<Vec<String>> = Vec::with_capacity(parent.len());
+    let mut inherited = Vec::with_capacity(parent.len());
+    for (i, image) in project.images.iter().enumerate() {
+        // Parents come first in topological order, so theirs are already computed.
+        let mut list = parent[i].map(|p| chains[p].clone()).unwrap_or_default();
+        inherited.push(list.len());
+        let stamp = i as u32 + 1;
+        for &r in &list {
+            seen[r as usize] = stamp;
+        }
+        for r in &image.roles {
+            expand_ids(
+                role_index[r.as_str()],
+                &depends,
+                &mut seen,
+                stamp,
+                &mut list,
+            );
+        }
+        chain_roles.push(
+            list.iter()
+                .map(|&r| role_names[r as usize].clone())
+                .collect(),
+        );
+        chains.push(list);
+    }
+    (chain_roles, inherited)
+}
+
+/// [`chain_roles`] by name, with [`expand_roles`].
+fn chain_roles_by_name(
+    project: &Project,
+    parent: &[Option<usize>],
+) -> (Vec<Vec<String>>, Vec<usize>) {
+    let mut chain_roles: Vec<Vec<String>> = Vec::with_capacity(parent.len());
+    let mut inherited = Vec::with_capacity(parent.len());
+    for (i, image) in project.images.iter().enumerate() {
+        let mut list = parent[i]
+            .map(|p| chain_roles[p].clone())
+            .unwrap_or_default();
+        inherited.push(list.len());
+        let mut seen: BTreeSet<String> = list.iter().cloned().collect();
+        expand_roles(&project.roles, &image.roles, &mut seen, &mut list);
+        chain_roles.push(list);
+    }
+    (chain_roles, inherited)
+}
+
+/// [`expand_roles`] over role indices: appends role `r` to `out` after its dependencies, each
+/// role at most once (`seen[r] == stamp` when applied).
+fn expand_ids(r: u32, depends: &[Vec<u32>], seen: &mut [u32], stamp: u32, out: &mut Vec<u32>) {
+    if seen[r as usize] == stamp {
+        return;
+    }
+    // Mark before recursing so a cycle (rejected by `decl`) cannot loop.
+    seen[r as usize] = stamp;
+    for &d in &depends[r as usize] {
+        expand_ids(d, depends, seen, stamp, out);
+    }
+    out.push(r);
+}
+
 /// The project's images as indices: parents, children, chains and the roles each applies.
 #[derive(Debug, Clone)]
 pub struct Graph {
@@ -185,18 +272,7 @@ impl Graph {
                 children[*p].push(i);
             }
         }
-        let mut chain_roles: Vec<Vec<String>> = Vec::with_capacity(names.len());
-        let mut inherited = Vec::with_capacity(names.len());
-        for (i, image) in project.images.iter().enumerate() {
-            // Parents come first in topological order, so theirs are already computed.
-            let mut list = parent[i]
-                .map(|p| chain_roles[p].clone())
-                .unwrap_or_default();
-            inherited.push(list.len());
-            let mut seen: BTreeSet<String> = list.iter().cloned().collect();
-            expand_roles(&project.roles, &image.roles, &mut seen, &mut list);
-            chain_roles.push(list);
-        }
+        let (chain_roles, inherited) = chain_roles(project, &parent);
         Graph {
             names,
             index,

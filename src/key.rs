@@ -60,6 +60,7 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -246,6 +247,9 @@ fn decl_inputs(image: &Image) -> DeclInputs {
 }
 
 /// Keys of every image, in the project's (topological) order.
+///
+/// Images are keyed in parallel, level by level of the image tree: a deep key holds its
+/// parent's key, so an image is keyed after the level above it.
 pub fn compute(
     project: &Project,
     graph: &Graph,
@@ -260,18 +264,29 @@ pub fn compute(
             }
         }
     }
-    let mut keys: Vec<ImageKey> = Vec::with_capacity(project.images.len());
-    for (i, image) in project.images.iter().enumerate() {
-        let chain_idx = graph.chain(i);
+    let backends: BTreeMap<&str, BackendInputs> = project
+        .backends
+        .iter()
+        .map(|(name, b)| (name.as_str(), backend_inputs(b, scanned)))
+        .collect();
+    let key_of = |i: usize, keys: &[Option<ImageKey>]| -> ImageKey {
+        let image = &project.images[i];
         let base = match (strategy, &image.base) {
-            (Strategy::Deep, Base::Parent(_)) => BaseInputs::Parent {
-                key: keys[graph.parent[i].expect("parent resolved")].key.clone(),
-            },
+            (Strategy::Deep, Base::Parent(_)) => {
+                let p = graph.parent[i].expect("parent resolved");
+                BaseInputs::Parent {
+                    key: keys[p]
+                        .as_ref()
+                        .expect("parents are keyed first")
+                        .key
+                        .clone(),
+                }
+            }
             (Strategy::Deep, Base::Origin(o)) => BaseInputs::Origin {
                 identity: origin_ids[o.as_str()].clone(),
             },
             (Strategy::Shallow, _) => {
-                let root = &project.images[chain_idx[0]];
+                let root = &project.images[graph.chain(i)[0]];
                 let o = root.origin().expect("a chain starts at an origin");
                 BaseInputs::Origin {
                     identity: origin_ids[o].clone(),
@@ -280,7 +295,8 @@ pub fn compute(
         };
         let chain = match strategy {
             Strategy::Deep => vec![decl_inputs(image)],
-            Strategy::Shallow => chain_idx
+            Strategy::Shallow => graph
+                .chain(i)
                 .iter()
                 .map(|&c| decl_inputs(&project.images[c]))
                 .collect(),
@@ -297,17 +313,41 @@ pub fn compute(
             schema: KEY_SCHEMA,
             image: image.name.clone(),
             strategy,
-            backend: backend_inputs(project.backend_of(image), scanned),
+            backend: backends[project.backend_of(image).name.as_str()].clone(),
             base,
             chain,
             roles,
         };
-        keys.push(ImageKey {
+        ImageKey {
             key: inputs.key(),
             inputs,
-        });
+        }
+    };
+    // Levels: deep keys wait for their parent's; shallow keys depend on no other key.
+    let mut levels: Vec<Vec<usize>> = Vec::new();
+    let mut depth = vec![0usize; project.images.len()];
+    for i in 0..project.images.len() {
+        if strategy == Strategy::Deep {
+            if let Some(p) = graph.parent[i] {
+                depth[i] = depth[p] + 1;
+            }
+        }
+        if levels.len() <= depth[i] {
+            levels.resize_with(depth[i] + 1, Vec::new);
+        }
+        levels[depth[i]].push(i);
     }
-    Ok(keys)
+    let mut keys: Vec<Option<ImageKey>> = vec![None; project.images.len()];
+    for level in levels {
+        let done: Vec<ImageKey> = level.par_iter().map(|&i| key_of(i, &keys)).collect();
+        for (i, k) in level.into_iter().zip(done) {
+            keys[i] = Some(k);
+        }
+    }
+    Ok(keys
+        .into_iter()
+        .map(|k| k.expect("every image is keyed"))
+        .collect())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,18 +2,19 @@
 //! cache's records of those keys looked up — what every command that plans starts from.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use rayon::prelude::*;
 
-use crate::cache::{Cache, Lookup};
+use crate::cache::{Cache, Lookup, Record};
 use crate::decl;
 use crate::error::Result;
 use crate::graph::Graph;
 use crate::key::{self, ImageKey};
 use crate::model::{Project, Strategy};
-use crate::plan::{self, Plan, PlanInput, Selection};
-use crate::scan::{self, Scanned};
+use crate::plan::{self, History, Plan, PlanInput, Selection};
+use crate::scan::{self, Scanned, Tree};
 
 pub struct Workspace {
     pub project: Project,
@@ -25,6 +26,22 @@ pub struct Workspace {
     pub keys: Vec<ImageKey>,
     /// The record of each image's current key.
     pub lookups: Vec<Lookup>,
+    /// Whether the artifact of each found record is in the cache, checked for all images at
+    /// once and in parallel when a plan first asks (see [`History`] below).
+    artifacts: OnceLock<Vec<bool>>,
+}
+
+/// Makes glibc's malloc grow its heaps 64 MiB at a time instead of 128 KiB. Opening a large
+/// workspace allocates some 100 MB in small pieces from several threads; a thread's heap grows
+/// by `mprotect`, one call per step: 22,000 calls and 8% of `layer plan` at 10,000 images.
+/// Address space only: pages are still committed as they are touched. A process-wide setting,
+/// and harmless to set more than once.
+fn grow_heap_in_large_steps() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only sets a tuning parameter of the allocator.
+    unsafe {
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
 }
 
 impl Workspace {
@@ -36,16 +53,33 @@ impl Workspace {
         cache_dir: Option<PathBuf>,
         strategy: Option<Strategy>,
     ) -> Result<Workspace> {
-        let project = decl::load(root)?;
-        let graph = Graph::new(&project);
+        grow_heap_in_large_steps();
+        // Independent steps run side by side: the stat cache loads while the declarations
+        // do (the cache folder is known from the root, which `decl::load` canonicalizes the
+        // same way), and the image graph is built while the role trees are scanned.
+        let early_dir = cache_dir
+            .clone()
+            .or_else(|| root.canonicalize().ok().map(|r| r.join("cache")));
+        let (project, early_stat) = rayon::join(
+            || decl::load(root),
+            || early_dir.as_ref().map(|d| Cache::new(d).load_stat_cache()),
+        );
+        let project = project?;
         let cache = Cache::new(cache_dir.unwrap_or_else(|| project.root.join("cache")));
-        let stat = cache.load_stat_cache();
+        let stat = match early_stat {
+            Some(stat) if early_dir.as_deref() == Some(cache.dir()) => stat,
+            _ => cache.load_stat_cache(),
+        };
         let hasher = scan::Hasher::new(&stat);
-        let scanned = scan::scan_project(&project, &hasher)?;
-        let (stat, changed) = hasher.finish();
-        if changed {
+        let (graph, scanned) = rayon::join(
+            || Graph::new(&project),
+            || scan::scan_project(&project, &hasher),
+        );
+        let scanned = scanned?;
+        let next = hasher.finish();
+        if let Some(next) = next {
             // The stat cache only saves work: a cache folder that cannot be written is no error.
-            let _ = cache.save_stat_cache(&stat);
+            let _ = cache.save_stat_cache(&next);
         }
         let strategy = strategy.unwrap_or(project.strategy);
         let keys = key::compute(&project, &graph, strategy, &scanned)?;
@@ -62,6 +96,7 @@ impl Workspace {
             strategy,
             keys,
             lookups,
+            artifacts: OnceLock::new(),
         })
     }
 
@@ -77,12 +112,46 @@ impl Workspace {
             keys: &self.keys,
             lookups: &self.lookups,
             trees: &self.scanned.trees,
-            history: &self.cache,
+            history: self,
             now: SystemTime::now(),
         }
     }
 
     pub fn plan(&self, sel: &Selection) -> Plan {
         plan::make(&self.input(), sel)
+    }
+}
+
+/// The cache, as plans see it, with one difference: a plan asks whether the artifact of every
+/// found record exists, one `stat` after another; the workspace answers for the records it
+/// looked up from checks made all at once, in parallel. Any other record goes to the cache.
+impl History for Workspace {
+    fn latest(&self, name: &str) -> Option<Record> {
+        self.cache.latest(name)
+    }
+
+    fn tree(&self, digest: &str) -> Option<Tree> {
+        self.cache.tree(digest)
+    }
+
+    fn artifact_exists(&self, record: &Record) -> bool {
+        let found = |i: usize| match &self.lookups[i] {
+            Lookup::Found(r) => Some(r),
+            _ => None,
+        };
+        let ours = self
+            .index(&record.name)
+            .and_then(found)
+            .is_some_and(|r| r.key == record.key && r.artifact.path == record.artifact.path);
+        if !ours {
+            return self.cache.artifact_exists(record);
+        }
+        let exists = self.artifacts.get_or_init(|| {
+            (0..self.lookups.len())
+                .into_par_iter()
+                .map(|i| found(i).is_some_and(|r| self.cache.artifact_exists(r)))
+                .collect()
+        });
+        exists[self.index(&record.name).expect("looked up above")]
     }
 }

@@ -883,3 +883,35 @@ fn builds_are_numbered_per_image_and_version_and_records_carry_their_provenance(
         [app1.version, app0.version]
     );
 }
+
+#[test]
+fn stage_lines_of_a_build_show_as_its_current_stage_after_redaction() {
+    // apply.sh prints `==> role NAME`; any backend may print `==> STAGE` lines.
+    let p = Project::command_estate(
+        "#!/bin/sh\necho \"==> role first-$LAYER_IMAGE\" >&2\necho \"==> pushing $DB_TOKEN\" >&2\necho \"ami-$LAYER_IMAGE\" > \"$LAYER_OUTPUT\"\n",
+    );
+    p.file(
+        "images/base.toml",
+        &format!(
+            "{}\n[secrets]\nDB_TOKEN = {{ env = \"STAGE_TOKEN\" }}\n",
+            p.read("images/base.toml")
+        ),
+    );
+    let out = p
+        .layer_env(
+            &["build", "--no-progress", "-j", "1", "base"],
+            &[("STAGE_TOKEN", "s3cr3t-value")],
+        )
+        .expect(0);
+    assert!(
+        out.stderr.contains("base: role first-base\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("base: pushing [secret]\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("s3cr3t-value"), "{}", out.stderr);
+}

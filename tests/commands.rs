@@ -460,7 +460,12 @@ fn explain_mentions_secrets_only_for_images_that_have_them() {
         "version = \"2.0\"\nfrom = \"base-linux\"\nroles = [\"java\"]\n[secrets]\nDB_PASSWORD = { env = \"APP_DB_PASSWORD\" }\n",
     );
     let app = p.layer(&["explain", "app"]).expect(0);
-    assert!(app.stdout.contains("note: `[secrets]` are not part of keys"), "{}", app.stdout);
+    assert!(
+        app.stdout
+            .contains("note: `[secrets]` are not part of keys"),
+        "{}",
+        app.stdout
+    );
     let svc = p.layer(&["explain", "svc"]).expect(0);
     assert!(!svc.stdout.contains("[secrets]"), "{}", svc.stdout);
 }
