@@ -196,6 +196,35 @@ impl Cache {
         write_atomic(&path, &json)
     }
 
+    /// Rewrites a stored record in place, for what happens to a build after it (its release
+    /// status, its test results): the record of its key when that is this build, otherwise
+    /// `old/VERSION.json`. The key, version and inputs of a record never change; callers hold
+    /// the image's lock ([`Cache::lock_image`]) so that a build does not move the file meanwhile.
+    pub fn rewrite_record(&self, record: &Record) -> Result<()> {
+        let current = self.record_path(&record.name, &record.key);
+        let path = match self.lookup(&record.name, &record.key) {
+            Lookup::Found(r) if r.version == record.version => current,
+            _ => {
+                let old = current
+                    .parent()
+                    .expect("records have a folder")
+                    .join("old")
+                    .join(format!("{}.json", record.version));
+                if !old.is_file() {
+                    return Err(Error::usage(format!(
+                        "no record of {} {} in {}",
+                        record.name,
+                        record.version,
+                        self.dir.display()
+                    )));
+                }
+                old
+            }
+        };
+        let json = serde_json::to_vec_pretty(record).expect("records serialize");
+        write_atomic(&path, &json)
+    }
+
     /// The next build number of image `name` under `major_minor` (`1.4`): one more than the
     /// highest recorded, from 0.
     pub fn next_build(&self, name: &str, major_minor: &str) -> u64 {
@@ -503,6 +532,38 @@ mod tests {
             tags: BTreeMap::new(),
             inputs,
         }
+    }
+
+    #[test]
+    fn a_rewritten_record_stays_where_it_was_current_or_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        let first = record("img", "1.0.0-20261122_0400", "2026-11-22T04:00:00Z", "a");
+        let mut second = first.clone();
+        second.version = "1.0.1-20261122_0500".into();
+        second.built_at = "2026-11-22T05:00:00Z".into();
+        cache.write_record(&first, &[]).unwrap();
+        cache.write_record(&second, &[]).unwrap(); // a forced rebuild: `first` moves to old/
+        for (r, status) in [(&first, "revoked"), (&second, "tested")] {
+            let mut r = r.clone();
+            r.tags.insert("Release_Status".into(), status.into());
+            cache.rewrite_record(&r).unwrap();
+        }
+        let statuses: Vec<(String, String)> = cache
+            .records("img")
+            .into_iter()
+            .map(|r| (r.version, r.tags["Release_Status"].clone()))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                ("1.0.1-20261122_0500".to_string(), "tested".to_string()),
+                ("1.0.0-20261122_0400".to_string(), "revoked".to_string()),
+            ]
+        );
+        let mut ghost = first.clone();
+        ghost.version = "9.9.9-20261122_0400".into();
+        assert!(cache.rewrite_record(&ghost).is_err());
     }
 
     #[test]
