@@ -376,6 +376,13 @@ impl Cache {
 }
 
 /// The numbers of `MAJOR.MINOR.BUILD-YYYYMMDD_HHMM`, for ordering.
+/// The blake3 digest and size of a local artifact: a file, or a folder such as a rootfs layer
+/// (see [`crate::layerfs::digest`] for what it covers). `layer cache verify` and every use of
+/// an artifact as a parent compare this with the record's `artifact.blake3`.
+pub fn artifact_digest(path: &Path) -> Result<(String, u64)> {
+    crate::layerfs::digest(path)
+}
+
 pub fn version_fields(version: &str) -> Vec<u64> {
     version
         .split('-')

@@ -669,20 +669,7 @@ fn finish_build(
         size: None,
     };
     if let Some(local) = &built.local {
-        let meta = std::fs::symlink_metadata(local).map_err(|e| Error::io(local, e))?;
-        let (digest, size) = if meta.is_dir() {
-            let stat = crate::scan::StatCache::default();
-            let tree = crate::scan::scan_tree(
-                local,
-                &job.artifact_name,
-                &crate::scan::Hasher::new(&stat),
-            )?;
-            let size = tree.entries.len() as u64;
-            (tree.digest, size)
-        } else {
-            let h = crate::scan::hash_file(local, meta.len())?;
-            (blake3::Hash::from(h).to_hex().to_string(), meta.len())
-        };
+        let (digest, size) = crate::cache::artifact_digest(local)?;
         let rel = ws.cache.store_artifact(
             &image.name,
             &format!("{}-{}", job.artifact_name, &key.key[..16]),

@@ -14,6 +14,7 @@ pub mod error;
 pub mod exec;
 pub mod graph;
 pub mod key;
+pub mod layerfs;
 pub mod model;
 pub mod plan;
 pub mod progress;
