@@ -121,6 +121,9 @@ struct BuildArgs {
     /// Only stale images and their descendants
     #[arg(long)]
     changed: bool,
+    /// Only images whose key differs from their key at git revision REF, and their descendants
+    #[arg(long, value_name = "REF")]
+    since: Option<String>,
     /// Override `[project].strategy`
     #[arg(long, value_enum)]
     strategy: Option<StrategyArg>,
@@ -148,6 +151,9 @@ struct PlanArgs {
     /// Only stale images and their descendants
     #[arg(long)]
     changed: bool,
+    /// Only images whose key differs from their key at git revision REF, and their descendants
+    #[arg(long, value_name = "REF")]
+    since: Option<String>,
     /// Override `[project].strategy`
     #[arg(long, value_enum)]
     strategy: Option<StrategyArg>,
@@ -298,8 +304,12 @@ fn run(cli: &Cli) -> Result<i32> {
                 changed: args.changed,
                 force: false,
                 max_age: args.max_age.clone(),
+                since: None,
             };
-            let plan = no_teardown(a.plan(&sel));
+            let plan = no_teardown(match &args.since {
+                Some(rev) => crate::since::plan(&a, sel, rev, args.strategy.map(Strategy::from))?,
+                None => a.plan(&sel),
+            });
             out(&match args.format {
                 PlanFormat::Text => render::plan_text(&plan, style),
                 PlanFormat::Json => render::json(&*plan),
@@ -403,8 +413,12 @@ fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
         changed: args.changed,
         force: args.force,
         max_age: args.max_age.clone(),
+        since: None,
     };
-    let plan = ws.plan(&sel);
+    let plan = match &args.since {
+        Some(rev) => crate::since::plan(&ws, sel, rev, args.strategy.map(Strategy::from))?,
+        None => ws.plan(&sel),
+    };
     if args.dry_run {
         return out(&if args.json {
             render::json(&plan)

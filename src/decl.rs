@@ -6,7 +6,6 @@
 //! module.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -15,6 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{did_you_mean, Diagnostic, Diagnostics, Error, Result};
+use crate::files::{Kind, Link, ProjectFiles, WorkTree};
 use crate::graph;
 use crate::model::*;
 
@@ -206,8 +206,8 @@ impl Source {
     }
 }
 
-fn read_source(root: &Path, rel: &str, diags: &mut Diagnostics) -> Option<Source> {
-    let text = crate::scan::read_small(&root.join(rel)).and_then(|b| {
+fn read_source(files: &dyn ProjectFiles, rel: &str, diags: &mut Diagnostics) -> Option<Source> {
+    let text = files.read(rel).and_then(|b| {
         String::from_utf8(b).map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -357,6 +357,13 @@ fn check_project_path(
 /// Reads and validates the project whose root holds `layer.toml`.
 pub fn load(root: &Path) -> Result<Project> {
     let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
+    load_from(&root, &WorkTree::new(&root))
+}
+
+/// Reads and validates the project at `root` (canonical) from `files`: the work tree, or a
+/// git commit for `--since`.
+pub fn load_from(root: &Path, files: &dyn ProjectFiles) -> Result<Project> {
+    let root = root.to_path_buf();
     let mut diags = Diagnostics::default();
 
     // layer.toml
@@ -370,7 +377,7 @@ pub fn load(root: &Path) -> Result<Project> {
     let mut origin_names: BTreeSet<String> = BTreeSet::new();
     let mut backend_names: BTreeSet<String> = backends.keys().cloned().collect();
     let mut project_ok = false;
-    if let Some(src) = read_source(&root, PROJECT_FILE, &mut diags) {
+    if let Some(src) = read_source(files, PROJECT_FILE, &mut diags) {
         if let Some(raw) = src.parse::<ProjectFileRaw>(&mut diags) {
             project_ok = true;
             if let Some(s) = raw.project.strategy {
@@ -420,8 +427,8 @@ pub fn load(root: &Path) -> Result<Project> {
 
     // layer.lock
     let mut lock = Lock::default();
-    if root.join(LOCK_FILE).exists() {
-        if let Some(src) = read_source(&root, LOCK_FILE, &mut diags) {
+    if files.kind(LOCK_FILE).is_some() {
+        if let Some(src) = read_source(files, LOCK_FILE, &mut diags) {
             if let Some(raw) = src.parse::<LockRaw>(&mut diags) {
                 if raw.version != 1 {
                     diags.push(
@@ -441,18 +448,18 @@ pub fn load(root: &Path) -> Result<Project> {
     }
 
     // roles/
-    let (roles, role_names) = load_roles(&root, &mut diags);
+    let (roles, role_names) = load_roles(files, &mut diags);
 
     // images/
     // Files are read, parsed and checked in parallel; each file's diagnostics are merged in
     // the order of the sequential loop (files by name, and all parse errors before all checks),
     // so the stable sort in `Diagnostics::into_result` gives the same report as before.
-    let files = list_dir(&root, "images", &mut diags, |p, t| {
-        p.extension().is_some_and(|e| e == "toml") && is_kind(p, t, fs::FileType::is_file)
+    let image_files = list_dir(files, "images", &mut diags, |name, kind| {
+        name.ends_with(".toml") && kind == Kind::File
     });
     /// An image file: its name, its diagnostics and, when it parsed, its source and content.
     type Parsed = (String, Diagnostics, Option<(Source, ImageRaw)>);
-    let parsed: Vec<Parsed> = files
+    let parsed: Vec<Parsed> = image_files
         .into_par_iter()
         .map(|(name, rel)| {
             let mut d = Diagnostics::default();
@@ -463,7 +470,7 @@ pub fn load(root: &Path) -> Result<Project> {
                         .hint(NAME_HINT),
                 );
             }
-            let raw = read_source(&root, &rel, &mut d)
+            let raw = read_source(files, &rel, &mut d)
                 .and_then(|src| src.parse::<ImageRaw>(&mut d).map(|raw| (src, raw)));
             (name, d, raw)
         })
@@ -585,29 +592,32 @@ fn unknown<'a>(
 /// Names (file names) and root-relative paths of the entries of `dir` that `keep` accepts,
 /// sorted; hidden entries are skipped.
 fn list_dir(
-    root: &Path,
+    files: &dyn ProjectFiles,
     dir: &str,
     diags: &mut Diagnostics,
-    keep: impl Fn(&Path, Option<fs::FileType>) -> bool,
+    keep: impl Fn(&str, Kind) -> bool,
 ) -> Vec<(String, String)> {
-    let entries = match fs::read_dir(root.join(dir)) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return vec![],
+    let entries = match files.list(dir) {
+        Ok(Some(e)) => e,
+        Ok(None) => return vec![],
         Err(e) => {
             diags.push(Diagnostic::new(dir, format!("cannot read folder: {e}")));
             return vec![];
         }
     };
     let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            diags.push(Diagnostic::new(
-                format!("{dir}/{}", entry.file_name().to_string_lossy()),
-                "file name is not valid UTF-8",
-            ));
-            continue;
+    for (name, kind) in entries {
+        let name = match name {
+            Ok(name) => name,
+            Err(shown) => {
+                diags.push(Diagnostic::new(
+                    format!("{dir}/{shown}"),
+                    "file name is not valid UTF-8",
+                ));
+                continue;
+            }
         };
-        if name.starts_with('.') || !keep(&entry.path(), entry.file_type().ok()) {
+        if name.starts_with('.') || !keep(&name, kind) {
             continue;
         }
         out.push((name.clone(), format!("{dir}/{name}")));
@@ -616,19 +626,11 @@ fn list_dir(
     out
 }
 
-/// Whether the entry at `p` is of the kind `is` tests, following a link: the listing's type
-/// saves a `stat` unless the entry is a link (or the file system gives no types).
-fn is_kind(p: &Path, t: Option<fs::FileType>, is: fn(&fs::FileType) -> bool) -> bool {
-    match t {
-        Some(t) if !t.is_symlink() => is(&t),
-        _ => fs::metadata(p).is_ok_and(|m| is(&m.file_type())),
-    }
-}
-
-fn load_roles(root: &Path, diags: &mut Diagnostics) -> (BTreeMap<String, Role>, BTreeSet<String>) {
-    let dirs = list_dir(root, "roles", diags, |p, t| {
-        is_kind(p, t, fs::FileType::is_dir)
-    });
+fn load_roles(
+    files: &dyn ProjectFiles,
+    diags: &mut Diagnostics,
+) -> (BTreeMap<String, Role>, BTreeSet<String>) {
+    let dirs = list_dir(files, "roles", diags, |_, kind| kind == Kind::Dir);
     let all_names: BTreeSet<String> = dirs.iter().map(|(n, _)| n.clone()).collect();
     // Roles load in parallel; each role's diagnostics are merged in name order, as the
     // sequential loop pushed them.
@@ -636,7 +638,7 @@ fn load_roles(root: &Path, diags: &mut Diagnostics) -> (BTreeMap<String, Role>, 
         .par_iter()
         .map(|(name, rel)| {
             let mut d = Diagnostics::default();
-            let role = load_role(root, name, rel, &all_names, &mut d);
+            let role = load_role(files, name, rel, &all_names, &mut d);
             (d, role)
         })
         .collect();
@@ -657,7 +659,7 @@ fn load_roles(root: &Path, diags: &mut Diagnostics) -> (BTreeMap<String, Role>, 
 
 /// One role folder: its `role.toml`, checked.
 fn load_role(
-    root: &Path,
+    files: &dyn ProjectFiles,
     name: &String,
     rel: &String,
     all_names: &BTreeSet<String>,
@@ -670,38 +672,29 @@ fn load_role(
         return None;
     }
     // A symlinked role folder must resolve inside the project.
-    let path = root.join(rel);
-    if path
-        .symlink_metadata()
-        .is_ok_and(|m| m.file_type().is_symlink())
-    {
-        match path.canonicalize() {
-            Ok(real) if real.starts_with(root) => {}
-            Ok(real) => {
-                diags.push(
-                    Diagnostic::new(
-                        rel,
-                        format!(
-                            "role folder is a link to `{}`, outside the project",
-                            real.display()
-                        ),
-                    )
-                    .hint("copy the role into the project, or link to a folder inside it"),
-                );
-                return None;
-            }
-            Err(e) => {
-                diags.push(Diagnostic::new(
+    match files.link(rel) {
+        Link::NotALink | Link::Inside => {}
+        Link::Outside(real) => {
+            diags.push(
+                Diagnostic::new(
                     rel,
-                    format!("cannot resolve role folder link: {e}"),
-                ));
-                return None;
-            }
+                    format!("role folder is a link to `{real}`, outside the project"),
+                )
+                .hint("copy the role into the project, or link to a folder inside it"),
+            );
+            return None;
+        }
+        Link::Broken(e) => {
+            diags.push(Diagnostic::new(
+                rel,
+                format!("cannot resolve role folder link: {e}"),
+            ));
+            return None;
         }
     }
     let toml_rel = format!("{rel}/role.toml");
-    let raw = if root.join(&toml_rel).exists() {
-        match read_source(root, &toml_rel, diags) {
+    let raw = if files.kind(&toml_rel).is_some() {
+        match read_source(files, &toml_rel, diags) {
             Some(src) => src.parse::<RoleRaw>(diags).map(|raw| (Some(src), raw)),
             None => None,
         }

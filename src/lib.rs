@@ -12,6 +12,8 @@ pub mod cli;
 pub mod decl;
 pub mod error;
 pub mod exec;
+pub mod files;
+pub mod gitread;
 pub mod graph;
 pub mod key;
 pub mod layerfs;
@@ -21,6 +23,7 @@ pub mod progress;
 pub mod redact;
 pub mod render;
 pub mod scan;
+pub mod since;
 pub mod workspace;
 
 pub use error::{Error, Result};

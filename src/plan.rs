@@ -124,9 +124,23 @@ pub struct Summary {
 pub struct Plan {
     pub schema: u32,
     pub strategy: Strategy,
+    /// With `--since REF`: the revision compared with, and the images it had that are gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<SinceInfo>,
     /// In topological order, ties by name.
     pub images: Vec<PlannedImage>,
     pub summary: Summary,
+}
+
+/// What `--since REF` adds to a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SinceInfo {
+    /// As given (`origin/main`).
+    pub rev: String,
+    /// The commit it named.
+    pub commit: String,
+    /// Images declared at the revision and no longer.
+    pub removed: Vec<String>,
 }
 
 impl Plan {
@@ -165,6 +179,9 @@ pub struct Selection {
     pub force: bool,
     /// `--max-age`: one age limit for every image, over their own `max_age`.
     pub max_age: Option<(Duration, String)>,
+    /// `--since REF`: by image, why its key differs from REF's (empty when it does not). Only
+    /// those images and their descendants are selected, and a stale one gives these reasons.
+    pub since: Option<Vec<Vec<Reason>>>,
 }
 
 /// Everything a plan is made from.
@@ -252,7 +269,7 @@ fn origin_name(input: &PlanInput, i: usize) -> String {
         .to_string()
 }
 
-fn reasons_from(input: &PlanInput, i: usize, changes: &[Change]) -> Vec<Reason> {
+pub fn reasons_from(input: &PlanInput, i: usize, changes: &[Change]) -> Vec<Reason> {
     let image = &input.project.images[i];
     let mut reasons = Vec::new();
     let mut fields = Vec::new();
@@ -339,6 +356,20 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
             }
         }
     }
+    if let Some(since) = &sel.since {
+        let mut below_changed = vec![false; n];
+        for (i, r) in since.iter().enumerate() {
+            if !r.is_empty() {
+                g.mark_descendants(i, &mut below_changed);
+            }
+        }
+        for i in 0..n {
+            selected[i] &= below_changed[i];
+            if !reasons[i].is_empty() && !since[i].is_empty() {
+                reasons[i] = since[i].clone();
+            }
+        }
+    }
     if sel.changed {
         let mut below_stale = vec![false; n];
         for (i, r) in reasons.iter().enumerate() {
@@ -403,6 +434,7 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
     Plan {
         schema: PLAN_SCHEMA,
         strategy: input.strategy,
+        since: None,
         images,
         summary,
     }

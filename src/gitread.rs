@@ -1,0 +1,464 @@
+//! Reading a project as it was at a git revision, straight from the object database, without
+//! checking the revision out (`--since REF`).
+//!
+//! Objects are read in-process with `gix`: no `git` process is started, so none of the
+//! repository's hooks, `core.fsmonitor` command, filters or textconv drivers can run, and the
+//! repository is opened isolated (its own `.git/config` only: no global or system
+//! configuration, no environment, no credentials). Blobs are read as stored, never through a
+//! filter.
+//!
+//! A role tree read from git is the same [`Tree`] that `scan` makes of the same files on disk:
+//! git's `100644` is a file, `100755` an executable file (the work tree's owner exec bit, which
+//! git records), `120000` a symlink whose blob is its target, `040000` a folder. Git does not
+//! record empty folders, so a role holding one differs from its commit; a submodule inside a
+//! role is an error.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use gix::prelude::FindExt;
+
+use crate::error::{Error, Result};
+use crate::files::{Kind, Link, Listed, ProjectFiles};
+use crate::scan::{Entry, EntryKind, Tree};
+
+/// How many links a path may go through before it is reported as a loop.
+const MAX_LINKS: usize = 16;
+
+/// A revision of the repository holding a project.
+pub struct Revision {
+    repo: gix::Repository,
+    /// What the user asked for (`origin/main`).
+    pub rev: String,
+    /// The commit it names, as hex.
+    pub commit: String,
+    /// The root tree of the commit.
+    root_tree: gix::ObjectId,
+    /// The project root relative to the repository's work tree (`""` at its top), with `/`.
+    prefix: String,
+}
+
+/// An entry of a git tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Tree,
+    Blob,
+    Exec,
+    Link,
+    Submodule,
+}
+
+fn mode_of(m: gix::objs::tree::EntryMode) -> Mode {
+    use gix::objs::tree::EntryKind as K;
+    match m.kind() {
+        K::Tree => Mode::Tree,
+        K::Blob => Mode::Blob,
+        K::BlobExecutable => Mode::Exec,
+        K::Link => Mode::Link,
+        K::Commit => Mode::Submodule,
+    }
+}
+
+/// Where a path at the revision leads, after links.
+enum Found {
+    /// Its mode and object once links are followed.
+    At(Mode, gix::ObjectId),
+    Missing,
+    /// A link leads outside the project, to this path (relative to the repository).
+    Outside(String),
+    Loop,
+}
+
+fn usage(message: String, hint: Option<&str>) -> Error {
+    Error::Usage {
+        message,
+        hint: hint.map(str::to_string),
+    }
+}
+
+impl Revision {
+    /// Opens the repository holding `root` (canonical) at revision `rev`.
+    pub fn open(root: &Path, rev: &str) -> Result<Revision> {
+        let repo = gix::ThreadSafeRepository::discover_opts(
+            root,
+            Default::default(),
+            gix::sec::trust::Mapping {
+                full: gix::open::Options::isolated(),
+                reduced: gix::open::Options::isolated(),
+            },
+        )
+        .map_err(|e| {
+            usage(
+                format!("`--since {rev}`: `{}` is not in a git repository: {e}", root.display()),
+                Some("`--since` compares with a git revision; run it in a git checkout"),
+            )
+        })?
+        .to_thread_local();
+        let workdir = repo
+            .workdir()
+            .and_then(|w| w.canonicalize().ok())
+            .ok_or_else(|| {
+                usage(
+                    format!("`--since {rev}`: the repository has no work tree"),
+                    None,
+                )
+            })?;
+        let prefix = root
+            .strip_prefix(&workdir)
+            .map_err(|_| {
+                usage(
+                    format!(
+                        "`--since {rev}`: the project is not inside the repository's work tree `{}`",
+                        workdir.display()
+                    ),
+                    None,
+                )
+            })?
+            .to_string_lossy()
+            .into_owned();
+        let not_found = |detail: String| {
+            if repo.is_shallow().unwrap_or(false) {
+                usage(
+                    format!("`--since {rev}`: this is a shallow clone and `{rev}` is not in it"),
+                    Some("fetch more history: `git fetch --deepen=50` (or `git fetch --unshallow`); in CI, check out with `fetch-depth: 0`"),
+                )
+            } else {
+                usage(
+                    format!("`--since {rev}`: no such revision: {detail}"),
+                    Some("name a commit, branch or tag, such as `origin/main` or `HEAD~1`"),
+                )
+            }
+        };
+        let id = repo
+            .rev_parse_single(format!("{rev}^{{commit}}").as_str())
+            .map_err(|e| not_found(e.to_string()))?
+            .detach();
+        let root_tree = repo
+            .find_commit(id)
+            .map_err(|e| not_found(e.to_string()))?
+            .tree_id()
+            .map_err(|e| not_found(e.to_string()))?
+            .detach();
+        Ok(Revision {
+            repo,
+            rev: rev.to_string(),
+            commit: id.to_string(),
+            root_tree,
+            prefix,
+        })
+    }
+
+    fn error(&self, path: &str, message: impl std::fmt::Display) -> Error {
+        Error::Input {
+            path: path.to_string(),
+            message: format!("at `{}`: {message}", self.rev),
+            hint: None,
+        }
+    }
+
+    /// The raw object `id`.
+    fn object(&self, id: &gix::oid, buf: &mut Vec<u8>) -> Result<gix::objs::Kind> {
+        let data = self
+            .repo
+            .objects
+            .find(id, buf)
+            .map_err(|e| self.error(".", format!("cannot read object {id}: {e}")))?;
+        Ok(data.kind)
+    }
+
+    /// The entries of the tree `id`: name, mode, object.
+    fn tree(&self, id: &gix::oid, buf: &mut Vec<u8>) -> Result<Vec<(Vec<u8>, Mode, gix::ObjectId)>> {
+        self.object(id, buf)?;
+        let tree = gix::objs::TreeRefIter::from_bytes(buf, self.repo.object_hash());
+        let mut out = Vec::new();
+        for e in tree {
+            let e = e.map_err(|e| self.error(".", format!("corrupt tree {id}: {e}")))?;
+            out.push((e.filename.to_vec(), mode_of(e.mode), e.oid.to_owned()));
+        }
+        Ok(out)
+    }
+
+    /// Follows `rel` (project-relative, `/`-separated) through the commit's trees and links.
+    /// The last component is followed too when `follow` holds.
+    fn find(&self, rel: &str, follow: bool) -> Result<Found> {
+        let mut buf = Vec::new();
+        // Repository-relative components still to walk, and the links taken so far.
+        let mut todo: Vec<String> = self
+            .prefix
+            .split('/')
+            .chain(rel.split('/'))
+            .filter(|c| !c.is_empty() && *c != ".")
+            .map(str::to_string)
+            .collect();
+        todo.reverse();
+        let mut links = 0;
+        let mut done: Vec<String> = Vec::new();
+        let mut at = (Mode::Tree, self.root_tree);
+        while let Some(c) = todo.pop() {
+            if c == ".." {
+                if done.pop().is_none() {
+                    return Ok(Found::Outside("..".into()));
+                }
+                at = (Mode::Tree, self.root_tree);
+                // Walk again from the top to the parent.
+                let mut again: Vec<String> = std::mem::take(&mut done);
+                again.reverse();
+                todo.extend(again);
+                continue;
+            }
+            if at.0 != Mode::Tree {
+                return Ok(Found::Missing);
+            }
+            let entries = self.tree(&at.1, &mut buf)?;
+            let Some((_, mode, oid)) = entries.into_iter().find(|(n, _, _)| n == c.as_bytes())
+            else {
+                return Ok(Found::Missing);
+            };
+            if mode == Mode::Link && (follow || !todo.is_empty()) {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Ok(Found::Loop);
+                }
+                self.object(&oid, &mut buf)?;
+                let target = String::from_utf8_lossy(&buf).into_owned();
+                if target.starts_with('/') {
+                    return Ok(Found::Outside(target));
+                }
+                for t in target.split('/').rev() {
+                    if !t.is_empty() && t != "." {
+                        todo.push(t.to_string());
+                    }
+                }
+                // Resolve from the link's folder: walk again from the top.
+                let mut again: Vec<String> = std::mem::take(&mut done);
+                again.reverse();
+                todo.extend(again);
+                at = (Mode::Tree, self.root_tree);
+                continue;
+            }
+            done.push(c);
+            at = (mode, oid);
+        }
+        let prefix: Vec<&str> = self.prefix.split('/').filter(|c| !c.is_empty()).collect();
+        if done.len() < prefix.len() || done[..prefix.len()] != prefix[..] {
+            return Ok(Found::Outside(done.join("/")));
+        }
+        Ok(Found::At(at.0, at.1))
+    }
+
+    /// The blake3 (hex) of the file at `rel`, following links inside the project; `None` when
+    /// there is no such file.
+    pub fn file_digest(&self, rel: &str) -> Result<Option<String>> {
+        match self.find(rel, true)? {
+            Found::At(Mode::Blob | Mode::Exec, oid) => {
+                let mut buf = Vec::new();
+                self.object(&oid, &mut buf)?;
+                Ok(Some(blake3::hash(&buf).to_hex().to_string()))
+            }
+            Found::Outside(to) => Err(self.error(
+                crate::decl::PROJECT_FILE,
+                format!("`{rel}` leads outside the project (to `{to}`)"),
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    /// Reads what declarations and role trees need from the revision: `layer.toml`,
+    /// `layer.lock`, `images/*.toml` and every role folder, whole.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let mut snap = Snapshot::default();
+        for top in [crate::decl::PROJECT_FILE, crate::decl::LOCK_FILE] {
+            if let Found::At(Mode::Blob | Mode::Exec, oid) = self.find(top, true)? {
+                let mut buf = Vec::new();
+                self.object(&oid, &mut buf)?;
+                snap.kinds.insert(top.to_string(), Kind::File);
+                snap.contents.insert(top.to_string(), buf);
+            }
+        }
+        // images/: the declaration files.
+        if let Found::At(Mode::Tree, oid) = self.find("images", true)? {
+            let mut buf = Vec::new();
+            let mut listing = Vec::new();
+            for (name, mode, oid) in self.tree(&oid, &mut buf)? {
+                let name = utf8(name);
+                let Ok(n) = &name else {
+                    listing.push((name, Kind::Other));
+                    continue;
+                };
+                let rel = format!("images/{n}");
+                let found = if mode == Mode::Link {
+                    self.find(&rel, true)?
+                } else {
+                    Found::At(mode, oid)
+                };
+                let kind = match found {
+                    Found::At(Mode::Blob | Mode::Exec, oid) => {
+                        if n.ends_with(".toml") && !n.starts_with('.') {
+                            let mut content = Vec::new();
+                            self.object(&oid, &mut content)?;
+                            snap.contents.insert(rel.clone(), content);
+                        }
+                        Kind::File
+                    }
+                    Found::At(Mode::Tree, _) => Kind::Dir,
+                    _ => Kind::Other,
+                };
+                snap.kinds.insert(rel, kind);
+                listing.push((name, kind));
+            }
+            snap.kinds.insert("images".into(), Kind::Dir);
+            snap.listings.insert("images".into(), listing);
+        }
+        // roles/: every role folder, whole.
+        if let Found::At(Mode::Tree, oid) = self.find("roles", true)? {
+            let mut buf = Vec::new();
+            let mut listing = Vec::new();
+            for (name, mode, oid) in self.tree(&oid, &mut buf)? {
+                let name = utf8(name);
+                let Ok(n) = &name else {
+                    listing.push((name, Kind::Other));
+                    continue;
+                };
+                let rel = format!("roles/{n}");
+                let found = if mode == Mode::Link {
+                    self.find(&rel, true)?
+                } else {
+                    Found::At(mode, oid)
+                };
+                let link = match (&found, mode) {
+                    (_, m) if m != Mode::Link => Link::NotALink,
+                    (Found::Outside(to), _) => Link::Outside(to.clone()),
+                    (Found::Loop, _) => Link::Broken("too many levels of symbolic links".into()),
+                    _ => Link::Inside,
+                };
+                let kind = match found {
+                    Found::At(Mode::Tree, tree) => {
+                        if !n.starts_with('.') {
+                            let (t, role_toml) = self.role_tree(&rel, tree)?;
+                            snap.trees.insert(rel.clone(), t);
+                            if let Some(c) = role_toml {
+                                snap.kinds.insert(format!("{rel}/role.toml"), Kind::File);
+                                snap.contents.insert(format!("{rel}/role.toml"), c);
+                            }
+                        }
+                        Kind::Dir
+                    }
+                    Found::At(..) => Kind::File,
+                    // A link out of the project is listed as a folder, so that loading
+                    // reports it by name, as it does for the work tree.
+                    Found::Outside(_) => Kind::Dir,
+                    _ => Kind::Other,
+                };
+                snap.links.insert(rel.clone(), link);
+                snap.kinds.insert(rel, kind);
+                listing.push((name, kind));
+            }
+            snap.kinds.insert("roles".into(), Kind::Dir);
+            snap.listings.insert("roles".into(), listing);
+        }
+        Ok(snap)
+    }
+
+    /// The role folder `rel` (tree `id`) as a [`Tree`], and the content of its `role.toml`.
+    fn role_tree(&self, rel: &str, id: gix::ObjectId) -> Result<(Tree, Option<Vec<u8>>)> {
+        let mut entries = Vec::new();
+        let mut role_toml = None;
+        let mut buf = Vec::new();
+        let mut blob = Vec::new();
+        let mut stack = vec![(String::new(), id)];
+        while let Some((dir, id)) = stack.pop() {
+            for (name, mode, oid) in self.tree(&id, &mut buf)? {
+                let Ok(name) = String::from_utf8(name) else {
+                    return Err(self.error(rel, "a file name is not valid UTF-8"));
+                };
+                let path = if dir.is_empty() {
+                    name
+                } else {
+                    format!("{dir}/{name}")
+                };
+                let kind = match mode {
+                    Mode::Tree => {
+                        stack.push((path.clone(), oid));
+                        EntryKind::Dir
+                    }
+                    Mode::Blob | Mode::Exec => {
+                        self.object(&oid, &mut blob)?;
+                        if path == "role.toml" {
+                            role_toml = Some(blob.clone());
+                        }
+                        EntryKind::File {
+                            exec: mode == Mode::Exec,
+                            blake3: blake3::hash(&blob).to_hex().to_string(),
+                        }
+                    }
+                    Mode::Link => {
+                        self.object(&oid, &mut blob)?;
+                        let Ok(target) = String::from_utf8(blob.clone()) else {
+                            return Err(self.error(
+                                &format!("{rel}/{path}"),
+                                "symlink target is not valid UTF-8",
+                            ));
+                        };
+                        EntryKind::Symlink { target }
+                    }
+                    Mode::Submodule => {
+                        return Err(Error::Input {
+                            path: format!("{rel}/{path}"),
+                            message: format!(
+                                "at `{}`: is a git submodule, which a role cannot hold",
+                                self.rev
+                            ),
+                            hint: Some("copy the files into the role".into()),
+                        })
+                    }
+                };
+                entries.push(Entry { path, kind });
+            }
+        }
+        Ok((Tree::new(entries), role_toml))
+    }
+}
+
+/// A name from a tree: `Err` with a lossy rendering when it is not UTF-8.
+fn utf8(name: Vec<u8>) -> std::result::Result<String, String> {
+    String::from_utf8(name).map_err(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// What a revision holds of a project: declarations, and role trees already digested.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    kinds: HashMap<String, Kind>,
+    listings: HashMap<String, Vec<Listed>>,
+    contents: HashMap<String, Vec<u8>>,
+    links: HashMap<String, Link>,
+    /// Role folder (`roles/java`) -> its tree.
+    pub trees: HashMap<String, Tree>,
+}
+
+impl Snapshot {
+    /// Whether the revision has a project here at all (a `layer.toml`).
+    pub fn has_project(&self) -> bool {
+        self.contents.contains_key(crate::decl::PROJECT_FILE)
+    }
+}
+
+impl ProjectFiles for Snapshot {
+    fn read(&self, rel: &str) -> std::io::Result<Vec<u8>> {
+        self.contents
+            .get(rel)
+            .cloned()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+
+    fn kind(&self, rel: &str) -> Option<Kind> {
+        self.kinds.get(rel).copied()
+    }
+
+    fn list(&self, rel: &str) -> std::io::Result<Option<Vec<Listed>>> {
+        Ok(self.listings.get(rel).cloned())
+    }
+
+    fn link(&self, rel: &str) -> Link {
+        self.links.get(rel).cloned().unwrap_or(Link::NotALink)
+    }
+}
