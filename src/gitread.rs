@@ -123,8 +123,9 @@ impl Revision {
                     Some("fetch more history: `git fetch --deepen=50` (or `git fetch --unshallow`); in CI, check out with `fetch-depth: 0`"),
                 )
             } else {
+                let _ = detail;
                 usage(
-                    format!("`--since {rev}`: no such revision: {detail}"),
+                    format!("`--since {rev}`: no commit is named `{rev}`"),
                     Some("name a commit, branch or tag, such as `origin/main` or `HEAD~1`"),
                 )
             }

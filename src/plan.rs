@@ -363,6 +363,17 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
                 g.mark_descendants(i, &mut below_changed);
             }
         }
+        // Deep: what a changed image is built on comes too, as with targets (fresh, or built
+        // when the cache lacks it).
+        if input.strategy == Strategy::Deep {
+            for i in 0..n {
+                if below_changed[i] {
+                    for a in g.chain(i) {
+                        below_changed[a] = true;
+                    }
+                }
+            }
+        }
         for i in 0..n {
             selected[i] &= below_changed[i];
             if !reasons[i].is_empty() && !since[i].is_empty() {

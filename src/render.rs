@@ -40,6 +40,15 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         s.fresh,
         s.skip
     );
+    if let Some(si) = &plan.since {
+        let _ = writeln!(
+            out,
+            "since {} ({}): {} removed",
+            si.rev,
+            &si.commit[..si.commit.len().min(12)],
+            si.removed.len()
+        );
+    }
     let width = plan.images.iter().map(|i| i.name.len()).max().unwrap_or(0);
     for img in &plan.images {
         let word = match img.action {
@@ -57,6 +66,9 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         }
         out.push_str(line.trim_end());
         out.push('\n');
+    }
+    for name in plan.since.iter().flat_map(|si| &si.removed) {
+        let _ = writeln!(out, "  {}  {name}", style.paint("gone ", "2"));
     }
     out
 }
@@ -81,17 +93,46 @@ fn md_escape(s: &str) -> String {
 /// Rows above which tables and graphs fold into `<details>`.
 const FOLD_ROWS: usize = 20;
 const MAX_CAUSES: usize = 5;
+/// Files named per changed role in a comment; the rest are counted.
+const MAX_PATHS: usize = 3;
+/// Names listed in one line (removed images); the rest are counted.
+const MAX_NAMES: usize = 50;
+/// Nodes drawn in a comment's graph: mermaid (and a reader) gives up on much larger ones.
+const MAX_GRAPH_NODES: usize = 100;
 
-/// A plan as a pull request comment: a summary line, a table, a mermaid graph.
+/// `a`, `b` and N more.
+fn name_list<'a>(names: impl Iterator<Item = &'a str>, max: usize) -> String {
+    let names: Vec<&str> = names.collect();
+    let mut shown: Vec<String> = names.iter().take(max).map(|n| format!("`{n}`")).collect();
+    if names.len() > max {
+        shown.push(format!("{} more", names.len() - max));
+    }
+    shown.join(", ")
+}
+
+/// A plan as a pull request comment: a summary line, a table, a mermaid graph. Short at any
+/// size: on a large estate the images to build with a reason of their own stay in view and the
+/// rest fold into `<details>`; the graph draws the images to build and their ancestors.
 pub fn plan_markdown(plan: &Plan) -> String {
     let s = &plan.summary;
     let total = plan.images.len();
     let mut out = String::new();
     let _ = writeln!(out, "### layer plan ({})\n", plan.strategy.as_str());
+    let since = plan
+        .since
+        .as_ref()
+        .map(|si| {
+            format!(
+                " since `{}` (`{}`)",
+                md_escape(&si.rev),
+                &si.commit[..si.commit.len().min(12)]
+            )
+        })
+        .unwrap_or_default();
     if s.build == 0 {
         let _ = writeln!(
             out,
-            "**Nothing to build**: {} of {total} images fresh, {} not selected.",
+            "**Nothing to build**{since}: {} of {total} images fresh, {} not selected.",
             s.fresh, s.skip
         );
     } else {
@@ -116,7 +157,7 @@ pub fn plan_markdown(plan: &Plan) -> String {
         }
         let followers = s.build - causes.len();
         let mut line = format!(
-            "**{} of {total} images to build**: {}",
+            "**{} of {total} images to build**{since}: {}",
             s.build,
             why.join("; ")
         );
@@ -125,14 +166,15 @@ pub fn plan_markdown(plan: &Plan) -> String {
         }
         let _ = writeln!(out, "{line}.");
     }
+    if let Some(si) = plan.since.as_ref().filter(|si| !si.removed.is_empty()) {
+        let _ = writeln!(
+            out,
+            "\nRemoved: {}.",
+            name_list(si.removed.iter().map(String::as_str), MAX_NAMES)
+        );
+    }
     out.push('\n');
 
-    // Fresh and skipped images fold away when there are many; images to build never do.
-    let (shown, folded): (Vec<&PlannedImage>, Vec<&PlannedImage>) = if total > FOLD_ROWS {
-        plan.images.iter().partition(|i| i.action == Action::Build)
-    } else {
-        (plan.images.iter().collect(), vec![])
-    };
     let table = |rows: &[&PlannedImage]| {
         let mut t = String::from("| image | action | reasons | wave |\n|---|---|---|---|\n");
         for i in rows {
@@ -141,7 +183,11 @@ pub fn plan_markdown(plan: &Plan) -> String {
                 Action::Fresh => "fresh",
                 Action::Skip => "skip",
             };
-            let reasons: Vec<String> = i.reasons.iter().map(|r| md_escape(&r.sentence())).collect();
+            let reasons: Vec<String> = i
+                .reasons
+                .iter()
+                .map(|r| md_escape(&comment_reason(r)))
+                .collect();
             let wave = i.wave.map(|w| w.to_string()).unwrap_or_default();
             let _ = writeln!(
                 t,
@@ -152,29 +198,129 @@ pub fn plan_markdown(plan: &Plan) -> String {
         }
         t
     };
+    if total <= FOLD_ROWS {
+        let all: Vec<&PlannedImage> = plan.images.iter().collect();
+        out.push_str(&table(&all));
+        out.push('\n');
+        out.push_str(&plan_mermaid(plan, None));
+        return out;
+    }
+
+    // Images to build stay in view up to FOLD_ROWS, those with a reason of their own first;
+    // the rest fold away.
+    let build: Vec<&PlannedImage> = plan.to_build().collect();
+    let (mut shown, mut more): (Vec<&PlannedImage>, Vec<&PlannedImage>) = if build.len()
+        <= FOLD_ROWS
+    {
+        (build, vec![])
+    } else {
+        build.into_iter().partition(|i| {
+            i.reasons
+                .iter()
+                .any(|r| !matches!(r, Reason::ParentChanged { .. }))
+        })
+    };
+    if shown.len() > FOLD_ROWS {
+        more.splice(0..0, shown.drain(FOLD_ROWS..));
+    }
     if !shown.is_empty() {
         out.push_str(&table(&shown));
         out.push('\n');
     }
-    if !folded.is_empty() {
+    if !more.is_empty() {
         let _ = writeln!(
             out,
-            "<details><summary>{} images not to build</summary>\n\n{}\n</details>\n",
-            folded.len(),
-            table(&folded)
+            "<details><summary>{} more images to build</summary>\n\n{}\n</details>\n",
+            more.len(),
+            table(&more)
         );
+    }
+    let rest: Vec<(&str, Vec<&str>)> = [(Action::Fresh, "fresh"), (Action::Skip, "not selected")]
+        .into_iter()
+        .map(|(a, word)| {
+            (
+                word,
+                plan.images
+                    .iter()
+                    .filter(|i| i.action == a)
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .filter(|(_, names)| !names.is_empty())
+        .collect();
+    if !rest.is_empty() {
+        let n: usize = rest.iter().map(|(_, v)| v.len()).sum();
+        let _ = writeln!(out, "<details><summary>{n} images not to build</summary>\n");
+        for (word, names) in rest {
+            let _ = writeln!(
+                out,
+                "{word}: {}\n",
+                names
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let _ = writeln!(out, "</details>\n");
     }
 
-    let graph = plan_mermaid(plan);
-    if total > FOLD_ROWS {
+    // The graph: the images to build and their ancestors; when those are too many, the
+    // images with a reason of their own and their ancestors.
+    let index: std::collections::HashMap<&str, usize> = plan
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| (img.name.as_str(), i))
+        .collect();
+    let with_ancestors = |from: &mut dyn Iterator<Item = &PlannedImage>| {
+        let mut keep = vec![false; total];
+        for img in from {
+            let mut at = Some(img.name.as_str());
+            while let Some(name) = at {
+                let i = index[name];
+                if keep[i] {
+                    break;
+                }
+                keep[i] = true;
+                at = plan.images[i].parent.as_deref();
+            }
+        }
+        keep
+    };
+    let mut keep = with_ancestors(&mut plan.to_build());
+    let mut note = String::new();
+    if keep.iter().filter(|k| **k).count() > MAX_GRAPH_NODES {
+        keep = with_ancestors(&mut root_causes(plan).into_iter());
+        note = "; images built only because a parent is are not drawn".into();
+    }
+    let drawn = keep.iter().filter(|k| **k).count();
+    if drawn > MAX_GRAPH_NODES {
         let _ = writeln!(
             out,
-            "<details><summary>Image graph</summary>\n\n{graph}\n</details>"
+            "The image graph is too large for a comment ({drawn} images to draw): `layer graph --format mermaid` prints it."
         );
-    } else {
-        out.push_str(&graph);
+    } else if drawn > 0 {
+        let _ = writeln!(
+            out,
+            "<details><summary>Image graph ({drawn} of {total} images: those to build and their ancestors{note})</summary>\n\n{}\n</details>",
+            plan_mermaid(plan, Some(&keep))
+        );
     }
     out
+}
+
+/// A reason for a comment: as in the text plan, with at most [`MAX_PATHS`] files per role.
+fn comment_reason(r: &Reason) -> String {
+    match r {
+        Reason::RoleChanged { role, paths } if paths.len() > MAX_PATHS => format!(
+            "role `{role}` changed: {} and {} more",
+            paths[..MAX_PATHS].join(", "),
+            paths.len() - MAX_PATHS
+        ),
+        other => other.sentence(),
+    }
 }
 
 fn short_reason(r: &Reason) -> String {
@@ -187,7 +333,9 @@ fn short_reason(r: &Reason) -> String {
     }
 }
 
-fn plan_mermaid(plan: &Plan) -> String {
+/// The plan's images (those in `keep`, or all) as a mermaid graph, the images to build marked.
+fn plan_mermaid(plan: &Plan, keep: Option<&[bool]>) -> String {
+    let kept = |i: usize| keep.is_none_or(|k| k[i]);
     let mut out = String::from("```mermaid\ngraph TD\n");
     let id: std::collections::HashMap<&str, usize> = plan
         .images
@@ -195,17 +343,21 @@ fn plan_mermaid(plan: &Plan) -> String {
         .enumerate()
         .map(|(i, img)| (img.name.as_str(), i))
         .collect();
-    for (i, img) in plan.images.iter().enumerate() {
+    for (i, img) in plan.images.iter().enumerate().filter(|(i, _)| kept(*i)) {
         let _ = writeln!(out, "  n{i}[\"{}\"]", img.name);
     }
-    for (i, img) in plan.images.iter().enumerate() {
-        if let Some(p) = img.parent.as_deref().and_then(|p| id.get(p)) {
-            let _ = writeln!(out, "  n{p} --> n{i}");
+    for (i, img) in plan.images.iter().enumerate().filter(|(i, _)| kept(*i)) {
+        if let Some(&p) = img.parent.as_deref().and_then(|p| id.get(p)) {
+            if kept(p) {
+                let _ = writeln!(out, "  n{p} --> n{i}");
+            }
         }
     }
     let build: Vec<String> = plan
         .to_build()
-        .map(|i| format!("n{}", id[i.name.as_str()]))
+        .map(|i| id[i.name.as_str()])
+        .filter(|&i| kept(i))
+        .map(|i| format!("n{i}"))
         .collect();
     if !build.is_empty() {
         out.push_str("  classDef build fill:#fde68a,stroke:#b45309,stroke-width:2px\n");
