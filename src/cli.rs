@@ -298,7 +298,14 @@ fn run(cli: &Cli) -> Result<i32> {
             })
         }
         Command::Plan(args) => {
-            let a = no_teardown(open(g, args.strategy.map(Strategy::from))?);
+            let strategy = args.strategy.map(Strategy::from);
+            let (a, since) = crate::since::open(
+                &project_root(g)?,
+                g.cache.clone(),
+                strategy,
+                args.since.as_deref(),
+            )?;
+            let (a, since) = (no_teardown(a), no_teardown(since));
             let sel = Selection {
                 targets: resolve_targets(&a.project, &args.targets)?,
                 changed: args.changed,
@@ -306,10 +313,7 @@ fn run(cli: &Cli) -> Result<i32> {
                 max_age: args.max_age.clone(),
                 since: None,
             };
-            let plan = no_teardown(match &args.since {
-                Some(rev) => crate::since::plan(&a, sel, rev, args.strategy.map(Strategy::from))?,
-                None => a.plan(&sel),
-            });
+            let plan = no_teardown(crate::since::plan(&a, sel, since.as_ref()));
             out(&match args.format {
                 PlanFormat::Text => render::plan_text(&plan, style),
                 PlanFormat::Json => render::json(&*plan),
@@ -407,7 +411,12 @@ fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
     use std::sync::atomic::AtomicI32;
     use std::sync::Arc;
 
-    let ws = open(g, args.strategy.map(Strategy::from))?;
+    let (ws, since) = crate::since::open(
+        &project_root(g)?,
+        g.cache.clone(),
+        args.strategy.map(Strategy::from),
+        args.since.as_deref(),
+    )?;
     let sel = Selection {
         targets: resolve_targets(&ws.project, &args.targets)?,
         changed: args.changed,
@@ -415,10 +424,7 @@ fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
         max_age: args.max_age.clone(),
         since: None,
     };
-    let plan = match &args.since {
-        Some(rev) => crate::since::plan(&ws, sel, rev, args.strategy.map(Strategy::from))?,
-        None => ws.plan(&sel),
-    };
+    let plan = crate::since::plan(&ws, sel, since.as_ref());
     if args.dry_run {
         return out(&if args.json {
             render::json(&plan)

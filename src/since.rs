@@ -10,6 +10,7 @@
 //! Nothing is checked out, nothing is written, and no process is started.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 
 use crate::decl;
 use crate::error::{Error, Result};
@@ -31,6 +32,13 @@ pub struct Since {
 }
 
 /// The project at a revision, keyed.
+pub struct AtRevision {
+    rev: String,
+    commit: String,
+    /// `None` when the revision has no project here (no `layer.toml`).
+    then: Option<Then>,
+}
+
 struct Then {
     project: Project,
     graph: Graph,
@@ -39,12 +47,41 @@ struct Then {
     trees: HashMap<String, Tree>,
 }
 
-/// Compares the workspace with revision `rev`. `strategy` is the one given on the command
-/// line, if any; otherwise each side keys with its own `[project].strategy`, so a changed
-/// strategy shows.
-pub fn compare(ws: &Workspace, rev: &str, strategy: Option<Strategy>) -> Result<Since> {
-    let revision = Revision::open(&ws.project.root, rev)?;
-    let then = keys_at(ws, &revision, strategy)?;
+/// Opens the workspace at `root` and, with `since`, reads the project at that revision
+/// alongside (the two share nothing until they are compared).
+pub fn open(
+    root: &Path,
+    cache: Option<PathBuf>,
+    strategy: Option<Strategy>,
+    since: Option<&str>,
+) -> Result<(Workspace, Option<AtRevision>)> {
+    let Some(rev) = since else {
+        return Ok((Workspace::open(root, cache, strategy)?, None));
+    };
+    let (ws, at) = rayon::join(
+        || Workspace::open(root, cache, strategy),
+        || at_revision(root, rev, strategy),
+    );
+    Ok((ws?, Some(at?)))
+}
+
+/// Reads the project at revision `rev` and keys it. `strategy` is the one given on the
+/// command line, if any; otherwise the revision keys with its own `[project].strategy`, so a
+/// changed strategy shows.
+pub fn at_revision(root: &Path, rev: &str, strategy: Option<Strategy>) -> Result<AtRevision> {
+    let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
+    let revision = Revision::open(&root, rev)?;
+    let then = keys_at(&root, &revision, strategy)?;
+    Ok(AtRevision {
+        rev: rev.to_string(),
+        commit: revision.commit.clone(),
+        then,
+    })
+}
+
+/// Compares the workspace with the project at a revision.
+pub fn compare(ws: &Workspace, at: &AtRevision) -> Since {
+    let then = &at.then;
     let input = ws.input();
     let new_tree = |r: &str| ws.scanned.trees.get(r).cloned();
     let reasons = ws
@@ -79,23 +116,23 @@ pub fn compare(ws: &Workspace, rev: &str, strategy: Option<Strategy>) -> Result<
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Since {
+    Since {
         info: SinceInfo {
-            rev: rev.to_string(),
-            commit: revision.commit.clone(),
+            rev: at.rev.clone(),
+            commit: at.commit.clone(),
             removed,
         },
         reasons,
-    })
+    }
 }
 
 /// The project at `revision` and its keys; `None` when the revision has no `layer.toml` here.
-fn keys_at(ws: &Workspace, revision: &Revision, strategy: Option<Strategy>) -> Result<Option<Then>> {
+fn keys_at(root: &Path, revision: &Revision, strategy: Option<Strategy>) -> Result<Option<Then>> {
     let snap = revision.snapshot()?;
     if !snap.has_project() {
         return Ok(None);
     }
-    let mut project = decl::load_from(&ws.project.root, &snap).map_err(|e| Error::Usage {
+    let mut project = decl::load_from(root, &snap).map_err(|e| Error::Usage {
         message: format!(
             "`--since {}`: the project at that revision does not load:\n{e}",
             revision.rev
@@ -116,16 +153,11 @@ fn keys_at(ws: &Workspace, revision: &Revision, strategy: Option<Strategy>) -> R
     for name in used {
         let digest = match &project.origins[&name].source {
             // A host file: the revision cannot say what it was; it is what it is now.
-            OriginSource::Busybox { path } => match ws.scanned.origin_files.get(&name) {
-                Some(d) if matches!(&ws.project.origins.get(&name).map(|o| &o.source), Some(OriginSource::Busybox { path: p }) if p == path) => {
-                    d.clone()
-                }
-                _ => std::fs::metadata(path)
-                    .ok()
-                    .and_then(|m| crate::scan::hash_file(path, m.len()).ok())
-                    .map(|h| blake3::Hash::from(h).to_hex().to_string())
-                    .unwrap_or_else(|| "missing".into()),
-            },
+            OriginSource::Busybox { path } => std::fs::metadata(path)
+                .ok()
+                .and_then(|m| crate::scan::hash_file(path, m.len()).ok())
+                .map(|h| blake3::Hash::from(h).to_hex().to_string())
+                .unwrap_or_else(|| "missing".into()),
             OriginSource::TarFile { path } => revision
                 .file_digest(path)?
                 .unwrap_or_else(|| "missing".into()),
@@ -170,18 +202,16 @@ fn keys_at(ws: &Workspace, revision: &Revision, strategy: Option<Strategy>) -> R
     }))
 }
 
-/// The plan for `sel` narrowed to what changed since `rev`: [`compare`], then `plan::make`
-/// with the changed images selected (and their descendants), and the revision noted on the
-/// plan.
-pub fn plan(
-    ws: &Workspace,
-    mut sel: Selection,
-    rev: &str,
-    strategy: Option<Strategy>,
-) -> Result<Plan> {
-    let since = compare(ws, rev, strategy)?;
+/// The plan for `sel`, narrowed with `--since` to what changed since the revision: [`compare`],
+/// then `plan::make` with the changed images (and their descendants) selected, and the
+/// revision noted on the plan.
+pub fn plan(ws: &Workspace, mut sel: Selection, at: Option<&AtRevision>) -> Plan {
+    let Some(at) = at else {
+        return ws.plan(&sel);
+    };
+    let since = compare(ws, at);
     sel.since = Some(since.reasons);
     let mut plan = ws.plan(&sel);
     plan.since = Some(since.info);
-    Ok(plan)
+    plan
 }
