@@ -105,6 +105,12 @@ enum Command {
     Explain { image: String },
     /// Build the stale images, in parallel topological order
     Build(BuildArgs),
+    /// Resolve `resolve` and `debian` origins into layer.lock
+    Lock {
+        /// Resolve every origin again, not only those without a pin, and print what moved
+        #[arg(long)]
+        update: bool,
+    },
     /// An image's built versions, newest first
     Versions {
         image: String,
@@ -376,6 +382,10 @@ fn run(cli: &Cli) -> Result<i32> {
             out(&explain(&a, i))
         }
         Command::Build(args) => build(g, args, style),
+        Command::Lock { update } => {
+            let outcome = crate::lock::lock(&project_root(g)?, g.cache.as_deref(), *update)?;
+            out(&crate::lock::report(&outcome, *update))
+        }
         Command::Versions { image, json } => {
             let root = project_root(g)?;
             let project = decl::load(&root)?;

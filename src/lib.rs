@@ -17,6 +17,7 @@ pub mod gitread;
 pub mod graph;
 pub mod key;
 pub mod layerfs;
+pub mod lock;
 pub mod model;
 pub mod plan;
 pub mod progress;

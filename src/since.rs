@@ -174,18 +174,7 @@ fn keys_at(root: &Path, revision: &Revision, strategy: Option<Strategy>) -> Resu
     }
     scanned.backend_files = backend_files;
     // A `resolve` origin the revision's lock did not pin still has an identity there: none.
-    let unlocked: Vec<String> = project
-        .origins
-        .iter()
-        .filter(|(n, o)| {
-            matches!(o.source, OriginSource::Resolve { .. })
-                && project.lock.origins.get(*n).is_none_or(|l| l.id.is_none())
-        })
-        .map(|(n, _)| n.clone())
-        .collect();
-    for n in unlocked {
-        project.lock.origins.entry(n).or_default().id = Some("(not locked)".into());
-    }
+    crate::lock::pin_unresolved(&mut project);
     let graph = Graph::new(&project);
     let strategy = strategy.unwrap_or(project.strategy);
     let keys = key::compute(&project, &graph, strategy, &scanned)?;
