@@ -207,6 +207,17 @@ impl Source {
 }
 
 fn read_source(files: &dyn ProjectFiles, rel: &str, diags: &mut Diagnostics) -> Option<Source> {
+    // `layer.toml` and `layer.lock` may not lead out of the project (files listed in `images/`
+    // and roles' `role.toml` are checked where they are found).
+    if rel == PROJECT_FILE || rel == LOCK_FILE {
+        if let Link::Outside(to) = files.link(rel) {
+            diags.push(
+                Diagnostic::new(rel, format!("is a link to `{to}`, outside the project"))
+                    .hint("keep declarations inside the project"),
+            );
+            return None;
+        }
+    }
     let text = files.read(rel).and_then(|b| {
         String::from_utf8(b).map_err(|_| {
             std::io::Error::new(
@@ -597,6 +608,13 @@ fn list_dir(
     diags: &mut Diagnostics,
     keep: impl Fn(&str, Kind) -> bool,
 ) -> Vec<(String, String)> {
+    if let Link::Outside(to) = files.link(dir) {
+        diags.push(
+            Diagnostic::new(dir, format!("is a link to `{to}`, outside the project"))
+                .hint("keep declarations and roles inside the project"),
+        );
+        return vec![];
+    }
     let entries = match files.list(dir) {
         Ok(Some(e)) => e,
         Ok(None) => return vec![],
@@ -617,7 +635,28 @@ fn list_dir(
                 continue;
             }
         };
-        if name.starts_with('.') || !keep(&name, kind) {
+        if name.starts_with('.') {
+            continue;
+        }
+        // A role folder linked outside is reported by `load_role`, which names it as a role.
+        let kind = if kind == Kind::Outside && dir == "roles" {
+            Kind::Dir
+        } else {
+            kind
+        };
+        if kind == Kind::Outside {
+            let rel = format!("{dir}/{name}");
+            let to = match files.link(&rel) {
+                Link::Outside(to) => to,
+                _ => "?".into(),
+            };
+            diags.push(
+                Diagnostic::new(&rel, format!("is a link to `{to}`, outside the project"))
+                    .hint("keep declarations and roles inside the project"),
+            );
+            continue;
+        }
+        if !keep(&name, kind) {
             continue;
         }
         out.push((name.clone(), format!("{dir}/{name}")));
@@ -693,6 +732,16 @@ fn load_role(
         }
     }
     let toml_rel = format!("{rel}/role.toml");
+    if let Link::Outside(real) = files.link(&toml_rel) {
+        diags.push(
+            Diagnostic::new(
+                &toml_rel,
+                format!("is a link to `{real}`, outside the project"),
+            )
+            .hint("keep declarations inside the project"),
+        );
+        return None;
+    }
     let raw = if files.kind(&toml_rel).is_some() {
         match read_source(files, &toml_rel, diags) {
             Some(src) => src.parse::<RoleRaw>(diags).map(|raw| (Some(src), raw)),
@@ -844,7 +893,25 @@ fn origin_source(
         );
         return None;
     }
+    if !check_script_path(src, line, &format!("origin `{name}`: `resolve` script"), &command[0], diags) {
+        return None;
+    }
     Some(OriginSource::Resolve { command })
+}
+
+/// A command's program: a host program (`packer`, `/usr/bin/env`) may be anything, but a
+/// script of the project (a relative path with a `/`) must stay inside it.
+fn check_script_path(
+    src: &Source,
+    line: Option<usize>,
+    what: &str,
+    program: &str,
+    diags: &mut Diagnostics,
+) -> bool {
+    if program.starts_with('/') || !program.contains('/') {
+        return true;
+    }
+    check_project_path(src, line, what, program, diags)
 }
 
 fn backend(
@@ -887,6 +954,14 @@ fn backend(
                     .hint("e.g. `command = [\"./scripts/build-image.sh\"]`"),
                 );
                 ok = false;
+            } else if let Some(program) = raw.command.as_ref().and_then(|c| c.first()) {
+                ok &= check_script_path(
+                    src,
+                    line,
+                    &format!("backend `{name}`: script"),
+                    program,
+                    diags,
+                );
             }
         }
         BackendKind::Packer => {

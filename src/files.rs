@@ -16,6 +16,8 @@ pub enum Kind {
     Dir,
     /// Anything else: a fifo, a device, a git submodule, a broken link.
     Other,
+    /// A link that leads outside the project (only in listings; never followed).
+    Outside,
 }
 
 /// Where a link at a path leads.
@@ -98,7 +100,14 @@ impl ProjectFiles for WorkTree {
             // gives no types).
             let kind = match entry.file_type() {
                 Ok(t) if !t.is_symlink() => kind_of(&t),
-                _ => fs::metadata(entry.path()).map_or(Kind::Other, |m| kind_of(&m.file_type())),
+                Ok(_) => match entry.path().canonicalize() {
+                    Ok(real) if !real.starts_with(&self.root) => Kind::Outside,
+                    _ => fs::metadata(entry.path())
+                        .map_or(Kind::Other, |m| kind_of(&m.file_type())),
+                },
+                Err(_) => {
+                    fs::metadata(entry.path()).map_or(Kind::Other, |m| kind_of(&m.file_type()))
+                }
             };
             out.push((name, kind));
         }

@@ -193,12 +193,14 @@ impl Revision {
             .collect();
         todo.reverse();
         let mut links = 0;
+        // The target of the last link followed, to name where a path escapes.
+        let mut via = rel.to_string();
         let mut done: Vec<String> = Vec::new();
         let mut at = (Mode::Tree, self.root_tree);
         while let Some(c) = todo.pop() {
             if c == ".." {
                 if done.pop().is_none() {
-                    return Ok(Found::Outside("..".into()));
+                    return Ok(Found::Outside(via));
                 }
                 at = (Mode::Tree, self.root_tree);
                 // Walk again from the top to the parent.
@@ -225,6 +227,7 @@ impl Revision {
                 if target.starts_with('/') {
                     return Ok(Found::Outside(target));
                 }
+                via = target.clone();
                 for t in target.split('/').rev() {
                     if !t.is_empty() && t != "." {
                         todo.push(t.to_string());
@@ -242,7 +245,7 @@ impl Revision {
         }
         let prefix: Vec<&str> = self.prefix.split('/').filter(|c| !c.is_empty()).collect();
         if done.len() < prefix.len() || done[..prefix.len()] != prefix[..] {
-            return Ok(Found::Outside(done.join("/")));
+            return Ok(Found::Outside(via));
         }
         Ok(Found::At(at.0, at.1))
     }
