@@ -12,10 +12,12 @@ lint:
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
 
-# `layer plan` against `ninja -n` on synthetic estates of 1,000 and 10,000 images, and the
-# scheduling overhead of `layer build` against its bound.
+# `layer plan` against `ninja -n` on synthetic estates of 1,000 and 10,000 images,
+# `layer plan --since HEAD~1` against the no-op plan, and the scheduling overhead of
+# `layer build` against its bound.
 bench:
     bash benches/plan.sh
+    bash benches/since.sh
     cargo build --release
     cargo run --release --example schedule
 
