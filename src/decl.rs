@@ -893,7 +893,13 @@ fn origin_source(
         );
         return None;
     }
-    if !check_script_path(src, line, &format!("origin `{name}`: `resolve` script"), &command[0], diags) {
+    if !check_script_path(
+        src,
+        line,
+        &format!("origin `{name}`: `resolve` script"),
+        &command[0],
+        diags,
+    ) {
         return None;
     }
     Some(OriginSource::Resolve { command })

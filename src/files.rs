@@ -102,8 +102,9 @@ impl ProjectFiles for WorkTree {
                 Ok(t) if !t.is_symlink() => kind_of(&t),
                 Ok(_) => match entry.path().canonicalize() {
                     Ok(real) if !real.starts_with(&self.root) => Kind::Outside,
-                    _ => fs::metadata(entry.path())
-                        .map_or(Kind::Other, |m| kind_of(&m.file_type())),
+                    _ => {
+                        fs::metadata(entry.path()).map_or(Kind::Other, |m| kind_of(&m.file_type()))
+                    }
                 },
                 Err(_) => {
                     fs::metadata(entry.path()).map_or(Kind::Other, |m| kind_of(&m.file_type()))

@@ -89,7 +89,10 @@ impl Revision {
         )
         .map_err(|e| {
             usage(
-                format!("`--since {rev}`: `{}` is not in a git repository: {e}", root.display()),
+                format!(
+                    "`--since {rev}`: `{}` is not in a git repository: {e}",
+                    root.display()
+                ),
                 Some("`--since` compares with a git revision; run it in a git checkout"),
             )
         })?
@@ -168,7 +171,11 @@ impl Revision {
     }
 
     /// The entries of the tree `id`: name, mode, object.
-    fn tree(&self, id: &gix::oid, buf: &mut Vec<u8>) -> Result<Vec<(Vec<u8>, Mode, gix::ObjectId)>> {
+    fn tree(
+        &self,
+        id: &gix::oid,
+        buf: &mut Vec<u8>,
+    ) -> Result<Vec<(Vec<u8>, Mode, gix::ObjectId)>> {
         self.object(id, buf)?;
         let tree = gix::objs::TreeRefIter::from_bytes(buf, self.repo.object_hash());
         let mut out = Vec::new();

@@ -77,12 +77,7 @@ pub fn lock(root: &Path, cache_dir: Option<&Path>, update: bool) -> Result<Outco
                 id: Some(run_resolve(&root, name, command)?),
                 snapshot: None,
             },
-            (
-                OriginSource::Debian {
-                    suite, mirror, ..
-                },
-                _,
-            ) => LockedOrigin {
+            (OriginSource::Debian { suite, mirror, .. }, _) => LockedOrigin {
                 id: None,
                 snapshot: Some(debian_snapshot(name, suite, mirror.as_deref())?),
             },
@@ -108,7 +103,8 @@ pub fn lock(root: &Path, cache_dir: Option<&Path>, update: bool) -> Result<Outco
     // How many images the new pins make stale: keys before and after (an image that could not
     // be keyed before, for want of a pin, counts).
     let graph = Graph::new(&project);
-    let cache = crate::cache::Cache::new(cache_dir.map_or_else(|| root.join("cache"), Path::to_path_buf));
+    let cache =
+        crate::cache::Cache::new(cache_dir.map_or_else(|| root.join("cache"), Path::to_path_buf));
     let stat = cache.load_stat_cache();
     let hasher = scan::Hasher::new(&stat);
     let scanned = scan::scan_project(&project, &hasher)?;
@@ -160,7 +156,9 @@ pub fn pin_unresolved(project: &mut Project) {
 /// `layer.lock`, sorted by origin, in a fixed layout.
 pub fn render(origins: &BTreeMap<String, LockedOrigin>) -> String {
     let q = |s: &str| toml::Value::String(s.to_string()).to_string();
-    let mut out = String::from("# Written by `layer lock`: origins pinned for planning. Commit it.\nversion = 1\n");
+    let mut out = String::from(
+        "# Written by `layer lock`: origins pinned for planning. Commit it.\nversion = 1\n",
+    );
     for (name, l) in origins {
         let _ = write!(out, "\n[origins.{name}]\n");
         if let Some(id) = &l.id {
@@ -197,11 +195,7 @@ pub fn report(o: &Outcome, update: bool) -> String {
         });
     }
     if !o.moved.is_empty() {
-        let _ = writeln!(
-            out,
-            "{} of {} images stale",
-            o.stale, o.images
-        );
+        let _ = writeln!(out, "{} of {} images stale", o.stale, o.images);
     }
     out
 }
@@ -241,7 +235,11 @@ fn run_resolve(root: &Path, name: &str, command: &[String]) -> Result<String> {
         )));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = stdout.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     match lines[..] {
         [id] => Ok(id.to_string()),
         [] => Err(fail(format!("`{}` printed no id", command.join(" ")))),

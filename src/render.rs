@@ -209,17 +209,16 @@ pub fn plan_markdown(plan: &Plan) -> String {
     // Images to build stay in view up to FOLD_ROWS, those with a reason of their own first;
     // the rest fold away.
     let build: Vec<&PlannedImage> = plan.to_build().collect();
-    let (mut shown, mut more): (Vec<&PlannedImage>, Vec<&PlannedImage>) = if build.len()
-        <= FOLD_ROWS
-    {
-        (build, vec![])
-    } else {
-        build.into_iter().partition(|i| {
-            i.reasons
-                .iter()
-                .any(|r| !matches!(r, Reason::ParentChanged { .. }))
-        })
-    };
+    let (mut shown, mut more): (Vec<&PlannedImage>, Vec<&PlannedImage>) =
+        if build.len() <= FOLD_ROWS {
+            (build, vec![])
+        } else {
+            build.into_iter().partition(|i| {
+                i.reasons
+                    .iter()
+                    .any(|r| !matches!(r, Reason::ParentChanged { .. }))
+            })
+        };
     if shown.len() > FOLD_ROWS {
         more.splice(0..0, shown.drain(FOLD_ROWS..));
     }

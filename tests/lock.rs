@@ -49,7 +49,11 @@ fn lock_pins_resolve_and_debian_origins_and_plan_reads_them() {
     let p = project();
     // Before: planning refuses the unresolved origin and runs nothing.
     let out = p.layer(&["plan"]).expect(2);
-    assert!(out.stderr.contains("hint: run `layer lock`"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("hint: run `layer lock`"),
+        "{}",
+        out.stderr
+    );
     assert!(!p.path("resolved").exists());
 
     let out = p.layer(&["lock"]).expect(0);
@@ -71,16 +75,25 @@ fn lock_pins_resolve_and_debian_origins_and_plan_reads_them() {
     assert_eq!(p.count_lines("resolved", "ran"), 1);
 
     // Again: nothing moves; the file is the same byte for byte and is not rewritten.
-    let before = std::fs::metadata(p.path("layer.lock")).unwrap().modified().unwrap();
+    let before = std::fs::metadata(p.path("layer.lock"))
+        .unwrap()
+        .modified()
+        .unwrap();
     let out = p.layer(&["lock"]).expect(0);
     assert_eq!(out.stdout, "layer.lock is up to date\n");
     assert_eq!(
-        std::fs::metadata(p.path("layer.lock")).unwrap().modified().unwrap(),
+        std::fs::metadata(p.path("layer.lock"))
+            .unwrap()
+            .modified()
+            .unwrap(),
         before
     );
     // `lock` without `--update` keeps pins even when the answer moved.
     p.file("ami.txt", "ami-2\n");
-    assert_eq!(p.layer(&["lock"]).expect(0).stdout, "layer.lock is up to date\n");
+    assert_eq!(
+        p.layer(&["lock"]).expect(0).stdout,
+        "layer.lock is up to date\n"
+    );
     assert!(p.read("layer.lock").contains("id = \"ami-1\""));
     // No temporary files are left next to it.
     let names: Vec<String> = std::fs::read_dir(p.root())
@@ -131,7 +144,10 @@ fn lock_update_prints_what_moved_and_how_many_images_it_makes_stale() {
 fn pins_of_origins_no_longer_declared_are_dropped() {
     let p = project();
     p.layer(&["lock"]).expect(0);
-    p.file("layer.toml", "[project]\n\n[origins.fixed]\nid = \"ami-fixed\"\n");
+    p.file(
+        "layer.toml",
+        "[project]\n\n[origins.fixed]\nid = \"ami-fixed\"\n",
+    );
     p.remove("images/app.toml")
         .remove("images/svc.toml")
         .remove("images/deb.toml");
@@ -149,7 +165,10 @@ fn pins_of_origins_no_longer_declared_are_dropped() {
 #[test]
 fn a_failing_resolve_command_writes_nothing() {
     let p = project();
-    p.exec("latest.sh", "#!/bin/sh\necho 'no credentials' >&2\nexit 4\n");
+    p.exec(
+        "latest.sh",
+        "#!/bin/sh\necho 'no credentials' >&2\nexit 4\n",
+    );
     let out = p.layer(&["lock"]).expect(2);
     insta::assert_snapshot!(out.stderr, @r"
     error: layer.toml: origin `cloud`: `./latest.sh eu-west-1` failed (exit status: 4): no credentials

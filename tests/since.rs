@@ -42,7 +42,10 @@ fn commit_all(p: &Project, message: &str) {
 fn repo() -> Project {
     let p = Project::estate();
     p.file(".gitignore", "cache/\n");
-    p.exec("roles/base/files/usr/local/bin/hello", "#!/bin/sh\necho hi\n");
+    p.exec(
+        "roles/base/files/usr/local/bin/hello",
+        "#!/bin/sh\necho hi\n",
+    );
     p.file("roles/base/files/etc/secret.key", "k\n");
     p.chmod("roles/base/files/etc/secret.key", 0o600);
     p.symlink("../motd", "roles/base/files/etc/issue/motd-link");
@@ -215,13 +218,19 @@ fn a_layer_lock_change_rebuilds_the_images_on_the_origin() {
         "layer.toml",
         "[project]\n\n[origins.bb]\ntar = \"origins/base.tar\"\n\n[origins.cloud]\nresolve = [\"./latest.sh\"]\n",
     );
-    p.file("layer.lock", "version = 1\n\n[origins.cloud]\nid = \"ami-1\"\n");
+    p.file(
+        "layer.lock",
+        "version = 1\n\n[origins.cloud]\nid = \"ami-1\"\n",
+    );
     p.file(
         "images/edge.toml",
         "origin = \"cloud\"\nroles = [\"web\"]\n",
     );
     commit_all(&p, "cloud image");
-    p.file("layer.lock", "version = 1\n\n[origins.cloud]\nid = \"ami-2\"\n");
+    p.file(
+        "layer.lock",
+        "version = 1\n\n[origins.cloud]\nid = \"ami-2\"\n",
+    );
     commit_all(&p, "lock");
     assert_eq!(
         built(&p, "HEAD~1"),
@@ -265,7 +274,10 @@ fn deleted_and_new_images() {
     commit_all(&p, "rename node");
     let plan = p.plan_json(&["--since", "HEAD~1"]);
     assert_eq!(plan["since"]["removed"], json!(["node"]));
-    assert_eq!(built(&p, "HEAD~1"), [b("cache-node", json!([{"kind": "new"}]))]);
+    assert_eq!(
+        built(&p, "HEAD~1"),
+        [b("cache-node", json!([{"kind": "new"}]))]
+    );
     let text = p.layer(&["plan", "--since", "HEAD~1"]).expect(0).stdout;
     assert!(text.contains("\n  gone   node\n"), "{text}");
 }
@@ -301,8 +313,8 @@ fn a_project_in_a_subfolder_of_the_repository() {
     git(outer.path(), &["add", "-A"]);
     git(outer.path(), &["commit", "-q", "-m", "one"]);
     std::fs::write(sub.join("roles/web/provision.sh"), "#!/bin/sh\necho www\n").unwrap();
-    let out = common::run_layer(&sub, &["plan", "--since", "HEAD", "--format", "json"], &[])
-        .expect(0);
+    let out =
+        common::run_layer(&sub, &["plan", "--since", "HEAD", "--format", "json"], &[]).expect(0);
     let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(plan["summary"]["build"], 2, "{plan:#}");
 }
@@ -329,7 +341,10 @@ fn a_shallow_clone_without_the_revision_says_to_fetch_more() {
       hint: fetch more history: `git fetch --deepen=50` (or `git fetch --unshallow`); in CI, check out with `fetch-depth: 0`
     ");
     // With the history fetched, it works.
-    git(&clone.path().join("shallow"), &["fetch", "-q", "--unshallow"]);
+    git(
+        &clone.path().join("shallow"),
+        &["fetch", "-q", "--unshallow"],
+    );
     let out = common::run_layer(
         &clone.path().join("shallow"),
         &["plan", "--since", "HEAD~1", "--format", "json"],

@@ -51,7 +51,10 @@ fn plan_runs_nothing_writes_nothing_and_reads_git_without_running_it() {
          [backends.sh]\nkind = \"command\"\ncommand = [\"./scripts/build.sh\"]\n\n\
          [backends.aws]\nkind = \"packer\"\ntemplate = \"packer/aws.pkr.hcl\"\n",
     );
-    p.file("layer.lock", "version = 1\n\n[origins.cloud]\nid = \"ami-1\"\n");
+    p.file(
+        "layer.lock",
+        "version = 1\n\n[origins.cloud]\nid = \"ami-1\"\n",
+    );
     p.exec("scripts/resolve.sh", &canary(m, "resolve"));
     p.exec("scripts/build.sh", &canary(m, "backend"));
     p.file("packer/aws.pkr.hcl", "source \"amazon-ebs\" \"x\" {}\n");
@@ -73,7 +76,10 @@ fn plan_runs_nothing_writes_nothing_and_reads_git_without_running_it() {
     git(p.root(), &["init", "-q"]);
     git(p.root(), &["add", "-A"]);
     git(p.root(), &["commit", "-q", "-m", "one"]);
-    p.exec("roles/base/provision.sh", &format!("{}# two\n", canary(m, "provision")));
+    p.exec(
+        "roles/base/provision.sh",
+        &format!("{}# two\n", canary(m, "provision")),
+    );
     git(p.root(), &["commit", "-q", "-a", "-m", "two"]);
     // Now the repository turns hostile: every hook, an fsmonitor, filters, textconv, a
     // credential helper, an ssh command and a pager leave markers when git runs them.
@@ -102,13 +108,19 @@ fn plan_runs_nothing_writes_nothing_and_reads_git_without_running_it() {
     // Something recorded, so that plans find records to compare with.
     p.record(&["base"]);
     // An uncommitted change, so `--since` has something to compare.
-    p.exec("roles/base/provision.sh", &format!("{}# three\n", canary(m, "provision")));
+    p.exec(
+        "roles/base/provision.sh",
+        &format!("{}# three\n", canary(m, "provision")),
+    );
     // Programs layer must not start, first on PATH.
     let bin = tempfile::tempdir().unwrap();
     for prog in ["git", "sh", "bash", "curl", "wget", "packer", "ssh"] {
         let path = bin.path().join(prog);
-        std::fs::write(&path, canary(m, &format!("ran-{prog}")).replace("#!/bin/sh", "#!/bin/dash"))
-            .unwrap();
+        std::fs::write(
+            &path,
+            canary(m, &format!("ran-{prog}")).replace("#!/bin/sh", "#!/bin/dash"),
+        )
+        .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
@@ -162,7 +174,12 @@ fn plan_runs_nothing_writes_nothing_and_reads_git_without_running_it() {
     );
     // And the comparison saw the change.
     let out = p.layer_env(&["plan", "--since", "HEAD~1"], &[("PATH", &path)]);
-    assert!(out.stdout.contains("role `base` changed: roles/base/provision.sh"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("role `base` changed: roles/base/provision.sh"),
+        "{}",
+        out.stdout
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -320,7 +337,8 @@ fn a_role_folder_linked_outside_at_a_revision() {
     p.remove("roles/etc");
     let out = p.layer(&["plan", "--since", "HEAD"]).expect(2);
     assert!(
-        out.stderr.contains("roles/etc: role folder is a link to `../../../etc`, outside the project"),
+        out.stderr
+            .contains("roles/etc: role folder is a link to `../../../etc`, outside the project"),
         "{}",
         out.stderr
     );
