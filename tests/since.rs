@@ -109,6 +109,22 @@ fn the_same_content_has_the_same_key_in_git_and_in_the_work_tree() {
     // The same under shallow keys.
     let plan = p.plan_json(&["--since", "HEAD", "--strategy", "shallow"]);
     assert_eq!(plan["summary"]["build"], 0);
+
+    // A role folder that links to another inside the project reads the same from git.
+    p.symlink("web", "roles/www");
+    p.file(
+        "images/edge.toml",
+        "version = \"1.0\"\nfrom = \"base-linux\"\nroles = [\"www\"]\n",
+    );
+    commit_all(&p, "www");
+    let plan = p.plan_json(&["--since", "HEAD"]);
+    assert_eq!(plan["summary"]["build"], 0, "{plan:#}");
+    assert_eq!(plan["summary"]["skip"], 5, "{plan:#}");
+    // And a change through the link shows under both names.
+    p.file("roles/web/provision.sh", "#!/bin/sh\necho web 2\n");
+    p.chmod("roles/web/provision.sh", 0o755);
+    let changed: Vec<String> = built(&p, "HEAD").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(changed, ["edge", "node", "svc"]);
 }
 
 #[test]
