@@ -732,7 +732,12 @@ fn load_role(
         }
     }
     let toml_rel = format!("{rel}/role.toml");
-    if let Link::Outside(real) = files.link(&toml_rel) {
+    let toml_kind = files.kind(&toml_rel);
+    if toml_kind == Some(Kind::Outside) {
+        let real = match files.link(&toml_rel) {
+            Link::Outside(real) => real,
+            _ => "?".into(),
+        };
         diags.push(
             Diagnostic::new(
                 &toml_rel,
@@ -742,7 +747,7 @@ fn load_role(
         );
         return None;
     }
-    let raw = if files.kind(&toml_rel).is_some() {
+    let raw = if toml_kind.is_some() {
         match read_source(files, &toml_rel, diags) {
             Some(src) => src.parse::<RoleRaw>(diags).map(|raw| (Some(src), raw)),
             None => None,

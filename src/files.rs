@@ -16,7 +16,7 @@ pub enum Kind {
     Dir,
     /// Anything else: a fifo, a device, a git submodule, a broken link.
     Other,
-    /// A link that leads outside the project (only in listings; never followed).
+    /// A link that leads outside the project (never followed).
     Outside,
 }
 
@@ -40,7 +40,8 @@ pub type Listed = (Result<String, String>, Kind);
 pub trait ProjectFiles: Sync {
     /// The content of the file at `rel`.
     fn read(&self, rel: &str) -> io::Result<Vec<u8>>;
-    /// What is at `rel`, following links; `None` when nothing is.
+    /// What is at `rel`, following links that stay in the project (`Outside` for one that
+    /// does not); `None` when nothing is.
     fn kind(&self, rel: &str) -> Option<Kind>;
     /// The entries of the folder `rel`, by name with their kind; `Ok(None)` when there is no
     /// such folder. A name that is not UTF-8 is `Err` with its lossy rendering.
@@ -78,9 +79,15 @@ impl ProjectFiles for WorkTree {
     }
 
     fn kind(&self, rel: &str) -> Option<Kind> {
-        fs::metadata(self.root.join(rel))
-            .ok()
-            .map(|m| kind_of(&m.file_type()))
+        let path = self.root.join(rel);
+        let m = path.symlink_metadata().ok()?;
+        if !m.file_type().is_symlink() {
+            return Some(kind_of(&m.file_type()));
+        }
+        match path.canonicalize() {
+            Ok(real) if !real.starts_with(&self.root) => Some(Kind::Outside),
+            _ => fs::metadata(&path).ok().map(|m| kind_of(&m.file_type())),
+        }
     }
 
     fn list(&self, rel: &str) -> io::Result<Option<Vec<Listed>>> {
