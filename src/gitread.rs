@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use gix::prelude::FindExt;
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::files::{Kind, Link, Listed, ProjectFiles};
@@ -152,38 +153,27 @@ impl Revision {
         })
     }
 
-    fn error(&self, path: &str, message: impl std::fmt::Display) -> Error {
-        Error::Input {
-            path: path.to_string(),
-            message: format!("at `{}`: {message}", self.rev),
-            hint: None,
+    fn reader(&self) -> Reader<'_> {
+        Reader {
+            repo: &self.repo,
+            rev: &self.rev,
         }
     }
 
-    /// The raw object `id`.
-    fn object(&self, id: &gix::oid, buf: &mut Vec<u8>) -> Result<gix::objs::Kind> {
-        let data = self
-            .repo
-            .objects
-            .find(id, buf)
-            .map_err(|e| self.error(".", format!("cannot read object {id}: {e}")))?;
-        Ok(data.kind)
+    fn error(&self, path: &str, message: impl std::fmt::Display) -> Error {
+        self.reader().error(path, message)
     }
 
-    /// The entries of the tree `id`: name, mode, object.
+    fn object(&self, id: &gix::oid, buf: &mut Vec<u8>) -> Result<gix::objs::Kind> {
+        self.reader().object(id, buf)
+    }
+
     fn tree(
         &self,
         id: &gix::oid,
         buf: &mut Vec<u8>,
     ) -> Result<Vec<(Vec<u8>, Mode, gix::ObjectId)>> {
-        self.object(id, buf)?;
-        let tree = gix::objs::TreeRefIter::from_bytes(buf, self.repo.object_hash());
-        let mut out = Vec::new();
-        for e in tree {
-            let e = e.map_err(|e| self.error(".", format!("corrupt tree {id}: {e}")))?;
-            out.push((e.filename.to_vec(), mode_of(e.mode), e.oid.to_owned()));
-        }
-        Ok(out)
+        self.reader().tree(id, buf)
     }
 
     /// Follows `rel` (project-relative, `/`-separated) through the commit's trees and links.
@@ -278,6 +268,7 @@ impl Revision {
     /// `layer.lock`, `images/*.toml` and every role folder, whole.
     pub fn snapshot(&self) -> Result<Snapshot> {
         let mut snap = Snapshot::default();
+        let mut walks: Vec<(String, gix::ObjectId)> = Vec::new();
         for top in [crate::decl::PROJECT_FILE, crate::decl::LOCK_FILE] {
             if let Found::At(Mode::Blob | Mode::Exec, oid) = self.find(top, true)? {
                 let mut buf = Vec::new();
@@ -345,12 +336,7 @@ impl Revision {
                 let kind = match found {
                     Found::At(Mode::Tree, tree) => {
                         if !n.starts_with('.') {
-                            let (t, role_toml) = self.role_tree(&rel, tree)?;
-                            snap.trees.insert(rel.clone(), t);
-                            if let Some(c) = role_toml {
-                                snap.kinds.insert(format!("{rel}/role.toml"), Kind::File);
-                                snap.contents.insert(format!("{rel}/role.toml"), c);
-                            }
+                            walks.push((rel.clone(), tree));
                         }
                         Kind::Dir
                     }
@@ -367,7 +353,70 @@ impl Revision {
             snap.kinds.insert("roles".into(), Kind::Dir);
             snap.listings.insert("roles".into(), listing);
         }
+        // Role folders are read in parallel, each thread with its own handle on the
+        // repository.
+        let sync = self.repo.clone().into_sync();
+        let rev = self.rev.as_str();
+        let walked = walks
+            .into_par_iter()
+            .map_init(
+                || sync.to_thread_local(),
+                |repo, (rel, tree)| {
+                    let reader = Reader { repo, rev };
+                    reader.role_tree(&rel, tree).map(|r| (rel, r))
+                },
+            )
+            .collect::<Result<Vec<_>>>()?;
+        for (rel, (t, role_toml)) in walked {
+            snap.trees.insert(rel.clone(), t);
+            if let Some(c) = role_toml {
+                snap.kinds.insert(format!("{rel}/role.toml"), Kind::File);
+                snap.contents.insert(format!("{rel}/role.toml"), c);
+            }
+        }
         Ok(snap)
+    }
+}
+
+/// Object reads for one thread.
+struct Reader<'r> {
+    repo: &'r gix::Repository,
+    rev: &'r str,
+}
+
+impl Reader<'_> {
+    fn error(&self, path: &str, message: impl std::fmt::Display) -> Error {
+        Error::Input {
+            path: path.to_string(),
+            message: format!("at `{}`: {message}", self.rev),
+            hint: None,
+        }
+    }
+
+    /// The raw object `id`.
+    fn object(&self, id: &gix::oid, buf: &mut Vec<u8>) -> Result<gix::objs::Kind> {
+        let data = self
+            .repo
+            .objects
+            .find(id, buf)
+            .map_err(|e| self.error(".", format!("cannot read object {id}: {e}")))?;
+        Ok(data.kind)
+    }
+
+    /// The entries of the tree `id`: name, mode, object.
+    fn tree(
+        &self,
+        id: &gix::oid,
+        buf: &mut Vec<u8>,
+    ) -> Result<Vec<(Vec<u8>, Mode, gix::ObjectId)>> {
+        self.object(id, buf)?;
+        let tree = gix::objs::TreeRefIter::from_bytes(buf, self.repo.object_hash());
+        let mut out = Vec::new();
+        for e in tree {
+            let e = e.map_err(|e| self.error(".", format!("corrupt tree {id}: {e}")))?;
+            out.push((e.filename.to_vec(), mode_of(e.mode), e.oid.to_owned()));
+        }
+        Ok(out)
     }
 
     /// The role folder `rel` (tree `id`) as a [`Tree`], and the content of its `role.toml`.
