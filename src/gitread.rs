@@ -399,7 +399,14 @@ impl Reader<'_> {
             .repo
             .objects
             .find(id, buf)
-            .map_err(|e| self.error(".", format!("cannot read object {id}: {e}")))?;
+            .map_err(|e| Error::Input {
+                path: ".".into(),
+                message: format!("at `{}`: cannot read object {id}: {e}", self.rev),
+                hint: Some(format!(
+                    "this clone lacks objects of `{}` (a partial clone?): fetch them, or clone without `--filter`",
+                    self.rev
+                )),
+            })?;
         Ok(data.kind)
     }
 

@@ -20,6 +20,7 @@ use std::process::{Command, Stdio};
 
 use crate::decl::{self, LOCK_FILE, PROJECT_FILE};
 use crate::error::{Error, Result};
+use crate::files::{Kind, Link, Listed, ProjectFiles, WorkTree};
 use crate::graph::Graph;
 use crate::key;
 use crate::model::{LockedOrigin, OriginSource, Project};
@@ -49,6 +50,24 @@ pub struct Outcome {
     pub written: bool,
 }
 
+/// The work tree as if it had no `layer.lock`.
+struct WithoutLock(WorkTree);
+
+impl ProjectFiles for WithoutLock {
+    fn read(&self, rel: &str) -> std::io::Result<Vec<u8>> {
+        self.0.read(rel)
+    }
+    fn kind(&self, rel: &str) -> Option<Kind> {
+        (rel != LOCK_FILE).then(|| self.0.kind(rel)).flatten()
+    }
+    fn list(&self, rel: &str) -> std::io::Result<Option<Vec<Listed>>> {
+        self.0.list(rel)
+    }
+    fn link(&self, rel: &str) -> Link {
+        self.0.link(rel)
+    }
+}
+
 /// The text of a pin, for messages.
 fn shown(l: &LockedOrigin) -> Option<String> {
     l.id.clone().or_else(|| l.snapshot.clone())
@@ -56,7 +75,15 @@ fn shown(l: &LockedOrigin) -> Option<String> {
 
 /// Runs `layer lock` (or `--update`) on the project at `root`.
 pub fn lock(root: &Path, cache_dir: Option<&Path>, update: bool) -> Result<Outcome> {
-    let project = decl::load(root)?;
+    let project = match decl::load(root) {
+        // A lock that does not load (an old format, a bad merge) is written again from
+        // scratch, as its error message says: every origin is resolved anew.
+        Err(Error::Declarations(d)) if d.0.iter().all(|d| d.file == LOCK_FILE) => {
+            let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
+            decl::load_from(&root, &WithoutLock(WorkTree::new(&root)))?
+        }
+        other => other?,
+    };
     let root = project.root.clone();
     let mut next: BTreeMap<String, LockedOrigin> = BTreeMap::new();
     let mut moved = Vec::new();

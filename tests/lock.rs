@@ -200,3 +200,30 @@ fn a_missing_release_file_names_the_url() {
     );
     assert!(!p.path("layer.lock").exists());
 }
+
+#[test]
+fn a_lock_that_does_not_load_is_written_again() {
+    let p = project();
+    p.file(
+        "layer.lock",
+        "version = 7\n\n[origins.cloud]\nid = \"ami-0\"\n",
+    );
+    // Planning refuses it and says what to do.
+    let out = p.layer(&["plan"]).expect(2);
+    assert!(
+        out.stderr
+            .contains("hint: run `layer lock` to write it again"),
+        "{}",
+        out.stderr
+    );
+    let out = p.layer(&["lock"]).expect(0);
+    assert!(
+        out.stdout.contains("cloud: locked ami-1\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(p
+        .read("layer.lock")
+        .starts_with("# Written by `layer lock`"));
+    p.layer(&["plan"]).expect(0);
+}

@@ -515,3 +515,31 @@ fn markdown_of_500_images_stays_short() {
         }
     }
 }
+
+#[test]
+fn a_partial_clone_lacking_blobs_of_the_revision_says_so_and_fetches_nothing() {
+    let p = repo();
+    git(p.root(), &["config", "uploadpack.allowFilter", "true"]);
+    p.file("roles/web/provision.sh", "#!/bin/sh\necho www\n");
+    commit_all(&p, "two");
+    let clone = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", p.root().display());
+    git(
+        clone.path(),
+        &["clone", "-q", "--filter=blob:none", &url, "partial"],
+    );
+    let out = common::run_layer(
+        &clone.path().join("partial"),
+        &["plan", "--since", "HEAD~1"],
+        &[],
+    )
+    .expect(2);
+    assert!(
+        out.stderr.contains("at `HEAD~1`: cannot read object")
+            && out
+                .stderr
+                .contains("hint: this clone lacks objects of `HEAD~1`"),
+        "{}",
+        out.stderr
+    );
+}
