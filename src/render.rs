@@ -73,15 +73,19 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     out
 }
 
-/// Images with a reason of their own, as opposed to those built because a parent is.
+/// Images with a reason of their own, as opposed to those built because a parent is; those
+/// with a change to show (a role, a field, an origin) before those that are only new.
 fn root_causes(plan: &Plan) -> Vec<&PlannedImage> {
-    plan.to_build()
+    let mut causes: Vec<&PlannedImage> = plan
+        .to_build()
         .filter(|i| {
             i.reasons
                 .iter()
                 .any(|r| !matches!(r, Reason::ParentChanged { .. }))
         })
-        .collect()
+        .collect();
+    causes.sort_by_key(|i| i.reasons.iter().all(|r| matches!(r, Reason::New)));
+    causes
 }
 
 fn md_escape(s: &str) -> String {
@@ -213,11 +217,14 @@ pub fn plan_markdown(plan: &Plan) -> String {
         if build.len() <= FOLD_ROWS {
             (build, vec![])
         } else {
-            build.into_iter().partition(|i| {
-                i.reasons
-                    .iter()
-                    .any(|r| !matches!(r, Reason::ParentChanged { .. }))
-            })
+            let causes = root_causes(plan);
+            let named: std::collections::HashSet<&str> =
+                causes.iter().map(|c| c.name.as_str()).collect();
+            let rest = build
+                .into_iter()
+                .filter(|i| !named.contains(i.name.as_str()))
+                .collect();
+            (causes, rest)
         };
     if shown.len() > FOLD_ROWS {
         more.splice(0..0, shown.drain(FOLD_ROWS..));
