@@ -38,6 +38,10 @@ pub struct Job {
     /// A private, empty folder for this build; removed afterwards.
     pub work: PathBuf,
     pub project_root: PathBuf,
+    /// The origin at the root of the image's chain.
+    pub origin: String,
+    /// Deep builds: the parent's record, whose artifact this build starts from.
+    pub parent: Option<crate::cache::Record>,
 }
 
 /// What a successful build produced.

@@ -105,6 +105,17 @@ enum Command {
     Explain { image: String },
     /// Build the stale images, in parallel topological order
     Build(BuildArgs),
+    /// Run each image's tests in a fresh, throwaway instance of its latest build
+    Test {
+        /// Images to test [default: all]
+        targets: Vec<String>,
+        /// Print a JSON result per image on stdout
+        #[arg(long)]
+        json: bool,
+        /// Seconds a test may run before it is stopped and fails
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        timeout: u64,
+    },
     /// An image's built versions, newest first
     Versions {
         image: String,
@@ -201,6 +212,11 @@ enum PlanFormat {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("__sandbox") {
+        // The rootfs backend's sandbox process: before anything starts a thread.
+        return crate::rootfs::sandbox_main(&args[2..]);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -362,6 +378,11 @@ fn run(cli: &Cli) -> Result<i32> {
             out(&explain(&a, i))
         }
         Command::Build(args) => build(g, args, style),
+        Command::Test {
+            targets,
+            json,
+            timeout,
+        } => test(g, targets, *json, *timeout, style),
         Command::Versions { image, json } => {
             let root = project_root(g)?;
             let project = decl::load(&root)?;
@@ -386,6 +407,44 @@ fn run(cli: &Cli) -> Result<i32> {
             }
         }
     }
+}
+
+fn test(g: &Global, targets: &[String], json: bool, timeout: u64, style: Style) -> Result<i32> {
+    use crate::rootfs::check;
+    let ws = open(g, None)?;
+    let mut selected = resolve_targets(&ws.project, targets)?;
+    if selected.is_empty() {
+        selected = (0..ws.project.images.len()).collect();
+    }
+    let images = check::records_to_test(&ws, &selected)?;
+    let procs = crate::backend::Procs::default();
+    let jobs = g
+        .jobs
+        .map(|j| j as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let quiet = g.quiet;
+    let print = |r: &check::ImageTests| {
+        if !quiet {
+            eprint!("{}", render::image_tests_text(r, style));
+        }
+    };
+    let results = check::run(&ws, &images, jobs, timeout, &procs, &print)?;
+    if json {
+        out(&render::json(&results))?;
+    }
+    let failed = results.iter().filter(|r| r.result != "passed").count();
+    if !quiet {
+        let tests: usize = results.iter().map(|r| r.tests.len()).sum();
+        let passed: usize = results
+            .iter()
+            .map(|r| r.tests.iter().filter(|t| t.passed).count())
+            .sum();
+        eprintln!(
+            "tested {} images: {passed} of {tests} tests passed, {failed} images failed",
+            results.len()
+        );
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
 }
 
 fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
@@ -424,6 +483,11 @@ fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
         }
         let builder: Box<dyn Builder> = match backend.kind {
             BackendKind::Command => Box::new(CommandBackend::new(backend)),
+            BackendKind::Rootfs => Box::new(crate::rootfs::RootfsBackend::new(
+                &ws.project,
+                &ws.scanned,
+                &ws.cache,
+            )),
             kind => {
                 return Err(Error::Usage {
                     message: format!(

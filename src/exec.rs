@@ -617,6 +617,11 @@ fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
         secrets: secrets.clone(),
         work: work.clone(),
         project_root: ws.project.root.clone(),
+        origin: root_origin.clone(),
+        parent: match ws.strategy {
+            Strategy::Deep => task.parent.clone(),
+            Strategy::Shallow => None,
+        },
     };
     let backend_name = &ws.project.backend_of(image).name;
     let builder = &env.builders[backend_name];

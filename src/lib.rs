@@ -20,6 +20,7 @@ pub mod plan;
 pub mod progress;
 pub mod redact;
 pub mod render;
+pub mod rootfs;
 pub mod scan;
 pub mod workspace;
 

@@ -524,3 +524,56 @@ pub fn versions_text(records: &[Record]) -> String {
     }
     s
 }
+
+/// One image's test results for the terminal: a line per test, the output of failed ones.
+pub fn image_tests_text(r: &crate::rootfs::check::ImageTests, style: Style) -> String {
+    let mut s = String::new();
+    let head = match r.result.as_str() {
+        "passed" => style.paint("passed", "32"),
+        other => style.paint(other, "1;31"),
+    };
+    let _ = writeln!(
+        s,
+        "{} {} {head} ({} tests, {:.1}s) -> {}",
+        r.name,
+        r.version,
+        r.tests.len(),
+        r.duration_ms as f64 / 1000.0,
+        r.release_status
+    );
+    if let Some(e) = &r.error {
+        let _ = writeln!(s, "  error: {e}\n  log: {}", r.log);
+    }
+    for t in &r.tests {
+        let mark = if t.passed {
+            style.paint("ok  ", "32")
+        } else {
+            style.paint("FAIL", "1;31")
+        };
+        let _ = writeln!(
+            s,
+            "  {mark} {} ({:.1}s){}",
+            t.name,
+            t.duration_ms as f64 / 1000.0,
+            if t.passed {
+                String::new()
+            } else {
+                format!(": {}", t.status)
+            }
+        );
+        if !t.passed {
+            for line in t
+                .output
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
+                let _ = writeln!(s, "       | {line}");
+            }
+        }
+    }
+    s
+}
