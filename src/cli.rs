@@ -474,6 +474,16 @@ fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
 
     // Everything that can fail before a build starts fails here.
     let secrets = exec::resolve_secrets(&ws.project, &plan)?;
+    crate::rootfs::check_packages(
+        &ws.project,
+        &ws.graph,
+        plan.to_build()
+            .filter(|p| {
+                let image = ws.project.image(&p.name).expect("planned images exist");
+                ws.project.backend_of(image).kind == BackendKind::Rootfs
+            })
+            .filter_map(|p| ws.index(&p.name)),
+    )?;
     let mut builders: BTreeMap<String, Box<dyn Builder>> = BTreeMap::new();
     for p in plan.to_build() {
         let image = ws.project.image(&p.name).expect("planned images exist");

@@ -432,13 +432,17 @@ fn packages_on_an_origin_without_a_package_manager_fail_clearly() {
         "images/base.toml",
         "version = \"1.0\"\norigin = \"bb\"\nroles = [\"base\"]\npackages = [\"curl\"]\n",
     );
-    let out = p.layer(&["build", "base", "--no-progress"]).expect(1);
+    // A declaration error, before anything is built.
+    let out = p.layer(&["build", "base", "--no-progress"]).expect(2);
     assert!(
-        out.stderr
-            .contains("no apt-get, apk or dnf to install curl"),
+        out.stderr.contains("images/base.toml")
+            && out.stderr.contains(
+                "asks for packages (curl) but is built on the `busybox` origin `bb`, which has no package manager"
+            ),
         "{}",
         out.stderr
     );
+    assert!(cache(&p).latest("base").is_none());
 }
 
 #[test]

@@ -261,6 +261,56 @@ pub fn root_origin(project: &Project, name: &str) -> Option<String> {
     }
 }
 
+/// Images to build with this backend that ask for packages (their own or their roles') on a
+/// `busybox` origin, which has no package manager: a declaration error, found before any
+/// build starts (SPEC §4.1). Other origins are checked when their tree exists.
+pub fn check_packages(
+    project: &Project,
+    graph: &crate::graph::Graph,
+    images: impl Iterator<Item = usize>,
+) -> crate::error::Result<()> {
+    use crate::model::OriginSource;
+    let mut diags = Vec::new();
+    for i in images {
+        let image = &project.images[i];
+        let Some(origin) = root_origin(project, &image.name) else {
+            continue;
+        };
+        if !matches!(
+            project.origins.get(&origin).map(|o| &o.source),
+            Some(OriginSource::Busybox { .. })
+        ) {
+            continue;
+        }
+        let mut wanted: Vec<String> = graph
+            .chain(i)
+            .iter()
+            .flat_map(|&c| project.images[c].packages.iter().cloned())
+            .collect();
+        for r in graph.applied_roles(i, crate::model::Strategy::Shallow) {
+            wanted.extend(project.roles[r].packages.iter().cloned());
+        }
+        if wanted.is_empty() {
+            continue;
+        }
+        diags.push(crate::error::Error::Input {
+            path: image.file.clone().into(),
+            message: format!(
+                "`{}` asks for packages ({}) but is built on the `busybox` origin `{origin}`, which has no package manager",
+                image.name,
+                wanted.join(", ")
+            ),
+            hint: Some(
+                "build it on a `debian` or `tar` origin with apt-get, apk or dnf, or drop `packages`".into(),
+            ),
+        });
+    }
+    match diags.len() {
+        0 => Ok(()),
+        _ => Err(diags.remove(0)),
+    }
+}
+
 fn probe_overlay(cache_dir: &Path) -> Result<(), String> {
     let dir = cache_dir.join(format!("overlay-probe-{}", std::process::id()));
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
