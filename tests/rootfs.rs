@@ -591,3 +591,70 @@ fn the_busybox_origin_is_made_once_and_kept() {
         "not made again"
     );
 }
+
+/// Whether a build's provisioner has started: it writes `/srv/started`, which shows in the
+/// running build's upper folder under `cache/runs/`.
+fn provisioner_started(p: &Project) -> bool {
+    let runs = p.root().join("cache/runs");
+    walkdir::WalkDir::new(runs)
+        .into_iter()
+        .flatten()
+        .any(|e| e.path().ends_with("srv/started"))
+}
+
+fn runs_left(p: &Project) -> Vec<PathBuf> {
+    fs::read_dir(p.root().join("cache/runs"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn ctrl_c_stops_a_rootfs_build_and_leaves_no_mount_process_or_work_folder() {
+    if !can_build() {
+        return;
+    }
+    let p = chain("deep");
+    p.exec(
+        "roles/base/provision.sh",
+        "mkdir -p /srv && touch /srv/started\nsleep 611 &\nsleep 612\n",
+    );
+    let run = p.spawn_layer(&["build", "--no-progress"], &[]);
+    common::wait_until("the provisioner to start", || provisioner_started(&p));
+    assert!(!processes_with("sleep 612").is_empty());
+    run.signal(libc::SIGINT);
+    let out = run.wait();
+    assert_eq!(out.code, 130, "{}", out.stderr);
+    common::wait_until("the provisioner's processes to die", || {
+        processes_with("sleep 611").is_empty() && processes_with("sleep 612").is_empty()
+    });
+    assert!(mounts_under(p.root()).is_empty());
+    assert!(runs_left(&p).is_empty(), "{:?}", runs_left(&p));
+    assert!(cache(&p).latest("base").is_none());
+}
+
+#[test]
+fn kill_9_of_layer_takes_the_provisioner_along_and_the_next_run_cleans_up() {
+    if !can_build() {
+        return;
+    }
+    let p = chain("deep");
+    p.exec(
+        "roles/base/provision.sh",
+        "mkdir -p /srv && touch /srv/started\nsleep 621 &\nsleep 622\n",
+    );
+    let run = p.spawn_layer(&["build", "--no-progress"], &[]);
+    common::wait_until("the provisioner to start", || provisioner_started(&p));
+    run.signal(libc::SIGKILL);
+    let _ = run.wait();
+    common::wait_until("the provisioner's processes to die", || {
+        processes_with("sleep 621").is_empty() && processes_with("sleep 622").is_empty()
+    });
+    assert!(mounts_under(p.root()).is_empty());
+    // The next run removes the dead run's folder and builds.
+    p.exec(
+        "roles/base/provision.sh",
+        "set -eu\necho \"$GREETING from $LAYER_ROLE\" >> /etc/motd\nrm /bin/vi\nmkdir -p /srv/data\necho 1 > /srv/data/one\necho 2 > /srv/data/two\n",
+    );
+    p.layer(&["build", "--no-progress"]).expect(0);
+    assert!(runs_left(&p).is_empty(), "{:?}", runs_left(&p));
+}

@@ -16,6 +16,7 @@ while [ $i -lt 200 ]; do
     echo "base documentation page $i" > "/usr/share/doc/base/page$i.txt"
     i=$((i + 1))
 done
-# a scratch file made and removed in the same step, and a file of the origin removed
+# a scratch file made and removed in the same step, and tools of the origin removed
+# (not /etc/hostname: podman bind-mounts it during RUN)
 head -c 1048576 /dev/urandom > /tmp/scratch && rm /tmp/scratch
-rm /etc/hostname
+rm /usr/bin/telnet /usr/bin/ftpget /usr/bin/ftpput /usr/sbin/telnetd
