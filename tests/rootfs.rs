@@ -658,3 +658,124 @@ fn kill_9_of_layer_takes_the_provisioner_along_and_the_next_run_cleans_up() {
     p.layer(&["build", "--no-progress"]).expect(0);
     assert!(runs_left(&p).is_empty(), "{:?}", runs_left(&p));
 }
+
+/// A project whose origin is a tarball of a small busybox root, in the project or at a URL.
+fn tar_project(origin: &str) -> (Project, PathBuf) {
+    let p = Project::new();
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    fs::create_dir_all(r.join("bin")).unwrap();
+    fs::create_dir_all(r.join("etc")).unwrap();
+    fs::copy(busybox().unwrap(), r.join("bin/busybox")).unwrap();
+    for applet in ["sh", "cat", "echo", "mkdir", "rm", "grep", "test"] {
+        std::os::unix::fs::symlink("busybox", r.join("bin").join(applet)).unwrap();
+    }
+    fs::write(r.join("etc/os-release"), "ID=tiny\n").unwrap();
+    fs::create_dir_all(p.path("origins")).unwrap();
+    let tarball = p.path("origins/tiny.tar.gz");
+    let st = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(r)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    p.file(
+        "layer.toml",
+        &format!("[project]\n\n[origins.tiny]\n{origin}\n"),
+    );
+    p.file(
+        "images/one.toml",
+        "version = \"1.0\"\norigin = \"tiny\"\nroles = [\"one\"]\n",
+    );
+    p.exec(
+        "roles/one/provision.sh",
+        "set -eu\ngrep -q tiny /etc/os-release\necho one > /etc/one\n",
+    );
+    (p, tarball)
+}
+
+fn sha256(path: &Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn tar_origins_in_the_project_or_at_a_url_pinned_by_sha256() {
+    if !can_build() {
+        return;
+    }
+    let (p, _) = tar_project("tar = \"origins/tiny.tar.gz\"");
+    p.layer(&["build", "--no-progress"]).expect(0);
+    assert_eq!(
+        layer_paths(&layer_dir(&p, "one")),
+        ["etc", "etc/one"],
+        "the layer holds the role's change only"
+    );
+
+    // The same tarball by URL: checked against its sha256 before use.
+    let (p, tarball) = tar_project("tar = \"URL\"\nsha256 = \"SHA\"");
+    let url = format!("file://{}", tarball.canonicalize().unwrap().display());
+    let good = sha256(&tarball);
+    let wrong = "0".repeat(64);
+    p.file(
+        "layer.toml",
+        &format!("[project]\n\n[origins.tiny]\ntar = \"{url}\"\nsha256 = \"{wrong}\"\n"),
+    );
+    let out = p.layer(&["build", "--no-progress"]).expect(1);
+    assert!(
+        out.stderr.contains(&format!(
+            "has sha256 {good}, not the {wrong} that layer.toml pins"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !cache(&p).dir().join("origins").exists()
+            || fs::read_dir(cache(&p).dir().join("origins"))
+                .unwrap()
+                .flatten()
+                .all(|e| !e.path().join("digest").exists())
+    );
+    p.file(
+        "layer.toml",
+        &format!("[project]\n\n[origins.tiny]\ntar = \"{url}\"\nsha256 = \"{good}\"\n"),
+    );
+    p.layer(&["build", "--no-progress"]).expect(0);
+}
+
+#[test]
+fn a_debian_origin_without_mmdebstrap_names_the_package_to_install() {
+    if !can_build() {
+        return;
+    }
+    let p = Project::new();
+    p.file(
+        "layer.toml",
+        "[project]\n\n[origins.bookworm]\ndebian = { suite = \"bookworm\", variant = \"minbase\" }\n",
+    );
+    p.file("images/deb.toml", "origin = \"bookworm\"\n");
+    let empty = tempfile::tempdir().unwrap();
+    let out = common::run_layer(
+        p.root(),
+        &["build", "--no-progress"],
+        &[("PATH", empty.path())],
+    )
+    .expect(1);
+    assert!(
+        out.stderr
+            .contains("needs mmdebstrap on the build host: apt-get install mmdebstrap"),
+        "{}",
+        out.stderr
+    );
+}

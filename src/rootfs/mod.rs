@@ -294,7 +294,7 @@ pub fn check_packages(
             continue;
         }
         diags.push(crate::error::Error::Input {
-            path: image.file.clone().into(),
+            path: image.file.clone(),
             message: format!(
                 "`{}` asks for packages ({}) but is built on the `busybox` origin `{origin}`, which has no package manager",
                 image.name,
