@@ -50,6 +50,8 @@ pub struct Built {
     pub id: String,
     /// A local artifact file or folder, to be moved into the cache.
     pub local: Option<PathBuf>,
+    /// A remote artifact: where it lives (the Packer builder that made it).
+    pub remote: Option<String>,
 }
 
 /// Where a build writes its output: the image's log (secrets redacted).
@@ -255,6 +257,10 @@ impl Builder for CommandBackend {
                 "`{shown}` wrote several lines to $LAYER_OUTPUT; it takes one artifact id"
             ));
         }
-        Ok(Built { id, local: None })
+        Ok(Built {
+            id,
+            local: None,
+            remote: None,
+        })
     }
 }

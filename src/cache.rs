@@ -62,6 +62,10 @@ pub struct Artifact {
     pub path: Option<String>,
     pub blake3: Option<String>,
     pub size: Option<u64>,
+    /// Remote artifacts: where the artifact lives (the Packer builder that made it, such as
+    /// `mitchellh.amazonebs`); it cannot be re-hashed from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -534,6 +538,7 @@ mod tests {
                 path: None,
                 blake3: None,
                 size: None,
+                remote: None,
             },
             parent: None,
             tags: BTreeMap::new(),

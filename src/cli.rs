@@ -498,16 +498,17 @@ fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
                 &ws.scanned,
                 &ws.cache,
             )),
-            kind => {
-                return Err(Error::Usage {
-                    message: format!(
-                        "`{}` is built with the `{}` backend, which this version of layer cannot run yet",
-                        p.name,
-                        kind.as_str()
-                    ),
-                    hint: Some("`layer plan` works with every backend; `layer build` runs `command` backends".into()),
-                })
-            }
+            BackendKind::Packer => match crate::packer::PackerBackend::new(backend) {
+                Ok(b) => Box::new(b),
+                Err(message) => {
+                    return Err(Error::Usage {
+                        message: format!("`{}` cannot be built: {message}", p.name),
+                        hint: Some(
+                            "install Packer (`apt-get install packer`, or from developer.hashicorp.com/packer)".into(),
+                        ),
+                    })
+                }
+            },
         };
         builders.insert(backend.name.clone(), builder);
     }

@@ -672,6 +672,7 @@ fn finish_build(
         path: None,
         blake3: None,
         size: None,
+        remote: built.remote.clone(),
     };
     if let Some(local) = &built.local {
         let (digest, size) = crate::cache::artifact_digest(local)?;

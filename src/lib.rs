@@ -16,6 +16,7 @@ pub mod graph;
 pub mod key;
 pub mod layerfs;
 pub mod model;
+pub mod packer;
 pub mod plan;
 pub mod progress;
 pub mod redact;

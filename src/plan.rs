@@ -552,6 +552,7 @@ mod tests {
                 path: Some(format!("artifacts/{name}")),
                 blake3: None,
                 size: None,
+                remote: None,
             },
             parent: parent.map(|(p, pk)| ParentRef {
                 name: p.into(),

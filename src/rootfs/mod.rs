@@ -410,6 +410,7 @@ impl Builder for RootfsBackend<'_> {
         Ok(Built {
             id: job.artifact_name.clone(),
             local: Some(upper),
+            remote: None,
         })
     }
 }
