@@ -18,6 +18,7 @@ bench:
     bash benches/plan.sh
     cargo build --release
     cargo run --release --example schedule
+    bash benches/podman.sh
 
 # The main job on the example estate.
 demo:

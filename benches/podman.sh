@@ -173,7 +173,8 @@ layer_reset
 podman_reset
 layer_build || { tail -n 30 "$LOG" >&2; die "layer build failed"; }
 podman_build || { tail -n 30 "$LOG" >&2; die "podman build failed"; }
-listing() { find . -printf '%p %y %m %U:%G\n' | LC_ALL=C sort; }
+# path, type, mode, owner, and the size of files and the target of links
+listing() { find . \( -type d -printf '%p %y %m %U:%G\n' \) -o \( -type l -printf '%p %y %m %U:%G %l\n' \) -o -printf '%p %y %m %U:%G %s\n' | LC_ALL=C sort; }
 lower=
 for n in svc app base; do
     d=$(ls -d "$W/layer/cache/artifacts/$n"/*/ 2>/dev/null | head -n 1)
@@ -223,7 +224,7 @@ S_layer=$(kb "$W/layer/cache/artifacts" "$W/layer/cache/origins")
 S_layer_all=$(kb "$W/layer/cache")
 S_podman=$(kb "$PROOT" "$PRUN")
 S_podman_layers=$(kb "$PROOT/overlay")
-DF=$("${PODMAN[@]}" system df | awk '$1 == "Images" { print $3 }')
+DF=$("${PODMAN[@]}" system df | awk '$1 == "Images" { print $4 }')
 say "no-op rebuild"
 measure noop prep_none
 say "rebuild after changing the base role"
@@ -236,10 +237,10 @@ echo
 echo "layer $("$LAYER" --version 2>/dev/null | awk '{ print $2 }') vs $(podman --version) (runc $(runc --version | awk 'NR == 1 { print $3 }')), median of $RUNS runs, interleaved"
 printf '%-22s %16s %16s %14s %9s %8s\n' "" "layer" "podman" "layer/podman" "target" ""
 for c in full noop change; do
-    case $c in full) name="full build" t=1.00 ;; noop) name="no-op rebuild" t=0.20 ;; change) name="base role changed" t=1.00 ;; esac
+    case $c in full) name="full build" t=1.00 ;; noop) name="no-op rebuild" t=0.20 ;; change) name="base role changed" t= ;; esac
     r=$(ratio "${T[$c.layer]}" "${T[$c.podman]}")
     printf '%-22s %15.3fs %15.3fs %14s %9s %8s\n' "$name" "${T[$c.layer]}" "${T[$c.podman]}" "$r" \
-        "<= $t" "$([ $c = change ] && echo "-" || verdict "$r" "$t")"
+        "${t:+<= $t}" "$([ -z "$t" ] || verdict "$r" "$t")"
     printf '%-22s %16s %16s\n' "  (range)" "${T[$c.layer.range]}" "${T[$c.podman.range]}"
 done
 r=$(ratio "$S_layer" "$S_podman")

@@ -115,6 +115,9 @@ enum Command {
         /// Seconds a test may run before it is stopped and fails
         #[arg(long, value_name = "SECS", default_value_t = 300)]
         timeout: u64,
+        /// Test the builds of this strategy [default: `[project].strategy`]
+        #[arg(long, value_enum)]
+        strategy: Option<StrategyArg>,
     },
     /// An image's built versions, newest first
     Versions {
@@ -382,7 +385,15 @@ fn run(cli: &Cli) -> Result<i32> {
             targets,
             json,
             timeout,
-        } => test(g, targets, *json, *timeout, style),
+            strategy,
+        } => test(
+            g,
+            targets,
+            *json,
+            *timeout,
+            strategy.map(Strategy::from),
+            style,
+        ),
         Command::Versions { image, json } => {
             let root = project_root(g)?;
             let project = decl::load(&root)?;
@@ -409,9 +420,16 @@ fn run(cli: &Cli) -> Result<i32> {
     }
 }
 
-fn test(g: &Global, targets: &[String], json: bool, timeout: u64, style: Style) -> Result<i32> {
+fn test(
+    g: &Global,
+    targets: &[String],
+    json: bool,
+    timeout: u64,
+    strategy: Option<Strategy>,
+    style: Style,
+) -> Result<i32> {
     use crate::rootfs::check;
-    let ws = open(g, None)?;
+    let ws = open(g, strategy)?;
     let mut selected = resolve_targets(&ws.project, targets)?;
     if selected.is_empty() {
         selected = (0..ws.project.images.len()).collect();
