@@ -16,6 +16,8 @@ use crate::plan::{self, Action, Selection};
 use crate::render::{self, Style};
 use crate::workspace::Workspace;
 
+mod life;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "layer",
@@ -111,6 +113,20 @@ enum Command {
         /// Print JSON
         #[arg(long)]
         json: bool,
+    },
+    /// Mark a tested build released (the newest build when no VERSION is given)
+    Promote {
+        /// IMAGE or IMAGE@VERSION (`1.0.4` or `1.0.4-20200229_0420`)
+        #[arg(value_name = "IMAGE[@VERSION]")]
+        target: String,
+        /// Promote a build that has not been tested
+        #[arg(long)]
+        force: bool,
+    },
+    /// Mark a build revoked: images built on it become stale
+    Revoke {
+        #[arg(value_name = "IMAGE@VERSION")]
+        target: String,
     },
 }
 
@@ -362,6 +378,8 @@ fn run(cli: &Cli) -> Result<i32> {
             out(&explain(&a, i))
         }
         Command::Build(args) => build(g, args, style),
+        Command::Promote { target, force } => life::promote(g, target, *force),
+        Command::Revoke { target } => life::revoke(g, target),
         Command::Versions { image, json } => {
             let root = project_root(g)?;
             let project = decl::load(&root)?;

@@ -19,6 +19,7 @@ pub mod model;
 pub mod plan;
 pub mod progress;
 pub mod redact;
+pub mod release;
 pub mod render;
 pub mod scan;
 pub mod workspace;

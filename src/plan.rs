@@ -11,6 +11,7 @@ use crate::cache::{Cache, Lookup, Record};
 use crate::graph::Graph;
 use crate::key::{diff, BaseInputs, Change, ImageKey};
 use crate::model::{Project, Strategy};
+use crate::release::{short, Status};
 use crate::scan::{FileChange, Tree};
 
 /// The schema of `layer plan --format json`.
@@ -58,6 +59,15 @@ pub enum Reason {
     BackendChanged {
         backend: String,
     },
+    /// This build of the image's current key was revoked (`layer revoke`).
+    Revoked {
+        version: String,
+    },
+    /// The build was made on a parent build that was revoked since.
+    ParentRevoked {
+        parent: String,
+        version: String,
+    },
     /// The record is older than `max_age`.
     Expired {
         max_age: String,
@@ -92,6 +102,10 @@ impl Reason {
                 format!("strategy changed from {} to {}", from.as_str(), to.as_str())
             }
             Reason::BackendChanged { backend } => format!("backend `{backend}` changed"),
+            Reason::Revoked { version } => format!("build {version} is revoked"),
+            Reason::ParentRevoked { parent, version } => {
+                format!("built on revoked {parent} {version}")
+            }
             Reason::Expired { max_age, built_at } => {
                 format!("expired: built {built_at}, older than {max_age}")
             }
@@ -140,6 +154,10 @@ pub trait History: Sync {
     fn latest(&self, name: &str) -> Option<Record>;
     fn tree(&self, digest: &str) -> Option<Tree>;
     fn artifact_exists(&self, record: &Record) -> bool;
+    /// Whether build `version` of image `name` was revoked.
+    fn revoked(&self, _name: &str, _version: &str) -> bool {
+        false
+    }
 }
 
 impl History for Cache {
@@ -202,6 +220,14 @@ pub fn stale_reasons(
                     detail: format!("`{at}` is not in the cache"),
                 }];
             }
+            if Status::of(rec) == Status::Revoked {
+                return vec![Reason::Revoked {
+                    version: short(&rec.version).to_string(),
+                }];
+            }
+            if let Some(p) = parent_revoked(input, rec) {
+                return vec![p];
+            }
             if let (Some((limit, text)), Some(built)) = (limit, rec.built_at_time()) {
                 if input.now.duration_since(built).unwrap_or_default() > limit {
                     return vec![Reason::Expired {
@@ -230,10 +256,27 @@ pub fn stale_reasons(
             None => vec![Reason::New],
             Some(old) => {
                 let changes = changes_since(input, i, &old);
-                reasons_from(input, i, &changes)
+                let mut reasons = reasons_from(input, i, &changes);
+                // Flagged even when other changes make the image stale.
+                if let Some(p) = parent_revoked(input, &old) {
+                    reasons.insert(0, p);
+                }
+                reasons
             }
         },
     }
+}
+
+/// `parent-revoked`, when `rec` was built on a parent build revoked since.
+fn parent_revoked(input: &PlanInput, rec: &Record) -> Option<Reason> {
+    let p = rec.parent.as_ref()?;
+    input
+        .history
+        .revoked(&p.name, &p.version)
+        .then(|| Reason::ParentRevoked {
+            parent: p.name.clone(),
+            version: short(&p.version).to_string(),
+        })
 }
 
 /// The differences between image `i`'s current inputs and those of `old`.

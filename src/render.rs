@@ -425,6 +425,17 @@ pub fn list_text(rows: &[ListRow], style: Style) -> String {
             Some(painted),
         ));
     }
+    // Builds on revoked versions are flagged under the table.
+    for r in rows {
+        for reason in &r.reasons {
+            if matches!(
+                reason,
+                Reason::Revoked { .. } | Reason::ParentRevoked { .. }
+            ) {
+                let _ = writeln!(out, "{}: {}", r.name, reason.sentence());
+            }
+        }
+    }
     out
 }
 

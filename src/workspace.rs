@@ -134,6 +134,23 @@ impl History for Workspace {
         self.cache.tree(digest)
     }
 
+    /// The current record of an image answers without reading; any other build is looked up.
+    fn revoked(&self, name: &str, version: &str) -> bool {
+        use crate::release::Status;
+        let current = self.index(name).and_then(|i| match &self.lookups[i] {
+            Lookup::Found(r) if r.version == version => Some(Status::of(r)),
+            _ => None,
+        });
+        let status = current.or_else(|| {
+            self.cache
+                .records(name)
+                .iter()
+                .find(|r| r.version == version)
+                .map(Status::of)
+        });
+        status == Some(Status::Revoked)
+    }
+
     fn artifact_exists(&self, record: &Record) -> bool {
         let found = |i: usize| match &self.lookups[i] {
             Lookup::Found(r) => Some(r),

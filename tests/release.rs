@@ -1,0 +1,270 @@
+//! The life of a build after it: release status (`promote`, `revoke`), images on revoked
+//! parents, pinned parents, and age limits.
+
+mod common;
+use common::{Output, Project};
+
+use layer::cache::Cache;
+use serde_json::{json, Value};
+
+fn cache(p: &Project) -> Cache {
+    Cache::new(p.path("cache"))
+}
+
+/// The release status tags of every build of `image`, newest first: `(MAJOR.MINOR.BUILD,
+/// status, forced)`.
+fn statuses(p: &Project, image: &str) -> Vec<(String, String, bool)> {
+    cache(p)
+        .records(image)
+        .into_iter()
+        .map(|r| {
+            (
+                r.version.split('-').next().unwrap().to_string(),
+                r.tags
+                    .get("Release_Status")
+                    .cloned()
+                    .unwrap_or_else(|| "candidate".into()),
+                r.tags.get("Release_Forced").is_some_and(|v| v == "true"),
+            )
+        })
+        .collect()
+}
+
+/// Sets the release status of build `version` (MAJOR.MINOR.BUILD) of `image`, as `layer test`
+/// would.
+fn set_status(p: &Project, image: &str, version: &str, status: &str) {
+    let c = cache(p);
+    let mut r = c
+        .records(image)
+        .into_iter()
+        .find(|r| r.version.starts_with(&format!("{version}-")))
+        .unwrap();
+    r.tags.insert("Release_Status".into(), status.into());
+    c.rewrite_record(&r).unwrap();
+}
+
+fn fails(out: Output, code: i32) -> String {
+    let out = out.expect(code);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    out.stderr
+}
+
+/// The estate with `base-linux` built three times (1.0.0, 1.0.1, 1.0.2, each a new key) and
+/// the rest once, on 1.0.2.
+fn three_bases() -> Project {
+    let p = Project::estate();
+    for n in 0..3 {
+        p.file("roles/base/files/etc/motd", &format!("welcome {n}\n"));
+        p.record(&["base-linux"]);
+    }
+    p.record(&["app", "node", "svc"]);
+    p
+}
+
+// ---------------------------------------------------------------------------------------------
+// promote and revoke
+
+#[test]
+fn every_release_status_transition() {
+    let p = three_bases();
+    let cand = |v: &str| (v.to_string(), "candidate".to_string(), false);
+    assert_eq!(
+        statuses(&p, "base-linux"),
+        [cand("1.0.2"), cand("1.0.1"), cand("1.0.0")]
+    );
+
+    // candidate -> released: only with --force, which the record keeps.
+    let err = fails(p.layer(&["promote", "base-linux"]), 2);
+    assert_eq!(
+        err,
+        "error: `base-linux` 1.0.2 is an untested candidate\n  hint: run `layer test base-linux` first, or promote it anyway with `layer promote --force base-linux@1.0.2`\n"
+    );
+    let out = p.layer(&["promote", "--force", "base-linux"]).expect(0);
+    assert_eq!(
+        out.stdout,
+        "base-linux 1.0.2-20261120_1000: candidate -> released (forced: it was not tested)\n"
+    );
+    assert_eq!(
+        statuses(&p, "base-linux")[0],
+        ("1.0.2".into(), "released".into(), true)
+    );
+
+    // tested -> released, named by MAJOR.MINOR.BUILD; not forced.
+    set_status(&p, "base-linux", "1.0.1", "tested");
+    let out = p.layer(&["promote", "base-linux@1.0.1"]).expect(0);
+    assert_eq!(
+        out.stdout,
+        "base-linux 1.0.1-20261120_1000: tested -> released\n"
+    );
+    assert_eq!(
+        statuses(&p, "base-linux")[1],
+        ("1.0.1".into(), "released".into(), false)
+    );
+    // released -> released changes nothing.
+    let out = p.layer(&["promote", "base-linux@1.0.1"]).expect(0);
+    assert_eq!(
+        out.stdout,
+        "base-linux 1.0.1-20261120_1000: already released\n"
+    );
+
+    // failed -> released: never, not even with --force.
+    set_status(&p, "base-linux", "1.0.0", "failed");
+    for args in [
+        &["promote", "base-linux@1.0.0"][..],
+        &["promote", "--force", "base-linux@1.0.0"],
+    ] {
+        let err = fails(p.layer(args), 2);
+        assert!(
+            err.starts_with("error: `base-linux` 1.0.0 failed its tests and cannot be promoted\n"),
+            "{err}"
+        );
+    }
+
+    // Anything -> revoked, named in full; revoked -> released never.
+    let out = p
+        .layer(&["revoke", "base-linux@1.0.1-20261120_1000"])
+        .expect(0);
+    assert_eq!(
+        out.stdout,
+        "base-linux 1.0.1-20261120_1000: released -> revoked\n"
+    );
+    p.layer(&["revoke", "base-linux@1.0.0"]).expect(0);
+    let out = p.layer(&["revoke", "app@2.0.0"]).expect(0);
+    assert_eq!(
+        out.stdout,
+        "app 2.0.0-20261120_1000: candidate -> revoked\n"
+    );
+    let out = p.layer(&["revoke", "app@2.0.0"]).expect(0);
+    assert_eq!(out.stdout, "app 2.0.0-20261120_1000: already revoked\n");
+    let err = fails(p.layer(&["promote", "--force", "base-linux@1.0.1"]), 2);
+    assert_eq!(
+        err,
+        "error: `base-linux` 1.0.1 is revoked and cannot be promoted again\n  hint: build a new version with `layer build --force base-linux`\n"
+    );
+    assert_eq!(
+        statuses(&p, "base-linux"),
+        [
+            ("1.0.2".into(), "released".into(), true),
+            ("1.0.1".into(), "revoked".into(), false),
+            ("1.0.0".into(), "revoked".into(), false)
+        ]
+    );
+    // `versions` shows the statuses.
+    let v = p.layer(&["versions", "base-linux"]).expect(0).stdout;
+    assert!(v.contains("1.0.2-20261120_1000  released"), "{v}");
+    assert!(v.contains("1.0.1-20261120_1000  revoked"), "{v}");
+}
+
+#[test]
+fn release_errors_name_what_is_wrong() {
+    let p = three_bases();
+    let err = fails(p.layer(&["revoke", "base-linux"]), 2);
+    assert_eq!(
+        err,
+        "error: `layer revoke` needs the version to revoke: `base-linux@VERSION`\n  hint: `layer versions base-linux` lists the builds\n"
+    );
+    let err = fails(p.layer(&["promote", "base-linux@1.0.7"]), 2);
+    assert_eq!(
+        err,
+        "error: `base-linux` has no build 1.0.7; its builds: 1.0.2 (candidate), 1.0.1 (candidate), 1.0.0 (candidate)\n"
+    );
+    let err = fails(p.layer(&["promote", "base-linux@1.0"]), 2);
+    assert!(
+        err.starts_with("error: `1.0` is not a version of a build\n"),
+        "{err}"
+    );
+    let err = fails(p.layer(&["promote", "bsae-linux"]), 2);
+    assert_eq!(
+        err,
+        "error: unknown image `bsae-linux`\n  hint: did you mean `base-linux`?\n"
+    );
+    let fresh = Project::estate();
+    let err = fails(fresh.layer(&["promote", "app"]), 2);
+    assert_eq!(
+        err,
+        "error: `app` has no recorded builds\n  hint: build it first: `layer build app`\n"
+    );
+}
+
+#[test]
+fn a_promotion_waits_for_a_build_holding_the_image() {
+    let p = three_bases();
+    let c = cache(&p);
+    let lock = c.lock_image("base-linux", &mut || {}).unwrap();
+    let run = p.spawn_layer(&["promote", "--force", "base-linux"], &[]);
+    common::wait_until("promote to wait", || {
+        run.stderr_so_far().contains("waiting for another run")
+    });
+    assert_eq!(statuses(&p, "base-linux")[0].1, "candidate");
+    drop(lock);
+    let out = run.wait().expect(0);
+    assert!(
+        out.stdout.contains("candidate -> released"),
+        "{}",
+        out.stdout
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Revoked parents
+
+#[test]
+fn images_built_on_a_revoked_parent_are_flagged_and_rebuilt() {
+    let p = Project::estate();
+    p.record(&[]);
+    p.layer(&["revoke", "base-linux@1.0.0"]).expect(0);
+    let revoked = json!([{"kind": "parent-revoked", "parent": "base-linux", "version": "1.0.0"}]);
+    assert_eq!(
+        p.verdict(&[], "base-linux"),
+        (
+            "build".into(),
+            json!([{"kind": "revoked", "version": "1.0.0"}])
+        )
+    );
+    assert_eq!(p.verdict(&[], "app"), ("build".into(), revoked.clone()));
+    assert_eq!(p.verdict(&[], "node"), ("build".into(), revoked.clone()));
+    assert_eq!(
+        p.verdict(&[], "svc"),
+        (
+            "build".into(),
+            json!([{"kind": "parent-changed", "parent": "app"}])
+        )
+    );
+    let plan = p.layer(&["plan"]).expect(0).stdout;
+    assert!(
+        plan.contains("  build  app         wave 1  built on revoked base-linux 1.0.0\n"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("  build  base-linux  wave 0  build 1.0.0 is revoked\n"),
+        "{plan}"
+    );
+    let list = p.layer(&["list"]).expect(0).stdout;
+    assert!(
+        list.ends_with(
+            "base-linux: build 1.0.0 is revoked\napp: built on revoked base-linux 1.0.0\nnode: built on revoked base-linux 1.0.0\n"
+        ),
+        "{list}"
+    );
+    let listed: Value =
+        serde_json::from_str(&p.layer(&["list", "--json"]).expect(0).stdout).unwrap();
+    assert_eq!(listed[1]["reasons"], revoked);
+
+    // base-linux rebuilt (a new version of the same key): app and node are still on the
+    // revoked build until they are rebuilt too.
+    p.record(&["base-linux"]);
+    assert_eq!(p.verdict(&[], "base-linux"), ("fresh".into(), json!([])));
+    assert_eq!(p.verdict(&[], "app"), ("build".into(), revoked.clone()));
+    p.record(&["app", "node", "svc"]);
+    assert!(p.actions(&[]).iter().all(|(_, a)| a == "fresh"));
+    assert!(!p.layer(&["list"]).expect(0).stdout.contains("revoked"));
+
+    // An image whose key changed since is flagged too, before its other reasons.
+    p.layer(&["revoke", "base-linux@1.0.1"]).expect(0);
+    p.file("roles/web/provision.sh", "#!/bin/sh\necho web 2\n");
+    let (_, reasons) = p.verdict(&[], "node");
+    assert_eq!(
+        reasons[0],
+        json!({"kind": "parent-revoked", "parent": "base-linux", "version": "1.0.1"})
+    );
+}
