@@ -316,6 +316,7 @@ fn run(cli: &Cli) -> Result<i32> {
                 max_age: args.max_age.clone(),
             };
             let plan = no_teardown(a.plan(&sel));
+            life::pin_warnings(g, &a);
             out(&match args.format {
                 PlanFormat::Text => render::plan_text(&plan, style),
                 PlanFormat::Json => render::json(&*plan),
@@ -423,6 +424,7 @@ fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
         max_age: args.max_age.clone(),
     };
     let plan = ws.plan(&sel);
+    life::pin_warnings(g, &ws);
     if args.dry_run {
         return out(&if args.json {
             render::json(&plan)

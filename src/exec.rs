@@ -284,7 +284,9 @@ pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
                 let task = Task {
                     index: i,
                     parent: if deep {
-                        g.parent[i].and_then(|p| records[p].clone())
+                        g.parent[i]
+                            .and_then(|p| records[p].clone())
+                            .or_else(|| ws.pins[i].as_ref().map(|p| (*p.record).clone()))
                     } else {
                         None
                     },

@@ -11,7 +11,7 @@ use crate::cache::{Cache, Lookup, Record};
 use crate::graph::Graph;
 use crate::key::{diff, BaseInputs, Change, ImageKey};
 use crate::model::{Project, Strategy};
-use crate::release::{short, Status};
+use crate::release::{short, Pin, Status};
 use crate::scan::{FileChange, Tree};
 
 /// The schema of `layer plan --format json`.
@@ -125,6 +125,9 @@ pub struct PlannedImage {
     pub origin: Option<String>,
     pub roles: Vec<String>,
     pub wave: Option<usize>,
+    /// `from = "PARENT@PIN"`: the released parent build the image is built on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<Pin>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -154,6 +157,10 @@ pub trait History: Sync {
     fn latest(&self, name: &str) -> Option<Record>;
     fn tree(&self, digest: &str) -> Option<Tree>;
     fn artifact_exists(&self, record: &Record) -> bool;
+    /// The released parent build image `name` is pinned to, if it is pinned.
+    fn pin(&self, _name: &str) -> Option<&Pin> {
+        None
+    }
     /// Whether build `version` of image `name` was revoked.
     fn revoked(&self, _name: &str, _version: &str) -> bool {
         false
@@ -245,6 +252,14 @@ pub fn stale_reasons(
                             parent: input.graph.names[p].clone(),
                         }];
                     }
+                }
+            }
+            if let (Strategy::Deep, Some(pin)) = (input.strategy, input.history.pin(&image.name)) {
+                // Pinned: built on the pinned build itself, not another build of its key?
+                if rec.parent.as_ref().map(|r| &r.version) != Some(&pin.version) {
+                    return vec![Reason::ParentChanged {
+                        parent: pin.parent.clone(),
+                    }];
                 }
             }
             vec![]
@@ -440,6 +455,7 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
                 origin: image.origin().map(str::to_string),
                 roles: g.applied_roles(i, input.strategy).to_vec(),
                 wave: waves[i],
+                pin: input.history.pin(&image.name).cloned(),
             }
         })
         .collect();
@@ -508,6 +524,7 @@ mod tests {
             backend: None,
             max_age: None,
             max_age_text: None,
+            pin: None,
             vars: BTreeMap::new(),
             secrets: BTreeMap::new(),
             tags: BTreeMap::new(),

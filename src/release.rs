@@ -200,6 +200,55 @@ pub fn newer_released<'a>(records: &'a [Record], version: &str) -> Option<&'a Re
         .max_by(|a, b| compare(&a.version, &b.version))
 }
 
+/// A pinned parent, resolved: `from = "PARENT@PIN"` and the released build it stands for.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Pin {
+    pub parent: String,
+    pub pin: String,
+    /// The released build the image is built on.
+    pub version: String,
+    /// A newer released build of the parent outside the pin, if any.
+    pub behind: Option<String>,
+    #[serde(skip)]
+    pub record: Box<Record>,
+}
+
+impl Pin {
+    /// `pinned base-linux 2.1.3 is behind 2.1.5`, when it is.
+    pub fn warning(&self) -> Option<String> {
+        self.behind.as_ref().map(|b| {
+            format!(
+                "pinned {} {} is behind {}",
+                self.parent,
+                short(&self.version),
+                short(b)
+            )
+        })
+    }
+}
+
+/// Resolves the pin of every image (by index) from the records of its parent.
+pub fn resolve_pins(project: &crate::model::Project, cache: &Cache) -> Result<Vec<Option<Pin>>> {
+    project
+        .images
+        .iter()
+        .map(|img| {
+            let (Some(pin), Some(parent)) = (&img.pin, img.parent()) else {
+                return Ok(None);
+            };
+            let records = cache.records(parent);
+            let r = resolve_pin(&records, &img.name, parent, pin)?;
+            Ok(Some(Pin {
+                parent: parent.to_string(),
+                pin: pin.clone(),
+                version: r.version.clone(),
+                behind: newer_released(&records, &r.version).map(|n| n.version.clone()),
+                record: Box::new(r.clone()),
+            }))
+        })
+        .collect()
+}
+
 /// A release status change asked for on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {

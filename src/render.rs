@@ -55,6 +55,15 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
             let why: Vec<String> = img.reasons.iter().map(Reason::sentence).collect();
             let _ = write!(line, "  {}", why.join("; "));
         }
+        if let Some(p) = &img.pin {
+            let _ = write!(
+                line,
+                "  (pinned to {} {}, `@{}`)",
+                p.parent,
+                crate::release::short(&p.version),
+                p.pin
+            );
+        }
         out.push_str(line.trim_end());
         out.push('\n');
     }

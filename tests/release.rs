@@ -2,9 +2,9 @@
 //! parents, pinned parents, and age limits.
 
 mod common;
-use common::{Output, Project};
+use common::{Output, Project, SCRIPT_DONE, SCRIPT_START};
 
-use layer::cache::Cache;
+use layer::cache::{Cache, Record};
 use serde_json::{json, Value};
 
 fn cache(p: &Project) -> Cache {
@@ -41,6 +41,14 @@ fn set_status(p: &Project, image: &str, version: &str, status: &str) {
         .unwrap();
     r.tags.insert("Release_Status".into(), status.into());
     c.rewrite_record(&r).unwrap();
+}
+
+fn record_of(p: &Project, image: &str, version: &str) -> Record {
+    cache(p)
+        .records(image)
+        .into_iter()
+        .find(|r| r.version.starts_with(&format!("{version}-")))
+        .unwrap_or_else(|| panic!("{image} {version} is recorded"))
 }
 
 fn fails(out: Output, code: i32) -> String {
@@ -267,4 +275,204 @@ fn images_built_on_a_revoked_parent_are_flagged_and_rebuilt() {
         reasons[0],
         json!({"kind": "parent-revoked", "parent": "base-linux", "version": "1.0.1"})
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pinned parents
+
+/// `app` pinned: `from = "base-linux@PIN"`.
+fn pin_app(p: &Project, pin: &str) {
+    p.file(
+        "images/app.toml",
+        &format!("version = \"2.0\"\nfrom = \"base-linux@{pin}\"\nroles = [\"java\"]\n[vars]\nPORT = \"8080\"\n"),
+    );
+}
+
+#[test]
+fn a_pin_matching_no_released_build_is_an_error_naming_the_builds() {
+    let p = three_bases();
+    pin_app(&p, "1.0");
+    let err = fails(p.layer(&["plan"]), 2);
+    assert_eq!(
+        err,
+        "error: `app` is pinned to `base-linux@1.0`, but no released build of `base-linux` matches; its builds: 1.0.2 (candidate), 1.0.1 (candidate), 1.0.0 (candidate)\n  hint: promote a 1.0 build with `layer promote base-linux@VERSION`, or change the pin in `images/app.toml`\n"
+    );
+    p.layer(&["promote", "--force", "base-linux@1.0.1"])
+        .expect(0);
+    pin_app(&p, "2");
+    let err = fails(p.layer(&["plan"]), 2);
+    assert!(err.contains("no released build of `base-linux` matches; its builds: 1.0.2 (candidate), 1.0.1 (released)"), "{err}");
+    // promote and revoke still work: they do not need the pins resolved.
+    p.layer(&["promote", "--force", "base-linux@1.0.2"])
+        .expect(0);
+    pin_app(&p, "x.1");
+    let err = fails(p.layer(&["plan"]), 2);
+    assert_eq!(
+        err,
+        "error: images/app.toml:2: `x.1` in `from = \"base-linux@x.1\"` is not a version pin\n  hint: pin a major version (`base-linux@2`), a minor one (`base-linux@2.1`) or one build (`base-linux@2.1.3`)\n"
+    );
+}
+
+#[test]
+fn a_pin_resolves_to_the_newest_released_build_under_it_and_warns_when_behind() {
+    let p = three_bases();
+    for v in ["1.0.0", "1.0.1"] {
+        p.layer(&["promote", "--force", &format!("base-linux@{v}")])
+            .expect(0);
+    }
+    // A 1.1 build, released, and a newer 1.0 build that is not.
+    p.file(
+        "images/base-linux.toml",
+        "version = \"1.1\"\norigin = \"bb\"\nroles = [\"base\"]\n",
+    );
+    p.record(&["base-linux"]);
+    // (The test records number builds across MAJOR.MINOR: this is the fourth build.)
+    p.layer(&["promote", "--force", "base-linux@1.1.3"])
+        .expect(0);
+    let key_of = |v: &str| record_of(&p, "base-linux", v).key;
+
+    pin_app(&p, "1.0");
+    let out = p.layer(&["plan", "--format", "json"]).expect(0);
+    assert_eq!(
+        out.stderr,
+        "warning: `app`: pinned base-linux 1.0.1 is behind 1.1.3\n"
+    );
+    let plan: Value = serde_json::from_str(&out.stdout).unwrap();
+    let app = plan["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "app")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        app["pin"],
+        json!({"parent": "base-linux", "pin": "1.0", "version": "1.0.1-20261120_1000", "behind": "1.1.3-20261120_1000"})
+    );
+    assert_eq!(app["parent"], "base-linux");
+    // The pinned build's key is the base of app's key.
+    let hashed: Value = serde_json::from_str(
+        &p.layer(&["hash", "app", "--inputs", "--json"])
+            .expect(0)
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(hashed[0]["inputs"]["base"]["key"], json!(key_of("1.0.1")));
+    // The text plan shows the pin.
+    let text = p.layer(&["plan"]).expect(0).stdout;
+    assert!(
+        text.contains("(pinned to base-linux 1.0.1, `@1.0`)\n"),
+        "{text}"
+    );
+
+    // `@1` takes 1.1.3, the newest released 1.x: not behind.
+    pin_app(&p, "1");
+    let out = p.layer(&["plan", "--format", "json"]).expect(0);
+    assert_eq!(out.stderr, "");
+    let app = p.planned(&[], "app");
+    assert_eq!(app["pin"]["version"], "1.1.3-20261120_1000");
+    assert_eq!(app["pin"]["behind"], Value::Null);
+    // One build pinned exactly.
+    pin_app(&p, "1.0.0");
+    assert_eq!(
+        p.planned(&[], "app")["pin"]["version"],
+        "1.0.0-20261120_1000"
+    );
+    // Revoking the pinned build moves the pin to the next released one.
+    pin_app(&p, "1.0");
+    p.layer(&["revoke", "base-linux@1.0.1"]).expect(0);
+    assert_eq!(
+        p.planned(&[], "app")["pin"]["version"],
+        "1.0.0-20261120_1000"
+    );
+}
+
+#[test]
+fn a_pinned_image_does_not_follow_its_parents_code() {
+    let p = Project::estate();
+    p.record(&["base-linux"]);
+    p.layer(&["promote", "--force", "base-linux"]).expect(0);
+    pin_app(&p, "1");
+    p.record(&["app", "node", "svc"]);
+    assert!(
+        p.actions(&[]).iter().all(|(_, a)| a == "fresh"),
+        "{:?}",
+        p.actions(&[])
+    );
+
+    // The parent's code changes: the parent and its unpinned child are stale; the pinned
+    // image and its child are not, and do not wait for the parent.
+    p.file("roles/base/files/etc/motd", "welcome, again\n");
+    let actions = p.actions(&[]);
+    assert_eq!(
+        actions,
+        [
+            ("base-linux".to_string(), "build".to_string()),
+            ("app".into(), "fresh".into()),
+            ("node".into(), "build".into()),
+            ("svc".into(), "fresh".into())
+        ]
+    );
+    // Targeting the pinned image does not bring its parent.
+    assert_eq!(
+        p.actions(&["app"])[0],
+        ("base-linux".to_string(), "skip".to_string())
+    );
+    // A pinned app that is stale builds in wave 0, beside its parent.
+    p.file("roles/java/provision.sh", "#!/bin/sh\necho java 21\n");
+    assert_eq!(p.planned(&[], "app")["wave"], 0);
+    assert_eq!(p.planned(&[], "svc")["wave"], 1);
+    // Shallow builds have no artifacts to pin to.
+    let err = fails(p.layer(&["plan", "--strategy", "shallow"]), 2);
+    assert_eq!(
+        err,
+        "error: `app` is pinned to `base-linux@1`: pinned parents need deep builds\n  hint: build with `--strategy deep`, or remove the pin\n"
+    );
+}
+
+#[test]
+fn a_build_of_a_pinned_image_starts_from_the_released_artifact() {
+    let script = format!(
+        "{SCRIPT_START}echo \"$LAYER_IMAGE from $LAYER_SOURCE\" >> out/sources\n{SCRIPT_DONE}"
+    );
+    let p = Project::command_estate(&script);
+    p.layer(&["build", "base"]).expect(0);
+    p.layer(&["promote", "--force", "base"]).expect(0);
+    p.file(
+        "images/app.toml",
+        "version = \"2.3\"\nfrom = \"base@1.0\"\nroles = [\"app\"]\n\n[vars]\nPORT = \"8080\"\n",
+    );
+    p.file("roles/base/provision.sh", "echo changed >> /provisioned\n");
+    let out = p.layer(&["build", "--json", "-j", "1"]).expect(0);
+    let built: Value = serde_json::from_str(&out.stdout).unwrap();
+    let versions: Vec<(String, String)> = built
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().into(),
+                i["version"].as_str().unwrap()[..5].into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            ("base".to_string(), "1.0.1".to_string()),
+            ("app".into(), "2.3.0".into()),
+            ("svc".into(), "0.4.0".into())
+        ]
+    );
+    let sources = p.read("out/sources");
+    assert!(sources.contains("app from art-base-1.0.0-"), "{sources}");
+    let app = cache(&p).latest("app").unwrap();
+    assert!(app.parent.as_ref().unwrap().version.starts_with("1.0.0-"));
+    assert!(
+        app.tags["Parent"].starts_with("base 1.0.0-"),
+        "{:?}",
+        app.tags
+    );
+    // Built on the pinned build: fresh afterwards, though `base` moved on.
+    assert!(p.actions(&[]).iter().all(|(_, a)| a == "fresh"));
 }

@@ -60,3 +60,16 @@ pub(super) fn promote(g: &Global, target: &str, force: bool) -> Result<i32> {
 pub(super) fn revoke(g: &Global, target: &str) -> Result<i32> {
     change(g, target, true, Change::Revoke)
 }
+
+/// `warning: \`app\`: pinned base-linux 2.1.3 is behind 2.1.5`, on stderr, for every pinned
+/// image a newer released parent build exists for.
+pub(super) fn pin_warnings(g: &Global, ws: &crate::workspace::Workspace) {
+    if g.quiet {
+        return;
+    }
+    for (i, pin) in ws.pins.iter().enumerate() {
+        if let Some(w) = pin.as_ref().and_then(|p| p.warning()) {
+            eprintln!("warning: `{}`: {w}", ws.project.images[i].name);
+        }
+    }
+}
