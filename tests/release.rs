@@ -476,3 +476,54 @@ fn a_build_of_a_pinned_image_starts_from_the_released_artifact() {
     // Built on the pinned build: fresh afterwards, though `base` moved on.
     assert!(p.actions(&[]).iter().all(|(_, a)| a == "fresh"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Age limits
+
+#[test]
+fn build_max_age_rebuilds_what_is_older_and_image_max_age_expires() {
+    let p = Project::command_estate(&format!("{SCRIPT_START}{SCRIPT_DONE}"));
+    p.layer(&["build"]).expect(0);
+    // `base` built ten days ago.
+    let c = cache(&p);
+    let mut base = c.latest("base").unwrap();
+    let ten_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(10 * 86_400);
+    base.built_at = humantime::format_rfc3339_seconds(ten_days_ago).to_string();
+    c.rewrite_record(&base).unwrap();
+
+    assert!(p.actions(&[]).iter().all(|(_, a)| a == "fresh"));
+    let (action, reasons) = p.verdict(&["--max-age", "7d"], "base");
+    assert_eq!(action, "build");
+    assert_eq!(reasons[0]["kind"], "expired");
+    assert_eq!(reasons[0]["max_age"], "7d");
+    assert_eq!(p.verdict(&["--max-age", "7d"], "app").0, "build");
+    assert_eq!(p.verdict(&["--max-age", "11d"], "base").0, "fresh");
+
+    // The image's own limit.
+    p.file(
+        "images/base.toml",
+        "version = \"1.0\"\norigin = \"cloud\"\nroles = [\"base\"]\nmax_age = \"1w\"\n",
+    );
+    assert_eq!(p.verdict(&[], "base").1[0]["max_age"], "1w");
+
+    // `build --max-age` rebuilds the expired image and those built on it.
+    p.file(
+        "images/base.toml",
+        "version = \"1.0\"\norigin = \"cloud\"\nroles = [\"base\"]\n",
+    );
+    let out = p.layer(&["build", "--max-age", "7d", "--json"]).expect(0);
+    let built: Vec<String> = serde_json::from_str::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["action"] == "built")
+        .map(|i| i["version"].as_str().unwrap()[..5].to_string())
+        .collect();
+    assert_eq!(built, ["1.0.1", "2.3.1", "0.4.1"]);
+    p.layer(&["build", "--max-age", "7d", "--json"]).expect(0);
+    assert!(p
+        .actions(&["--max-age", "7d"])
+        .iter()
+        .all(|(_, a)| a == "fresh"));
+}
