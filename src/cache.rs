@@ -156,6 +156,18 @@ impl Cache {
         self.records(name).into_iter().next()
     }
 
+    /// Every usable record of every image the cache knows, by image name, newest first.
+    pub fn all_records(&self) -> BTreeMap<String, Vec<Record>> {
+        self.recorded_images()
+            .into_iter()
+            .map(|n| {
+                let r = self.records(&n);
+                (n, r)
+            })
+            .filter(|(_, r)| !r.is_empty())
+            .collect()
+    }
+
     /// A recorded role tree, if it is still in the cache and intact.
     pub fn tree(&self, digest: &str) -> Option<Tree> {
         let bytes = fs::read(self.tree_path(digest)).ok()?;

@@ -128,6 +128,8 @@ enum Command {
         #[arg(value_name = "IMAGE@VERSION")]
         target: String,
     },
+    /// Running instances per image version, the ones to rebuild after a fix, the expired ones
+    Report(life::ReportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -381,6 +383,7 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Build(args) => build(g, args, style),
         Command::Promote { target, force } => life::promote(g, target, *force),
         Command::Revoke { target } => life::revoke(g, target),
+        Command::Report(args) => life::report(g, args),
         Command::Versions { image, json } => {
             let root = project_root(g)?;
             let project = decl::load(&root)?;

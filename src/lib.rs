@@ -21,6 +21,7 @@ pub mod progress;
 pub mod redact;
 pub mod release;
 pub mod render;
+pub mod report;
 pub mod scan;
 pub mod workspace;
 
