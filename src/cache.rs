@@ -25,6 +25,8 @@ use crate::error::{Error, Result};
 use crate::key::Inputs;
 use crate::scan::{Entry, StatCache, Tree};
 
+pub mod gc;
+
 /// Bump when [`Record`] changes incompatibly; records of another format count as missing.
 pub const RECORD_FORMAT: u32 = 1;
 

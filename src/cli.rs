@@ -130,6 +130,11 @@ enum Command {
     },
     /// Running instances per image version, the ones to rebuild after a fix, the expired ones
     Report(life::ReportArgs),
+    /// Inspect, re-hash and prune the cache
+    Cache {
+        #[command(subcommand)]
+        command: life::CacheCommand,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -384,6 +389,7 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Promote { target, force } => life::promote(g, target, *force),
         Command::Revoke { target } => life::revoke(g, target),
         Command::Report(args) => life::report(g, args),
+        Command::Cache { command } => life::cache(g, command),
         Command::Versions { image, json } => {
             let root = project_root(g)?;
             let project = decl::load(&root)?;
