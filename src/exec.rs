@@ -707,7 +707,12 @@ fn finish_build(
         }
         (None, None) => {}
     }
-    tags.insert("Origin".into(), origin_id(&ws.project, &root_origin));
+    // A pinned image has no chain up to an origin: it keeps its pinned parent's.
+    let origin = match (&task.parent, image.pin.is_some()) {
+        (Some(p), true) => p.tags.get("Origin").cloned().unwrap_or_default(),
+        _ => origin_id(&ws.project, &root_origin),
+    };
+    tags.insert("Origin".into(), origin);
     tags.insert("Release_Status".into(), "candidate".into());
     let forced = opts.force && !task.recheck;
     let record = Record {

@@ -473,6 +473,7 @@ fn a_build_of_a_pinned_image_starts_from_the_released_artifact() {
         "{:?}",
         app.tags
     );
+    assert_eq!(app.tags["Origin"], "ami-0abc");
     // Built on the pinned build: fresh afterwards, though `base` moved on.
     assert!(p.actions(&[]).iter().all(|(_, a)| a == "fresh"));
 }
