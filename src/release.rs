@@ -13,7 +13,8 @@
 //! | released    | (already)           | yes     |
 //! | revoked     | never               | (already) |
 //!
-//! A forced promotion is kept in the record as the tag `Release_Forced = "true"`.
+//! A forced promotion is kept in the record as the tag `Release_Forced = "true"`. A build made
+//! on a revoked parent build is never promoted.
 
 use std::cmp::Ordering;
 
@@ -314,6 +315,25 @@ pub fn apply(
     let record = find(&records, image, spec)?;
     let from = Status::of(record);
     let to = check(image, &record.version, from, change)?;
+    if let (Change::Promote { .. }, Some(p)) = (change, &record.parent) {
+        let revoked = cache
+            .records(&p.name)
+            .iter()
+            .any(|r| r.version == p.version && Status::of(r) == Status::Revoked);
+        if revoked {
+            return Err(Error::Usage {
+                message: format!(
+                    "`{image}` {} is built on revoked {} {} and cannot be promoted",
+                    short(&record.version),
+                    p.name,
+                    short(&p.version)
+                ),
+                hint: Some(format!(
+                    "rebuild it on a good parent: `layer build {image}`"
+                )),
+            });
+        }
+    }
     let mut record = record.clone();
     if from == to {
         return Ok(Changed {

@@ -247,6 +247,12 @@ fn images_built_on_a_revoked_parent_are_flagged_and_rebuilt() {
         plan.contains("  build  base-linux  wave 0  build 1.0.0 is revoked\n"),
         "{plan}"
     );
+    // A build on a revoked parent is never promoted.
+    let err = fails(p.layer(&["promote", "--force", "app"]), 2);
+    assert_eq!(
+        err,
+        "error: `app` 2.0.0 is built on revoked base-linux 1.0.0 and cannot be promoted\n  hint: rebuild it on a good parent: `layer build app`\n"
+    );
     let list = p.layer(&["list"]).expect(0).stdout;
     assert!(
         list.ends_with(
