@@ -496,6 +496,8 @@ mod tests {
         latest: BTreeMap<String, Record>,
         trees: BTreeMap<String, Tree>,
         gone: Vec<String>,
+        /// `(image, version)` of revoked builds.
+        revoked: Vec<(String, String)>,
         asked: Mutex<Vec<String>>,
     }
 
@@ -509,6 +511,9 @@ mod tests {
         }
         fn artifact_exists(&self, r: &Record) -> bool {
             !self.gone.contains(&r.name)
+        }
+        fn revoked(&self, name: &str, version: &str) -> bool {
+            self.revoked.iter().any(|(n, v)| n == name && v == version)
         }
     }
 
@@ -807,6 +812,36 @@ mod tests {
             }]
         );
         assert_eq!(p.images[0].action, Action::Fresh);
+    }
+
+    #[test]
+    fn a_revoked_build_and_the_builds_on_it_are_stale() {
+        let mut w = World::new("java 17", "java 17");
+        w.history.revoked.push(("base".into(), "1.0.0-base".into()));
+        if let Lookup::Found(r) = &mut w.lookups[0] {
+            r.tags.insert("Release_Status".into(), "revoked".into());
+        }
+        let p = w.plan(&Selection::default());
+        assert_eq!(
+            p.images[0].reasons,
+            [Reason::Revoked {
+                version: "1.0.0".into()
+            }]
+        );
+        for i in [1, 2] {
+            assert_eq!(
+                p.images[i].reasons,
+                [Reason::ParentRevoked {
+                    parent: "base".into(),
+                    version: "1.0.0".into()
+                }]
+            );
+        }
+        assert_eq!(p.images[3].reasons[0].sentence(), "parent `app` changed");
+        assert_eq!(
+            p.images[1].reasons[0].sentence(),
+            "built on revoked base 1.0.0"
+        );
     }
 
     #[test]
