@@ -16,6 +16,8 @@ use crate::plan::{self, Action, Selection};
 use crate::render::{self, Style};
 use crate::workspace::Workspace;
 
+mod life;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "layer",
@@ -125,6 +127,27 @@ enum Command {
         /// Print JSON
         #[arg(long)]
         json: bool,
+    },
+    /// Mark a tested build released (the newest build when no VERSION is given)
+    Promote {
+        /// IMAGE or IMAGE@VERSION (`1.0.4` or `1.0.4-20200229_0420`)
+        #[arg(value_name = "IMAGE[@VERSION]")]
+        target: String,
+        /// Promote a build that has not been tested
+        #[arg(long)]
+        force: bool,
+    },
+    /// Mark a build revoked: images built on it become stale
+    Revoke {
+        #[arg(value_name = "IMAGE@VERSION")]
+        target: String,
+    },
+    /// Running instances per image version, the ones to rebuild after a fix, the expired ones
+    Report(life::ReportArgs),
+    /// Inspect, re-hash and prune the cache
+    Cache {
+        #[command(subcommand)]
+        command: life::CacheCommand,
     },
 }
 
@@ -319,6 +342,7 @@ fn run(cli: &Cli) -> Result<i32> {
                 max_age: args.max_age.clone(),
             };
             let plan = no_teardown(a.plan(&sel));
+            life::pin_warnings(g, &a);
             out(&match args.format {
                 PlanFormat::Text => render::plan_text(&plan, style),
                 PlanFormat::Json => render::json(&*plan),
@@ -394,6 +418,10 @@ fn run(cli: &Cli) -> Result<i32> {
             strategy.map(Strategy::from),
             style,
         ),
+        Command::Promote { target, force } => life::promote(g, target, *force),
+        Command::Revoke { target } => life::revoke(g, target),
+        Command::Report(args) => life::report(g, args),
+        Command::Cache { command } => life::cache(g, command),
         Command::Versions { image, json } => {
             let root = project_root(g)?;
             let project = decl::load(&root)?;
@@ -482,6 +510,7 @@ fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
         max_age: args.max_age.clone(),
     };
     let plan = ws.plan(&sel);
+    life::pin_warnings(g, &ws);
     if args.dry_run {
         return out(&if args.json {
             render::json(&plan)

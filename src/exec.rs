@@ -284,7 +284,9 @@ pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
                 let task = Task {
                     index: i,
                     parent: if deep {
-                        g.parent[i].and_then(|p| records[p].clone())
+                        g.parent[i]
+                            .and_then(|p| records[p].clone())
+                            .or_else(|| ws.pins[i].as_ref().map(|p| (*p.record).clone()))
                     } else {
                         None
                     },
@@ -711,7 +713,12 @@ fn finish_build(
         }
         (None, None) => {}
     }
-    tags.insert("Origin".into(), origin_id(&ws.project, &root_origin));
+    // A pinned image has no chain up to an origin: it keeps its pinned parent's.
+    let origin = match (&task.parent, image.pin.is_some()) {
+        (Some(p), true) => p.tags.get("Origin").cloned().unwrap_or_default(),
+        _ => origin_id(&ws.project, &root_origin),
+    };
+    tags.insert("Origin".into(), origin);
     tags.insert("Release_Status".into(), "candidate".into());
     let forced = opts.force && !task.recheck;
     let record = Record {

@@ -55,6 +55,15 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
             let why: Vec<String> = img.reasons.iter().map(Reason::sentence).collect();
             let _ = write!(line, "  {}", why.join("; "));
         }
+        if let Some(p) = &img.pin {
+            let _ = write!(
+                line,
+                "  (pinned to {} {}, `@{}`)",
+                p.parent,
+                crate::release::short(&p.version),
+                p.pin
+            );
+        }
         out.push_str(line.trim_end());
         out.push('\n');
     }
@@ -424,6 +433,17 @@ pub fn list_text(rows: &[ListRow], style: Style) -> String {
             [&c[0], &c[1], &c[2], &c[3], &c[4], &c[5]],
             Some(painted),
         ));
+    }
+    // Builds on revoked versions are flagged under the table.
+    for r in rows {
+        for reason in &r.reasons {
+            if matches!(
+                reason,
+                Reason::Revoked { .. } | Reason::ParentRevoked { .. }
+            ) {
+                let _ = writeln!(out, "{}: {}", r.name, reason.sentence());
+            }
+        }
     }
     out
 }
