@@ -17,9 +17,10 @@
 #   disk           after a full build: layer's cache/artifacts + cache/origins, podman's --root
 #
 # Podman runs with its own --root/--runroot under the workspace (nothing touches the host's
-# storage), `--runtime runc` (crun fails here on RLIMIT_NOFILE and hybrid cgroups), the kernel's
-# overlay driver, `--network host` (layer's provisioners share the host network too) and
-# `--pull=never`. Installs podman, runc and busybox-static with apt-get when missing.
+# storage), `--runtime runc` (crun refuses these machines' hybrid cgroups; builds need no ulimit
+# flags, but `podman run` here also needs `--ulimit nofile=1024:1024 --ulimit nproc=1024:1024`,
+# as runc cannot apply podman's default RLIMIT_NOFILE and RLIMIT_NPROC), the kernel's overlay
+# driver, `--network host` (layer's provisioners share the host network too) and `--pull=never`. Installs podman, runc and busybox-static with apt-get when missing.
 # Environment: RUNS (7), WARMUP (1), KEEP=1 keeps the workspace, BENCH_TMP
 # (parent of the workspace, default $TMPDIR or /var/tmp; must not be on overlayfs or tmpfs for
 # the comparison to mean anything). Targets: full <= 1.00x podman, no-op <= 0.20x, disk <= 1.00x.
@@ -75,12 +76,17 @@ PRUN=$W/podman-run
 PODMAN=(podman --root "$PROOT" --runroot "$PRUN" --storage-driver overlay --runtime runc)
 
 # Removes a folder the bench made, never through a mount point and staying on one filesystem.
+# Podman's storage can leave mounts in its --root (its overlay home bound onto itself, an image
+# mount after an interrupted run): those, and only those under the workspace, are unmounted first.
+mounts_under() { awk -v d="$1" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r; }
 wipe() { # wipe DIR
-    local d=$1
+    local d=$1 m
     [ -e "$d" ] || return 0
-    if awk -v d="$d" '$5 == d || index($5, d "/") == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo; then
-        die "something is still mounted under $d; not removing it"
-    fi
+    case $d in "$W" | "$W"/*) ;; *) die "not removing $d: outside the workspace" ;; esac
+    for m in $(mounts_under "$d"); do
+        umount "$m" 2>/dev/null || umount -l "$m" || die "$m is still mounted; not removing $d"
+    done
+    [ -z "$(mounts_under "$d")" ] || die "something is still mounted under $d; not removing it"
     rm -rf --one-file-system "$d"
 }
 cleanup() {

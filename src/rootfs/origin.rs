@@ -81,9 +81,9 @@ pub fn materialize(
     let (digest, size) = crate::layerfs::digest(&tmp_root).map_err(|e| e.to_string())?;
     let _ = writeln!(
         log.lock().unwrap(),
-        "layer: origin `{}` made: {} MB",
+        "layer: origin `{}` made: {:.1} MB",
         origin.name,
-        size / 1_000_000
+        size as f64 / 1e6
     );
     crate::cache::write_atomic(&tmp.join("digest"), digest.as_bytes())
         .map_err(|e| e.to_string())?;
