@@ -20,6 +20,7 @@ bench:
     bash benches/since.sh
     cargo build --release
     cargo run --release --example schedule
+    bash benches/podman.sh
 
 # The main job on the example estate.
 demo:

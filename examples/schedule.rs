@@ -34,6 +34,7 @@ impl Builder for Sleep {
         Ok(Built {
             id: format!("id-{}", job.image),
             local: None,
+            remote: None,
         })
     }
 }

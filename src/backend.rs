@@ -38,6 +38,10 @@ pub struct Job {
     /// A private, empty folder for this build; removed afterwards.
     pub work: PathBuf,
     pub project_root: PathBuf,
+    /// The origin at the root of the image's chain.
+    pub origin: String,
+    /// Deep builds: the parent's record, whose artifact this build starts from.
+    pub parent: Option<crate::cache::Record>,
 }
 
 /// What a successful build produced.
@@ -46,6 +50,8 @@ pub struct Built {
     pub id: String,
     /// A local artifact file or folder, to be moved into the cache.
     pub local: Option<PathBuf>,
+    /// A remote artifact: where it lives (the Packer builder that made it).
+    pub remote: Option<String>,
 }
 
 /// Where a build writes its output: the image's log (secrets redacted).
@@ -251,6 +257,10 @@ impl Builder for CommandBackend {
                 "`{shown}` wrote several lines to $LAYER_OUTPUT; it takes one artifact id"
             ));
         }
-        Ok(Built { id, local: None })
+        Ok(Built {
+            id,
+            local: None,
+            remote: None,
+        })
     }
 }

@@ -144,7 +144,7 @@ apply_role() {
     echo "==> role $role" >&2
     if [ -d "$dir/files" ]; then
         (cd "$dir/files" && tar -cf - --owner=0 --group=0 --numeric-owner .) |
-            tar -xpf - -C "$ROOT" --no-overwrite-dir
+            tar -xpf - -C "$ROOT" --no-overwrite-dir --keep-directory-symlink
     fi
     [ -f "$dir/provision.sh" ] || return 0
     if [ "$ROOT" = / ]; then

@@ -6,6 +6,7 @@
 //!   records/NAME/KEY.json   the record of the latest successful build of KEY
 //!   trees/DIGEST.json       role trees named by records, for `layer explain`
 //!   stat-cache              (size, mtime, inode, ctime) -> blake3 of input files
+//!   cache.lock              held shared by builds and release changes, exclusive by `gc`
 //! ```
 //!
 //! Every file is written atomically: a temporary file in the same folder, fsync, rename over
@@ -23,6 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::key::Inputs;
 use crate::scan::{Entry, StatCache, Tree};
+
+pub mod gc;
 
 /// Bump when [`Record`] changes incompatibly; records of another format count as missing.
 pub const RECORD_FORMAT: u32 = 1;
@@ -62,6 +65,10 @@ pub struct Artifact {
     pub path: Option<String>,
     pub blake3: Option<String>,
     pub size: Option<u64>,
+    /// Remote artifacts: where the artifact lives (the Packer builder that made it, such as
+    /// `mitchellh.amazonebs`); it cannot be re-hashed from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +160,18 @@ impl Cache {
     /// The newest usable record of image `name`.
     pub fn latest(&self, name: &str) -> Option<Record> {
         self.records(name).into_iter().next()
+    }
+
+    /// Every usable record of every image the cache knows, by image name, newest first.
+    pub fn all_records(&self) -> BTreeMap<String, Vec<Record>> {
+        self.recorded_images()
+            .into_iter()
+            .map(|n| {
+                let r = self.records(&n);
+                (n, r)
+            })
+            .filter(|(_, r)| !r.is_empty())
+            .collect()
     }
 
     /// A recorded role tree, if it is still in the cache and intact.
@@ -265,6 +284,69 @@ impl Cache {
         Ok(f)
     }
 
+    /// Takes the cache-wide lock shared, waiting while `layer cache gc` holds it; `waiting` is
+    /// called first when it is busy. Builds (through [`Cache::start_run`]) and release status
+    /// changes hold it for as long as they run, so gc never removes what they use.
+    pub fn lock_shared(&self, waiting: &mut dyn FnMut()) -> Result<fs::File> {
+        let (path, f) = self.cache_lock_file()?;
+        match f.try_lock_shared() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                waiting();
+                f.lock_shared().map_err(|e| Error::io(&path, e))?;
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
+        Ok(f)
+    }
+
+    /// Takes the cache-wide lock exclusively, for `layer cache gc`: waits for running builds
+    /// to finish (`waiting` is called first) or, without `wait`, returns `None` when any holds it.
+    pub fn lock_exclusive(
+        &self,
+        wait: bool,
+        waiting: &mut dyn FnMut(),
+    ) -> Result<Option<fs::File>> {
+        let (path, f) = self.cache_lock_file()?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(f)),
+            Err(fs::TryLockError::WouldBlock) if !wait => Ok(None),
+            Err(fs::TryLockError::WouldBlock) => {
+                waiting();
+                f.lock().map_err(|e| Error::io(&path, e))?;
+                Ok(Some(f))
+            }
+            Err(fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+
+    fn cache_lock_file(&self) -> Result<(PathBuf, fs::File)> {
+        fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let path = self.dir.join("cache.lock");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        Ok((path, f))
+    }
+
+    /// The images the cache holds records of, declared or not, by name.
+    pub fn recorded_images(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.dir.join("records")) else {
+            return vec![];
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| crate::decl::valid_name(n))
+            .collect();
+        names.sort();
+        names
+    }
+
     /// A new, empty build log. A failed build takes no build number, so a retry can have the
     /// same version: its log gets a suffix rather than overwriting the failure's.
     pub fn create_log(&self, name: &str, version: &str) -> Result<(PathBuf, fs::File)> {
@@ -304,9 +386,10 @@ impl Cache {
         Ok(rel)
     }
 
-    /// Starts a run: a private work folder, held by a lock for as long as the run lives.
-    /// Folders of runs that died (their lock is free) are removed first.
+    /// Starts a run: a private work folder, held by a lock for as long as the run lives, and
+    /// the cache lock, shared. Folders of runs that died (their lock is free) are removed first.
     pub fn start_run(&self) -> Result<Run> {
+        let cache_lock = self.lock_shared(&mut || {})?;
         let runs = self.dir.join("runs");
         fs::create_dir_all(&runs).map_err(|e| Error::io(&runs, e))?;
         self.remove_dead_runs()?;
@@ -326,6 +409,7 @@ impl Cache {
             dir,
             lock_path,
             _lock: lock,
+            _cache_lock: cache_lock,
         })
     }
 
@@ -403,6 +487,8 @@ pub struct Run {
     pub dir: PathBuf,
     lock_path: PathBuf,
     _lock: fs::File,
+    /// The cache lock, shared: `layer cache gc` waits while a run lives.
+    _cache_lock: fs::File,
 }
 
 impl Drop for Run {
@@ -534,6 +620,7 @@ mod tests {
                 path: None,
                 blake3: None,
                 size: None,
+                remote: None,
             },
             parent: None,
             tags: BTreeMap::new(),

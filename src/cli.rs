@@ -16,6 +16,8 @@ use crate::plan::{self, Action, Selection};
 use crate::render::{self, Style};
 use crate::workspace::Workspace;
 
+mod life;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "layer",
@@ -111,12 +113,47 @@ enum Command {
         #[arg(long)]
         update: bool,
     },
+    /// Run each image's tests in a fresh, throwaway instance of its latest build
+    Test {
+        /// Images to test [default: all]
+        targets: Vec<String>,
+        /// Print a JSON result per image on stdout
+        #[arg(long)]
+        json: bool,
+        /// Seconds a test may run before it is stopped and fails
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        timeout: u64,
+        /// Test the builds of this strategy [default: `[project].strategy`]
+        #[arg(long, value_enum)]
+        strategy: Option<StrategyArg>,
+    },
     /// An image's built versions, newest first
     Versions {
         image: String,
         /// Print JSON
         #[arg(long)]
         json: bool,
+    },
+    /// Mark a tested build released (the newest build when no VERSION is given)
+    Promote {
+        /// IMAGE or IMAGE@VERSION (`1.0.4` or `1.0.4-20200229_0420`)
+        #[arg(value_name = "IMAGE[@VERSION]")]
+        target: String,
+        /// Promote a build that has not been tested
+        #[arg(long)]
+        force: bool,
+    },
+    /// Mark a build revoked: images built on it become stale
+    Revoke {
+        #[arg(value_name = "IMAGE@VERSION")]
+        target: String,
+    },
+    /// Running instances per image version, the ones to rebuild after a fix, the expired ones
+    Report(life::ReportArgs),
+    /// Inspect, re-hash and prune the cache
+    Cache {
+        #[command(subcommand)]
+        command: life::CacheCommand,
     },
 }
 
@@ -213,6 +250,11 @@ enum PlanFormat {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("__sandbox") {
+        // The rootfs backend's sandbox process: before anything starts a thread.
+        return crate::rootfs::sandbox_main(&args[2..]);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -320,6 +362,7 @@ fn run(cli: &Cli) -> Result<i32> {
                 since: None,
             };
             let plan = no_teardown(crate::since::plan(&a, sel, since.as_ref()));
+            life::pin_warnings(g, &a);
             out(&match args.format {
                 PlanFormat::Text => render::plan_text(&plan, style),
                 PlanFormat::Json => render::json(&*plan),
@@ -386,6 +429,23 @@ fn run(cli: &Cli) -> Result<i32> {
             let outcome = crate::lock::lock(&project_root(g)?, g.cache.as_deref(), *update)?;
             out(&crate::lock::report(&outcome, *update))
         }
+        Command::Test {
+            targets,
+            json,
+            timeout,
+            strategy,
+        } => test(
+            g,
+            targets,
+            *json,
+            *timeout,
+            strategy.map(Strategy::from),
+            style,
+        ),
+        Command::Promote { target, force } => life::promote(g, target, *force),
+        Command::Revoke { target } => life::revoke(g, target),
+        Command::Report(args) => life::report(g, args),
+        Command::Cache { command } => life::cache(g, command),
         Command::Versions { image, json } => {
             let root = project_root(g)?;
             let project = decl::load(&root)?;
@@ -412,6 +472,51 @@ fn run(cli: &Cli) -> Result<i32> {
     }
 }
 
+fn test(
+    g: &Global,
+    targets: &[String],
+    json: bool,
+    timeout: u64,
+    strategy: Option<Strategy>,
+    style: Style,
+) -> Result<i32> {
+    use crate::rootfs::check;
+    let ws = open(g, strategy)?;
+    let mut selected = resolve_targets(&ws.project, targets)?;
+    if selected.is_empty() {
+        selected = (0..ws.project.images.len()).collect();
+    }
+    let images = check::records_to_test(&ws, &selected)?;
+    let procs = crate::backend::Procs::default();
+    let jobs = g
+        .jobs
+        .map(|j| j as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let quiet = g.quiet;
+    let print = |r: &check::ImageTests| {
+        if !quiet {
+            eprint!("{}", render::image_tests_text(r, style));
+        }
+    };
+    let results = check::run(&ws, &images, jobs, timeout, &procs, &print)?;
+    if json {
+        out(&render::json(&results))?;
+    }
+    let failed = results.iter().filter(|r| r.result != "passed").count();
+    if !quiet {
+        let tests: usize = results.iter().map(|r| r.tests.len()).sum();
+        let passed: usize = results
+            .iter()
+            .map(|r| r.tests.iter().filter(|t| t.passed).count())
+            .sum();
+        eprintln!(
+            "tested {} images: {passed} of {tests} tests passed, {failed} images failed",
+            results.len()
+        );
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
 fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
     use crate::backend::{Builder, CommandBackend, Procs};
     use crate::exec;
@@ -435,6 +540,7 @@ fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
         since: None,
     };
     let plan = crate::since::plan(&ws, sel, since.as_ref());
+    life::pin_warnings(g, &ws);
     if args.dry_run {
         return out(&if args.json {
             render::json(&plan)
@@ -445,6 +551,16 @@ fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
 
     // Everything that can fail before a build starts fails here.
     let secrets = exec::resolve_secrets(&ws.project, &plan)?;
+    crate::rootfs::check_packages(
+        &ws.project,
+        &ws.graph,
+        plan.to_build()
+            .filter(|p| {
+                let image = ws.project.image(&p.name).expect("planned images exist");
+                ws.project.backend_of(image).kind == BackendKind::Rootfs
+            })
+            .filter_map(|p| ws.index(&p.name)),
+    )?;
     let mut builders: BTreeMap<String, Box<dyn Builder>> = BTreeMap::new();
     for p in plan.to_build() {
         let image = ws.project.image(&p.name).expect("planned images exist");
@@ -454,16 +570,22 @@ fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
         }
         let builder: Box<dyn Builder> = match backend.kind {
             BackendKind::Command => Box::new(CommandBackend::new(backend)),
-            kind => {
-                return Err(Error::Usage {
-                    message: format!(
-                        "`{}` is built with the `{}` backend, which this version of layer cannot run yet",
-                        p.name,
-                        kind.as_str()
-                    ),
-                    hint: Some("`layer plan` works with every backend; `layer build` runs `command` backends".into()),
-                })
-            }
+            BackendKind::Rootfs => Box::new(crate::rootfs::RootfsBackend::new(
+                &ws.project,
+                &ws.scanned,
+                &ws.cache,
+            )),
+            BackendKind::Packer => match crate::packer::PackerBackend::new(backend) {
+                Ok(b) => Box::new(b),
+                Err(message) => {
+                    return Err(Error::Usage {
+                        message: format!("`{}` cannot be built: {message}", p.name),
+                        hint: Some(
+                            "install Packer (`apt-get install packer`, or from developer.hashicorp.com/packer)".into(),
+                        ),
+                    })
+                }
+            },
         };
         builders.insert(backend.name.clone(), builder);
     }

@@ -1033,6 +1033,7 @@ fn image(
     diags: &mut Diagnostics,
 ) -> Option<Image> {
     let before = diags.len();
+    let mut pin = None;
     let base = match (&raw.from, &raw.origin) {
         (Some(_), Some(o)) => {
             diags.push(src.diag(src.line_of(o), "both `from` and `origin` are set").hint("an image starts either from a parent image (`from`) or from an origin (`origin`): keep one"));
@@ -1042,7 +1043,18 @@ fn image(
             diags.push(src.diag(None, "neither `from` nor `origin` is set").hint("add `from = \"PARENT\"` to build on another image, or `origin = \"NAME\"` to start from an origin in `layer.toml`"));
             None
         }
-        (Some(p), None) => {
+        (Some(from), None) => {
+            // `from = "PARENT@PIN"`: built on the newest released build of PARENT under PIN.
+            let (parent, p_pin) = crate::release::split_target(from.get_ref());
+            if let Some(pin) = p_pin.filter(|p| !crate::release::valid_pin(p)) {
+                diags.push(
+                    src.diag(src.line_of(from), format!("`{pin}` in `from = \"{}\"` is not a version pin", from.get_ref()))
+                        .hint(format!("pin a major version (`{parent}@2`), a minor one (`{parent}@2.1`) or one build (`{parent}@2.1.3`)")),
+                );
+            }
+            pin = p_pin.map(str::to_string);
+            let p = Spanned::new(from.span(), parent.to_string());
+            let p = &p;
             if p.get_ref() == &name {
                 diags.push(
                     src.diag(
@@ -1180,6 +1192,7 @@ fn image(
         backend: raw.backend.map(Spanned::into_inner),
         max_age,
         max_age_text: raw.max_age.map(Spanned::into_inner),
+        pin,
         vars,
         secrets,
         tags: raw.tags,

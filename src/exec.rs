@@ -284,7 +284,9 @@ pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
                 let task = Task {
                     index: i,
                     parent: if deep {
-                        g.parent[i].and_then(|p| records[p].clone())
+                        g.parent[i]
+                            .and_then(|p| records[p].clone())
+                            .or_else(|| ws.pins[i].as_ref().map(|p| (*p.record).clone()))
                     } else {
                         None
                     },
@@ -617,6 +619,11 @@ fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
         secrets: secrets.clone(),
         work: work.clone(),
         project_root: ws.project.root.clone(),
+        origin: root_origin.clone(),
+        parent: match ws.strategy {
+            Strategy::Deep => task.parent.clone(),
+            Strategy::Shallow => None,
+        },
     };
     let backend_name = &ws.project.backend_of(image).name;
     let builder = &env.builders[backend_name];
@@ -667,6 +674,7 @@ fn finish_build(
         path: None,
         blake3: None,
         size: None,
+        remote: built.remote.clone(),
     };
     if let Some(local) = &built.local {
         let (digest, size) = crate::cache::artifact_digest(local)?;
@@ -705,7 +713,12 @@ fn finish_build(
         }
         (None, None) => {}
     }
-    tags.insert("Origin".into(), origin_id(&ws.project, &root_origin));
+    // A pinned image has no chain up to an origin: it keeps its pinned parent's.
+    let origin = match (&task.parent, image.pin.is_some()) {
+        (Some(p), true) => p.tags.get("Origin").cloned().unwrap_or_default(),
+        _ => origin_id(&ws.project, &root_origin),
+    };
+    tags.insert("Origin".into(), origin);
     tags.insert("Release_Status".into(), "candidate".into());
     let forced = opts.force && !task.recheck;
     let record = Record {

@@ -311,6 +311,15 @@ impl Graph {
         c
     }
 
+    /// Cuts image `i` from its parent, for an image pinned to a released build of it: the
+    /// image no longer waits for, is selected with, or goes stale with its parent. The roles
+    /// it applies stay those its declaration chain gives.
+    pub fn unlink(&mut self, i: usize) {
+        if let Some(p) = self.parent[i].take() {
+            self.children[p].retain(|&c| c != i);
+        }
+    }
+
     /// Marks `i` and every image below it.
     pub fn mark_descendants(&self, i: usize, marks: &mut [bool]) {
         let mut stack = vec![i];

@@ -26,7 +26,7 @@
 //! | image name | provisioners see `LAYER_IMAGE` | ✓ | ✓ |
 //! | strategy | deep and shallow artifacts are built differently | ✓ | ✓ |
 //! | backend: name, kind, command or template, and the content of project files they name | the builder is part of the build | ✓ | ✓ |
-//! | parent's **key** | a changed parent changes what the child is built on; keys chain, so a change anywhere above ripples down | ✓ | — |
+//! | parent's **key** (a pinned image: the key of the released parent build it is pinned to) | a changed parent changes what the child is built on; keys chain, so a change anywhere above ripples down | ✓ | — |
 //! | origin identity (below) | the starting root filesystem | when the image has `origin` | the root origin of the chain |
 //! | image declaration: `version`, `roles`, `packages`, `[vars]` | they change the build or its version | this image | every image of the chain, root first |
 //! | per role applied, in order: name and tree digest | the configuration code itself | roles not applied by the parent chain | every role of the chain |
@@ -256,6 +256,20 @@ pub fn compute(
     strategy: Strategy,
     scanned: &Scanned,
 ) -> Result<Vec<ImageKey>> {
+    compute_with_pins(project, graph, strategy, scanned, &[])
+}
+
+/// [`compute`], where `pinned[i]`, when given, is the key of the released parent build that
+/// image `i` is pinned to (`from = "PARENT@PIN"`): it stands for the parent's current key.
+/// The workspace resolves pins from the cache and unlinks pinned images from their parent in
+/// the [`Graph`], so a pinned image does not wait for its parent's key.
+pub fn compute_with_pins(
+    project: &Project,
+    graph: &Graph,
+    strategy: Strategy,
+    scanned: &Scanned,
+    pinned: &[Option<String>],
+) -> Result<Vec<ImageKey>> {
     let mut origin_ids: BTreeMap<&str, OriginIdentity> = BTreeMap::new();
     for image in &project.images {
         if let Some(o) = image.origin() {
@@ -272,6 +286,11 @@ pub fn compute(
     let key_of = |i: usize, keys: &[Option<ImageKey>]| -> ImageKey {
         let image = &project.images[i];
         let base = match (strategy, &image.base) {
+            (Strategy::Deep, Base::Parent(_)) if pinned.get(i).is_some_and(Option::is_some) => {
+                BaseInputs::Parent {
+                    key: pinned[i].clone().expect("checked"),
+                }
+            }
             (Strategy::Deep, Base::Parent(_)) => {
                 let p = graph.parent[i].expect("parent resolved");
                 BaseInputs::Parent {

@@ -195,6 +195,9 @@ pub struct Image {
     pub max_age: Option<Duration>,
     /// `max_age` as written, for messages.
     pub max_age_text: Option<String>,
+    /// `from = "PARENT@PIN"`: the version pin (`2`, `2.1`, `2.1.3`); the image is built on the
+    /// newest released build of its parent under it, not on the parent's current code.
+    pub pin: Option<String>,
     pub vars: BTreeMap<String, String>,
     /// Variable name -> the environment variable its value is read from.
     pub secrets: BTreeMap<String, String>,

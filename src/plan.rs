@@ -11,6 +11,7 @@ use crate::cache::{Cache, Lookup, Record};
 use crate::graph::Graph;
 use crate::key::{diff, BaseInputs, Change, ImageKey};
 use crate::model::{Project, Strategy};
+use crate::release::{short, Pin, Status};
 use crate::scan::{FileChange, Tree};
 
 /// The schema of `layer plan --format json`.
@@ -58,6 +59,15 @@ pub enum Reason {
     BackendChanged {
         backend: String,
     },
+    /// This build of the image's current key was revoked (`layer revoke`).
+    Revoked {
+        version: String,
+    },
+    /// The build was made on a parent build that was revoked since.
+    ParentRevoked {
+        parent: String,
+        version: String,
+    },
     /// The record is older than `max_age`.
     Expired {
         max_age: String,
@@ -92,6 +102,10 @@ impl Reason {
                 format!("strategy changed from {} to {}", from.as_str(), to.as_str())
             }
             Reason::BackendChanged { backend } => format!("backend `{backend}` changed"),
+            Reason::Revoked { version } => format!("build {version} is revoked"),
+            Reason::ParentRevoked { parent, version } => {
+                format!("built on revoked {parent} {version}")
+            }
             Reason::Expired { max_age, built_at } => {
                 format!("expired: built {built_at}, older than {max_age}")
             }
@@ -111,6 +125,9 @@ pub struct PlannedImage {
     pub origin: Option<String>,
     pub roles: Vec<String>,
     pub wave: Option<usize>,
+    /// `from = "PARENT@PIN"`: the released parent build the image is built on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<Pin>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -154,6 +171,14 @@ pub trait History: Sync {
     fn latest(&self, name: &str) -> Option<Record>;
     fn tree(&self, digest: &str) -> Option<Tree>;
     fn artifact_exists(&self, record: &Record) -> bool;
+    /// The released parent build image `name` is pinned to, if it is pinned.
+    fn pin(&self, _name: &str) -> Option<&Pin> {
+        None
+    }
+    /// Whether build `version` of image `name` was revoked.
+    fn revoked(&self, _name: &str, _version: &str) -> bool {
+        false
+    }
 }
 
 impl History for Cache {
@@ -219,6 +244,14 @@ pub fn stale_reasons(
                     detail: format!("`{at}` is not in the cache"),
                 }];
             }
+            if Status::of(rec) == Status::Revoked {
+                return vec![Reason::Revoked {
+                    version: short(&rec.version).to_string(),
+                }];
+            }
+            if let Some(p) = parent_revoked(input, rec) {
+                return vec![p];
+            }
             if let (Some((limit, text)), Some(built)) = (limit, rec.built_at_time()) {
                 if input.now.duration_since(built).unwrap_or_default() > limit {
                     return vec![Reason::Expired {
@@ -238,6 +271,14 @@ pub fn stale_reasons(
                     }
                 }
             }
+            if let (Strategy::Deep, Some(pin)) = (input.strategy, input.history.pin(&image.name)) {
+                // Pinned: built on the pinned build itself, not another build of its key?
+                if rec.parent.as_ref().map(|r| &r.version) != Some(&pin.version) {
+                    return vec![Reason::ParentChanged {
+                        parent: pin.parent.clone(),
+                    }];
+                }
+            }
             vec![]
         }
         Lookup::Unusable(why) => vec![Reason::MissingArtifact {
@@ -247,10 +288,27 @@ pub fn stale_reasons(
             None => vec![Reason::New],
             Some(old) => {
                 let changes = changes_since(input, i, &old);
-                reasons_from(input, i, &changes)
+                let mut reasons = reasons_from(input, i, &changes);
+                // Flagged even when other changes make the image stale.
+                if let Some(p) = parent_revoked(input, &old) {
+                    reasons.insert(0, p);
+                }
+                reasons
             }
         },
     }
+}
+
+/// `parent-revoked`, when `rec` was built on a parent build revoked since.
+fn parent_revoked(input: &PlanInput, rec: &Record) -> Option<Reason> {
+    let p = rec.parent.as_ref()?;
+    input
+        .history
+        .revoked(&p.name, &p.version)
+        .then(|| Reason::ParentRevoked {
+            parent: p.name.clone(),
+            version: short(&p.version).to_string(),
+        })
 }
 
 /// The differences between image `i`'s current inputs and those of `old`.
@@ -439,6 +497,7 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
                 origin: image.origin().map(str::to_string),
                 roles: g.applied_roles(i, input.strategy).to_vec(),
                 wave: waves[i],
+                pin: input.history.pin(&image.name).cloned(),
             }
         })
         .collect();
@@ -480,6 +539,8 @@ mod tests {
         latest: BTreeMap<String, Record>,
         trees: BTreeMap<String, Tree>,
         gone: Vec<String>,
+        /// `(image, version)` of revoked builds.
+        revoked: Vec<(String, String)>,
         asked: Mutex<Vec<String>>,
     }
 
@@ -493,6 +554,9 @@ mod tests {
         }
         fn artifact_exists(&self, r: &Record) -> bool {
             !self.gone.contains(&r.name)
+        }
+        fn revoked(&self, name: &str, version: &str) -> bool {
+            self.revoked.iter().any(|(n, v)| n == name && v == version)
         }
     }
 
@@ -508,6 +572,7 @@ mod tests {
             backend: None,
             max_age: None,
             max_age_text: None,
+            pin: None,
             vars: BTreeMap::new(),
             secrets: BTreeMap::new(),
             tags: BTreeMap::new(),
@@ -595,6 +660,7 @@ mod tests {
                 path: Some(format!("artifacts/{name}")),
                 blake3: None,
                 size: None,
+                remote: None,
             },
             parent: parent.map(|(p, pk)| ParentRef {
                 name: p.into(),
@@ -790,6 +856,36 @@ mod tests {
             }]
         );
         assert_eq!(p.images[0].action, Action::Fresh);
+    }
+
+    #[test]
+    fn a_revoked_build_and_the_builds_on_it_are_stale() {
+        let mut w = World::new("java 17", "java 17");
+        w.history.revoked.push(("base".into(), "1.0.0-base".into()));
+        if let Lookup::Found(r) = &mut w.lookups[0] {
+            r.tags.insert("Release_Status".into(), "revoked".into());
+        }
+        let p = w.plan(&Selection::default());
+        assert_eq!(
+            p.images[0].reasons,
+            [Reason::Revoked {
+                version: "1.0.0".into()
+            }]
+        );
+        for i in [1, 2] {
+            assert_eq!(
+                p.images[i].reasons,
+                [Reason::ParentRevoked {
+                    parent: "base".into(),
+                    version: "1.0.0".into()
+                }]
+            );
+        }
+        assert_eq!(p.images[3].reasons[0].sentence(), "parent `app` changed");
+        assert_eq!(
+            p.images[1].reasons[0].sentence(),
+            "built on revoked base 1.0.0"
+        );
     }
 
     #[test]

@@ -64,6 +64,15 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
             let why: Vec<String> = img.reasons.iter().map(Reason::sentence).collect();
             let _ = write!(line, "  {}", why.join("; "));
         }
+        if let Some(p) = &img.pin {
+            let _ = write!(
+                line,
+                "  (pinned to {} {}, `@{}`)",
+                p.parent,
+                crate::release::short(&p.version),
+                p.pin
+            );
+        }
         out.push_str(line.trim_end());
         out.push('\n');
     }
@@ -583,6 +592,17 @@ pub fn list_text(rows: &[ListRow], style: Style) -> String {
             Some(painted),
         ));
     }
+    // Builds on revoked versions are flagged under the table.
+    for r in rows {
+        for reason in &r.reasons {
+            if matches!(
+                reason,
+                Reason::Revoked { .. } | Reason::ParentRevoked { .. }
+            ) {
+                let _ = writeln!(out, "{}: {}", r.name, reason.sentence());
+            }
+        }
+    }
     out
 }
 
@@ -679,6 +699,59 @@ pub fn versions_text(records: &[Record]) -> String {
             r.artifact,
             &r.key[..12.min(r.key.len())]
         );
+    }
+    s
+}
+
+/// One image's test results for the terminal: a line per test, the output of failed ones.
+pub fn image_tests_text(r: &crate::rootfs::check::ImageTests, style: Style) -> String {
+    let mut s = String::new();
+    let head = match r.result.as_str() {
+        "passed" => style.paint("passed", "32"),
+        other => style.paint(other, "1;31"),
+    };
+    let _ = writeln!(
+        s,
+        "{} {} {head} ({} tests, {:.1}s) -> {}",
+        r.name,
+        r.version,
+        r.tests.len(),
+        r.duration_ms as f64 / 1000.0,
+        r.release_status
+    );
+    if let Some(e) = &r.error {
+        let _ = writeln!(s, "  error: {e}\n  log: {}", r.log);
+    }
+    for t in &r.tests {
+        let mark = if t.passed {
+            style.paint("ok  ", "32")
+        } else {
+            style.paint("FAIL", "1;31")
+        };
+        let _ = writeln!(
+            s,
+            "  {mark} {} ({:.1}s){}",
+            t.name,
+            t.duration_ms as f64 / 1000.0,
+            if t.passed {
+                String::new()
+            } else {
+                format!(": {}", t.status)
+            }
+        );
+        if !t.passed {
+            for line in t
+                .output
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
+                let _ = writeln!(s, "       | {line}");
+            }
+        }
     }
     s
 }

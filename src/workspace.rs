@@ -26,6 +26,8 @@ pub struct Workspace {
     pub keys: Vec<ImageKey>,
     /// The record of each image's current key.
     pub lookups: Vec<Lookup>,
+    /// By image index: the released parent build a pinned image is built on.
+    pub pins: Vec<Option<crate::release::Pin>>,
     /// Whether the artifact of each found record is in the cache, checked for all images at
     /// once and in parallel when a plan first asks (see [`History`] below).
     artifacts: OnceLock<Vec<bool>>,
@@ -82,7 +84,32 @@ impl Workspace {
             let _ = cache.save_stat_cache(&next);
         }
         let strategy = strategy.unwrap_or(project.strategy);
-        let keys = key::compute(&project, &graph, strategy, &scanned)?;
+        // Pinned parents: the released build each pin stands for, read from the cache before
+        // keys, so that key code reads nothing. A pinned image is cut from its parent.
+        let pins = crate::release::resolve_pins(&project, &cache)?;
+        let mut graph = graph;
+        let mut pinned_keys = Vec::new();
+        if pins.iter().any(Option::is_some) {
+            for (i, pin) in pins.iter().enumerate() {
+                if let Some(pin) = pin {
+                    if strategy == Strategy::Shallow {
+                        return Err(crate::error::Error::Usage {
+                            message: format!(
+                                "`{}` is pinned to `{}@{}`: pinned parents need deep builds",
+                                project.images[i].name, pin.parent, pin.pin
+                            ),
+                            hint: Some("build with `--strategy deep`, or remove the pin".into()),
+                        });
+                    }
+                    graph.unlink(i);
+                }
+            }
+            pinned_keys = pins
+                .iter()
+                .map(|p| p.as_ref().map(|p| p.record.key.clone()))
+                .collect();
+        }
+        let keys = key::compute_with_pins(&project, &graph, strategy, &scanned, &pinned_keys)?;
         let lookups = keys
             .par_iter()
             .zip(project.images.par_iter())
@@ -96,8 +123,14 @@ impl Workspace {
             strategy,
             keys,
             lookups,
+            pins,
             artifacts: OnceLock::new(),
         })
+    }
+
+    /// The released parent builds of pinned images.
+    pub fn pinned_records(&self) -> impl Iterator<Item = &Record> {
+        self.pins.iter().flatten().map(|p| &*p.record)
     }
 
     pub fn index(&self, name: &str) -> Option<usize> {
@@ -132,6 +165,32 @@ impl History for Workspace {
 
     fn tree(&self, digest: &str) -> Option<Tree> {
         self.cache.tree(digest)
+    }
+
+    fn pin(&self, name: &str) -> Option<&crate::release::Pin> {
+        self.index(name).and_then(|i| self.pins[i].as_ref())
+    }
+
+    /// The current record of an image answers without reading; any other build is looked up.
+    fn revoked(&self, name: &str, version: &str) -> bool {
+        use crate::release::Status;
+        let current = self.index(name).and_then(|i| match &self.lookups[i] {
+            Lookup::Found(r) if r.version == version => Some(Status::of(r)),
+            _ => None,
+        });
+        let pinned = || {
+            self.pinned_records()
+                .find(|r| r.name == name && r.version == version)
+                .map(Status::of)
+        };
+        let status = current.or_else(pinned).or_else(|| {
+            self.cache
+                .records(name)
+                .iter()
+                .find(|r| r.version == version)
+                .map(Status::of)
+        });
+        status == Some(Status::Revoked)
     }
 
     fn artifact_exists(&self, record: &Record) -> bool {

@@ -55,6 +55,7 @@ impl Builder for Fake<'_> {
         Ok(Built {
             id: format!("art-{}", job.image),
             local: None,
+            remote: None,
         })
     }
 }

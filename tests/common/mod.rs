@@ -352,6 +352,7 @@ pub fn record_images_with(
                 path: Some(artifact_rel),
                 blake3: None,
                 size: None,
+                remote: None,
             },
             parent,
             tags: Default::default(),

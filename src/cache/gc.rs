@@ -1,0 +1,377 @@
+//! Cache upkeep: `layer cache ls`, `verify` and `gc`. Part of the cache module, the only one
+//! that writes under the cache.
+//!
+//! - `ls`: every usable record, with its release status and the size of its artifact.
+//! - `verify`: re-hashes every local artifact with [`super::artifact_digest`] and compares it
+//!   with the record. A corrupt artifact is moved aside to `PATH.corrupt`, so that from then on
+//!   it counts as missing (the plan rebuilds the image, nothing uses it as a parent) while it
+//!   is still there to look at. Remote artifacts (no local path) cannot be re-hashed here.
+//! - `gc`: removes the builds nothing needs any more. A build is kept when it is the record of
+//!   an image's current key, released, the pinned parent of an image, among the `--keep N`
+//!   newest builds of its image, or the parent (deep builds, transitively) of a kept build.
+//!   Everything else of a build goes: its record, its artifact (unless a kept record names the
+//!   same one), its logs. Role trees no kept record names go too, logs of builds without a
+//!   kept record (failed builds among them), and the work folders of dead runs. Folders of the
+//!   cache this module does not know are left alone. The caller holds the cache lock exclusively
+//!   ([`super::Cache::lock_exclusive`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{Cache, Lookup, Record};
+use crate::error::{Error, Result};
+use crate::release::Status;
+
+/// A build as `layer cache ls` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    pub image: String,
+    pub version: String,
+    pub status: &'static str,
+    pub built_at: String,
+    pub artifact: String,
+    /// Local artifacts: the path relative to the cache; `None` for remote ones.
+    pub path: Option<String>,
+    /// Bytes of the local artifact; `None` for a remote or missing one.
+    pub size: Option<u64>,
+    /// Whether a later build of the same key (forced, or after expiry) replaced this one.
+    pub superseded: bool,
+}
+
+/// What `layer cache verify` found of one build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum Verdict {
+    Ok,
+    /// The content differs from the record; moved to `moved_to` (relative to the cache).
+    Corrupt {
+        expected: String,
+        found: String,
+        moved_to: String,
+    },
+    Missing,
+    /// No local path: a cloud image id, say.
+    Remote,
+    /// A local artifact whose record holds no digest.
+    NoDigest,
+}
+
+impl Verdict {
+    pub fn sentence(&self) -> String {
+        match self {
+            Verdict::Ok => "ok".into(),
+            Verdict::Corrupt {
+                expected,
+                found,
+                moved_to,
+            } => format!(
+                "corrupt: blake3 {} expected, {} found; moved to `{moved_to}`",
+                &expected[..expected.len().min(12)],
+                &found[..found.len().min(12)]
+            ),
+            Verdict::Missing => "missing: the artifact is not in the cache".into(),
+            Verdict::Remote => "remote artifact: cannot be re-hashed here".into(),
+            Verdict::NoDigest => "no digest recorded: cannot be verified".into(),
+        }
+    }
+
+    /// Whether the build fails verification.
+    pub fn is_bad(&self) -> bool {
+        matches!(self, Verdict::Corrupt { .. } | Verdict::Missing)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Verified {
+    pub image: String,
+    pub version: String,
+    pub artifact: String,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+}
+
+/// One build `gc` removes, and what of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemovedBuild {
+    pub image: String,
+    pub version: String,
+    pub status: &'static str,
+    /// Paths relative to the cache.
+    pub paths: Vec<String>,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GcReport {
+    pub removed: Vec<RemovedBuild>,
+    pub kept: usize,
+    /// Other files: logs of builds without a kept record, role trees nothing names.
+    pub other_paths: Vec<String>,
+    pub dead_runs: usize,
+    pub bytes: u64,
+    pub dry_run: bool,
+}
+
+/// The builds `gc` must keep besides released ones and the newest of each image:
+/// `(image, version)` of current records and pinned parents.
+pub type Roots = BTreeSet<(String, String)>;
+
+/// Bytes under `path` (a file, or a folder's files), without following links.
+pub fn size_on_disk(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    walkdir::WalkDir::new(path)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| !m.is_dir())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// A path a record names, when it stays inside the cache: relative, without `..`.
+fn inside(rel: &str) -> bool {
+    let p = Path::new(rel);
+    !rel.is_empty()
+        && p.components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+impl Cache {
+    /// The file holding `record`: the record of its key when that is this build, otherwise
+    /// `old/VERSION.json`.
+    fn record_file(&self, r: &Record) -> (PathBuf, bool) {
+        let current = self.record_path(&r.name, &r.key);
+        match self.lookup(&r.name, &r.key) {
+            Lookup::Found(c) if c.version == r.version => (current, true),
+            _ => (
+                current
+                    .parent()
+                    .expect("records have a folder")
+                    .join("old")
+                    .join(format!("{}.json", r.version)),
+                false,
+            ),
+        }
+    }
+
+    /// `layer cache ls`.
+    pub fn list(&self) -> Vec<Listed> {
+        let mut out = Vec::new();
+        for (image, records) in self.all_records() {
+            for r in records {
+                let local = r.artifact.path.as_deref().filter(|p| inside(p));
+                let size = local
+                    .map(|p| self.dir.join(p))
+                    .filter(|p| fs::symlink_metadata(p).is_ok())
+                    .map(|p| r.artifact.size.unwrap_or_else(|| size_on_disk(&p)));
+                out.push(Listed {
+                    image: image.clone(),
+                    version: r.version.clone(),
+                    status: Status::of(&r).as_str(),
+                    built_at: r.built_at.clone(),
+                    artifact: r.artifact.id.clone(),
+                    path: r.artifact.path.clone(),
+                    size,
+                    superseded: !self.record_file(&r).1,
+                });
+            }
+        }
+        out
+    }
+
+    /// `layer cache verify`: re-hashes every local artifact. A corrupt one is moved to
+    /// `PATH.corrupt` under the image's lock, so it counts as missing from then on.
+    pub fn verify(&self, waiting: &mut dyn FnMut(&str)) -> Result<Vec<Verified>> {
+        let _cache_lock = self.lock_shared(&mut || waiting("a `layer cache gc`"))?;
+        let mut out = Vec::new();
+        for (image, records) in self.all_records() {
+            for r in records {
+                let verdict = match (&r.artifact.path, &r.artifact.blake3) {
+                    (None, _) => Verdict::Remote,
+                    (Some(p), _) if !inside(p) => Verdict::Missing,
+                    (Some(p), _) if fs::symlink_metadata(self.dir.join(p)).is_err() => {
+                        Verdict::Missing
+                    }
+                    (Some(_), None) => Verdict::NoDigest,
+                    (Some(p), Some(expected)) => {
+                        let path = self.dir.join(p);
+                        let (found, _) = super::artifact_digest(&path)?;
+                        if &found == expected {
+                            Verdict::Ok
+                        } else {
+                            let _lock = self.lock_image(&image, &mut || waiting(&image))?;
+                            let moved_to = format!("{p}.corrupt");
+                            let to = self.dir.join(&moved_to);
+                            super::remove_tree(&to)?;
+                            fs::rename(&path, &to).map_err(|e| Error::io(&to, e))?;
+                            Verdict::Corrupt {
+                                expected: expected.clone(),
+                                found,
+                                moved_to,
+                            }
+                        }
+                    }
+                };
+                out.push(Verified {
+                    image: image.clone(),
+                    version: r.version.clone(),
+                    artifact: r.artifact.id.clone(),
+                    verdict,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// `layer cache gc`: removes every build not needed (see the module's notes); with
+    /// `dry_run`, only says what it would remove. The caller holds the cache lock exclusively.
+    pub fn gc(&self, roots: &Roots, keep_newest: usize, dry_run: bool) -> Result<GcReport> {
+        let all = self.all_records();
+        let by_id: BTreeMap<(String, String), &Record> = all
+            .values()
+            .flatten()
+            .map(|r| ((r.name.clone(), r.version.clone()), r))
+            .collect();
+        // What is kept: roots, released builds, the newest of each image; then their parents.
+        let mut kept: BTreeSet<(String, String)> = BTreeSet::new();
+        for (image, records) in &all {
+            for (n, r) in records.iter().enumerate() {
+                let id = (image.clone(), r.version.clone());
+                if n < keep_newest || Status::of(r) == Status::Released || roots.contains(&id) {
+                    kept.insert(id);
+                }
+            }
+        }
+        let mut todo: Vec<(String, String)> = kept.iter().cloned().collect();
+        while let Some(id) = todo.pop() {
+            if let Some(p) = by_id.get(&id).and_then(|r| r.parent.as_ref()) {
+                let pid = (p.name.clone(), p.version.clone());
+                if by_id.contains_key(&pid) && kept.insert(pid.clone()) {
+                    todo.push(pid);
+                }
+            }
+        }
+        let kept_records: Vec<&Record> = kept
+            .iter()
+            .filter_map(|id| by_id.get(id).copied())
+            .collect();
+        let kept_artifacts: BTreeSet<&str> = kept_records
+            .iter()
+            .filter_map(|r| r.artifact.path.as_deref())
+            .collect();
+        let kept_trees: BTreeSet<&str> = kept_records
+            .iter()
+            .flat_map(|r| r.inputs.roles.iter().map(|t| t.tree.as_str()))
+            .collect();
+
+        let mut report = GcReport {
+            kept: kept.len(),
+            dry_run,
+            ..Default::default()
+        };
+        let mut gone_artifacts: BTreeSet<String> = BTreeSet::new();
+        for (image, records) in &all {
+            for r in records {
+                if kept.contains(&(image.clone(), r.version.clone())) {
+                    continue;
+                }
+                let mut paths = vec![self.record_file(r).0];
+                if let Some(a) = r.artifact.path.as_deref() {
+                    if inside(a)
+                        && !kept_artifacts.contains(a)
+                        && gone_artifacts.insert(a.to_string())
+                        && fs::symlink_metadata(self.dir.join(a)).is_ok()
+                    {
+                        paths.push(self.dir.join(a));
+                    }
+                }
+                let bytes = paths.iter().map(|p| size_on_disk(p)).sum();
+                report.removed.push(RemovedBuild {
+                    image: image.clone(),
+                    version: r.version.clone(),
+                    status: Status::of(r).as_str(),
+                    paths: paths.iter().map(|p| self.rel(p)).collect(),
+                    bytes,
+                });
+            }
+        }
+        // Logs of builds without a kept record, and trees no kept record names.
+        let mut other: Vec<PathBuf> = Vec::new();
+        if let Ok(images) = fs::read_dir(self.dir.join("logs")) {
+            for dir in images.flatten().filter(|e| e.path().is_dir()) {
+                let image = dir.file_name().to_string_lossy().to_string();
+                for log in fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+                    let name = log.file_name().to_string_lossy().to_string();
+                    let Some(stem) = name.strip_suffix(".log") else {
+                        continue;
+                    };
+                    // `VERSION.log`, or `VERSION.N.log` for a retry of the same version.
+                    let version = match stem.rsplit_once('.') {
+                        Some((v, n))
+                            if v.contains('-') && n.bytes().all(|b| b.is_ascii_digit()) =>
+                        {
+                            v
+                        }
+                        _ => stem,
+                    };
+                    if !kept.contains(&(image.clone(), version.to_string())) {
+                        other.push(log.path());
+                    }
+                }
+            }
+        }
+        if let Ok(trees) = fs::read_dir(self.dir.join("trees")) {
+            for t in trees.flatten() {
+                let name = t.file_name().to_string_lossy().to_string();
+                if let Some(digest) = name.strip_suffix(".json") {
+                    if !name.starts_with('.') && !kept_trees.contains(digest) {
+                        other.push(t.path());
+                    }
+                }
+            }
+        }
+        other.sort();
+        report.bytes = report.removed.iter().map(|r| r.bytes).sum::<u64>()
+            + other.iter().map(|p| size_on_disk(p)).sum::<u64>();
+        report.other_paths = other.iter().map(|p| self.rel(p)).collect();
+        if dry_run {
+            return Ok(report);
+        }
+
+        for r in &report.removed {
+            for p in &r.paths {
+                super::remove_tree(&self.dir.join(p))?;
+            }
+        }
+        for p in &other {
+            super::remove_tree(p)?;
+        }
+        report.dead_runs = self.remove_dead_runs()?;
+        // Folders left empty.
+        for top in ["records", "artifacts", "logs"] {
+            let Ok(entries) = fs::read_dir(self.dir.join(top)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let _ = fs::remove_dir(e.path().join("old"));
+                let _ = fs::remove_dir(e.path());
+            }
+        }
+        Ok(report)
+    }
+
+    fn rel(&self, p: &Path) -> String {
+        p.strip_prefix(&self.dir)
+            .unwrap_or(p)
+            .to_string_lossy()
+            .to_string()
+    }
+}

@@ -1,0 +1,322 @@
+//! `layer test`: each built image in a throwaway instance — a fresh overlay over its layers,
+//! in namespaces of its own, a network namespace with only loopback among them — running the
+//! tests of every role of its chain (`roles/NAME/tests/*.sh`) and its own `[[test]]` entries.
+//! The instance's upper folder is thrown away, so the artifact is never changed; the record's
+//! `Release_Status` becomes `tested` or `failed`.
+
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::sandbox::{self, Step, TestResult};
+use super::RootfsBackend;
+use crate::backend::Procs;
+use crate::cache::{Lookup, Record};
+use crate::error::{Error, Result};
+use crate::model::BackendKind;
+use crate::workspace::Workspace;
+
+/// The tests of one image, as `layer test --json` prints them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageTests {
+    pub name: String,
+    pub version: String,
+    /// `passed`, `failed`, or `error` (the instance could not run).
+    pub result: String,
+    pub tests: Vec<TestOutcome>,
+    pub duration_ms: u64,
+    pub log: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The record's status afterwards.
+    pub release_status: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TestOutcome {
+    pub name: String,
+    pub passed: bool,
+    pub status: String,
+    pub duration_ms: u64,
+    pub output: String,
+}
+
+/// A test as the image declares it: its name, the role folder it runs from (role tests), and
+/// its script (a file of the role's, or a command).
+fn tests_of(ws: &Workspace, i: usize) -> Vec<(String, Option<PathBuf>, String)> {
+    let p = &ws.project;
+    let mut out = Vec::new();
+    for role in ws.graph.applied_roles(i, crate::model::Strategy::Shallow) {
+        let dir = p.root.join(&p.roles[role].dir);
+        let Ok(rd) = fs::read_dir(dir.join("tests")) else {
+            continue;
+        };
+        let mut files: Vec<String> = rd
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".sh"))
+            .collect();
+        files.sort();
+        for f in files {
+            out.push((
+                format!("{role}/{f}"),
+                Some(dir.clone()),
+                format!("tests/{f}"),
+            ));
+        }
+    }
+    for t in &p.images[i].tests {
+        out.push((t.name.clone(), None, t.run.clone()));
+    }
+    out
+}
+
+/// Checks, before anything runs, that every target is a `rootfs` image built at its current
+/// inputs; returns their records.
+pub fn records_to_test(ws: &Workspace, targets: &[usize]) -> Result<Vec<(usize, Record)>> {
+    let mut out = Vec::new();
+    let mut unbuilt = Vec::new();
+    for &i in targets {
+        let image = &ws.project.images[i];
+        let backend = ws.project.backend_of(image);
+        if backend.kind != BackendKind::Rootfs {
+            if targets.len() == 1 {
+                return Err(Error::Usage {
+                    message: format!(
+                        "`{}` is built with the `{}` backend; `layer test` runs images of the `rootfs` backend",
+                        image.name,
+                        backend.kind.as_str()
+                    ),
+                    hint: Some("test cloud images in your pipeline after `layer build`".into()),
+                });
+            }
+            continue;
+        }
+        match &ws.lookups[i] {
+            Lookup::Found(r) if ws.cache.artifact_exists(r) => out.push((i, (**r).clone())),
+            _ => unbuilt.push(image.name.clone()),
+        }
+    }
+    if !unbuilt.is_empty() {
+        return Err(Error::Usage {
+            message: format!(
+                "not built at their current inputs: {}",
+                unbuilt
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            hint: Some(format!("run `layer build {}` first", unbuilt.join(" "))),
+        });
+    }
+    Ok(out)
+}
+
+/// Runs the tests of each image (up to `jobs` at once) and records the outcome.
+pub fn run(
+    ws: &Workspace,
+    images: &[(usize, Record)],
+    jobs: usize,
+    timeout_secs: u64,
+    procs: &Procs,
+    on_done: &(dyn Fn(&ImageTests) + Sync),
+) -> Result<Vec<ImageTests>> {
+    let backend = RootfsBackend::new(&ws.project, &ws.scanned, &ws.cache);
+    let run_dir = ws.cache.start_run()?;
+    let next = Mutex::new(0usize);
+    let results: Mutex<Vec<Option<ImageTests>>> = Mutex::new(vec![None; images.len()]);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1).min(images.len().max(1)) {
+            s.spawn(|| loop {
+                let n = {
+                    let mut g = next.lock().expect("no panics while locked");
+                    let n = *g;
+                    *g += 1;
+                    n
+                };
+                let Some((i, record)) = images.get(n) else {
+                    break;
+                };
+                let r = test_one(ws, &backend, *i, record, &run_dir.dir, timeout_secs, procs);
+                on_done(&r);
+                results.lock().expect("no panics while locked")[n] = Some(r);
+            });
+        }
+    });
+    drop(run_dir);
+    Ok(results
+        .into_inner()
+        .expect("no panics while locked")
+        .into_iter()
+        .map(|r| r.expect("every image ran"))
+        .collect())
+}
+
+fn test_one(
+    ws: &Workspace,
+    backend: &RootfsBackend,
+    i: usize,
+    record: &Record,
+    run_dir: &std::path::Path,
+    timeout_secs: u64,
+    procs: &Procs,
+) -> ImageTests {
+    let started = Instant::now();
+    let image = &ws.project.images[i];
+    let declared = tests_of(ws, i);
+    let (log_path, file) = match ws
+        .cache
+        .create_log(&image.name, &format!("{}.test", record.version))
+    {
+        Ok(l) => l,
+        Err(e) => return failed(record, started, String::new(), e.to_string()),
+    };
+    let log = Mutex::new(file);
+    let log_str = log_path.display().to_string();
+    let work = run_dir.join(format!("test-{}", image.name));
+    let outcome = (|| -> std::result::Result<Vec<TestOutcome>, String> {
+        if declared.is_empty() {
+            return Ok(vec![]);
+        }
+        let stack = backend.stack_of_record(record, &log, procs)?;
+        let mut env = sandbox::base_env(&image.vars);
+        env.extend([
+            ("LAYER_IMAGE".to_string(), image.name.clone()),
+            ("LAYER_VERSION".to_string(), record.version.clone()),
+        ]);
+        // A fresh instance for every test: one test's traces (a first boot's host keys, a
+        // started service) never reach another.
+        let mut outcomes = Vec::new();
+        for (n, (name, role, script)) in declared.iter().enumerate() {
+            let dir = work.join(format!("{n:03}"));
+            let results_dir = dir.join("results");
+            fs::create_dir_all(&results_dir)
+                .map_err(|e| format!("{}: {e}", results_dir.display()))?;
+            let spec = sandbox::Spec {
+                root: PathBuf::new(),
+                overlay: None,
+                hostname: image.name.clone(),
+                host_network: false,
+                env: env.clone(),
+                secret_names: vec![],
+                steps: vec![Step::Test {
+                    name: name.clone(),
+                    role: role.clone(),
+                    script: script.clone(),
+                    timeout_secs,
+                }],
+                results: Some(results_dir.clone()),
+            };
+            let ok = backend.run_sandbox(
+                &stack,
+                &dir.join("upper"),
+                &dir.join("sandbox"),
+                spec,
+                &[],
+                &log,
+                procs,
+            )?;
+            let parsed: Vec<TestResult> = fs::read(results_dir.join("results.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            let Some(t) = parsed.into_iter().next() else {
+                return Err(format!(
+                    "the instance for test `{name}` failed{}; see the log",
+                    if ok { "" } else { " to start" }
+                ));
+            };
+            outcomes.push(TestOutcome {
+                output: String::from_utf8_lossy(
+                    &fs::read(results_dir.join("000.out")).unwrap_or_default(),
+                )
+                .into_owned(),
+                name: t.name,
+                passed: t.passed,
+                status: t.status,
+                duration_ms: t.duration_ms,
+            });
+            let _ = crate::cache::remove_tree(&dir);
+        }
+        Ok(outcomes)
+    })();
+    let _ = crate::cache::remove_tree(&work);
+    let (tests, error) = match outcome {
+        Ok(t) => (t, None),
+        Err(e) => (vec![], Some(e)),
+    };
+    let passed = error.is_none() && tests.iter().all(|t| t.passed);
+    if let Some(e) = &error {
+        let _ = writeln!(log.lock().expect("no panics while locked"), "layer: {e}");
+    }
+    let status = set_status(ws, record, if passed { "tested" } else { "failed" });
+    ImageTests {
+        name: image.name.clone(),
+        version: record.version.clone(),
+        result: match (&error, passed) {
+            (Some(_), _) => "error",
+            (None, true) => "passed",
+            (None, false) => "failed",
+        }
+        .into(),
+        tests,
+        duration_ms: started.elapsed().as_millis() as u64,
+        log: log_str,
+        error,
+        release_status: status,
+    }
+}
+
+fn failed(record: &Record, started: Instant, log: String, error: String) -> ImageTests {
+    ImageTests {
+        name: record.name.clone(),
+        version: record.version.clone(),
+        result: "error".into(),
+        tests: vec![],
+        duration_ms: started.elapsed().as_millis() as u64,
+        log,
+        error: Some(error),
+        release_status: record
+            .tags
+            .get("Release_Status")
+            .cloned()
+            .unwrap_or_default(),
+    }
+}
+
+/// Moves a `candidate`, `tested` or `failed` record to `status`; a released or revoked one
+/// keeps its status (a test does not undo a release decision). Returns the status after.
+fn set_status(ws: &Workspace, record: &Record, status: &str) -> String {
+    let Ok(_lock) = ws.cache.lock_image(&record.name, &mut || {}) else {
+        return record
+            .tags
+            .get("Release_Status")
+            .cloned()
+            .unwrap_or_default();
+    };
+    let mut current = match ws.cache.lookup(&record.name, &record.key) {
+        Lookup::Found(r) if r.version == record.version => *r,
+        _ => record.clone(),
+    };
+    let now = current
+        .tags
+        .get("Release_Status")
+        .cloned()
+        .unwrap_or_else(|| "candidate".into());
+    if !matches!(now.as_str(), "candidate" | "tested" | "failed") {
+        return now;
+    }
+    current
+        .tags
+        .insert("Release_Status".into(), status.to_string());
+    match ws.cache.rewrite_record(&current) {
+        Ok(()) => status.to_string(),
+        Err(_) => now,
+    }
+}

@@ -1,0 +1,416 @@
+//! The built-in `rootfs` backend (SPEC §4.1): offline image builds on the host.
+//!
+//! An image is a stack of trees: its origin's root filesystem (made once per identity, see
+//! [`origin`]), then one layer per image of its chain (deep) or only its own (shallow). A build
+//! mounts an overlay of the stack below with a new, empty upper folder in a sandbox
+//! ([`sandbox`]), runs the image's packages and roles in a chroot of it, and keeps the upper
+//! folder as the image's layer: what it added, changed or removed, so a deep child costs the
+//! size of its changes. Where overlayfs is refused (an upper folder on overlayfs, as inside a
+//! container), the stack is composed by copying and the layer is the difference afterwards:
+//! slower, same result.
+//!
+//! Every layer and origin is verified against its recorded blake3 before it is used below a
+//! build, once per run. Layers never hold layer's own staging, nor files a build copied up
+//! without changing ([`crate::layerfs::prune`]).
+
+pub mod check;
+pub mod origin;
+pub mod sandbox;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+use crate::backend::{Builder, Built, Job, Log, Procs};
+use crate::cache::{Cache, Lookup, Record};
+use crate::key;
+use crate::layerfs::{self, StackView};
+use crate::model::Project;
+use crate::scan::Scanned;
+
+/// `LAYER_OVERLAY=off` makes builds compose trees by copying even where overlayfs works.
+pub const OVERLAY_ENV: &str = "LAYER_OVERLAY";
+
+pub struct RootfsBackend<'a> {
+    project: &'a Project,
+    scanned: &'a Scanned,
+    cache: &'a Cache,
+    overlay: OnceLock<Result<(), String>>,
+    /// Trees already verified in this run, by path.
+    verified: Mutex<BTreeMap<PathBuf, String>>,
+}
+
+/// A verified stack of trees an image is built on or run from, bottom first.
+pub struct Stack {
+    pub trees: Vec<PathBuf>,
+    /// A name for each tree: `origin bookworm`, `base-linux 1.4.2-20261129_2000`.
+    pub names: Vec<String>,
+}
+
+impl<'a> RootfsBackend<'a> {
+    pub fn new(project: &'a Project, scanned: &'a Scanned, cache: &'a Cache) -> Self {
+        RootfsBackend {
+            project,
+            scanned,
+            cache,
+            overlay: OnceLock::new(),
+            verified: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Whether overlayfs works on the cache's filesystem; tried once, said once when not.
+    pub fn overlay(&self) -> &Result<(), String> {
+        self.overlay.get_or_init(|| {
+            if std::env::var(OVERLAY_ENV).is_ok_and(|v| v == "off" || v == "0") {
+                return Err(format!("{OVERLAY_ENV}=off"));
+            }
+            let r = probe_overlay(self.cache.dir());
+            if let Err(why) = &r {
+                eprintln!(
+                    "layer: overlayfs is refused here ({why}); builds copy trees instead, which is slower and takes more disk"
+                );
+            }
+            r
+        })
+    }
+
+    fn verify(&self, tree: &Path, want: &str, what: &str) -> Result<(), String> {
+        let mut done = self.verified.lock().expect("no panics while locked");
+        if done.get(tree).is_some_and(|d| d == want) {
+            return Ok(());
+        }
+        let (got, _) = layerfs::digest(tree).map_err(|e| format!("verifying {what}: {e}"))?;
+        if got != want {
+            return Err(format!(
+                "{what} at {} does not match its record (blake3 {got}, recorded {want}): it was changed or damaged; rebuild it with `layer build --force`",
+                tree.display()
+            ));
+        }
+        done.insert(tree.to_path_buf(), got);
+        Ok(())
+    }
+
+    /// The verified stack below an image: its root origin (made first if needed) and, for
+    /// deep builds, the layers of its parent's record chain.
+    pub fn stack(
+        &self,
+        origin_name: &str,
+        parent: Option<&Record>,
+        log: Log,
+        procs: &Procs,
+    ) -> Result<Stack, String> {
+        let origin = self
+            .project
+            .origins
+            .get(origin_name)
+            .ok_or_else(|| format!("origin `{origin_name}` is not declared"))?;
+        let identity = key::origin_identity(self.project, origin_name, self.scanned)
+            .map_err(|e| e.to_string())?;
+        let (root, digest) = origin::materialize(
+            self.cache.dir(),
+            &self.project.root,
+            origin,
+            &identity,
+            log,
+            procs,
+        )?;
+        self.verify(&root, &digest, &format!("origin `{origin_name}`"))?;
+        let mut layers = Vec::new();
+        let mut next = parent.cloned();
+        while let Some(r) = next {
+            let (path, digest) = self.layer_of(&r)?;
+            self.verify(
+                &path,
+                &digest,
+                &format!("the layer of {} {}", r.name, r.version),
+            )?;
+            layers.push((path, format!("{} {}", r.name, r.version)));
+            next = match &r.parent {
+                None => None,
+                Some(p) => match self.cache.lookup(&p.name, &p.key) {
+                    Lookup::Found(rec) => Some(*rec),
+                    _ => {
+                        return Err(format!(
+                            "the record of {} {}, which {} {} was built on, is gone from the cache; rebuild with `layer build --force {}`",
+                            p.name, p.version, r.name, r.version, r.name
+                        ))
+                    }
+                },
+            };
+        }
+        layers.reverse();
+        let mut trees = vec![root];
+        let mut names = vec![format!("origin {origin_name}")];
+        for (p, n) in layers {
+            trees.push(p);
+            names.push(n);
+        }
+        Ok(Stack { trees, names })
+    }
+
+    /// The layer folder and recorded digest of a record.
+    pub fn layer_of(&self, r: &Record) -> Result<(PathBuf, String), String> {
+        match (&r.artifact.path, &r.artifact.blake3) {
+            (Some(p), Some(d)) => Ok((self.cache.dir().join(p), d.clone())),
+            _ => Err(format!(
+                "{} {} has no local artifact: it was not built by the `rootfs` backend",
+                r.name, r.version
+            )),
+        }
+    }
+
+    /// The stack an image's record runs from: the stack below it and its own layer.
+    pub fn stack_of_record(&self, r: &Record, log: Log, procs: &Procs) -> Result<Stack, String> {
+        let origin = root_origin(self.project, &r.name)
+            .ok_or_else(|| format!("image `{}` is not declared", r.name))?;
+        let parent = match &r.parent {
+            None => None,
+            Some(p) => match self.cache.lookup(&p.name, &p.key) {
+                Lookup::Found(rec) => Some(*rec),
+                _ => {
+                    return Err(format!(
+                        "the record of {} {}, which {} {} was built on, is gone from the cache",
+                        p.name, p.version, r.name, r.version
+                    ))
+                }
+            },
+        };
+        let mut stack = self.stack(&origin, parent.as_ref(), log, procs)?;
+        let (path, digest) = self.layer_of(r)?;
+        self.verify(
+            &path,
+            &digest,
+            &format!("the layer of {} {}", r.name, r.version),
+        )?;
+        stack.trees.push(path);
+        stack.names.push(format!("{} {}", r.name, r.version));
+        Ok(stack)
+    }
+
+    /// Runs a sandbox on `stack` with a new upper folder `upper` (kept by the caller), in the
+    /// private folder `work`. Returns the sandbox's success.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_sandbox(
+        &self,
+        stack: &Stack,
+        upper: &Path,
+        work: &Path,
+        mut spec: sandbox::Spec,
+        secrets: &[(String, String)],
+        log: Log,
+        procs: &Procs,
+    ) -> Result<bool, String> {
+        let e = |p: &Path, err: std::io::Error| format!("{}: {err}", p.display());
+        fs::create_dir_all(work).map_err(|err| e(work, err))?;
+        fs::set_permissions(work, fs::Permissions::from_mode(0o700)).map_err(|err| e(work, err))?;
+        fs::create_dir_all(upper).map_err(|err| e(upper, err))?;
+        fs::set_permissions(upper, fs::Permissions::from_mode(0o755))
+            .map_err(|err| e(upper, err))?;
+        let root = work.join("root");
+        fs::create_dir_all(&root).map_err(|err| e(&root, err))?;
+        spec.root = root.clone();
+        let below = StackView::new(&stack.trees).map_err(|err| err.to_string())?;
+        let copying = self.overlay().is_err();
+        if copying {
+            layerfs::compose(&below, &root).map_err(|err| err.to_string())?;
+            spec.overlay = None;
+        } else {
+            let ov = work.join("overlay-work");
+            fs::create_dir_all(&ov).map_err(|err| e(&ov, err))?;
+            spec.overlay = Some(sandbox::Overlay {
+                lower: stack.trees.iter().rev().cloned().collect(),
+                upper: upper.to_path_buf(),
+                work: ov,
+            });
+        }
+        let spec_path = work.join("sandbox.json");
+        let json = serde_json::to_vec_pretty(&spec).expect("specs serialize");
+        fs::write(&spec_path, json).map_err(|err| e(&spec_path, err))?;
+        let exe =
+            std::env::current_exe().map_err(|err| format!("finding layer's own binary: {err}"))?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("__sandbox").arg(&spec_path).env_clear();
+        cmd.env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        );
+        cmd.envs(secrets.iter().map(|(k, v)| (k, v)));
+        let status = procs
+            .run(&mut cmd, log)
+            .map_err(|err| format!("starting the sandbox: {err}"))?;
+        if status.success() && copying {
+            layerfs::diff(&root, &below, upper).map_err(|err| err.to_string())?;
+        } else if status.success() {
+            layerfs::prune(upper, &below).map_err(|err| err.to_string())?;
+        }
+        Ok(status.success())
+    }
+}
+
+/// The origin at the root of image `name`'s chain.
+pub fn root_origin(project: &Project, name: &str) -> Option<String> {
+    let mut image = project.image(name)?;
+    loop {
+        match &image.base {
+            crate::model::Base::Origin(o) => return Some(o.clone()),
+            crate::model::Base::Parent(p) => image = project.image(p)?,
+        }
+    }
+}
+
+/// Images to build with this backend that ask for packages (their own or their roles') on a
+/// `busybox` origin, which has no package manager: a declaration error, found before any
+/// build starts (SPEC §4.1). Other origins are checked when their tree exists.
+pub fn check_packages(
+    project: &Project,
+    graph: &crate::graph::Graph,
+    images: impl Iterator<Item = usize>,
+) -> crate::error::Result<()> {
+    use crate::model::OriginSource;
+    let mut diags = Vec::new();
+    for i in images {
+        let image = &project.images[i];
+        let Some(origin) = root_origin(project, &image.name) else {
+            continue;
+        };
+        if !matches!(
+            project.origins.get(&origin).map(|o| &o.source),
+            Some(OriginSource::Busybox { .. })
+        ) {
+            continue;
+        }
+        let mut wanted: Vec<String> = graph
+            .chain(i)
+            .iter()
+            .flat_map(|&c| project.images[c].packages.iter().cloned())
+            .collect();
+        for r in graph.applied_roles(i, crate::model::Strategy::Shallow) {
+            wanted.extend(project.roles[r].packages.iter().cloned());
+        }
+        if wanted.is_empty() {
+            continue;
+        }
+        diags.push(crate::error::Error::Input {
+            path: image.file.clone(),
+            message: format!(
+                "`{}` asks for packages ({}) but is built on the `busybox` origin `{origin}`, which has no package manager",
+                image.name,
+                wanted.join(", ")
+            ),
+            hint: Some(
+                "build it on a `debian` or `tar` origin with apt-get, apk or dnf, or drop `packages`".into(),
+            ),
+        });
+    }
+    match diags.len() {
+        0 => Ok(()),
+        _ => Err(diags.remove(0)),
+    }
+}
+
+fn probe_overlay(cache_dir: &Path) -> Result<(), String> {
+    let dir = cache_dir.join(format!("overlay-probe-{}", std::process::id()));
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .arg("__sandbox")
+        .arg("--probe")
+        .arg(&dir)
+        .output()
+        .map_err(|e| e.to_string());
+    let _ = crate::cache::remove_tree(&dir);
+    let out = out?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// Entry point of `layer __sandbox SPEC` and `layer __sandbox --probe DIR`.
+pub fn sandbox_main(args: &[String]) -> i32 {
+    match args {
+        [flag, dir] if flag == "--probe" => match sandbox::overlay_works(Path::new(dir)) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("{e}");
+                1
+            }
+        },
+        [spec] => sandbox::main(Path::new(spec)),
+        _ => {
+            eprintln!("usage: layer __sandbox SPEC | --probe DIR (internal)");
+            2
+        }
+    }
+}
+
+impl Builder for RootfsBackend<'_> {
+    fn build(&self, job: &Job, log: Log, procs: &Procs) -> Result<Built, String> {
+        let stack = self.stack(&job.origin, job.parent.as_ref(), log, procs)?;
+        let _ = writeln!(
+            log.lock().expect("no panics while locked"),
+            "layer: building {} on {}",
+            job.image,
+            stack.names.join(" + ")
+        );
+        let mut vars = BTreeMap::new();
+        vars.extend(job.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut env = sandbox::base_env(&BTreeMap::new());
+        env.extend([
+            ("LAYER_IMAGE".to_string(), job.image.clone()),
+            ("LAYER_VERSION".to_string(), job.version.clone()),
+        ]);
+        let mut steps = Vec::new();
+        if !job.packages.is_empty() {
+            steps.push(sandbox::Step::Packages {
+                names: job.packages.clone(),
+            });
+        }
+        for (name, dir, role_vars) in &job.roles {
+            // The role's vars are defaults; the image's win.
+            let mut v: Vec<(String, String)> = role_vars
+                .iter()
+                .filter(|(k, _)| !job.vars.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            v.extend(job.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+            v.push(("LAYER_ROLE".to_string(), name.clone()));
+            steps.push(sandbox::Step::Role {
+                name: name.clone(),
+                dir: dir.clone(),
+                env: v,
+            });
+        }
+        let spec = sandbox::Spec {
+            root: PathBuf::new(),
+            overlay: None,
+            hostname: job.image.clone(),
+            host_network: true,
+            env,
+            secret_names: job.secrets.iter().map(|(k, _)| k.clone()).collect(),
+            steps,
+            results: None,
+        };
+        let upper = job.work.join("layer");
+        let ok = self.run_sandbox(
+            &stack,
+            &upper,
+            &job.work.join("sandbox"),
+            spec,
+            &job.secrets,
+            log,
+            procs,
+        )?;
+        if !ok {
+            return Err("the build failed; see the log".into());
+        }
+        Ok(Built {
+            id: job.artifact_name.clone(),
+            local: Some(upper),
+            remote: None,
+        })
+    }
+}

@@ -1,0 +1,295 @@
+//! Origins made into root filesystems on the build host, once per identity, kept in the cache:
+//!
+//! ```text
+//! cache/origins/ID/root     the tree (ID: blake3 of the origin's identity, SPEC §2)
+//! cache/origins/ID/digest   its layer digest, written last: a folder without it is unfinished
+//! ```
+//!
+//! An origin is made in a temporary folder beside its place and renamed into it, under a lock,
+//! so two builds never make the same origin twice and a killed one leaves nothing half made.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::backend::{Log, Procs};
+use crate::key::OriginIdentity;
+use crate::model::{Origin, OriginSource};
+
+/// The folder of an origin's tree in the cache, whether made yet or not.
+pub fn dir_of(cache_dir: &Path, identity: &OriginIdentity) -> PathBuf {
+    let json = serde_json::to_vec(identity).expect("identities serialize");
+    let id = blake3::hash(&json).to_hex();
+    cache_dir.join("origins").join(&id[..32])
+}
+
+/// The origin's root folder and digest, made first if needed.
+pub fn materialize(
+    cache_dir: &Path,
+    project_root: &Path,
+    origin: &Origin,
+    identity: &OriginIdentity,
+    log: Log,
+    procs: &Procs,
+) -> Result<(PathBuf, String), String> {
+    let dir = dir_of(cache_dir, identity);
+    let root = dir.join("root");
+    let digest_file = dir.join("digest");
+    if let Ok(d) = fs::read_to_string(&digest_file) {
+        return Ok((root, d.trim().to_string()));
+    }
+    let locks = cache_dir.join("locks");
+    fs::create_dir_all(&locks).map_err(|e| format!("{}: {e}", locks.display()))?;
+    let lock_path = locks.join(format!(
+        "origin-{}.lock",
+        dir.file_name().unwrap().to_string_lossy()
+    ));
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        let _ = writeln!(
+            log.lock().unwrap(),
+            "layer: waiting for another build making origin `{}`",
+            origin.name
+        );
+        lock.lock()
+            .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    }
+    if let Ok(d) = fs::read_to_string(&digest_file) {
+        return Ok((root, d.trim().to_string()));
+    }
+    let _ = writeln!(log.lock().unwrap(), "==> origin {}", origin.name);
+    let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = crate::cache::remove_tree(&tmp);
+    if dir.exists() {
+        crate::cache::remove_tree(&dir).map_err(|e| e.to_string())?;
+    }
+    let tmp_root = tmp.join("root");
+    fs::create_dir_all(&tmp_root).map_err(|e| format!("{}: {e}", tmp_root.display()))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let made = make(project_root, origin, &tmp, &tmp_root, log, procs);
+    if let Err(e) = made {
+        let _ = crate::cache::remove_tree(&tmp);
+        return Err(format!("making origin `{}`: {e}", origin.name));
+    }
+    let (digest, size) = crate::layerfs::digest(&tmp_root).map_err(|e| e.to_string())?;
+    let _ = writeln!(
+        log.lock().unwrap(),
+        "layer: origin `{}` made: {:.1} MB",
+        origin.name,
+        size as f64 / 1e6
+    );
+    crate::cache::write_atomic(&tmp.join("digest"), digest.as_bytes())
+        .map_err(|e| e.to_string())?;
+    fs::rename(&tmp, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok((root, digest))
+}
+
+fn make(
+    project_root: &Path,
+    origin: &Origin,
+    tmp: &Path,
+    root: &Path,
+    log: Log,
+    procs: &Procs,
+) -> Result<(), String> {
+    let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
+        let status = procs.run(cmd, log).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("{what}: command not found"),
+            _ => format!("{what}: {e}"),
+        })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("{what} failed ({status}); see the log"))
+        }
+    };
+    match &origin.source {
+        OriginSource::Busybox { path } => busybox(path, root),
+        OriginSource::TarFile { path } => {
+            let file = project_root.join(path);
+            run(
+                Command::new("tar")
+                    .arg("-xpf")
+                    .arg(&file)
+                    .arg("-C")
+                    .arg(root)
+                    .arg("--numeric-owner"),
+                &format!("unpacking `{path}`"),
+            )
+        }
+        OriginSource::TarUrl { url, sha256 } => {
+            let file = tmp.join("download");
+            run(
+                Command::new("curl")
+                    .args(["-fsSL", "--retry", "3", "-o"])
+                    .arg(&file)
+                    .arg(url),
+                &format!("downloading {url} (curl)"),
+            )?;
+            let got = sha256_of(&file)?;
+            if !got.eq_ignore_ascii_case(sha256) {
+                return Err(format!(
+                    "{url} has sha256 {got}, not the {sha256} that layer.toml pins; if the new file is trusted, update `sha256`"
+                ));
+            }
+            let r = run(
+                Command::new("tar")
+                    .arg("-xpf")
+                    .arg(&file)
+                    .arg("-C")
+                    .arg(root)
+                    .arg("--numeric-owner"),
+                &format!("unpacking {url}"),
+            );
+            let _ = fs::remove_file(&file);
+            r
+        }
+        OriginSource::Debian {
+            suite,
+            variant,
+            mirror,
+            components,
+        } => {
+            if which("mmdebstrap").is_none() {
+                return Err(
+                    "the `debian` origin needs mmdebstrap on the build host: apt-get install mmdebstrap".into(),
+                );
+            }
+            let mut cmd = Command::new("mmdebstrap");
+            cmd.arg(format!("--variant={variant}"))
+                .arg("--mode=root")
+                .arg("--format=directory");
+            if !components.is_empty() {
+                cmd.arg(format!("--components={}", components.join(",")));
+            }
+            cmd.arg(suite).arg(root);
+            if let Some(m) = mirror.clone().or_else(host_mirror) {
+                cmd.arg(m);
+            }
+            run(&mut cmd, "mmdebstrap")
+        }
+        OriginSource::Id { .. } | OriginSource::Resolve { .. } => Err(format!(
+            "origin `{}` is an image id for `command` and `packer` backends; the `rootfs` backend builds on `busybox`, `tar` or `debian` origins",
+            origin.name
+        )),
+    }
+}
+
+/// The first Debian mirror of the host's apt sources (one-line or deb822 format).
+pub fn host_mirror() -> Option<String> {
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(rd) = fs::read_dir("/etc/apt/sources.list.d") {
+        let mut more: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        more.sort();
+        files.extend(more);
+    }
+    for f in files {
+        let Ok(text) = fs::read_to_string(&f) else {
+            continue;
+        };
+        for line in text.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("URIs:") {
+                if let Some(u) = rest.split_whitespace().next() {
+                    if !u.contains("security") {
+                        return Some(u.to_string());
+                    }
+                }
+            }
+            if let Some(rest) = line.strip_prefix("deb ") {
+                let u = rest
+                    .split_whitespace()
+                    .find(|w| w.contains("://"))
+                    .map(str::to_string);
+                if let Some(u) = u.filter(|u| !u.contains("security")) {
+                    return Some(u);
+                }
+            }
+        }
+    }
+    None
+}
+
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+fn sha256_of(file: &Path) -> Result<String, String> {
+    let out = Command::new("sha256sum")
+        .arg(file)
+        .output()
+        .map_err(|e| format!("sha256sum: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .next()
+        .map(str::to_string)
+        .ok_or_else(|| "sha256sum printed nothing".into())
+}
+
+/// A root of one static busybox: `/bin/busybox`, a link for each of its applets, the folders a
+/// system expects, and a `root` user.
+fn busybox(host_binary: &Path, root: &Path) -> Result<(), String> {
+    let e = |p: &Path, err: std::io::Error| format!("{}: {err}", p.display());
+    let out = Command::new(host_binary)
+        .arg("--list-full")
+        .output()
+        .map_err(|err| e(host_binary, err))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{} --list-full` failed: is it a busybox binary?",
+            host_binary.display()
+        ));
+    }
+    for (dir, mode) in [
+        ("bin", 0o755),
+        ("sbin", 0o755),
+        ("usr/bin", 0o755),
+        ("usr/sbin", 0o755),
+        ("etc", 0o755),
+        ("dev", 0o755),
+        ("proc", 0o555),
+        ("sys", 0o555),
+        ("run", 0o755),
+        ("tmp", 0o1777),
+        ("var/tmp", 0o1777),
+        ("root", 0o700),
+    ] {
+        let p = root.join(dir);
+        fs::create_dir_all(&p).map_err(|err| e(&p, err))?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(|err| e(&p, err))?;
+    }
+    let bb = root.join("bin/busybox");
+    fs::copy(host_binary, &bb).map_err(|err| e(&bb, err))?;
+    fs::set_permissions(&bb, fs::Permissions::from_mode(0o755)).map_err(|err| e(&bb, err))?;
+    for applet in String::from_utf8_lossy(&out.stdout).lines() {
+        let applet = applet.trim().trim_start_matches('/');
+        if applet.is_empty() || applet == "bin/busybox" || applet.contains("..") {
+            continue;
+        }
+        let link = root.join(applet);
+        if let Some(parent) = link.parent() {
+            fs::create_dir_all(parent).map_err(|err| e(parent, err))?;
+        }
+        if fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink("/bin/busybox", &link).map_err(|err| e(&link, err))?;
+        }
+    }
+    for (file, text) in [
+        ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+        ("etc/group", "root:x:0:\n"),
+        ("etc/hostname", "localhost\n"),
+    ] {
+        let p = root.join(file);
+        fs::write(&p, text).map_err(|err| e(&p, err))?;
+    }
+    Ok(())
+}

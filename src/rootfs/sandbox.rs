@@ -1,0 +1,858 @@
+//! The sandbox: the process, started as `layer __sandbox SPEC`, in which a rootfs build or a
+//! test instance runs. It is the only code of layer that mounts anything.
+//!
+//! It enters new mount, UTS and IPC namespaces (and, for tests, a network namespace with only
+//! loopback up), makes every mount private, mounts the image's root — an overlay of the
+//! layers below over a new upper layer, or a folder composed by copying where overlayfs is
+//! refused — and gives it a small `/dev` of its own, `/sys` read-only and tmpfs on `/run` and
+//! `/tmp`. Each command (the package manager, a role's `provision.sh`, a test) then runs by
+//! `unshare --pid --fork --kill-child --mount-proc` and `chroot`: pid 1 of a pid namespace of
+//! its own, so that when it ends, every process it left behind is killed with it.
+//!
+//! The mounts belong to the sandbox's namespace: they vanish when it exits, whatever happens,
+//! and never show on the host. Before it exits it removes what it staged in the root (the role
+//! folder at `/.layer`, `policy-rc.d`, the host's `resolv.conf`) and unmounts, so the upper layer
+//! holds only what the image's own code did.
+//!
+//! The chroot is not a security boundary: role code runs as root on the build host, with the
+//! host's kernel and network. Only build code you would run on the host yourself.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// What a sandbox does, written by the parent as JSON into the build's private work folder.
+/// Secret values are never in it: `secret_names` are read from the sandbox's environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Spec {
+    /// Where the image's root is mounted (overlay) or composed (copy).
+    pub root: PathBuf,
+    pub overlay: Option<Overlay>,
+    pub hostname: String,
+    /// Builds share the host's network (packages are downloaded); tests get their own.
+    pub host_network: bool,
+    /// The environment of every command, before a step's own.
+    pub env: Vec<(String, String)>,
+    /// Variables whose values come from the sandbox's own environment (secrets).
+    pub secret_names: Vec<String>,
+    pub steps: Vec<Step>,
+    /// Tests: where each test's output goes (`NN.out`) and `results.json`.
+    pub results: Option<PathBuf>,
+}
+
+/// Where roles are staged: `/.layer/role` in builds (SPEC §1.3); in test instances under the
+/// tmpfs `/run`, so that a test checking that no staging is left in the image sees none.
+const BUILD_STAGE: &str = ".layer";
+const TEST_STAGE: &str = "run/layer";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Overlay {
+    /// Lower directories, top first.
+    pub lower: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Step {
+    /// Installs packages with the tree's own package manager.
+    Packages { names: Vec<String> },
+    /// Copies `files/` onto the root and runs `provision.sh`, with the role staged read-only
+    /// at `/.layer/role`.
+    Role {
+        name: String,
+        dir: PathBuf,
+        env: Vec<(String, String)>,
+    },
+    /// Runs a test: `script` is a role's test file (relative to the role folder, which is
+    /// staged) or, without a role, a command for `/bin/sh -c`.
+    Test {
+        name: String,
+        role: Option<PathBuf>,
+        script: String,
+        timeout_secs: u64,
+    },
+}
+
+/// The result of one test, as `results.json` holds them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TestResult {
+    pub name: String,
+    pub passed: bool,
+    /// Exit status, or a description (timed out, killed by a signal).
+    pub status: String,
+    pub duration_ms: u64,
+}
+
+/// Runs the sandbox of the spec at `spec_path`; the process's exit code.
+pub fn main(spec_path: &Path) -> i32 {
+    match run(spec_path) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("layer sandbox: {e}");
+            1
+        }
+    }
+}
+
+fn run(spec_path: &Path) -> io::Result<i32> {
+    let spec: Spec = serde_json::from_slice(&fs::read(spec_path)?)
+        .map_err(|e| io::Error::other(format!("{}: {e}", spec_path.display())))?;
+    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    if !spec.host_network {
+        flags |= libc::CLONE_NEWNET;
+    }
+    // SAFETY: unshare(2) with namespace flags; this process has started no thread.
+    check(unsafe { libc::unshare(flags) }, "unshare")?;
+    mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )?;
+    let host = spec.hostname.as_bytes();
+    // SAFETY: a pointer and length of a live slice.
+    check(
+        unsafe { libc::sethostname(host.as_ptr().cast(), host.len()) },
+        "sethostname",
+    )?;
+    if !spec.host_network {
+        loopback_up()?;
+    }
+    let mut sb = Sandbox {
+        spec: &spec,
+        mounts: Vec::new(),
+        made: Vec::new(),
+        restore: Vec::new(),
+    };
+    let result = sb.setup().and_then(|()| sb.steps());
+    let teardown = sb.teardown();
+    let code = result?;
+    teardown?;
+    Ok(code)
+}
+
+struct Sandbox<'a> {
+    spec: &'a Spec,
+    /// Mounted paths, in mount order.
+    mounts: Vec<PathBuf>,
+    /// Paths made in the root for the sandbox's own use, removed at the end (deepest last).
+    made: Vec<PathBuf>,
+    /// Files replaced for the build: path, what was put there, and the original (or `None`
+    /// when there was none).
+    restore: Vec<(PathBuf, Vec<u8>, Option<Saved>)>,
+}
+
+enum Saved {
+    File(Vec<u8>, u32),
+    Link(PathBuf),
+}
+
+impl Sandbox<'_> {
+    fn root(&self) -> &Path {
+        &self.spec.root
+    }
+
+    fn building(&self) -> bool {
+        self.spec
+            .steps
+            .iter()
+            .any(|s| !matches!(s, Step::Test { .. }))
+    }
+
+    /// The staging folder, relative to the root.
+    fn stage(&self) -> &'static str {
+        if self.building() {
+            BUILD_STAGE
+        } else {
+            TEST_STAGE
+        }
+    }
+
+    fn mount(
+        &mut self,
+        src: Option<&str>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: libc::c_ulong,
+        data: Option<&str>,
+    ) -> io::Result<()> {
+        mount(src, target, fstype, flags, data)?;
+        self.mounts.push(target.to_path_buf());
+        Ok(())
+    }
+
+    /// `dir` below the root, made (and noted for removal) when missing.
+    fn mount_point(&mut self, rel: &str, file: bool) -> io::Result<Option<PathBuf>> {
+        let p = self.root().join(rel);
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => return Ok(None),
+            Ok(_) => return Ok(Some(p)),
+            Err(_) => {}
+        }
+        if file {
+            fs::write(&p, b"")?;
+        } else {
+            fs::create_dir(&p)?;
+        }
+        self.made.push(p.clone());
+        Ok(Some(p))
+    }
+
+    fn setup(&mut self) -> io::Result<()> {
+        let root = self.root().to_path_buf();
+        if let Some(o) = &self.spec.overlay {
+            let lower: Vec<String> = o
+                .lower
+                .iter()
+                .map(|p| escape_overlay(&p.display().to_string()))
+                .collect();
+            let data = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.join(":"),
+                escape_overlay(&o.upper.display().to_string()),
+                escape_overlay(&o.work.display().to_string())
+            );
+            self.mount(Some("layer"), &root, Some("overlay"), 0, Some(&data))?;
+        }
+        if !root.join("bin/sh").exists() {
+            return Err(io::Error::other(
+                "the image has no /bin/sh to run its provisioners and tests with",
+            ));
+        }
+        self.mount_point("proc", false)?;
+        if let Some(dev) = self.mount_point("dev", false)? {
+            self.mount(
+                Some("dev"),
+                &dev,
+                Some("tmpfs"),
+                libc::MS_NOSUID,
+                Some("mode=0755,size=64k"),
+            )?;
+            for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+                let target = dev.join(node);
+                fs::write(&target, b"")?;
+                self.mount(
+                    Some(&format!("/dev/{node}")),
+                    &target,
+                    None,
+                    libc::MS_BIND,
+                    None,
+                )?;
+            }
+            for dir in ["pts", "shm"] {
+                fs::create_dir(dev.join(dir))?;
+            }
+            self.mount(
+                Some("devpts"),
+                &dev.join("pts"),
+                Some("devpts"),
+                libc::MS_NOSUID | libc::MS_NOEXEC,
+                Some("newinstance,ptmxmode=0666,mode=0620"),
+            )?;
+            self.mount(
+                Some("shm"),
+                &dev.join("shm"),
+                Some("tmpfs"),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                Some("mode=1777"),
+            )?;
+            std::os::unix::fs::symlink("pts/ptmx", dev.join("ptmx"))?;
+            std::os::unix::fs::symlink("/proc/self/fd", dev.join("fd"))?;
+        }
+        if let Some(sys) = self.mount_point("sys", false)? {
+            // Best effort: sysfs cannot be mounted in every container.
+            let _ = self.mount(
+                Some("sysfs"),
+                &sys,
+                Some("sysfs"),
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                None,
+            );
+        }
+        for dir in ["run", "tmp"] {
+            if let Some(p) = self.mount_point(dir, false)? {
+                self.mount(
+                    Some("tmpfs"),
+                    &p,
+                    Some("tmpfs"),
+                    libc::MS_NOSUID | libc::MS_NODEV,
+                    Some(if dir == "tmp" {
+                        "mode=1777"
+                    } else {
+                        "mode=0755"
+                    }),
+                )?;
+            }
+        }
+        let building = self.building();
+        if self.spec.host_network && root.join("etc").is_dir() {
+            // The host's resolver for downloads; the image's own file comes back afterwards.
+            let host = fs::read("/etc/resolv.conf").unwrap_or_default();
+            self.replace_file(&root.join("etc/resolv.conf"), &host, 0o644)?;
+        }
+        if building && root.join("usr/sbin").is_dir() {
+            // No package starts a service in the build (Debian's invoke-rc.d convention).
+            self.replace_file(
+                &root.join("usr/sbin/policy-rc.d"),
+                b"#!/bin/sh\n# layer: no service starts during an image build\nexit 101\n",
+                0o755,
+            )?;
+        }
+        let stage = root.join(self.stage());
+        if building && fs::symlink_metadata(&stage).is_ok() {
+            return Err(io::Error::other(format!(
+                "the image already has a /{BUILD_STAGE}, which layer uses for staging roles: remove it from the image"
+            )));
+        }
+        fs::create_dir_all(&stage)?;
+        fs::set_permissions(&stage, fs::Permissions::from_mode(0o700))?;
+        self.made.push(stage.clone());
+        fs::create_dir(stage.join("role"))?;
+        self.made.push(stage.join("role"));
+        Ok(())
+    }
+
+    /// Puts `bytes` at `path` (a file or a link, or nothing) for the sandbox's life.
+    fn replace_file(&mut self, path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+        let saved = match fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => Some(Saved::Link(fs::read_link(path)?)),
+            Ok(m) if m.is_file() => Some(Saved::File(fs::read(path)?, m.mode() & 0o7777)),
+            Ok(_) => return Ok(()),
+            Err(_) => None,
+        };
+        let _ = fs::remove_file(path);
+        fs::write(path, bytes)?;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+        self.restore
+            .push((path.to_path_buf(), bytes.to_vec(), saved));
+        Ok(())
+    }
+
+    fn steps(&mut self) -> io::Result<i32> {
+        let mut results = Vec::new();
+        for (n, step) in self.spec.steps.iter().enumerate() {
+            match step {
+                Step::Packages { names } => {
+                    say("packages");
+                    let script = install_script(self.root(), names)?;
+                    let status = self.run_in_root(&script, &[], None, None)?;
+                    if !status.success() {
+                        eprintln!("layer: installing {} failed", names.join(" "));
+                        return Ok(1);
+                    }
+                }
+                Step::Role { name, dir, env } => {
+                    say(&format!("role {name}"));
+                    self.stage_role(dir)?;
+                    if dir.join("files").is_dir() {
+                        copy_files_into(self.root())?;
+                    }
+                    if dir.join("provision.sh").is_file() {
+                        let status = self.run_in_root(
+                            "cd /.layer/role && exec /bin/sh ./provision.sh",
+                            env,
+                            None,
+                            None,
+                        )?;
+                        if !status.success() {
+                            eprintln!(
+                                "layer: provision.sh of role `{name}` failed ({})",
+                                describe(status)
+                            );
+                            self.unstage_role()?;
+                            return Ok(1);
+                        }
+                    }
+                    self.unstage_role()?;
+                }
+                Step::Test {
+                    name,
+                    role,
+                    script,
+                    timeout_secs,
+                } => {
+                    say(&format!("test {name}"));
+                    let out_dir = self
+                        .spec
+                        .results
+                        .clone()
+                        .expect("tests have a results folder");
+                    let out_path = out_dir.join(format!("{n:03}.out"));
+                    let out = fs::File::create(&out_path)?;
+                    let cmd = match role {
+                        Some(dir) => {
+                            self.stage_role(dir)?;
+                            format!(
+                                "cd /{TEST_STAGE}/role && exec /bin/sh {}",
+                                crate::bundle::sh_quote(script)
+                            )
+                        }
+                        None => format!(
+                            "cd / && exec /bin/sh -c {}",
+                            crate::bundle::sh_quote(script)
+                        ),
+                    };
+                    let started = Instant::now();
+                    let status = self.run_in_root(
+                        &cmd,
+                        &[],
+                        Some(out),
+                        Some(Duration::from_secs(*timeout_secs)),
+                    );
+                    if role.is_some() {
+                        self.unstage_role()?;
+                    }
+                    let (passed, status) = match status {
+                        Ok(s) => (s.success(), describe(s)),
+                        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                            (false, format!("timed out after {timeout_secs} s"))
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    // The test's output also goes to the log.
+                    let text = fs::read(&out_path).unwrap_or_default();
+                    let _ = io::stdout().write_all(&text);
+                    results.push(TestResult {
+                        name: name.clone(),
+                        passed,
+                        status,
+                        duration_ms: started.elapsed().as_millis() as u64,
+                    });
+                }
+            }
+        }
+        if let Some(dir) = &self.spec.results {
+            let json = serde_json::to_vec_pretty(&results).expect("results serialize");
+            fs::write(dir.join("results.json"), json)?;
+        }
+        Ok(0)
+    }
+
+    fn stage_role(&mut self, dir: &Path) -> io::Result<()> {
+        let target = self.root().join(self.stage()).join("role");
+        let src = dir.display().to_string();
+        mount(
+            Some(&src),
+            &target,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )?;
+        mount(
+            None,
+            &target,
+            None,
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC,
+            None,
+        )
+        .inspect_err(|_| {
+            let _ = umount(&target);
+        })
+    }
+
+    fn unstage_role(&mut self) -> io::Result<()> {
+        umount(&self.root().join(self.stage()).join("role"))
+    }
+
+    /// Runs `script` with `/bin/sh -c` in the root, as pid 1 of a new pid namespace.
+    fn run_in_root(
+        &self,
+        script: &str,
+        env: &[(String, String)],
+        output: Option<fs::File>,
+        timeout: Option<Duration>,
+    ) -> io::Result<std::process::ExitStatus> {
+        let mut cmd = Command::new("unshare");
+        cmd.arg("--pid")
+            .arg("--fork")
+            .arg("--kill-child")
+            .arg(format!(
+                "--mount-proc={}",
+                self.root().join("proc").display()
+            ))
+            .arg("chroot")
+            .arg(self.root())
+            .arg("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .env_clear()
+            .stdin(Stdio::null());
+        cmd.envs(self.spec.env.iter().map(|(k, v)| (k, v)));
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        for name in &self.spec.secret_names {
+            if let Some(v) = std::env::var_os(name) {
+                cmd.env(name, v);
+            }
+        }
+        if let Some(out) = output {
+            cmd.stdout(out.try_clone()?).stderr(out);
+        }
+        // If the sandbox dies (layer was killed), `unshare` dies with it, and `--kill-child`
+        // takes the command's whole pid namespace along.
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            io::Error::new(e.kind(), format!("starting `unshare` (util-linux): {e}"))
+        })?;
+        let Some(limit) = timeout else {
+            return child.wait();
+        };
+        let started = Instant::now();
+        loop {
+            if let Some(s) = child.try_wait()? {
+                return Ok(s);
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn teardown(&mut self) -> io::Result<()> {
+        let mut first_err = None;
+        let mut note = |r: io::Result<()>| {
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        };
+        for (path, ours, saved) in self.restore.drain(..).rev() {
+            // A package may have replaced the file meanwhile (systemd-resolved makes
+            // resolv.conf a link): then the package's version stays.
+            let still_ours = fs::symlink_metadata(&path).is_ok_and(|m| m.is_file())
+                && fs::read(&path).is_ok_and(|b| b == ours);
+            if !still_ours {
+                continue;
+            }
+            let _ = fs::remove_file(&path);
+            note(match saved {
+                None => Ok(()),
+                Some(Saved::Link(target)) => std::os::unix::fs::symlink(target, &path),
+                Some(Saved::File(bytes, mode)) => fs::write(&path, bytes)
+                    .and_then(|()| fs::set_permissions(&path, fs::Permissions::from_mode(mode))),
+            });
+        }
+        // Anything a test left mounted below the root goes first (best effort), then ours.
+        let _ = umount(&self.root().join(self.stage()).join("role"));
+        let overlay_root = self
+            .spec
+            .overlay
+            .as_ref()
+            .map(|_| self.root().to_path_buf());
+        for m in self.mounts.drain(..).rev() {
+            if Some(&m) == overlay_root.as_ref() {
+                continue;
+            }
+            note(umount(&m));
+        }
+        for p in self.made.drain(..).rev() {
+            let r = match fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => fs::remove_dir(&p),
+                Ok(_) => fs::remove_file(&p),
+                Err(_) => Ok(()),
+            };
+            note(r);
+        }
+        if let Some(root) = overlay_root {
+            note(umount(&root));
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+fn say(stage: &str) {
+    eprintln!("==> {stage}");
+}
+
+fn describe(s: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => "ended".into(),
+    }
+}
+
+/// The shell commands that install `names` with the root's own package manager.
+fn install_script(root: &Path, names: &[String]) -> io::Result<String> {
+    let has = |paths: &[&str]| paths.iter().any(|p| root.join(p).exists());
+    let list: Vec<String> = names.iter().map(|n| crate::bundle::sh_quote(n)).collect();
+    let list = list.join(" ");
+    if has(&["usr/bin/apt-get", "bin/apt-get"]) {
+        Ok(format!(
+            "export DEBIAN_FRONTEND=noninteractive; set -e; \
+             apt-get update -q; \
+             apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {list}; \
+             apt-get clean; rm -rf /var/lib/apt/lists/*"
+        ))
+    } else if has(&["sbin/apk", "usr/sbin/apk", "usr/bin/apk"]) {
+        Ok(format!("set -e; apk add --no-cache {list}"))
+    } else if has(&["usr/bin/dnf", "bin/dnf"]) {
+        Ok(format!("set -e; dnf install -y {list}; dnf clean all"))
+    } else {
+        Err(io::Error::other(format!(
+            "the image has no apt-get, apk or dnf to install {}: build it on an origin with a package manager, or drop `packages`",
+            names.join(" ")
+        )))
+    }
+}
+
+/// Copies `/.layer/role/files` onto `/` inside `root`: in a child chrooted into the root, so
+/// every path, symlinks included, resolves inside the image and never on the host.
+fn copy_files_into(root: &Path) -> io::Result<()> {
+    let c_root = CString::new(root.as_os_str().as_bytes())?;
+    // SAFETY: this process is single-threaded (it starts no thread), so the child may run
+    // ordinary code after fork; it leaves only by `_exit`.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: chroot and chdir on NUL-terminated paths, in the child only.
+        let code = unsafe {
+            if libc::chroot(c_root.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
+                1
+            } else {
+                match copy_tree_onto(Path::new("/.layer/role/files"), Path::new("/")) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        eprintln!("layer: copying files/: {e}");
+                        1
+                    }
+                }
+            }
+        };
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    check(unsafe { libc::waitpid(pid, &mut status, 0) }, "waitpid")?;
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::other(
+            "copying the role's files/ into the image failed",
+        ))
+    }
+}
+
+/// Copies the tree `from` onto `to`: files with their permission bits and owned by root,
+/// symlinks as links; a folder that exists already (or a link to one, as `/lib -> usr/lib`)
+/// is kept as it is, mode and owner included; a file or link in the way is replaced.
+fn copy_tree_onto(from: &Path, to: &Path) -> io::Result<()> {
+    for entry in walkdir::WalkDir::new(from).min_depth(1).sort_by_file_name() {
+        let entry = entry.map_err(io::Error::other)?;
+        let rel = entry.path().strip_prefix(from).expect("below the root");
+        let target = to.join(rel);
+        let meta = entry.path().symlink_metadata()?;
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            if target.is_dir() {
+                continue;
+            }
+            remove_non_dir(&target)?;
+            fs::create_dir(&target)?;
+            fs::set_permissions(&target, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+            std::os::unix::fs::lchown(&target, Some(0), Some(0))?;
+        } else if ft.is_symlink() {
+            remove_non_dir(&target)?;
+            std::os::unix::fs::symlink(fs::read_link(entry.path())?, &target)?;
+            std::os::unix::fs::lchown(&target, Some(0), Some(0))?;
+        } else if ft.is_file() {
+            remove_non_dir(&target)?;
+            fs::copy(entry.path(), &target)?;
+            std::os::unix::fs::lchown(&target, Some(0), Some(0))?;
+            fs::set_permissions(&target, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_non_dir(p: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => Err(io::Error::other(format!(
+            "{}: a folder in the image where the role has a file",
+            p.display()
+        ))),
+        Ok(_) => fs::remove_file(p),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Escapes `:`, `,` and `\` in an overlay mount option value.
+fn escape_overlay(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, ':' | ',' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn check(r: libc::c_int, what: &str) -> io::Result<()> {
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        Err(io::Error::new(e.kind(), format!("{what}: {e}")))
+    } else {
+        Ok(())
+    }
+}
+
+pub fn mount(
+    src: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let c = |s: &str| CString::new(s).map_err(io::Error::other);
+    let src = src.map(c).transpose()?;
+    let fstype = fstype.map(c).transpose()?;
+    let data = data.map(c).transpose()?;
+    let t = CString::new(target.as_os_str().as_bytes())?;
+    // SAFETY: NUL-terminated strings or null pointers, as mount(2) takes them.
+    let r = unsafe {
+        libc::mount(
+            src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            t.as_ptr(),
+            fstype.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            flags,
+            data.as_ref()
+                .map_or(std::ptr::null(), |s| s.as_ptr().cast()),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        let e = io::Error::last_os_error();
+        Err(io::Error::new(
+            e.kind(),
+            format!(
+                "mounting {} on {}: {e}",
+                fstype
+                    .as_ref()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "a bind mount".into()),
+                target.display()
+            ),
+        ))
+    }
+}
+
+fn umount(target: &Path) -> io::Result<()> {
+    let t = CString::new(target.as_os_str().as_bytes())?;
+    // SAFETY: a NUL-terminated path.
+    let r = unsafe { libc::umount2(t.as_ptr(), libc::MNT_DETACH) };
+    if r == 0 {
+        Ok(())
+    } else {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            return Ok(()); // not mounted
+        }
+        Err(io::Error::new(
+            e.kind(),
+            format!("unmounting {}: {e}", target.display()),
+        ))
+    }
+}
+
+/// Brings the loopback interface of a new network namespace up.
+fn loopback_up() -> io::Result<()> {
+    // SAFETY: a socket for the ioctl, closed below; the ifreq is zeroed and its name set.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            ifr.ifr_name[i] = *b as libc::c_char;
+        }
+        let mut r = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr);
+        if r == 0 {
+            ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            r = libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr);
+        }
+        let e = io::Error::last_os_error();
+        libc::close(fd);
+        if r != 0 {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("bringing up loopback: {e}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether overlayfs can be mounted with an upper directory in `dir` (a folder on the cache's
+/// filesystem); runs in a throwaway mount namespace.
+pub fn overlay_works(dir: &Path) -> io::Result<()> {
+    for d in ["lower", "upper", "work", "merged"] {
+        fs::create_dir_all(dir.join(d))?;
+    }
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        escape_overlay(&dir.join("lower").display().to_string()),
+        escape_overlay(&dir.join("upper").display().to_string()),
+        escape_overlay(&dir.join("work").display().to_string())
+    );
+    // SAFETY: unshare(2) with CLONE_NEWNS; the probe runs in its own process.
+    check(unsafe { libc::unshare(libc::CLONE_NEWNS) }, "unshare")?;
+    mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )?;
+    mount(
+        Some("layer"),
+        &dir.join("merged"),
+        Some("overlay"),
+        0,
+        Some(&data),
+    )?;
+    umount(&dir.join("merged"))
+}
+
+/// Environment of every command in a sandbox: a fixed `PATH`, `HOME`, `LANG`, `TERM`, then
+/// the given variables in order (later ones win).
+pub fn base_env(vars: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    let mut env = vec![
+        (
+            "PATH".to_string(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        ),
+        ("HOME".to_string(), "/root".to_string()),
+        ("LANG".to_string(), "C.UTF-8".to_string()),
+        ("TERM".to_string(), "dumb".to_string()),
+    ];
+    env.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
