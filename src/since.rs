@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::cache::Cache;
 use crate::decl;
 use crate::error::{Error, Result};
 use crate::gitread::Revision;
@@ -59,19 +60,26 @@ pub fn open(
         return Ok((Workspace::open(root, cache, strategy)?, None));
     };
     let (ws, at) = rayon::join(
-        || Workspace::open(root, cache, strategy),
-        || at_revision(root, rev, strategy),
+        || Workspace::open(root, cache.clone(), strategy),
+        || at_revision(root, cache.as_deref(), rev, strategy),
     );
     Ok((ws?, Some(at?)))
 }
 
 /// Reads the project at revision `rev` and keys it. `strategy` is the one given on the
 /// command line, if any; otherwise the revision keys with its own `[project].strategy`, so a
-/// changed strategy shows.
-pub fn at_revision(root: &Path, rev: &str, strategy: Option<Strategy>) -> Result<AtRevision> {
+/// changed strategy shows. Pinned parents (`from = "PARENT@PIN"`) are resolved in the cache
+/// (`cache`, or `cache/` in the project), as the workspace resolves them.
+pub fn at_revision(
+    root: &Path,
+    cache: Option<&Path>,
+    rev: &str,
+    strategy: Option<Strategy>,
+) -> Result<AtRevision> {
     let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
+    let cache = Cache::new(cache.map_or_else(|| root.join("cache"), Path::to_path_buf));
     let revision = Revision::open(&root, rev)?;
-    let then = keys_at(&root, &revision, strategy)?;
+    let then = keys_at(&root, &cache, &revision, strategy)?;
     Ok(AtRevision {
         rev: rev.to_string(),
         commit: revision.commit.clone(),
@@ -127,7 +135,12 @@ pub fn compare(ws: &Workspace, at: &AtRevision) -> Since {
 }
 
 /// The project at `revision` and its keys; `None` when the revision has no `layer.toml` here.
-fn keys_at(root: &Path, revision: &Revision, strategy: Option<Strategy>) -> Result<Option<Then>> {
+fn keys_at(
+    root: &Path,
+    cache: &Cache,
+    revision: &Revision,
+    strategy: Option<Strategy>,
+) -> Result<Option<Then>> {
     let snap = revision.snapshot()?;
     if !snap.has_project() {
         return Ok(None);
@@ -175,9 +188,26 @@ fn keys_at(root: &Path, revision: &Revision, strategy: Option<Strategy>) -> Resu
     scanned.backend_files = backend_files;
     // A `resolve` origin the revision's lock did not pin still has an identity there: none.
     crate::lock::pin_unresolved(&mut project);
-    let graph = Graph::new(&project);
+    let mut graph = Graph::new(&project);
     let strategy = strategy.unwrap_or(project.strategy);
-    let keys = key::compute(&project, &graph, strategy, &scanned)?;
+    // Pinned images stand on the released parent build they are pinned to, cut from their
+    // parent, as in `Workspace::open` (shallow builds have no pins: keys chain no parents).
+    let mut pinned = Vec::new();
+    if strategy == Strategy::Deep {
+        let pins = crate::release::resolve_pins(&project, cache)?;
+        if pins.iter().any(Option::is_some) {
+            for (i, pin) in pins.iter().enumerate() {
+                if pin.is_some() {
+                    graph.unlink(i);
+                }
+            }
+            pinned = pins
+                .iter()
+                .map(|p| p.as_ref().map(|p| p.record.key.clone()))
+                .collect();
+        }
+    }
+    let keys = key::compute_with_pins(&project, &graph, strategy, &scanned, &pinned)?;
     let trees = scanned
         .trees
         .into_values()

@@ -543,3 +543,23 @@ fn a_partial_clone_lacking_blobs_of_the_revision_says_so_and_fetches_nothing() {
         out.stderr
     );
 }
+
+#[test]
+fn a_pinned_image_follows_its_pin_not_its_parent() {
+    let p = repo();
+    p.layer(&["promote", "--force", "base-linux"]).expect(0);
+    p.file(
+        "images/app.toml",
+        "version = \"2.0\"\nfrom = \"base-linux@1.0\"\nroles = [\"java\"]\n[vars]\nPORT = \"8080\"\n",
+    );
+    // base-linux moves on past the released build app is pinned to.
+    p.file("roles/base/files/etc/motd", "hello\n");
+    commit_all(&p, "pin app");
+    // Nothing changed since that commit: app is keyed on its pin on both sides.
+    let all = since(&p, "HEAD");
+    assert!(all.iter().all(|(_, a, _)| a == "skip"), "{all:?}");
+    // A change to base-linux's role rebuilds base-linux and node; app stays on its pin.
+    p.file("roles/base/files/etc/motd", "hello again\n");
+    let changed: Vec<String> = built(&p, "HEAD").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(changed, ["base-linux", "node"]);
+}
