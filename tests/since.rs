@@ -563,3 +563,23 @@ fn a_pinned_image_follows_its_pin_not_its_parent() {
     let changed: Vec<String> = built(&p, "HEAD").into_iter().map(|(n, _)| n).collect();
     assert_eq!(changed, ["base-linux", "node"]);
 }
+
+#[test]
+fn a_revision_whose_project_does_not_load_is_an_error() {
+    let p = repo();
+    p.file(
+        "images/node.toml",
+        "version = \"1.0\"\nfrom = \"base-linux\"\nrole = [\"web\"]\n",
+    );
+    commit_all(&p, "typo");
+    p.file(
+        "images/node.toml",
+        "version = \"1.0\"\nfrom = \"base-linux\"\nroles = [\"web\"]\n",
+    );
+    let out = p.layer(&["plan", "--since", "HEAD"]).expect(2);
+    insta::assert_snapshot!(out.stderr, @r"
+    error: `--since HEAD`: the project at that revision does not load:
+    images/node.toml:3: unknown key `role`
+      hint: did you mean `roles`?
+    ");
+}
