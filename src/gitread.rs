@@ -303,6 +303,10 @@ impl Revision {
                         Kind::File
                     }
                     Found::At(Mode::Tree, _) => Kind::Dir,
+                    Found::Outside(to) => {
+                        snap.links.insert(rel.clone(), Link::Outside(to));
+                        Kind::Outside
+                    }
                     _ => Kind::Other,
                 };
                 snap.kinds.insert(rel, kind);

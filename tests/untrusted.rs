@@ -343,3 +343,21 @@ fn a_role_folder_linked_outside_at_a_revision() {
         out.stderr
     );
 }
+
+#[test]
+fn an_image_file_linked_outside_at_a_revision() {
+    let p = Project::estate();
+    p.file(".gitignore", "cache/\n");
+    p.symlink("/etc/passwd", "images/passwd.toml");
+    git(p.root(), &["init", "-q"]);
+    git(p.root(), &["add", "-A"]);
+    git(p.root(), &["commit", "-q", "-m", "one"]);
+    p.remove("images/passwd.toml");
+    let out = p.layer(&["plan", "--since", "HEAD"]).expect(2);
+    assert!(
+        out.stderr
+            .contains("images/passwd.toml: is a link to `/etc/passwd`, outside the project"),
+        "{}",
+        out.stderr
+    );
+}
