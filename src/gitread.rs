@@ -120,14 +120,13 @@ impl Revision {
             })?
             .to_string_lossy()
             .into_owned();
-        let not_found = |detail: String| {
+        let not_found = || {
             if repo.is_shallow().unwrap_or(false) {
                 usage(
                     format!("`--since {rev}`: this is a shallow clone and `{rev}` is not in it"),
                     Some("fetch more history: `git fetch --deepen=50` (or `git fetch --unshallow`); in CI, check out with `fetch-depth: 0`"),
                 )
             } else {
-                let _ = detail;
                 usage(
                     format!("`--since {rev}`: no commit is named `{rev}`"),
                     Some("name a commit, branch or tag, such as `origin/main` or `HEAD~1`"),
@@ -136,13 +135,13 @@ impl Revision {
         };
         let id = repo
             .rev_parse_single(format!("{rev}^{{commit}}").as_str())
-            .map_err(|e| not_found(e.to_string()))?
+            .map_err(|_| not_found())?
             .detach();
         let root_tree = repo
             .find_commit(id)
-            .map_err(|e| not_found(e.to_string()))?
+            .map_err(|_| not_found())?
             .tree_id()
-            .map_err(|e| not_found(e.to_string()))?
+            .map_err(|_| not_found())?
             .detach();
         Ok(Revision {
             repo,
