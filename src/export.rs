@@ -144,10 +144,12 @@ pub fn export(spec: &ExportSpec, format: Format, out: &Path) -> Result<()> {
         Format::Oci => atomic_dir(out, |tmp| write_oci(spec, tmp, out)),
         Format::Raw => {
             let tools = Tools::find(format)?;
+            need_root(format)?;
             atomic_file(out, |tmp| write_raw(spec, &tools, tmp, out))
         }
         Format::Qcow2 => {
             let tools = Tools::find(format)?;
+            need_root(format)?;
             atomic_file(out, |tmp| {
                 let raw = sibling(tmp, "raw");
                 let _guard = Remove::new(&raw);
@@ -407,7 +409,7 @@ fn hard_link_of(
     meta: &fs::Metadata,
     name: &[u8],
 ) -> Option<Vec<u8>> {
-    if meta.is_dir() || meta.nlink() < 2 {
+    if meta.is_dir() || meta.file_type().is_socket() || meta.nlink() < 2 {
         return None;
     }
     match seen.entry((layer, meta.dev(), meta.ino())) {
@@ -856,6 +858,18 @@ impl Tools {
     }
 }
 
+/// Disk images copy owners, device nodes and file capabilities into a file system: root only.
+fn need_root(format: Format) -> Result<()> {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } == 0 {
+        return Ok(());
+    }
+    Err(Error::Usage {
+        message: format!("{format} exports need root: they copy file owners and device nodes"),
+        hint: Some("run `layer export` as root, like `layer build`".into()),
+    })
+}
+
 /// The path of `tool`, or an error naming the Debian package that has it.
 fn need(tool: &str, package: &str, format: Format) -> Result<PathBuf> {
     find_tool(tool).ok_or_else(|| Error::Usage {
@@ -1082,6 +1096,9 @@ fn materialize(spec: &ExportSpec, merged: &[Merged], dst: &Path) -> Result<()> {
             dirs.push((to, clamp(meta, spec.mtime)));
             continue;
         }
+        if t.is_socket() {
+            continue; // tar cannot hold them either
+        }
         if meta.nlink() > 1 {
             match first.entry((m.layer, meta.dev(), meta.ino())) {
                 std::collections::hash_map::Entry::Occupied(o) => {
@@ -1119,8 +1136,6 @@ fn materialize(spec: &ExportSpec, merged: &[Merged], dst: &Path) -> Result<()> {
                 return Err(e(io::Error::last_os_error()));
             }
             set_owner_mode(&to, meta)?;
-        } else {
-            continue; // sockets
         }
         set_mtime(&to, clamp(meta, spec.mtime))?;
     }

@@ -163,6 +163,8 @@ fn stack() -> Stack {
         std::ffi::CString::new(origin.join("run-fifo").as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: a NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    mkdir(&origin, "run");
+    drop(std::os::unix::net::UnixListener::bind(origin.join("run/app.sock")).unwrap());
 
     mkdir(&base, "etc");
     mkdir(&base, "var/log");
@@ -330,6 +332,7 @@ fn tar_holds_the_merged_tree_sorted_with_numeric_owners_and_clamped_times() {
     want.push(&long[..long.rfind('/').unwrap() + 1]);
     want.extend([
         long.as_str(),
+        "./run/",
         "./run-fifo",
         "./srv/",
         "./srv/late",
