@@ -135,7 +135,7 @@ pub fn export(spec: &ExportSpec, format: Format, out: &Path) -> Result<()> {
     match format {
         Format::Tar => atomic_file(out, |tmp| {
             let merged = merge(spec.layers)?;
-            let f = File::create(tmp).map_err(|e| Error::io(tmp, e))?;
+            let f = File::create(tmp).map_err(|e| Error::io(out, e))?;
             let mut w = BufWriter::with_capacity(1 << 20, f);
             write_merged_tar(spec, &merged, &mut w, out)?;
             let f = w.into_inner().map_err(|e| Error::io(out, e.into_error()))?;
@@ -653,9 +653,10 @@ pub fn oci_arch() -> &'static str {
         "x86" => "386",
         "aarch64" => "arm64",
         "arm" => "arm",
-        "powerpc64" => "ppc64le",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        "powerpc64" => "ppc64",
+        "mips64" if cfg!(target_endian = "little") => "mips64le",
         "loongarch64" => "loong64",
-        "mips64" => "mips64le",
         other => other,
     }
 }
