@@ -984,10 +984,7 @@ fn write_raw(spec: &ExportSpec, tools: &Tools, img: &Path, out: &Path) -> Result
     // which debugfs finds at once, where a path costs a directory lookup (100 times slower).
     let mut dumpe2fs = Command::new(&tools.dumpe2fs);
     env(&mut dumpe2fs);
-    let listing = dumpe2fs
-        .arg(img)
-        .output()
-        .map_err(|e| Error::io(&tools.dumpe2fs, e))?;
+    let listing = output(dumpe2fs.arg(img))?;
     let used = used_inodes(&String::from_utf8_lossy(&listing.stdout)).ok_or_else(|| {
         Error::io(
             out,
@@ -1016,7 +1013,7 @@ fn write_raw(spec: &ExportSpec, tools: &Tools, img: &Path, out: &Path) -> Result
     let mut debugfs = Command::new(&tools.debugfs);
     env(&mut debugfs);
     debugfs.arg("-w").arg("-f").arg(&script).arg(img);
-    let o = debugfs.output().map_err(|e| Error::io(&tools.debugfs, e))?;
+    let o = output(&mut debugfs)?;
     // debugfs exits 0 whatever its commands do; anything on stderr past its banner is a failure.
     let err = String::from_utf8_lossy(&o.stderr);
     let problems: Vec<&str> = err
@@ -1236,10 +1233,26 @@ fn set_xattr(p: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     }
 }
 
+/// Runs a tool with stdin closed and its output captured. It stays in layer's process group,
+/// so that Ctrl-C stops it too, and is killed if layer dies.
+fn output(cmd: &mut Command) -> Result<std::process::Output> {
+    use std::os::unix::process::CommandExt;
+    cmd.stdin(std::process::Stdio::null());
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.output()
+        .map_err(|e| Error::io(Path::new(cmd.get_program()), e))
+}
+
 /// Runs a tool, failing with its stderr.
 fn run(cmd: &mut Command, out: &Path) -> Result<()> {
     let prog = cmd.get_program().to_string_lossy().into_owned();
-    let o = cmd.output().map_err(|e| Error::io(&prog, e))?;
+    let o = output(cmd)?;
     if o.status.success() {
         return Ok(());
     }
