@@ -125,7 +125,7 @@ pub fn export(spec: &ExportSpec, format: Format, out: &Path) -> Result<()> {
     }
     if spec.layers.len() != spec.layer_names.len() {
         return Err(Error::usage(format!(
-            "`{}`: {} layers but {} layer names",
+            "`{}`: the numbers of layers ({}) and layer names ({}) differ",
             spec.image,
             spec.layers.len(),
             spec.layer_names.len()
@@ -144,12 +144,14 @@ pub fn export(spec: &ExportSpec, format: Format, out: &Path) -> Result<()> {
         Format::Oci => atomic_dir(out, |tmp| write_oci(spec, tmp, out)),
         Format::Raw => {
             let tools = Tools::find(format)?;
-            need_root(format)?;
+            // SAFETY: geteuid cannot fail and touches no memory.
+            need_root(format, unsafe { libc::geteuid() })?;
             atomic_file(out, |tmp| write_raw(spec, &tools, tmp, out))
         }
         Format::Qcow2 => {
             let tools = Tools::find(format)?;
-            need_root(format)?;
+            // SAFETY: geteuid cannot fail and touches no memory.
+            need_root(format, unsafe { libc::geteuid() })?;
             atomic_file(out, |tmp| {
                 let raw = sibling(tmp, "raw");
                 let _guard = Remove::new(&raw);
@@ -860,9 +862,8 @@ impl Tools {
 }
 
 /// Disk images copy owners, device nodes and file capabilities into a file system: root only.
-fn need_root(format: Format) -> Result<()> {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    if unsafe { libc::geteuid() } == 0 {
+fn need_root(format: Format, euid: u32) -> Result<()> {
+    if euid == 0 {
         return Ok(());
     }
     Err(Error::Usage {
@@ -1554,6 +1555,86 @@ mod tests {
             "install the Debian package `e2fsprogs`: apt-get install e2fsprogs"
         );
         assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn disk_images_need_root() {
+        need_root(Format::Raw, 0).unwrap();
+        let e = need_root(Format::Qcow2, 1000).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "qcow2 exports need root: they copy file owners and device nodes"
+        );
+        assert_eq!(
+            e.hint().unwrap(),
+            "run `layer export` as root, like `layer build`"
+        );
+    }
+
+    #[test]
+    fn specs_without_layers_or_names_for_them_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let tags = BTreeMap::new();
+        let layers = [d.path().to_path_buf()];
+        let names = ["origin".to_string(), "extra".to_string()];
+        let spec = ExportSpec {
+            layers: &[],
+            layer_names: &[],
+            image: "app",
+            version: "1.0.0-20260101_0000",
+            mtime: 0,
+            tags: &tags,
+        };
+        let out = d.path().join("x.tar");
+        let e = export(&spec, Format::Tar, &out).unwrap_err();
+        assert_eq!(e.to_string(), "`app` has no layers to export");
+        let spec = ExportSpec {
+            layers: &layers,
+            layer_names: &names,
+            ..spec
+        };
+        let e = export(&spec, Format::Tar, &out).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`app`: the numbers of layers (1) and layer names (2) differ"
+        );
+    }
+
+    #[test]
+    fn a_layer_that_is_not_a_folder_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("file");
+        fs::write(&f, "").unwrap();
+        let e = merge(std::slice::from_ref(&f)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{}: a layer must be a folder", f.display())
+        );
+    }
+
+    #[test]
+    fn names_reserved_for_oci_whiteouts_are_refused_in_oci_layers() {
+        let d = tempfile::tempdir().unwrap();
+        let layer = d.path().join("layer");
+        fs::create_dir_all(layer.join("etc")).unwrap();
+        fs::write(layer.join("etc/.wh.motd"), "").unwrap();
+        let tags = BTreeMap::new();
+        let spec = ExportSpec {
+            layers: &[],
+            layer_names: &[],
+            image: "app",
+            version: "1",
+            mtime: 0,
+            tags: &tags,
+        };
+        let e = write_layer_tar(&spec, &layer, &mut io::sink(), Path::new("out")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: names starting with `.wh.` cannot be stored in an OCI layer",
+                layer.join("etc/.wh.motd").display()
+            )
+        );
     }
 
     #[test]
