@@ -2,7 +2,7 @@
 //! Data goes to stdout, errors and status to stderr (SPEC §5).
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -126,6 +126,16 @@ enum Command {
         /// Test the builds of this strategy [default: `[project].strategy`]
         #[arg(long, value_enum)]
         strategy: Option<StrategyArg>,
+    },
+    /// Write a build of an image out as a tar archive, an OCI image layout, or a disk image
+    Export {
+        /// IMAGE or IMAGE@VERSION [default: the build of the current inputs, else the newest]
+        target: String,
+        #[arg(long, value_name = "FORMAT", value_parser = clap::value_parser!(crate::export::Format))]
+        format: crate::export::Format,
+        /// Where to write it (a file; a new or empty folder for `oci`)
+        #[arg(short = 'o', long = "output", value_name = "PATH")]
+        output: PathBuf,
     },
     /// An image's built versions, newest first
     Versions {
@@ -446,6 +456,11 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Revoke { target } => life::revoke(g, target),
         Command::Report(args) => life::report(g, args),
         Command::Cache { command } => life::cache(g, command),
+        Command::Export {
+            target,
+            format,
+            output,
+        } => export(g, target, *format, output),
         Command::Versions { image, json } => {
             let root = project_root(g)?;
             let project = decl::load(&root)?;
@@ -515,6 +530,77 @@ fn test(
         );
     }
     Ok(if failed > 0 { 1 } else { 0 })
+}
+
+fn export(g: &Global, target: &str, format: crate::export::Format, output: &Path) -> Result<i32> {
+    use crate::export::{self, ExportSpec};
+    use crate::model::BackendKind;
+    let ws = open(g, None)?;
+    let (name, spec) = crate::release::split_target(target);
+    let i = resolve_targets(&ws.project, &[name.to_string()])?[0];
+    let records = ws.cache.records(name);
+    let record = match (spec, &ws.lookups[i]) {
+        (None, Lookup::Found(r)) => (**r).clone(),
+        _ => crate::release::find(&records, name, spec)?.clone(),
+    };
+    if record.artifact.path.is_none() {
+        return Err(Error::Usage {
+            message: format!(
+                "{name} {} is a remote artifact (`{}`): `layer export` writes out `rootfs` builds",
+                record.version, record.artifact.id
+            ),
+            hint: None,
+        });
+    }
+    if record.inputs.backend.kind != BackendKind::Rootfs {
+        return Err(Error::Usage {
+            message: format!(
+                "{name} {} was built by the `{}` backend: `layer export` writes out `rootfs` builds",
+                record.version,
+                record.inputs.backend.kind.as_str()
+            ),
+            hint: None,
+        });
+    }
+    let _shared = ws.cache.lock_shared(&mut || {
+        if !g.quiet {
+            eprintln!("waiting for `layer cache gc` to finish with the cache");
+        }
+    })?;
+    let backend = crate::rootfs::RootfsBackend::new(&ws.project, &ws.scanned, &ws.cache);
+    let log = std::sync::Mutex::new(std::io::stderr());
+    let procs = crate::backend::Procs::default();
+    let stack = backend
+        .stack_of_record(&record, &log, &procs)
+        .map_err(|message| Error::Usage {
+            message,
+            hint: None,
+        })?;
+    let mtime = record
+        .built_at_time()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64);
+    export::export(
+        &ExportSpec {
+            layers: &stack.trees,
+            layer_names: &stack.names,
+            image: name,
+            version: &record.version,
+            mtime,
+            tags: &record.tags,
+        },
+        format,
+        output,
+    )?;
+    if !g.quiet {
+        eprintln!(
+            "exported {name} {} ({} layers) as {format} to {}",
+            record.version,
+            stack.trees.len(),
+            output.display()
+        );
+    }
+    Ok(0)
 }
 
 fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {

@@ -229,8 +229,10 @@ impl StackView {
                     entries.insert(Vec::new(), layer.clone());
                     continue;
                 }
+                // A whiteout, an opaque folder, or anything but a folder (a file over a lower
+                // folder) hides what the trees below hold under its path.
                 let opaque = n.meta.is_dir() && is_opaque(&join_rel(layer, &n.rel));
-                if n.is_whiteout() || opaque {
+                if !n.meta.is_dir() || opaque {
                     remove_below(&mut entries, &n.rel);
                 }
                 if n.is_whiteout() {
@@ -391,8 +393,12 @@ pub fn compose(view: &StackView, dest: &Path) -> Result<()> {
 pub fn diff(root: &Path, below: &StackView, upper: &Path) -> Result<()> {
     let nodes = walk(root)?;
     let mut present = std::collections::BTreeSet::new();
+    let mut present_dirs = std::collections::BTreeSet::new();
     for n in &nodes {
         present.insert(n.rel.clone());
+        if n.meta.is_dir() {
+            present_dirs.insert(n.rel.clone());
+        }
         if n.rel.is_empty() {
             continue;
         }
@@ -420,12 +426,13 @@ pub fn diff(root: &Path, below: &StackView, upper: &Path) -> Result<()> {
         if rel.is_empty() || present.contains(rel) {
             continue;
         }
-        // Only the topmost removed path needs a whiteout.
-        let parent_gone = rel
+        // Only the topmost removed path needs a whiteout: below a folder that is gone, or
+        // that is a file now (which hides the lower folder), nothing is needed.
+        let parent = rel
             .iter()
             .rposition(|b| *b == b'/')
-            .is_some_and(|i| !present.contains(&rel[..i]));
-        if parent_gone {
+            .map_or(&[][..], |i| &rel[..i]);
+        if !present_dirs.contains(parent) {
             continue;
         }
         ensure_parents(root, upper, rel)?;

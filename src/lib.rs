@@ -12,6 +12,7 @@ pub mod cli;
 pub mod decl;
 pub mod error;
 pub mod exec;
+pub mod export;
 pub mod files;
 pub mod gitread;
 pub mod graph;

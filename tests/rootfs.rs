@@ -779,3 +779,200 @@ fn a_debian_origin_without_mmdebstrap_names_the_package_to_install() {
         out.stderr
     );
 }
+
+#[test]
+fn a_folder_replaced_by_a_file_hides_the_folder_in_both_build_modes() {
+    if !can_build() {
+        return;
+    }
+    for overlay in ["on", "off"] {
+        let p = chain("deep");
+        p.exec(
+            "roles/base/provision.sh",
+            "set -eu\nmkdir -p /opt/tree/sub && echo a > /opt/tree/a && echo b > /opt/tree/sub/b\n",
+        );
+        p.exec(
+            "roles/app/provision.sh",
+            "set -eu\nrm -rf /opt/tree && echo now-a-file > /opt/tree\n",
+        );
+        p.remove("roles/app/tests");
+        common::run_layer(
+            p.root(),
+            &["build", "app", "--no-progress"],
+            &[("LAYER_OVERLAY", Path::new(overlay))],
+        )
+        .expect(0);
+        let view = listing_of_view(&image_view(&p, "app"));
+        assert_eq!(
+            view["opt/tree"],
+            ('f', 0o644, 0, "now-a-file\n".into()),
+            "{overlay}"
+        );
+        assert!(
+            !view.keys().any(|k| k.starts_with("opt/tree/")),
+            "{overlay}: {view:?}"
+        );
+    }
+}
+
+/// A tool's output, or a panic with its stderr.
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn have(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+}
+
+#[test]
+fn every_export_of_a_deep_build_reads_back_without_what_the_chain_removed() {
+    if !can_build() {
+        return;
+    }
+    let p = chain("deep");
+    p.layer(&["build", "--no-progress"]).expect(0);
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path();
+
+    // tar: the merged image; files removed in base (/bin/vi) and app (/srv/data/one) absent.
+    let tar = o.join("svc.tar");
+    p.layer(&[
+        "export",
+        "svc",
+        "--format",
+        "tar",
+        "-o",
+        tar.to_str().unwrap(),
+    ])
+    .expect(0);
+    let listing = run("tar", &["-tvf", tar.to_str().unwrap()]);
+    assert!(listing.contains("./srv/app"), "{listing}");
+    assert!(listing.contains("./srv/data/two"));
+    assert!(listing.contains("./etc/secret.conf"));
+    assert!(!listing.contains("./srv/data/one"), "{listing}");
+    assert!(
+        !listing.contains("./bin/vi\n") && !listing.contains("./bin/vi "),
+        "{listing}"
+    );
+    assert!(
+        listing.lines().all(|l| l.contains(" 0/0 ")),
+        "numeric owners"
+    );
+    // The same record exports to the same bytes.
+    let again = o.join("again.tar");
+    p.layer(&[
+        "export",
+        "svc",
+        "--format",
+        "tar",
+        "-o",
+        again.to_str().unwrap(),
+    ])
+    .expect(0);
+    assert_eq!(fs::read(&tar).unwrap(), fs::read(&again).unwrap());
+    // An older build by its version.
+    let version = latest(&p, "svc").version;
+    let short = version.split('-').next().unwrap().to_string();
+    p.layer(&[
+        "export",
+        &format!("svc@{short}"),
+        "--format",
+        "tar",
+        "-o",
+        o.join("by-version.tar").to_str().unwrap(),
+    ])
+    .expect(0);
+    assert_eq!(
+        fs::read(&tar).unwrap(),
+        fs::read(o.join("by-version.tar")).unwrap()
+    );
+
+    // OCI: one layer per tree of the chain (origin, base, app, svc).
+    let oci = o.join("oci");
+    p.layer(&[
+        "export",
+        "svc",
+        "--format",
+        "oci",
+        "-o",
+        oci.to_str().unwrap(),
+    ])
+    .expect(0);
+    let index: Value = serde_json::from_slice(&fs::read(oci.join("index.json")).unwrap()).unwrap();
+    let manifest_digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest: Value = serde_json::from_slice(
+        &fs::read(
+            oci.join("blobs/sha256")
+                .join(manifest_digest.trim_start_matches("sha256:")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 4);
+    if have("skopeo") {
+        let inspect = run(
+            "skopeo",
+            &["inspect", &format!("oci:{}:{version}", oci.display())],
+        );
+        let v: Value = serde_json::from_str(&inspect).unwrap();
+        assert_eq!(v["Layers"].as_array().unwrap().len(), 4);
+        assert_eq!(v["Labels"]["Name"], "svc");
+    } else {
+        eprintln!(
+            "skopeo missing: the OCI layout was checked by hand only (apt-get install skopeo)"
+        );
+    }
+
+    // raw ext4 and qcow2: the image's files are in the file system.
+    let raw = o.join("svc.raw");
+    p.layer(&[
+        "export",
+        "svc",
+        "--format",
+        "raw",
+        "-o",
+        raw.to_str().unwrap(),
+    ])
+    .expect(0);
+    let cat = run("debugfs", &["-R", "cat /srv/app", raw.to_str().unwrap()]);
+    assert_eq!(cat, "app\nsvc\n");
+    let ls = run("debugfs", &["-R", "ls /srv/data", raw.to_str().unwrap()]);
+    assert!(ls.contains("two") && !ls.contains("one"), "{ls}");
+    let qcow = o.join("svc.qcow2");
+    p.layer(&[
+        "export",
+        "svc",
+        "--format",
+        "qcow2",
+        "-o",
+        qcow.to_str().unwrap(),
+    ])
+    .expect(0);
+    let info = run("qemu-img", &["info", qcow.to_str().unwrap()]);
+    assert!(info.contains("file format: qcow2"), "{info}");
+    run(
+        "qemu-img",
+        &[
+            "compare",
+            "-f",
+            "raw",
+            "-F",
+            "qcow2",
+            raw.to_str().unwrap(),
+            qcow.to_str().unwrap(),
+        ],
+    );
+}

@@ -109,11 +109,24 @@ impl<'a> RootfsBackend<'a> {
             .ok_or_else(|| format!("origin `{origin_name}` is not declared"))?;
         let identity = key::origin_identity(self.project, origin_name, self.scanned)
             .map_err(|e| e.to_string())?;
+        self.stack_on(origin, &identity, parent, log, procs)
+    }
+
+    /// The verified stack below an image built on the origin `origin` with `identity`.
+    fn stack_on(
+        &self,
+        origin: &crate::model::Origin,
+        identity: &key::OriginIdentity,
+        parent: Option<&Record>,
+        log: Log,
+        procs: &Procs,
+    ) -> Result<Stack, String> {
+        let origin_name = &origin.name;
         let (root, digest) = origin::materialize(
             self.cache.dir(),
             &self.project.root,
             origin,
-            &identity,
+            identity,
             log,
             procs,
         )?;
@@ -162,10 +175,56 @@ impl<'a> RootfsBackend<'a> {
         }
     }
 
-    /// The stack an image's record runs from: the stack below it and its own layer.
+    /// The stack an image's record runs from: the stack below it and its own layer. The
+    /// origin is the one the record's chain was built on (its identity is in the inputs of the
+    /// chain's first record), whatever the declarations say now.
     pub fn stack_of_record(&self, r: &Record, log: Log, procs: &Procs) -> Result<Stack, String> {
-        let origin = root_origin(self.project, &r.name)
-            .ok_or_else(|| format!("image `{}` is not declared", r.name))?;
+        let mut first = r.clone();
+        while let Some(p) = &first.parent {
+            first = match self.cache.lookup(&p.name, &p.key) {
+                Lookup::Found(rec) => *rec,
+                _ => {
+                    return Err(format!(
+                        "the record of {} {}, which {} {} was built on, is gone from the cache",
+                        p.name, p.version, first.name, first.version
+                    ))
+                }
+            };
+        }
+        let crate::key::BaseInputs::Origin { identity } = &first.inputs.base else {
+            return Err(format!("{} {} names no origin", first.name, first.version));
+        };
+        let origin = self
+            .project
+            .origins
+            .keys()
+            .filter(|name| {
+                key::origin_identity(self.project, name, self.scanned)
+                    .ok()
+                    .as_ref()
+                    == Some(identity)
+            })
+            .map(|name| &self.project.origins[name])
+            .next();
+        let made = origin::dir_of(self.cache.dir(), identity).join("digest");
+        let fallback;
+        let origin = match origin {
+            Some(o) => o,
+            None if made.is_file() => {
+                // No longer declared, but still in the cache: enough to run from.
+                fallback = crate::model::Origin {
+                    name: format!("{} (as built)", origin_kind(identity)),
+                    source: crate::model::OriginSource::Id { id: String::new() },
+                };
+                &fallback
+            }
+            None => {
+                return Err(format!(
+                    "the origin {} {} was built on is no longer declared, and it is gone from the cache",
+                    r.name, r.version
+                ))
+            }
+        };
         let parent = match &r.parent {
             None => None,
             Some(p) => match self.cache.lookup(&p.name, &p.key) {
@@ -178,7 +237,7 @@ impl<'a> RootfsBackend<'a> {
                 }
             },
         };
-        let mut stack = self.stack(&origin, parent.as_ref(), log, procs)?;
+        let mut stack = self.stack_on(origin, identity, parent.as_ref(), log, procs)?;
         let (path, digest) = self.layer_of(r)?;
         self.verify(
             &path,
@@ -247,6 +306,16 @@ impl<'a> RootfsBackend<'a> {
             layerfs::prune(upper, &below).map_err(|err| err.to_string())?;
         }
         Ok(status.success())
+    }
+}
+
+fn origin_kind(identity: &key::OriginIdentity) -> &'static str {
+    match identity {
+        key::OriginIdentity::Busybox { .. } => "busybox",
+        key::OriginIdentity::Debian { .. } => "debian",
+        key::OriginIdentity::Tar { .. } => "tar",
+        key::OriginIdentity::Id { .. } => "id",
+        key::OriginIdentity::Resolve { .. } => "resolve",
     }
 }
 

@@ -216,8 +216,10 @@ impl Sandbox<'_> {
                 .iter()
                 .map(|p| escape_overlay(&p.display().to_string()))
                 .collect();
+            // No redirects or metadata-only copy-ups: a layer must hold whole files and real
+            // folders, so that it stacks anywhere and exports as it is.
             let data = format!(
-                "lowerdir={},upperdir={},workdir={}",
+                "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
                 lower.join(":"),
                 escape_overlay(&o.upper.display().to_string()),
                 escape_overlay(&o.work.display().to_string())
@@ -817,7 +819,7 @@ pub fn overlay_works(dir: &Path) -> io::Result<()> {
         fs::create_dir_all(dir.join(d))?;
     }
     let data = format!(
-        "lowerdir={},upperdir={},workdir={}",
+        "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
         escape_overlay(&dir.join("lower").display().to_string()),
         escape_overlay(&dir.join("upper").display().to_string()),
         escape_overlay(&dir.join("work").display().to_string())
