@@ -620,7 +620,9 @@ fn ctrl_c_stops_a_rootfs_build_and_leaves_no_mount_process_or_work_folder() {
     );
     let run = p.spawn_layer(&["build", "--no-progress"], &[]);
     common::wait_until("the provisioner to start", || provisioner_started(&p));
-    assert!(!processes_with("sleep 612").is_empty());
+    common::wait_until("the provisioner's sleep", || {
+        !processes_with("sleep 612").is_empty()
+    });
     run.signal(libc::SIGINT);
     let out = run.wait();
     assert_eq!(out.code, 130, "{}", out.stderr);
