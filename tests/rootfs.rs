@@ -602,6 +602,22 @@ fn provisioner_started(p: &Project) -> bool {
         .any(|e| e.path().ends_with("srv/started"))
 }
 
+/// Starts `layer build` with base's provisioner sleeping in the background (`sleep BG`) and
+/// in the foreground (`sleep FG`), and waits until both run.
+fn start_sleeping_build(p: &Project, bg: u32, fg: u32) -> common::Running {
+    p.exec(
+        "roles/base/provision.sh",
+        &format!("mkdir -p /srv && touch /srv/started\nsleep {bg} &\nsleep {fg}\n"),
+    );
+    let run = p.spawn_layer(&["build", "--no-progress"], &[]);
+    common::wait_until("the provisioner to start", || provisioner_started(p));
+    common::wait_until("the provisioner's sleeps", || {
+        !processes_with(&format!("sleep {bg}")).is_empty()
+            && !processes_with(&format!("sleep {fg}")).is_empty()
+    });
+    run
+}
+
 fn runs_left(p: &Project) -> Vec<PathBuf> {
     fs::read_dir(p.root().join("cache/runs"))
         .map(|d| d.flatten().map(|e| e.path()).collect())
@@ -614,15 +630,7 @@ fn ctrl_c_stops_a_rootfs_build_and_leaves_no_mount_process_or_work_folder() {
         return;
     }
     let p = chain("deep");
-    p.exec(
-        "roles/base/provision.sh",
-        "mkdir -p /srv && touch /srv/started\nsleep 611 &\nsleep 612\n",
-    );
-    let run = p.spawn_layer(&["build", "--no-progress"], &[]);
-    common::wait_until("the provisioner to start", || provisioner_started(&p));
-    common::wait_until("the provisioner's sleep", || {
-        !processes_with("sleep 612").is_empty()
-    });
+    let run = start_sleeping_build(&p, 611, 612);
     run.signal(libc::SIGINT);
     let out = run.wait();
     assert_eq!(out.code, 130, "{}", out.stderr);
@@ -640,12 +648,7 @@ fn kill_9_of_layer_takes_the_provisioner_along_and_the_next_run_cleans_up() {
         return;
     }
     let p = chain("deep");
-    p.exec(
-        "roles/base/provision.sh",
-        "mkdir -p /srv && touch /srv/started\nsleep 621 &\nsleep 622\n",
-    );
-    let run = p.spawn_layer(&["build", "--no-progress"], &[]);
-    common::wait_until("the provisioner to start", || provisioner_started(&p));
+    let run = start_sleeping_build(&p, 621, 622);
     run.signal(libc::SIGKILL);
     let _ = run.wait();
     common::wait_until("the provisioner's processes to die", || {

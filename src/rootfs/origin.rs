@@ -114,15 +114,7 @@ fn make(
         OriginSource::Busybox { path } => busybox(path, root),
         OriginSource::TarFile { path } => {
             let file = project_root.join(path);
-            run(
-                Command::new("tar")
-                    .arg("-xpf")
-                    .arg(&file)
-                    .arg("-C")
-                    .arg(root)
-                    .arg("--numeric-owner"),
-                &format!("unpacking `{path}`"),
-            )
+            run(&mut untar(&file, root), &format!("unpacking `{path}`"))
         }
         OriginSource::TarUrl { url, sha256 } => {
             let file = tmp.join("download");
@@ -139,15 +131,7 @@ fn make(
                     "{url} has sha256 {got}, not the {sha256} that layer.toml pins; if the new file is trusted, update `sha256`"
                 ));
             }
-            let r = run(
-                Command::new("tar")
-                    .arg("-xpf")
-                    .arg(&file)
-                    .arg("-C")
-                    .arg(root)
-                    .arg("--numeric-owner"),
-                &format!("unpacking {url}"),
-            );
+            let r = run(&mut untar(&file, root), &format!("unpacking {url}"));
             let _ = fs::remove_file(&file);
             r
         }
@@ -180,6 +164,18 @@ fn make(
             origin.name
         )),
     }
+}
+
+/// `tar` unpacking a root filesystem archive (any compression GNU tar recognizes) into `root`,
+/// owners by number.
+fn untar(file: &Path, root: &Path) -> Command {
+    let mut cmd = Command::new("tar");
+    cmd.arg("-xpf")
+        .arg(file)
+        .arg("-C")
+        .arg(root)
+        .arg("--numeric-owner");
+    cmd
 }
 
 /// The first Debian mirror of the host's apt sources (one-line or deb822 format).

@@ -110,15 +110,7 @@ fn run(spec_path: &Path) -> io::Result<i32> {
     if !spec.host_network {
         flags |= libc::CLONE_NEWNET;
     }
-    // SAFETY: unshare(2) with namespace flags; this process has started no thread.
-    check(unsafe { libc::unshare(flags) }, "unshare")?;
-    mount(
-        None,
-        Path::new("/"),
-        None,
-        libc::MS_REC | libc::MS_PRIVATE,
-        None,
-    )?;
+    enter_private_mount_namespace(flags)?;
     let host = spec.hostname.as_bytes();
     // SAFETY: a pointer and length of a live slice.
     check(
@@ -211,19 +203,7 @@ impl Sandbox<'_> {
     fn setup(&mut self) -> io::Result<()> {
         let root = self.root().to_path_buf();
         if let Some(o) = &self.spec.overlay {
-            let lower: Vec<String> = o
-                .lower
-                .iter()
-                .map(|p| escape_overlay(&p.display().to_string()))
-                .collect();
-            // No redirects or metadata-only copy-ups: a layer must hold whole files and real
-            // folders, so that it stacks anywhere and exports as it is.
-            let data = format!(
-                "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
-                lower.join(":"),
-                escape_overlay(&o.upper.display().to_string()),
-                escape_overlay(&o.work.display().to_string())
-            );
+            let data = overlay_options(&o.lower, &o.upper, &o.work);
             self.mount(Some("layer"), &root, Some("overlay"), 0, Some(&data))?;
         }
         if !root.join("bin/sh").exists() {
@@ -703,6 +683,37 @@ fn remove_non_dir(p: &Path) -> io::Result<()> {
     }
 }
 
+/// Enters new namespaces (`flags` holds `CLONE_NEWNS`) and makes every mount private, so that
+/// nothing mounted from here on is seen outside. Only for a process that has started no
+/// thread (the sandbox, the probe).
+fn enter_private_mount_namespace(flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: unshare(2) with namespace flags, in a single-threaded process.
+    check(unsafe { libc::unshare(flags) }, "unshare")?;
+    mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )
+}
+
+/// The options of an overlay of `lower` (top first) under `upper`. No redirects or
+/// metadata-only copy-ups: a layer must hold whole files and real folders, so that it stacks
+/// anywhere and exports as it is.
+fn overlay_options(lower: &[PathBuf], upper: &Path, work: &Path) -> String {
+    let lower: Vec<String> = lower
+        .iter()
+        .map(|p| escape_overlay(&p.display().to_string()))
+        .collect();
+    format!(
+        "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
+        lower.join(":"),
+        escape_overlay(&upper.display().to_string()),
+        escape_overlay(&work.display().to_string())
+    )
+}
+
 /// Escapes `:`, `,` and `\` in an overlay mount option value.
 fn escape_overlay(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -818,21 +829,8 @@ pub fn overlay_works(dir: &Path) -> io::Result<()> {
     for d in ["lower", "upper", "work", "merged"] {
         fs::create_dir_all(dir.join(d))?;
     }
-    let data = format!(
-        "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
-        escape_overlay(&dir.join("lower").display().to_string()),
-        escape_overlay(&dir.join("upper").display().to_string()),
-        escape_overlay(&dir.join("work").display().to_string())
-    );
-    // SAFETY: unshare(2) with CLONE_NEWNS; the probe runs in its own process.
-    check(unsafe { libc::unshare(libc::CLONE_NEWNS) }, "unshare")?;
-    mount(
-        None,
-        Path::new("/"),
-        None,
-        libc::MS_REC | libc::MS_PRIVATE,
-        None,
-    )?;
+    let data = overlay_options(&[dir.join("lower")], &dir.join("upper"), &dir.join("work"));
+    enter_private_mount_namespace(libc::CLONE_NEWNS)?;
     mount(
         Some("layer"),
         &dir.join("merged"),
