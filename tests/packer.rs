@@ -91,16 +91,7 @@ fn build(p: &Project, args: &[&str]) -> Output {
 fn actions(out: &Output) -> Vec<(String, String)> {
     let v: Value = serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}\n{}\n{}", out.stdout, out.stderr));
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["name"].as_str().unwrap().to_string(),
-                i["action"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    common::name_actions(&v)
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -274,17 +274,7 @@ fn a_deep_chain_builds_as_layers_that_hold_only_their_changes() {
         "set -eu\nrm /srv/data/one\necho app2 > /srv/app\n",
     );
     let changed = p.layer(&["build", "--json", "--no-progress"]).expect(0);
-    let actions: Vec<(String, String)> = json(&changed)
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["name"].as_str().unwrap().to_string(),
-                i["action"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let actions = common::name_actions(&json(&changed));
     assert_eq!(
         actions,
         [

@@ -244,18 +244,7 @@ impl Project {
 
     /// `action` of every image in the plan, by name.
     pub fn actions(&self, extra: &[&str]) -> Vec<(String, String)> {
-        let plan = self.plan_json(extra);
-        plan["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| {
-                (
-                    i["name"].as_str().unwrap().to_string(),
-                    i["action"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
+        name_actions(&self.plan_json(extra)["images"])
     }
 
     /// Records the named images (all when empty) as built now, with their current keys, the
@@ -621,6 +610,20 @@ pub fn processes_with(needle: &str) -> Vec<u32> {
                         .contains(needle)
                 })
                 .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// `(name, action)` of each object of a JSON array (a plan's `images`, `layer build --json`).
+pub fn name_actions(v: &serde_json::Value) -> Vec<(String, String)> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().to_string(),
+                i["action"].as_str().unwrap().to_string(),
+            )
         })
         .collect()
 }
