@@ -971,3 +971,47 @@ fn every_export_of_a_deep_build_reads_back_without_what_the_chain_removed() {
         ],
     );
 }
+
+#[test]
+fn an_older_build_exports_on_the_very_parent_build_it_was_made_on() {
+    if !can_build() {
+        return;
+    }
+    let p = chain("deep");
+    p.exec(
+        "roles/base/provision.sh",
+        "set -eu\necho \"$LAYER_VERSION\" > /etc/base-version\nmkdir -p /srv/data\necho 1 > /srv/data/one\n",
+    );
+    p.layer(&["build", "--no-progress"]).expect(0);
+    let old_base = latest(&p, "base").version;
+    let old_svc = latest(&p, "svc").version;
+    // A forced rebuild of base: the same key, another build; its children are built again.
+    p.layer(&["build", "--force", "base", "--no-progress"])
+        .expect(0);
+    p.layer(&["build", "--no-progress"]).expect(0);
+    let new_base = latest(&p, "base").version;
+    assert_ne!(new_base, old_base);
+    assert_ne!(latest(&p, "svc").version, old_svc);
+
+    let out = tempfile::tempdir().unwrap();
+    let read_version = |target: &str| {
+        let tar = out.path().join(format!("{target}.tar"));
+        p.layer(&[
+            "export",
+            target,
+            "--format",
+            "tar",
+            "-o",
+            tar.to_str().unwrap(),
+        ])
+        .expect(0);
+        run(
+            "tar",
+            &["-xOf", tar.to_str().unwrap(), "./etc/base-version"],
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(read_version(&format!("svc@{old_svc}")), old_base);
+    assert_eq!(read_version("svc"), new_base);
+}

@@ -143,9 +143,9 @@ impl<'a> RootfsBackend<'a> {
             layers.push((path, format!("{} {}", r.name, r.version)));
             next = match &r.parent {
                 None => None,
-                Some(p) => match self.cache.lookup(&p.name, &p.key) {
-                    Lookup::Found(rec) => Some(*rec),
-                    _ => {
+                Some(p) => match self.parent_build(p) {
+                    Some(rec) => Some(rec),
+                    None => {
                         return Err(format!(
                             "the record of {} {}, which {} {} was built on, is gone from the cache; rebuild with `layer build --force {}`",
                             p.name, p.version, r.name, r.version, r.name
@@ -162,6 +162,20 @@ impl<'a> RootfsBackend<'a> {
             names.push(n);
         }
         Ok(Stack { trees, names })
+    }
+
+    /// The very build a record was made on: the parent's record of that key *and version* (a
+    /// forced rebuild of the parent has the same key but other files), current or old.
+    fn parent_build(&self, p: &crate::cache::ParentRef) -> Option<Record> {
+        if let Lookup::Found(r) = self.cache.lookup(&p.name, &p.key) {
+            if r.version == p.version {
+                return Some(*r);
+            }
+        }
+        self.cache
+            .records(&p.name)
+            .into_iter()
+            .find(|r| r.key == p.key && r.version == p.version)
     }
 
     /// The layer folder and recorded digest of a record.
@@ -181,9 +195,9 @@ impl<'a> RootfsBackend<'a> {
     pub fn stack_of_record(&self, r: &Record, log: Log, procs: &Procs) -> Result<Stack, String> {
         let mut first = r.clone();
         while let Some(p) = &first.parent {
-            first = match self.cache.lookup(&p.name, &p.key) {
-                Lookup::Found(rec) => *rec,
-                _ => {
+            first = match self.parent_build(p) {
+                Some(rec) => rec,
+                None => {
                     return Err(format!(
                         "the record of {} {}, which {} {} was built on, is gone from the cache",
                         p.name, p.version, first.name, first.version
@@ -227,9 +241,9 @@ impl<'a> RootfsBackend<'a> {
         };
         let parent = match &r.parent {
             None => None,
-            Some(p) => match self.cache.lookup(&p.name, &p.key) {
-                Lookup::Found(rec) => Some(*rec),
-                _ => {
+            Some(p) => match self.parent_build(p) {
+                Some(rec) => Some(rec),
+                None => {
                     return Err(format!(
                         "the record of {} {}, which {} {} was built on, is gone from the cache",
                         p.name, p.version, r.name, r.version
