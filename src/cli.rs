@@ -502,6 +502,9 @@ fn test(
         selected = (0..ws.project.images.len()).collect();
     }
     let images = check::records_to_test(&ws, &selected)?;
+    if let Some((i, _)) = images.first() {
+        crate::rootfs::check_root(&ws.project.images[*i].name, "tested")?;
+    }
     let procs = crate::backend::Procs::default();
     let jobs = g
         .jobs
@@ -637,6 +640,12 @@ fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
 
     // Everything that can fail before a build starts fails here.
     let secrets = exec::resolve_secrets(&ws.project, &plan)?;
+    if let Some(p) = plan.to_build().find(|p| {
+        let image = ws.project.image(&p.name).expect("planned images exist");
+        ws.project.backend_of(image).kind == BackendKind::Rootfs
+    }) {
+        crate::rootfs::check_root(&p.name, "built")?;
+    }
     crate::rootfs::check_packages(
         &ws.project,
         &ws.graph,

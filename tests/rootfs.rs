@@ -1015,3 +1015,33 @@ fn an_older_build_exports_on_the_very_parent_build_it_was_made_on() {
     assert_eq!(read_version(&format!("svc@{old_svc}")), old_base);
     assert_eq!(read_version("svc"), new_base);
 }
+
+#[test]
+fn building_without_root_is_one_clear_error_before_anything_starts() {
+    if !can_build() || !have("setpriv") {
+        return;
+    }
+    let p = chain("deep");
+    fs::set_permissions(p.root(), fs::Permissions::from_mode(0o755)).unwrap();
+    p.chmod("roles/base/files/etc/secret.conf", 0o644); // readable by `nobody`
+    let cache = tempfile::tempdir().unwrap();
+    fs::set_permissions(cache.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_layer"))
+        .arg("-C")
+        .arg(p.root())
+        .arg("--cache")
+        .arg(cache.path())
+        .args(["build", "--no-progress"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`base` is built with the `rootfs` backend, which needs root"),
+        "{stderr}"
+    );
+    assert!(!cache.path().join("records").exists());
+}

@@ -344,6 +344,23 @@ pub fn root_origin(project: &Project, name: &str) -> Option<String> {
     }
 }
 
+/// The rootfs backend mounts, chroots and makes namespaces: it needs root. Checked before any
+/// build or test starts, so that the error is one line, not a failed build per image.
+pub fn check_root(image: &str, what: &str) -> crate::error::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return Ok(());
+    }
+    Err(crate::error::Error::Usage {
+        message: format!(
+            "`{image}` is {what} with the `rootfs` backend, which needs root: it mounts file systems, makes namespaces and runs roles in a chroot"
+        ),
+        hint: Some(
+            "run layer as root (`sudo layer ...`), or build these images with a `command` or `packer` backend".into(),
+        ),
+    })
+}
+
 /// Images to build with this backend that ask for packages (their own or their roles') on a
 /// `busybox` origin, which has no package manager: a declaration error, found before any
 /// build starts (SPEC §4.1). Other origins are checked when their tree exists.
