@@ -116,6 +116,14 @@ impl Cache {
         self.dir.join("stat-cache")
     }
 
+    /// The folder of an origin's root filesystem, by the origin's identity (SPEC §2): the
+    /// first 32 hex digits of the blake3 of its canonical JSON. Made by the rootfs backend.
+    pub fn origin_dir(&self, identity: &crate::key::OriginIdentity) -> PathBuf {
+        let json = serde_json::to_vec(identity).expect("identities serialize");
+        let id = blake3::hash(&json).to_hex();
+        self.dir.join("origins").join(&id[..32])
+    }
+
     /// The record of `key` for image `name`, verified.
     pub fn lookup(&self, name: &str, key: &str) -> Lookup {
         let bytes = match crate::scan::read_small(&self.record_path(name, key)) {

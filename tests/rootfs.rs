@@ -1045,3 +1045,54 @@ fn building_without_root_is_one_clear_error_before_anything_starts() {
     );
     assert!(!cache.path().join("records").exists());
 }
+
+#[test]
+fn gc_removes_origins_no_kept_build_or_declaration_needs() {
+    if !can_build() {
+        return;
+    }
+    let p = chain("deep");
+    p.layer(&["build", "base", "--no-progress"]).expect(0);
+    // Another busybox binary (a byte appended: another identity), then a build on it.
+    let other = p.path("busybox-copy");
+    let mut bytes = fs::read(busybox().unwrap()).unwrap();
+    bytes.push(0);
+    fs::write(&other, bytes).unwrap();
+    fs::set_permissions(&other, fs::Permissions::from_mode(0o755)).unwrap();
+    p.file(
+        "layer.toml",
+        &format!(
+            "[project]\nstrategy = \"deep\"\n\n[origins.bb]\nbusybox = \"{}\"\n",
+            other.canonicalize().unwrap().display()
+        ),
+    );
+    p.layer(&["build", "base", "--no-progress"]).expect(0);
+    let origins = || -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(cache(&p).dir().join("origins"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(origins().len(), 2);
+    // --keep 2 keeps the older build too, and so its origin.
+    p.layer(&["cache", "gc", "--keep", "2"]).expect(0);
+    assert_eq!(origins().len(), 2);
+    let out = p.layer(&["cache", "gc"]).expect(0);
+    assert_eq!(origins().len(), 1, "{}", out.stdout);
+    assert!(out.stdout.contains("origins/"), "{}", out.stdout);
+    // What is left still builds and exports.
+    p.layer(&["build", "--no-progress"]).expect(0);
+    let tar = p.path("out.tar");
+    p.layer(&[
+        "export",
+        "app",
+        "--format",
+        "tar",
+        "-o",
+        tar.to_str().unwrap(),
+    ])
+    .expect(0);
+}

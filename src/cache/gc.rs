@@ -233,7 +233,15 @@ impl Cache {
 
     /// `layer cache gc`: removes every build not needed (see the module's notes); with
     /// `dry_run`, only says what it would remove. The caller holds the cache lock exclusively.
-    pub fn gc(&self, roots: &Roots, keep_newest: usize, dry_run: bool) -> Result<GcReport> {
+    /// `origins`: identities of origins the project declares now, kept for its next build
+    /// (besides the origins of every kept build's chain).
+    pub fn gc(
+        &self,
+        roots: &Roots,
+        origins: &[crate::key::OriginIdentity],
+        keep_newest: usize,
+        dry_run: bool,
+    ) -> Result<GcReport> {
         let all = self.all_records();
         let by_id: BTreeMap<(String, String), &Record> = all
             .values()
@@ -325,6 +333,29 @@ impl Cache {
                     if !kept.contains(&(image.clone(), version.to_string())) {
                         other.push(log.path());
                     }
+                }
+            }
+        }
+        // Origins (rootfs backend): those of the chains of kept builds and the declared ones
+        // stay; others, and folders of origins whose making was cut off, go. gc holds the
+        // cache lock exclusively, so no build is making one now.
+        let kept_origins: BTreeSet<PathBuf> = kept_records
+            .iter()
+            .filter_map(|r| match &r.inputs.base {
+                crate::key::BaseInputs::Origin { identity } => Some(self.origin_dir(identity)),
+                crate::key::BaseInputs::Parent { .. } => None,
+            })
+            .chain(origins.iter().map(|o| self.origin_dir(o)))
+            .collect();
+        if let Ok(made) = fs::read_dir(self.dir.join("origins")) {
+            for o in made.flatten() {
+                // Only folders the rootfs backend makes: `ID` or `ID.tmp-PID` (32 hex digits).
+                let name = o.file_name().to_string_lossy().to_string();
+                let id = name.split_once(".tmp-").map_or(name.as_str(), |(id, _)| id);
+                let ours = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+                let done = o.path().with_extension("") == o.path();
+                if ours && !(done && kept_origins.contains(&o.path())) {
+                    other.push(o.path());
                 }
             }
         }

@@ -314,7 +314,13 @@ pub(super) fn cache(g: &Global, cmd: &CacheCommand) -> Result<i32> {
             for r in ws.pinned_records() {
                 roots.insert((r.name.clone(), r.version.clone()));
             }
-            let report = cache.gc(&roots, *keep, *dry_run)?;
+            let origins: Vec<_> = ws
+                .project
+                .origins
+                .keys()
+                .filter_map(|o| crate::key::origin_identity(&ws.project, o, &ws.scanned).ok())
+                .collect();
+            let report = cache.gc(&roots, &origins, *keep, *dry_run)?;
             let verb = if *dry_run { "would remove" } else { "removed" };
             let mut s = String::new();
             for b in &report.removed {

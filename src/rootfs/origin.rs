@@ -19,9 +19,7 @@ use crate::model::{Origin, OriginSource};
 
 /// The folder of an origin's tree in the cache, whether made yet or not.
 pub fn dir_of(cache_dir: &Path, identity: &OriginIdentity) -> PathBuf {
-    let json = serde_json::to_vec(identity).expect("identities serialize");
-    let id = blake3::hash(&json).to_hex();
-    cache_dir.join("origins").join(&id[..32])
+    crate::cache::Cache::new(cache_dir).origin_dir(identity)
 }
 
 /// The origin's root folder and digest, made first if needed.
