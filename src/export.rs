@@ -52,11 +52,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::str::FromStr;
 
-use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::layerfs;
+use crate::layerfs::{self, get_xattr, merge, scan_layer, Merged};
 
 /// What `layer export --format` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -171,115 +170,6 @@ pub fn export(spec: &ExportSpec, format: Format, out: &Path) -> Result<()> {
 
 // ---------------------------------------------------------------------------------------------
 // Reading layers and merging them.
-
-/// One entry of a layer, as the export reads it.
-#[derive(Debug, Clone)]
-struct LayerNode {
-    rel: Vec<u8>,
-    meta: fs::Metadata,
-    opaque: bool,
-}
-
-/// Every entry of the layer at `root` (the root itself first), in walk order, with opaqueness.
-/// Refuses overlayfs features that make an upper directory mean more than its files: a
-/// `metacopy` file holds no data and a `redirect` folder takes its content from elsewhere.
-fn scan_layer(root: &Path) -> Result<Vec<LayerNode>> {
-    let nodes = layerfs::walk(root)?;
-    nodes
-        .into_par_iter()
-        .map(|n| {
-            let path = layerfs::join_rel(root, &n.rel);
-            let feature = if n.meta.is_dir() {
-                Some("trusted.overlay.redirect")
-            } else if n.meta.is_file() {
-                Some("trusted.overlay.metacopy")
-            } else {
-                None
-            };
-            if let Some(feature) = feature {
-                let found = get_xattr(&path, feature).map_err(|e| Error::io(&path, e))?;
-                if found.is_some() {
-                    return Err(Error::io(
-                        &path,
-                        io::Error::other(format!(
-                            "layer uses overlayfs `{feature}`, which an export cannot follow; \
-                             mount overlays with redirect_dir=off,metacopy=off"
-                        )),
-                    ));
-                }
-            }
-            let opaque = n.meta.is_dir() && layerfs::is_opaque(&path);
-            Ok(LayerNode {
-                rel: n.rel,
-                meta: n.meta,
-                opaque,
-            })
-        })
-        .collect()
-}
-
-/// One entry of the merged view of a stack.
-#[derive(Debug, Clone)]
-pub struct Merged {
-    /// Path relative to the root, as bytes; "" is the root.
-    pub rel: Vec<u8>,
-    /// The index of the layer (in the stack, bottom first) the entry comes from.
-    pub layer: usize,
-    pub meta: fs::Metadata,
-}
-
-/// The tree a mount of `layers` (bottom first) would show, sorted by path as bytes, the root
-/// ("") first. Applies overlayfs's rules: an entry of an upper layer replaces the same path
-/// below; a whiteout removes the path and everything under it; an opaque folder, or a
-/// non-folder over a folder, hides everything below it; the root takes the attributes of the
-/// topmost layer's root, as an overlay mount's does. No whiteout is left in the result.
-pub fn merge(layers: &[PathBuf]) -> Result<Vec<Merged>> {
-    let scanned: Vec<Vec<LayerNode>> = layers
-        .iter()
-        .map(|l| scan_layer(l))
-        .collect::<Result<_>>()?;
-    let mut map: BTreeMap<Vec<u8>, (usize, fs::Metadata)> = BTreeMap::new();
-    for (i, nodes) in scanned.into_iter().enumerate() {
-        for n in nodes {
-            if n.rel.is_empty() {
-                if !n.meta.is_dir() {
-                    return Err(Error::io(
-                        &layers[i],
-                        io::Error::other("a layer must be a folder"),
-                    ));
-                }
-                map.insert(Vec::new(), (i, n.meta));
-                continue;
-            }
-            let whiteout = layerfs::is_whiteout(&n.meta);
-            let over_non_dir = map.get(&n.rel).is_some_and(|(_, m)| !m.is_dir());
-            if whiteout || n.opaque || !n.meta.is_dir() || over_non_dir {
-                remove_below(&mut map, &n.rel);
-            }
-            if whiteout {
-                map.remove(&n.rel);
-            } else {
-                map.insert(n.rel, (i, n.meta));
-            }
-        }
-    }
-    Ok(map
-        .into_iter()
-        .map(|(rel, (layer, meta))| Merged { rel, layer, meta })
-        .collect())
-}
-
-/// Removes every entry strictly below `rel`.
-fn remove_below<V>(map: &mut BTreeMap<Vec<u8>, V>, rel: &[u8]) {
-    let mut lo = rel.to_vec();
-    lo.push(b'/');
-    let mut hi = rel.to_vec();
-    hi.push(b'/' + 1);
-    let doomed: Vec<Vec<u8>> = map.range(lo..hi).map(|(k, _)| k.clone()).collect();
-    for k in doomed {
-        map.remove(&k);
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Tar.
@@ -1181,37 +1071,6 @@ fn set_mtime(p: &Path, t: u64) -> Result<()> {
 fn cpath(p: &Path) -> Result<CString> {
     CString::new(p.as_os_str().as_bytes())
         .map_err(|_| Error::io(p, io::Error::other("a path with a NUL byte")))
-}
-
-/// The extended attribute `name` of `p` (not following a symlink), if it has one.
-fn get_xattr(p: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
-    let c = CString::new(p.as_os_str().as_bytes())?;
-    let n = CString::new(name)?;
-    loop {
-        // SAFETY: NUL-terminated strings; a null buffer of size 0 asks for the size.
-        let size = unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
-        if size < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
-                _ => Err(e),
-            };
-        }
-        let mut buf = vec![0u8; size as usize];
-        // SAFETY: as above, with the buffer's real length.
-        let got =
-            unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if got >= 0 {
-            buf.truncate(got as usize);
-            return Ok(Some(buf));
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::ERANGE) => continue, // grew in between
-            Some(libc::ENODATA) => return Ok(None),
-            _ => return Err(e),
-        }
-    }
 }
 
 fn set_xattr(p: &Path, name: &str, value: &[u8]) -> io::Result<()> {
