@@ -13,8 +13,8 @@ lint:
     cargo clippy --all-targets -- -D warnings
 
 # `layer plan` against `ninja -n` on synthetic estates of 1,000 and 10,000 images,
-# `layer plan --since HEAD~1` against the no-op plan, and the scheduling overhead of
-# `layer build` against its bound.
+# `layer plan --since HEAD~1` against the no-op plan, the scheduling overhead of
+# `layer build` against its bound, and the rootfs backend against podman.
 bench:
     bash benches/plan.sh
     bash benches/since.sh
@@ -22,6 +22,7 @@ bench:
     cargo run --release --example schedule
     bash benches/podman.sh
 
-# The main job on the example estate.
+# The main job on the example estate: build it for real and run its tests (as root).
 demo:
-    cargo run --release -- plan
+    cargo run --release -- build
+    cargo run --release -- test
