@@ -35,7 +35,8 @@ pub struct Job {
     pub vars: BTreeMap<String, String>,
     /// Secret variables and their values: environment only, never argv, files or records.
     pub secrets: Vec<(String, String)>,
-    /// A private, empty folder for this build; removed afterwards.
+    /// A private folder for this build, inside the run's 0700 folder: not made yet (a backend
+    /// that needs one makes it), removed afterwards.
     pub work: PathBuf,
     pub project_root: PathBuf,
     /// The origin at the root of the image's chain.

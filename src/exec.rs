@@ -594,10 +594,8 @@ fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
         sniffer,
         secrets.iter().map(|(_, v)| v.clone()),
     ));
+    // Made by the backend if it needs one (inside the run's private folder); removed after.
     let work = env.work_dir.join(&image.name);
-    if let Err(e) = std::fs::create_dir_all(&work) {
-        return fail(format!("{}: {e}", work.display()), Some(log_path));
-    }
     let root_origin = ws.project.images[ws.graph.chain(i)[0]]
         .origin()
         .unwrap_or_default()
