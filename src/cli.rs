@@ -113,7 +113,7 @@ enum Command {
         #[arg(long)]
         update: bool,
     },
-    /// Run each image's tests in a fresh, throwaway instance of its latest build
+    /// Run the tests of each built image, each test in a fresh, throwaway instance
     Test {
         /// Images to test [default: all]
         targets: Vec<String>,
@@ -144,7 +144,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Mark a tested build released (the newest build when no VERSION is given)
+    /// Mark a tested build released (without VERSION: the build of the current inputs, else the newest)
     Promote {
         /// IMAGE or IMAGE@VERSION (`1.0.4` or `1.0.4-20200229_0420`)
         #[arg(value_name = "IMAGE[@VERSION]")]

@@ -534,3 +534,26 @@ fn build_max_age_rebuilds_what_is_older_and_image_max_age_expires() {
         .iter()
         .all(|(_, a)| a == "fresh"));
 }
+
+#[test]
+fn promote_without_a_version_takes_the_build_of_the_current_inputs() {
+    let p = Project::estate();
+    p.record(&["base-linux"]);
+    // A newer build of another strategy: not what this (deep) project builds now.
+    p.record_with(layer::model::Strategy::Shallow, &["base-linux"]);
+    let newest = cache(&p).latest("base-linux").unwrap().version;
+    assert!(newest.starts_with("1.0.1-"), "{newest}");
+    let out = p.layer(&["promote", "--force", "base-linux"]).expect(0);
+    assert!(
+        out.stdout.starts_with("base-linux 1.0.0-"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        statuses(&p, "base-linux"),
+        [
+            ("1.0.1".to_string(), "candidate".to_string(), false),
+            ("1.0.0".to_string(), "released".to_string(), true),
+        ]
+    );
+}

@@ -100,6 +100,21 @@ fn change(g: &Global, target: &str, spec_needed: bool, change: Change) -> Result
             .clone()
             .unwrap_or_else(|| project.root.join("cache")),
     );
+    // No version: the build of the image's current inputs (what `layer list` shows), or the
+    // newest build when there is none (or the project cannot be keyed, say an unresolvable pin).
+    let current = match spec {
+        Some(_) => None,
+        None => crate::workspace::Workspace::open(&root, g.cache.clone(), None)
+            .ok()
+            .and_then(|ws| {
+                let i = ws.index(image)?;
+                match &ws.lookups[i] {
+                    crate::cache::Lookup::Found(r) => Some(r.version.clone()),
+                    _ => None,
+                }
+            }),
+    };
+    let spec = spec.or(current.as_deref());
     let done = release::apply(&cache, image, spec, change, &mut || {
         waiting(g, "another run")
     })?;
