@@ -250,7 +250,7 @@ pub fn resolve_pins(project: &crate::model::Project, cache: &Cache) -> Result<Ve
         .collect()
 }
 
-/// A release status change asked for on the command line.
+/// A release status change: asked for on the command line, or the outcome of `layer test`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
     /// `layer promote`; `force` allows an untested candidate.
@@ -258,6 +258,11 @@ pub enum Change {
         force: bool,
     },
     Revoke,
+    /// `layer test` passed or failed. A released or revoked build keeps its status: a test
+    /// does not undo a release decision.
+    Tested {
+        passed: bool,
+    },
 }
 
 /// What a change did.
@@ -280,6 +285,9 @@ fn check(image: &str, version: &str, from: Status, change: Change) -> Result<Sta
         })
     };
     match (change, from) {
+        (Change::Tested { .. }, Status::Released | Status::Revoked) => Ok(from),
+        (Change::Tested { passed: true }, _) => Ok(Status::Tested),
+        (Change::Tested { passed: false }, _) => Ok(Status::Failed),
         (Change::Revoke, _) => Ok(Status::Revoked),
         (Change::Promote { .. }, Status::Tested | Status::Released) => Ok(Status::Released),
         (Change::Promote { force: true }, Status::Candidate) => Ok(Status::Released),

@@ -18,6 +18,7 @@ use crate::backend::Procs;
 use crate::cache::{Lookup, Record};
 use crate::error::{Error, Result};
 use crate::model::BackendKind;
+use crate::release;
 use crate::workspace::Workspace;
 
 /// The tests of one image, as `layer test --json` prints them.
@@ -255,7 +256,7 @@ fn test_one(
     if let Some(e) = &error {
         let _ = writeln!(log.lock().expect("no panics while locked"), "layer: {e}");
     }
-    let status = set_status(ws, record, if passed { "tested" } else { "failed" });
+    let status = set_status(ws, record, passed);
     ImageTests {
         name: image.name.clone(),
         version: record.version.clone(),
@@ -282,41 +283,22 @@ fn failed(record: &Record, started: Instant, log: String, error: String) -> Imag
         duration_ms: started.elapsed().as_millis() as u64,
         log,
         error: Some(error),
-        release_status: record
-            .tags
-            .get("Release_Status")
-            .cloned()
-            .unwrap_or_default(),
+        release_status: release::Status::of(record).as_str().to_string(),
     }
 }
 
-/// Moves a `candidate`, `tested` or `failed` record to `status`; a released or revoked one
-/// keeps its status (a test does not undo a release decision). Returns the status after.
-fn set_status(ws: &Workspace, record: &Record, status: &str) -> String {
-    let Ok(_lock) = ws.cache.lock_image(&record.name, &mut || {}) else {
-        return record
-            .tags
-            .get("Release_Status")
-            .cloned()
-            .unwrap_or_default();
-    };
-    let mut current = match ws.cache.lookup(&record.name, &record.key) {
-        Lookup::Found(r) if r.version == record.version => *r,
-        _ => record.clone(),
-    };
-    let now = current
-        .tags
-        .get("Release_Status")
-        .cloned()
-        .unwrap_or_else(|| "candidate".into());
-    if !matches!(now.as_str(), "candidate" | "tested" | "failed") {
-        return now;
-    }
-    current
-        .tags
-        .insert("Release_Status".into(), status.to_string());
-    match ws.cache.rewrite_record(&current) {
-        Ok(()) => status.to_string(),
-        Err(_) => now,
+/// Records the outcome of the tests on the build (see [`release::Change::Tested`]); returns the
+/// status afterwards, or the status before when the record could not be rewritten.
+fn set_status(ws: &Workspace, record: &Record, passed: bool) -> String {
+    let change = release::Change::Tested { passed };
+    match release::apply(
+        &ws.cache,
+        &record.name,
+        Some(&record.version),
+        change,
+        &mut || {},
+    ) {
+        Ok(done) => done.to.as_str().to_string(),
+        Err(_) => release::Status::of(record).as_str().to_string(),
     }
 }
