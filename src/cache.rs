@@ -124,6 +124,41 @@ impl Cache {
         self.dir.join("origins").join(&id[..32])
     }
 
+    /// The root folder and recorded digest of the origin of `identity`, if it was made.
+    pub fn origin(&self, identity: &crate::key::OriginIdentity) -> Option<(PathBuf, String)> {
+        let dir = self.origin_dir(identity);
+        let digest = fs::read_to_string(dir.join("digest")).ok()?;
+        Some((dir.join("root"), digest.trim().to_string()))
+    }
+
+    /// A new, empty, root-only folder `origins/ID.tmp-PID` to make the origin of `identity`
+    /// in (its tree goes in `root/`); call with the origin's lock held.
+    pub fn origin_work(&self, identity: &crate::key::OriginIdentity) -> Result<PathBuf> {
+        let dir = self.origin_dir(identity);
+        let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+        remove_tree(&tmp)?;
+        fs::create_dir_all(tmp.join("root")).map_err(|e| Error::io(&tmp, e))?;
+        fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| Error::io(&tmp, e))?;
+        Ok(tmp)
+    }
+
+    /// Puts an origin made in `work` (from [`Cache::origin_work`]) in its place with its
+    /// digest, written last: a folder without one is unfinished and made again. Returns its
+    /// root folder.
+    pub fn store_origin(
+        &self,
+        identity: &crate::key::OriginIdentity,
+        work: &Path,
+        digest: &str,
+    ) -> Result<PathBuf> {
+        let dir = self.origin_dir(identity);
+        remove_tree(&dir)?;
+        write_atomic(&work.join("digest"), digest.as_bytes())?;
+        fs::rename(work, &dir).map_err(|e| Error::io(&dir, e))?;
+        Ok(dir.join("root"))
+    }
+
     /// The record of `key` for image `name`, verified.
     pub fn lookup(&self, name: &str, key: &str) -> Lookup {
         let bytes = match crate::scan::read_small(&self.record_path(name, key)) {
@@ -272,9 +307,26 @@ impl Cache {
     /// Takes the lock of image `name`, waiting for another run that holds it; `waiting` is
     /// called first when the lock is busy.
     pub fn lock_image(&self, name: &str, waiting: &mut dyn FnMut()) -> Result<fs::File> {
+        self.lock_file(&format!("{name}.lock"), waiting)
+    }
+
+    /// Takes the lock of making the origin of `identity`, waiting for another run that holds
+    /// it; `waiting` is called first when the lock is busy.
+    pub fn lock_origin(
+        &self,
+        identity: &crate::key::OriginIdentity,
+        waiting: &mut dyn FnMut(),
+    ) -> Result<fs::File> {
+        let dir = self.origin_dir(identity);
+        let id = dir.file_name().expect("origin folders have a name");
+        self.lock_file(&format!("origin-{}.lock", id.to_string_lossy()), waiting)
+    }
+
+    /// Takes the OS lock `locks/FILE` exclusively (a killed holder frees it).
+    fn lock_file(&self, file: &str, waiting: &mut dyn FnMut()) -> Result<fs::File> {
         let dir = self.dir.join("locks");
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let path = dir.join(format!("{name}.lock"));
+        let path = dir.join(file);
         let f = fs::OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -122,14 +122,8 @@ impl<'a> RootfsBackend<'a> {
         procs: &Procs,
     ) -> Result<Stack, String> {
         let origin_name = &origin.name;
-        let (root, digest) = origin::materialize(
-            self.cache.dir(),
-            &self.project.root,
-            origin,
-            identity,
-            log,
-            procs,
-        )?;
+        let (root, digest) =
+            origin::materialize(self.cache, &self.project.root, origin, identity, log, procs)?;
         self.verify(&root, &digest, &format!("origin `{origin_name}`"))?;
         let mut layers = Vec::new();
         let mut next = parent.cloned();
@@ -220,11 +214,10 @@ impl<'a> RootfsBackend<'a> {
             })
             .map(|name| &self.project.origins[name])
             .next();
-        let made = origin::dir_of(self.cache.dir(), identity).join("digest");
         let fallback;
         let origin = match origin {
             Some(o) => o,
-            None if made.is_file() => {
+            None if self.cache.origin(identity).is_some() => {
                 // No longer declared, but still in the cache: enough to run from.
                 fallback = crate::model::Origin {
                     name: format!("{} (as built)", origin_kind(identity)),

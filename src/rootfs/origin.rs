@@ -5,8 +5,9 @@
 //! cache/origins/ID/digest   its layer digest, written last: a folder without it is unfinished
 //! ```
 //!
-//! An origin is made in a temporary folder beside its place and renamed into it, under a lock,
-//! so two builds never make the same origin twice and a killed one leaves nothing half made.
+//! An origin is made in a temporary folder beside its place and put there by the cache module
+//! ([`Cache::store_origin`]), under a lock, so two builds never make the same origin twice and
+//! a killed one leaves nothing half made.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -14,65 +15,38 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::backend::{Log, Procs};
+use crate::cache::Cache;
 use crate::key::OriginIdentity;
 use crate::model::{Origin, OriginSource};
 
-/// The folder of an origin's tree in the cache, whether made yet or not.
-pub fn dir_of(cache_dir: &Path, identity: &OriginIdentity) -> PathBuf {
-    crate::cache::Cache::new(cache_dir).origin_dir(identity)
-}
-
 /// The origin's root folder and digest, made first if needed.
 pub fn materialize(
-    cache_dir: &Path,
+    cache: &Cache,
     project_root: &Path,
     origin: &Origin,
     identity: &OriginIdentity,
     log: Log,
     procs: &Procs,
 ) -> Result<(PathBuf, String), String> {
-    let dir = dir_of(cache_dir, identity);
-    let root = dir.join("root");
-    let digest_file = dir.join("digest");
-    if let Ok(d) = fs::read_to_string(&digest_file) {
-        return Ok((root, d.trim().to_string()));
+    if let Some(made) = cache.origin(identity) {
+        return Ok(made);
     }
-    let locks = cache_dir.join("locks");
-    fs::create_dir_all(&locks).map_err(|e| format!("{}: {e}", locks.display()))?;
-    let lock_path = locks.join(format!(
-        "origin-{}.lock",
-        dir.file_name().unwrap().to_string_lossy()
-    ));
-    let lock = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
-    if lock.try_lock().is_err() {
-        let _ = writeln!(
-            log.lock().unwrap(),
-            "layer: waiting for another build making origin `{}`",
-            origin.name
-        );
-        lock.lock()
-            .map_err(|e| format!("{}: {e}", lock_path.display()))?;
-    }
-    if let Ok(d) = fs::read_to_string(&digest_file) {
-        return Ok((root, d.trim().to_string()));
+    let _lock = cache
+        .lock_origin(identity, &mut || {
+            let _ = writeln!(
+                log.lock().unwrap(),
+                "layer: waiting for another build making origin `{}`",
+                origin.name
+            );
+        })
+        .map_err(|e| e.to_string())?;
+    if let Some(made) = cache.origin(identity) {
+        return Ok(made);
     }
     let _ = writeln!(log.lock().unwrap(), "==> origin {}", origin.name);
-    let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
-    let _ = crate::cache::remove_tree(&tmp);
-    if dir.exists() {
-        crate::cache::remove_tree(&dir).map_err(|e| e.to_string())?;
-    }
+    let tmp = cache.origin_work(identity).map_err(|e| e.to_string())?;
     let tmp_root = tmp.join("root");
-    fs::create_dir_all(&tmp_root).map_err(|e| format!("{}: {e}", tmp_root.display()))?;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o700))
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    let made = make(project_root, origin, &tmp, &tmp_root, log, procs);
-    if let Err(e) = made {
+    if let Err(e) = make(project_root, origin, &tmp, &tmp_root, log, procs) {
         let _ = crate::cache::remove_tree(&tmp);
         return Err(format!("making origin `{}`: {e}", origin.name));
     }
@@ -83,9 +57,9 @@ pub fn materialize(
         origin.name,
         size as f64 / 1e6
     );
-    crate::cache::write_atomic(&tmp.join("digest"), digest.as_bytes())
+    let root = cache
+        .store_origin(identity, &tmp, &digest)
         .map_err(|e| e.to_string())?;
-    fs::rename(&tmp, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok((root, digest))
 }
 
