@@ -694,10 +694,6 @@ fn finish_build(
         _ => None,
     };
     let mut tags = image.tags.clone();
-    let root_origin = ws.project.images[ws.graph.chain(i)[0]]
-        .origin()
-        .unwrap_or_default()
-        .to_string();
     tags.insert("Name".into(), image.name.clone());
     tags.insert("Version".into(), job.version.clone());
     tags.insert("Commit".into(), env.commit.clone());
@@ -714,7 +710,7 @@ fn finish_build(
     // A pinned image has no chain up to an origin: it keeps its pinned parent's.
     let origin = match (&task.parent, image.pin.is_some()) {
         (Some(p), true) => p.tags.get("Origin").cloned().unwrap_or_default(),
-        _ => origin_id(&ws.project, &root_origin),
+        _ => origin_id(&ws.project, &job.origin),
     };
     tags.insert("Origin".into(), origin);
     tags.insert("Release_Status".into(), "candidate".into());

@@ -1096,3 +1096,26 @@ fn gc_removes_origins_no_kept_build_or_declaration_needs() {
     ])
     .expect(0);
 }
+
+#[test]
+fn an_image_on_a_pinned_parent_builds_on_the_released_layer() {
+    if !can_build() {
+        return;
+    }
+    let p = chain("deep");
+    p.layer(&["build", "base", "--no-progress"]).expect(0);
+    p.layer(&["promote", "--force", "base"]).expect(0);
+    let released = latest(&p, "base").version;
+    // base's code moves on; app stays on the released build.
+    p.file(
+        "images/app.toml",
+        "version = \"2.0\"\nfrom = \"base@1.0\"\nroles = [\"app\"]\n",
+    );
+    p.file("roles/base/files/etc/motd", "changed\n");
+    p.layer(&["build", "app", "--no-progress"]).expect(0);
+    let app = latest(&p, "app");
+    assert_eq!(app.parent.as_ref().unwrap().version, released);
+    let view = listing_of_view(&image_view(&p, "app"));
+    assert_eq!(view["etc/motd"].3, "welcome\nhello from base\n");
+    assert_eq!(view["srv/app"].3, "app\n");
+}

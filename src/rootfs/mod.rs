@@ -93,12 +93,11 @@ impl<'a> RootfsBackend<'a> {
         Ok(())
     }
 
-    /// The verified stack below an image: its root origin (made first if needed) and, for
-    /// deep builds, the layers of its parent's record chain.
-    pub fn stack(
+    /// The verified stack of an origin alone, made first if needed: what an image built
+    /// straight on it (or shallow) starts from.
+    pub fn origin_stack(
         &self,
         origin_name: &str,
-        parent: Option<&Record>,
         log: Log,
         procs: &Procs,
     ) -> Result<Stack, String> {
@@ -109,53 +108,51 @@ impl<'a> RootfsBackend<'a> {
             .ok_or_else(|| format!("origin `{origin_name}` is not declared"))?;
         let identity = key::origin_identity(self.project, origin_name, self.scanned)
             .map_err(|e| e.to_string())?;
-        self.stack_on(origin, &identity, parent, log, procs)
+        self.stack_on(origin, &identity, &[], log, procs)
     }
 
-    /// The verified stack below an image built on the origin `origin` with `identity`.
+    /// The verified stack of the origin `origin` with `identity` (made first if needed) and
+    /// the layers of `chain` (top first, as [`Self::chain_of`] gives it).
     fn stack_on(
         &self,
         origin: &crate::model::Origin,
         identity: &key::OriginIdentity,
-        parent: Option<&Record>,
+        chain: &[Record],
         log: Log,
         procs: &Procs,
     ) -> Result<Stack, String> {
-        let origin_name = &origin.name;
         let (root, digest) =
             origin::materialize(self.cache, &self.project.root, origin, identity, log, procs)?;
-        self.verify(&root, &digest, &format!("origin `{origin_name}`"))?;
-        let mut layers = Vec::new();
-        let mut next = parent.cloned();
-        while let Some(r) = next {
-            let (path, digest) = self.layer_of(&r)?;
-            self.verify(
-                &path,
-                &digest,
-                &format!("the layer of {} {}", r.name, r.version),
-            )?;
-            layers.push((path, format!("{} {}", r.name, r.version)));
-            next = match &r.parent {
-                None => None,
-                Some(p) => match self.parent_build(p) {
-                    Some(rec) => Some(rec),
-                    None => {
-                        return Err(format!(
-                            "the record of {} {}, which {} {} was built on, is gone from the cache; rebuild with `layer build --force {}`",
-                            p.name, p.version, r.name, r.version, r.name
-                        ))
-                    }
-                },
+        self.verify(&root, &digest, &format!("origin `{}`", origin.name))?;
+        let mut stack = Stack {
+            trees: vec![root],
+            names: vec![format!("origin {}", origin.name)],
+        };
+        for r in chain.iter().rev() {
+            let (path, digest) = self.layer_of(r)?;
+            let name = format!("{} {}", r.name, r.version);
+            self.verify(&path, &digest, &format!("the layer of {name}"))?;
+            stack.trees.push(path);
+            stack.names.push(name);
+        }
+        Ok(stack)
+    }
+
+    /// The records of `r`'s chain, `r` first, down to the one built on an origin: each the
+    /// very build the one above it was made on.
+    fn chain_of(&self, r: &Record) -> Result<Vec<Record>, String> {
+        let mut chain = vec![r.clone()];
+        while let Some(p) = chain.last().and_then(|below| below.parent.clone()) {
+            let Some(rec) = self.parent_build(&p) else {
+                let below = chain.last().expect("not empty");
+                return Err(format!(
+                    "the record of {} {}, which {} {} was built on, is gone from the cache; rebuild with `layer build --force {}`",
+                    p.name, p.version, below.name, below.version, below.name
+                ));
             };
+            chain.push(rec);
         }
-        layers.reverse();
-        let mut trees = vec![root];
-        let mut names = vec![format!("origin {origin_name}")];
-        for (p, n) in layers {
-            trees.push(p);
-            names.push(n);
-        }
-        Ok(Stack { trees, names })
+        Ok(chain)
     }
 
     /// The very build a record was made on: the parent's record of that key *and version* (a
@@ -183,44 +180,29 @@ impl<'a> RootfsBackend<'a> {
         }
     }
 
-    /// The stack an image's record runs from: the stack below it and its own layer. The
-    /// origin is the one the record's chain was built on (its identity is in the inputs of the
-    /// chain's first record), whatever the declarations say now.
+    /// The stack an image's record runs from: its chain's origin and layers, its own on top.
+    /// The origin is the one the chain was built on (its identity is in the inputs of the
+    /// chain's first record), whatever the declarations say now; so a build on a pinned
+    /// parent, a test and an export all stand on exactly what was built.
     pub fn stack_of_record(&self, r: &Record, log: Log, procs: &Procs) -> Result<Stack, String> {
-        let mut first = r.clone();
-        while let Some(p) = &first.parent {
-            first = match self.parent_build(p) {
-                Some(rec) => rec,
-                None => {
-                    return Err(format!(
-                        "the record of {} {}, which {} {} was built on, is gone from the cache",
-                        p.name, p.version, first.name, first.version
-                    ))
-                }
-            };
-        }
+        let chain = self.chain_of(r)?;
+        let first = chain.last().expect("not empty");
         let crate::key::BaseInputs::Origin { identity } = &first.inputs.base else {
             return Err(format!("{} {} names no origin", first.name, first.version));
         };
-        let origin = self
-            .project
-            .origins
-            .keys()
-            .filter(|name| {
-                key::origin_identity(self.project, name, self.scanned)
-                    .ok()
-                    .as_ref()
-                    == Some(identity)
-            })
-            .map(|name| &self.project.origins[name])
-            .next();
+        let declared = self.project.origins.keys().find(|name| {
+            key::origin_identity(self.project, name, self.scanned)
+                .ok()
+                .as_ref()
+                == Some(identity)
+        });
         let fallback;
-        let origin = match origin {
-            Some(o) => o,
+        let origin = match declared {
+            Some(name) => &self.project.origins[name],
             None if self.cache.origin(identity).is_some() => {
                 // No longer declared, but still in the cache: enough to run from.
                 fallback = crate::model::Origin {
-                    name: format!("{} (as built)", origin_kind(identity)),
+                    name: "(as built, no longer declared)".into(),
                     source: crate::model::OriginSource::Id { id: String::new() },
                 };
                 &fallback
@@ -232,28 +214,7 @@ impl<'a> RootfsBackend<'a> {
                 ))
             }
         };
-        let parent = match &r.parent {
-            None => None,
-            Some(p) => match self.parent_build(p) {
-                Some(rec) => Some(rec),
-                None => {
-                    return Err(format!(
-                        "the record of {} {}, which {} {} was built on, is gone from the cache",
-                        p.name, p.version, r.name, r.version
-                    ))
-                }
-            },
-        };
-        let mut stack = self.stack_on(origin, identity, parent.as_ref(), log, procs)?;
-        let (path, digest) = self.layer_of(r)?;
-        self.verify(
-            &path,
-            &digest,
-            &format!("the layer of {} {}", r.name, r.version),
-        )?;
-        stack.trees.push(path);
-        stack.names.push(format!("{} {}", r.name, r.version));
-        Ok(stack)
+        self.stack_on(origin, identity, &chain, log, procs)
     }
 
     /// Runs a sandbox on `stack` with a new upper folder `upper` (kept by the caller), in the
@@ -316,27 +277,6 @@ impl<'a> RootfsBackend<'a> {
     }
 }
 
-fn origin_kind(identity: &key::OriginIdentity) -> &'static str {
-    match identity {
-        key::OriginIdentity::Busybox { .. } => "busybox",
-        key::OriginIdentity::Debian { .. } => "debian",
-        key::OriginIdentity::Tar { .. } => "tar",
-        key::OriginIdentity::Id { .. } => "id",
-        key::OriginIdentity::Resolve { .. } => "resolve",
-    }
-}
-
-/// The origin at the root of image `name`'s chain.
-pub fn root_origin(project: &Project, name: &str) -> Option<String> {
-    let mut image = project.image(name)?;
-    loop {
-        match &image.base {
-            crate::model::Base::Origin(o) => return Some(o.clone()),
-            crate::model::Base::Parent(p) => image = project.image(p)?,
-        }
-    }
-}
-
 /// The rootfs backend mounts, chroots and makes namespaces: it needs root. Checked before any
 /// build or test starts, so that the error is one line, not a failed build per image.
 pub fn check_root(image: &str, what: &str) -> crate::error::Result<()> {
@@ -366,11 +306,11 @@ pub fn check_packages(
     let mut diags = Vec::new();
     for i in images {
         let image = &project.images[i];
-        let Some(origin) = root_origin(project, &image.name) else {
-            continue;
+        let Some(origin) = project.images[graph.chain(i)[0]].origin() else {
+            continue; // built on a pinned parent: its packages were checked where it was built
         };
         if !matches!(
-            project.origins.get(&origin).map(|o| &o.source),
+            project.origins.get(origin).map(|o| &o.source),
             Some(OriginSource::Busybox { .. })
         ) {
             continue;
@@ -442,7 +382,10 @@ pub fn sandbox_main(args: &[String]) -> i32 {
 
 impl Builder for RootfsBackend<'_> {
     fn build(&self, job: &Job, log: Log, procs: &Procs) -> Result<Built, String> {
-        let stack = self.stack(&job.origin, job.parent.as_ref(), log, procs)?;
+        let stack = match &job.parent {
+            Some(parent) => self.stack_of_record(parent, log, procs)?,
+            None => self.origin_stack(&job.origin, log, procs)?,
+        };
         let _ = writeln!(
             log.lock().expect("no panics while locked"),
             "layer: building {} on {}",
