@@ -174,6 +174,15 @@ impl CommandBackend {
     }
 }
 
+/// Where `program` is on layer's own `PATH`, for backends that say before any build starts
+/// that a tool is missing.
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
 /// `PATH` for build processes: the host's, or a standard one.
 fn host_path() -> String {
     std::env::var("PATH")

@@ -29,7 +29,7 @@ pub struct PackerBackend {
 impl PackerBackend {
     /// The backend, or why it cannot run: the program `packer` must be on `PATH`.
     pub fn new(backend: &Backend) -> Result<Self, String> {
-        let program = crate::rootfs::origin::which("packer").ok_or_else(|| {
+        let program = crate::backend::find_program("packer").ok_or_else(|| {
             format!(
                 "backend `{}` runs Packer, and `packer` is not on PATH",
                 backend.name

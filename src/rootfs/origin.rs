@@ -113,7 +113,7 @@ fn make(
             mirror,
             components,
         } => {
-            if which("mmdebstrap").is_none() {
+            if crate::backend::find_program("mmdebstrap").is_none() {
                 return Err(
                     "the `debian` origin needs mmdebstrap on the build host: apt-get install mmdebstrap".into(),
                 );
@@ -182,13 +182,6 @@ pub fn host_mirror() -> Option<String> {
         }
     }
     None
-}
-
-pub fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
 }
 
 fn sha256_of(file: &Path) -> Result<String, String> {
