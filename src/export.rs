@@ -55,7 +55,7 @@ use std::str::FromStr;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::layerfs::{self, get_xattr, merge, scan_layer, Merged};
+use crate::layerfs::{self, get_xattr, merge, scan_layer, set_xattr, Merged};
 
 /// What `layer export --format` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -1071,26 +1071,6 @@ fn set_mtime(p: &Path, t: u64) -> Result<()> {
 fn cpath(p: &Path) -> Result<CString> {
     CString::new(p.as_os_str().as_bytes())
         .map_err(|_| Error::io(p, io::Error::other("a path with a NUL byte")))
-}
-
-fn set_xattr(p: &Path, name: &str, value: &[u8]) -> io::Result<()> {
-    let c = CString::new(p.as_os_str().as_bytes())?;
-    let n = CString::new(name)?;
-    // SAFETY: NUL-terminated strings and the value's real length.
-    let r = unsafe {
-        libc::lsetxattr(
-            c.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// Runs a tool with stdin closed and its output captured. It stays in layer's process group,

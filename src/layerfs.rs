@@ -70,10 +70,23 @@ pub fn is_opaque(path: &Path) -> bool {
 
 /// Marks the folder at `path` opaque.
 pub fn set_opaque(path: &Path) -> io::Result<()> {
-    let c = CString::new(path.as_os_str().as_bytes())?;
-    let name = CString::new(OPAQUE_XATTR).expect("no NUL");
-    // SAFETY: both strings are NUL-terminated and the value's length is passed.
-    let r = unsafe { libc::lsetxattr(c.as_ptr(), name.as_ptr(), b"y".as_ptr().cast(), 1, 0) };
+    set_xattr(path, OPAQUE_XATTR, b"y")
+}
+
+/// Sets the extended attribute `name` of `p` (not following a link).
+pub(crate) fn set_xattr(p: &Path, name: &str, value: &[u8]) -> io::Result<()> {
+    let c = CString::new(p.as_os_str().as_bytes())?;
+    let n = CString::new(name)?;
+    // SAFETY: NUL-terminated strings and the value's real length.
+    let r = unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
     if r == 0 {
         Ok(())
     } else {
