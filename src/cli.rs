@@ -506,10 +506,7 @@ fn test(
         crate::rootfs::check_root(&ws.project.images[*i].name, "tested")?;
     }
     let procs = crate::backend::Procs::default();
-    let jobs = g
-        .jobs
-        .map(|j| j as usize)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = jobs(g);
     let quiet = g.quiet;
     let print = |r: &check::ImageTests| {
         if !quiet {
@@ -640,22 +637,15 @@ fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
 
     // Everything that can fail before a build starts fails here.
     let secrets = exec::resolve_secrets(&ws.project, &plan)?;
-    if let Some(p) = plan.to_build().find(|p| {
-        let image = ws.project.image(&p.name).expect("planned images exist");
-        ws.project.backend_of(image).kind == BackendKind::Rootfs
-    }) {
-        crate::rootfs::check_root(&p.name, "built")?;
+    let rootfs: Vec<usize> = plan
+        .to_build()
+        .filter_map(|p| ws.index(&p.name))
+        .filter(|&i| ws.project.backend_of(&ws.project.images[i]).kind == BackendKind::Rootfs)
+        .collect();
+    if let Some(&i) = rootfs.first() {
+        crate::rootfs::check_root(&ws.project.images[i].name, "built")?;
     }
-    crate::rootfs::check_packages(
-        &ws.project,
-        &ws.graph,
-        plan.to_build()
-            .filter(|p| {
-                let image = ws.project.image(&p.name).expect("planned images exist");
-                ws.project.backend_of(image).kind == BackendKind::Rootfs
-            })
-            .filter_map(|p| ws.index(&p.name)),
-    )?;
+    crate::rootfs::check_packages(&ws.project, &ws.graph, rootfs.into_iter())?;
     let mut builders: BTreeMap<String, Box<dyn Builder>> = BTreeMap::new();
     for p in plan.to_build() {
         let image = ws.project.image(&p.name).expect("planned images exist");
@@ -705,10 +695,7 @@ fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
         } else {
             Box::new(Plain { quiet: g.quiet })
         };
-    let jobs = g
-        .jobs
-        .map(|j| j as usize)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = jobs(g);
     let env = exec::Env {
         ws: &ws,
         builders: &builders,
@@ -737,6 +724,13 @@ fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
         eprint!("{}", render::build_summary(&report));
     }
     Ok(report.exit_code())
+}
+
+/// Builds or tests at once: `-j N`, or the number of cores.
+fn jobs(g: &Global) -> usize {
+    g.jobs
+        .map(|j| j as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// The project root: from `-C DIR` or the current folder, the first folder upwards holding

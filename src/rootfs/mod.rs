@@ -303,7 +303,6 @@ pub fn check_packages(
     images: impl Iterator<Item = usize>,
 ) -> crate::error::Result<()> {
     use crate::model::OriginSource;
-    let mut diags = Vec::new();
     for i in images {
         let image = &project.images[i];
         let Some(origin) = project.images[graph.chain(i)[0]].origin() else {
@@ -326,7 +325,7 @@ pub fn check_packages(
         if wanted.is_empty() {
             continue;
         }
-        diags.push(crate::error::Error::Input {
+        return Err(crate::error::Error::Input {
             path: image.file.clone(),
             message: format!(
                 "`{}` asks for packages ({}) but is built on the `busybox` origin `{origin}`, which has no package manager",
@@ -338,10 +337,7 @@ pub fn check_packages(
             ),
         });
     }
-    match diags.len() {
-        0 => Ok(()),
-        _ => Err(diags.remove(0)),
-    }
+    Ok(())
 }
 
 fn probe_overlay(cache_dir: &Path) -> Result<(), String> {
