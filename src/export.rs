@@ -666,7 +666,7 @@ fn write_file(path: &Path, bytes: &[u8], out: &Path) -> Result<()> {
     f.sync_all().map_err(|e| Error::io(out, e))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

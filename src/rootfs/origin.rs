@@ -184,16 +184,13 @@ pub fn host_mirror() -> Option<String> {
     None
 }
 
+/// The sha256 of a downloaded file, in hex, as `layer.toml` pins it.
 fn sha256_of(file: &Path) -> Result<String, String> {
-    let out = Command::new("sha256sum")
-        .arg(file)
-        .output()
-        .map_err(|e| format!("sha256sum: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .next()
-        .map(str::to_string)
-        .ok_or_else(|| "sha256sum printed nothing".into())
+    use sha2::{Digest, Sha256};
+    let mut f = fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(crate::export::hex(&h.finalize()))
 }
 
 /// A root of one static busybox: `/bin/busybox`, a link for each of its applets, the folders a
