@@ -256,11 +256,7 @@ fn a_deep_chain_builds_as_layers_that_hold_only_their_changes() {
 
     // Nothing stays mounted, no work folder is left.
     assert!(mounts_under(p.root()).is_empty());
-    let runs = cache(&p).dir().join("runs");
-    let left: Vec<_> = fs::read_dir(&runs)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "{left:?}");
+    assert!(runs_left(&p).is_empty(), "{:?}", runs_left(&p));
 
     // A second build builds nothing; a change to app's role rebuilds app and svc only.
     let again = p.layer(&["build", "--json", "--no-progress"]).expect(0);
@@ -399,11 +395,7 @@ fn a_failing_provisioner_leaves_no_mount_process_record_or_work_folder() {
         processes_with("sleep 600").is_empty(),
         "the background sleep died"
     );
-    let runs = cache(&p).dir().join("runs");
-    let left: Vec<_> = fs::read_dir(&runs)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "{left:?}");
+    assert!(runs_left(&p).is_empty(), "{:?}", runs_left(&p));
     let artifacts: Vec<_> = fs::read_dir(cache(&p).dir().join("artifacts"))
         .unwrap()
         .flatten()
