@@ -263,6 +263,42 @@ impl Revision {
         }
     }
 
+    /// Lists the folder `dir` of the revision into `snap`: its listing and each entry's kind,
+    /// which `kind_of` decides (and may note more in `snap`) from the entry's name, its path,
+    /// its own mode and where it leads once links inside the commit are followed. A revision
+    /// without the folder lists nothing.
+    fn list_into(
+        &self,
+        dir: &str,
+        snap: &mut Snapshot,
+        mut kind_of: impl FnMut(&mut Snapshot, &str, &str, Mode, Found) -> Result<Kind>,
+    ) -> Result<()> {
+        let Found::At(Mode::Tree, oid) = self.find(dir, true)? else {
+            return Ok(());
+        };
+        let mut buf = Vec::new();
+        let mut listing = Vec::new();
+        for (name, mode, oid) in self.tree(&oid, &mut buf)? {
+            let name = utf8(name);
+            let Ok(n) = &name else {
+                listing.push((name, Kind::Other));
+                continue;
+            };
+            let rel = format!("{dir}/{n}");
+            let found = if mode == Mode::Link {
+                self.find(&rel, true)?
+            } else {
+                Found::At(mode, oid)
+            };
+            let kind = kind_of(snap, n, &rel, mode, found)?;
+            snap.kinds.insert(rel, kind);
+            listing.push((name, kind));
+        }
+        snap.kinds.insert(dir.into(), Kind::Dir);
+        snap.listings.insert(dir.into(), listing);
+        Ok(())
+    }
+
     /// Reads what declarations and role trees need from the revision: `layer.toml`,
     /// `layer.lock`, `images/*.toml` and every role folder, whole.
     pub fn snapshot(&self) -> Result<Snapshot> {
@@ -277,85 +313,47 @@ impl Revision {
             }
         }
         // images/: the declaration files.
-        if let Found::At(Mode::Tree, oid) = self.find("images", true)? {
-            let mut buf = Vec::new();
-            let mut listing = Vec::new();
-            for (name, mode, oid) in self.tree(&oid, &mut buf)? {
-                let name = utf8(name);
-                let Ok(n) = &name else {
-                    listing.push((name, Kind::Other));
-                    continue;
-                };
-                let rel = format!("images/{n}");
-                let found = if mode == Mode::Link {
-                    self.find(&rel, true)?
-                } else {
-                    Found::At(mode, oid)
-                };
-                let kind = match found {
-                    Found::At(Mode::Blob | Mode::Exec, oid) => {
-                        if n.ends_with(".toml") && !n.starts_with('.') {
-                            let mut content = Vec::new();
-                            self.object(&oid, &mut content)?;
-                            snap.contents.insert(rel.clone(), content);
-                        }
-                        Kind::File
+        self.list_into("images", &mut snap, |snap, n, rel, _, found| {
+            Ok(match found {
+                Found::At(Mode::Blob | Mode::Exec, oid) => {
+                    if n.ends_with(".toml") && !n.starts_with('.') {
+                        let mut content = Vec::new();
+                        self.object(&oid, &mut content)?;
+                        snap.contents.insert(rel.to_string(), content);
                     }
-                    Found::At(Mode::Tree, _) => Kind::Dir,
-                    Found::Outside(to) => {
-                        snap.links.insert(rel.clone(), Link::Outside(to));
-                        Kind::Outside
-                    }
-                    _ => Kind::Other,
-                };
-                snap.kinds.insert(rel, kind);
-                listing.push((name, kind));
-            }
-            snap.kinds.insert("images".into(), Kind::Dir);
-            snap.listings.insert("images".into(), listing);
-        }
+                    Kind::File
+                }
+                Found::At(Mode::Tree, _) => Kind::Dir,
+                Found::Outside(to) => {
+                    snap.links.insert(rel.to_string(), Link::Outside(to));
+                    Kind::Outside
+                }
+                _ => Kind::Other,
+            })
+        })?;
         // roles/: every role folder, whole.
-        if let Found::At(Mode::Tree, oid) = self.find("roles", true)? {
-            let mut buf = Vec::new();
-            let mut listing = Vec::new();
-            for (name, mode, oid) in self.tree(&oid, &mut buf)? {
-                let name = utf8(name);
-                let Ok(n) = &name else {
-                    listing.push((name, Kind::Other));
-                    continue;
-                };
-                let rel = format!("roles/{n}");
-                let found = if mode == Mode::Link {
-                    self.find(&rel, true)?
-                } else {
-                    Found::At(mode, oid)
-                };
-                let link = match (&found, mode) {
-                    (_, m) if m != Mode::Link => Link::NotALink,
-                    (Found::Outside(to), _) => Link::Outside(to.clone()),
-                    (Found::Loop, _) => Link::Broken("too many levels of symbolic links".into()),
-                    _ => Link::Inside,
-                };
-                let kind = match found {
-                    Found::At(Mode::Tree, tree) => {
-                        if !n.starts_with('.') {
-                            walks.push((rel.clone(), tree));
-                        }
-                        Kind::Dir
+        self.list_into("roles", &mut snap, |snap, n, rel, mode, found| {
+            let link = match (&found, mode) {
+                (_, m) if m != Mode::Link => Link::NotALink,
+                (Found::Outside(to), _) => Link::Outside(to.clone()),
+                (Found::Loop, _) => Link::Broken("too many levels of symbolic links".into()),
+                _ => Link::Inside,
+            };
+            snap.links.insert(rel.to_string(), link);
+            Ok(match found {
+                Found::At(Mode::Tree, tree) => {
+                    if !n.starts_with('.') {
+                        walks.push((rel.to_string(), tree));
                     }
-                    Found::At(..) => Kind::File,
-                    // A link out of the project is listed as a folder, so that loading
-                    // reports it by name, as it does for the work tree.
-                    Found::Outside(_) => Kind::Dir,
-                    _ => Kind::Other,
-                };
-                snap.links.insert(rel.clone(), link);
-                snap.kinds.insert(rel, kind);
-                listing.push((name, kind));
-            }
-            snap.kinds.insert("roles".into(), Kind::Dir);
-            snap.listings.insert("roles".into(), listing);
-        }
+                    Kind::Dir
+                }
+                Found::At(..) => Kind::File,
+                // A link out of the project is listed as a folder, so that loading
+                // reports it by name, as it does for the work tree.
+                Found::Outside(_) => Kind::Dir,
+                _ => Kind::Other,
+            })
+        })?;
         // Role folders are read in parallel, each thread with its own handle on the
         // repository.
         let sync = self.repo.clone().into_sync();
