@@ -694,28 +694,9 @@ fn apply_bundle_to_a_busybox_root(p: &Project, key: &str) {
 // ---------------------------------------------------------------------------------------------
 // Versions and provenance.
 
+/// git in the project, its output trimmed.
 fn git(p: &Project, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args([
-            "-c",
-            "user.name=Test",
-            "-c",
-            "user.email=test@example.com",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(p.root())
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    common::git(p.root(), args).trim().to_string()
 }
 
 fn versions_json(p: &Project, image: &str) -> Vec<(String, bool)> {
