@@ -214,15 +214,8 @@ fn test_one(
                 }],
                 results: Some(results_dir.clone()),
             };
-            let ok = backend.run_sandbox(
-                &stack,
-                &dir.join("upper"),
-                &dir.join("sandbox"),
-                spec,
-                &[],
-                &log,
-                procs,
-            )?;
+            let ok =
+                backend.run_sandbox(&stack, None, &dir.join("sandbox"), spec, &[], &log, procs)?;
             let parsed: Vec<TestResult> = fs::read(results_dir.join("results.json"))
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())

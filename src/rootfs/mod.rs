@@ -217,13 +217,15 @@ impl<'a> RootfsBackend<'a> {
         self.stack_on(origin, identity, &chain, log, procs)
     }
 
-    /// Runs a sandbox on `stack` with a new upper folder `upper` (kept by the caller), in the
-    /// private folder `work`. Returns the sandbox's success.
+    /// Runs a sandbox on `stack` in the private folder `work`, with a new upper folder:
+    /// `layer` for a build, which keeps it as the image's layer (its unchanged copy-ups
+    /// pruned, or in the copying fallback the difference made), or a throwaway one in `work`
+    /// for a test instance. Returns the sandbox's success.
     #[allow(clippy::too_many_arguments)]
     pub fn run_sandbox(
         &self,
         stack: &Stack,
-        upper: &Path,
+        layer: Option<&Path>,
         work: &Path,
         mut spec: sandbox::Spec,
         secrets: &[(String, String)],
@@ -233,25 +235,35 @@ impl<'a> RootfsBackend<'a> {
         let e = |p: &Path, err: std::io::Error| format!("{}: {err}", p.display());
         fs::create_dir_all(work).map_err(|err| e(work, err))?;
         fs::set_permissions(work, fs::Permissions::from_mode(0o700)).map_err(|err| e(work, err))?;
-        fs::create_dir_all(upper).map_err(|err| e(upper, err))?;
-        fs::set_permissions(upper, fs::Permissions::from_mode(0o755))
-            .map_err(|err| e(upper, err))?;
+        let upper = layer.map_or_else(|| work.join("upper"), Path::to_path_buf);
+        fs::create_dir_all(&upper).map_err(|err| e(&upper, err))?;
+        fs::set_permissions(&upper, fs::Permissions::from_mode(0o755))
+            .map_err(|err| e(&upper, err))?;
         let root = work.join("root");
         fs::create_dir_all(&root).map_err(|err| e(&root, err))?;
         spec.root = root.clone();
-        let below = StackView::new(&stack.trees).map_err(|err| err.to_string())?;
+        // The merged view of the stack costs a walk of every tree: only made when copying, or
+        // to finish a layer that is kept.
         let copying = self.overlay().is_err();
-        if copying {
-            layerfs::compose(&below, &root).map_err(|err| err.to_string())?;
-            spec.overlay = None;
+        let below = if copying || layer.is_some() {
+            Some(StackView::new(&stack.trees).map_err(|err| err.to_string())?)
         } else {
-            let ov = work.join("overlay-work");
-            fs::create_dir_all(&ov).map_err(|err| e(&ov, err))?;
-            spec.overlay = Some(sandbox::Overlay {
-                lower: stack.trees.iter().rev().cloned().collect(),
-                upper: upper.to_path_buf(),
-                work: ov,
-            });
+            None
+        };
+        match &below {
+            Some(view) if copying => {
+                layerfs::compose(view, &root).map_err(|err| err.to_string())?;
+                spec.overlay = None;
+            }
+            _ => {
+                let ov = work.join("overlay-work");
+                fs::create_dir_all(&ov).map_err(|err| e(&ov, err))?;
+                spec.overlay = Some(sandbox::Overlay {
+                    lower: stack.trees.iter().rev().cloned().collect(),
+                    upper: upper.clone(),
+                    work: ov,
+                });
+            }
         }
         let spec_path = work.join("sandbox.json");
         let json = serde_json::to_vec_pretty(&spec).expect("specs serialize");
@@ -268,10 +280,13 @@ impl<'a> RootfsBackend<'a> {
         let status = procs
             .run(&mut cmd, log)
             .map_err(|err| format!("starting the sandbox: {err}"))?;
-        if status.success() && copying {
-            layerfs::diff(&root, &below, upper).map_err(|err| err.to_string())?;
-        } else if status.success() {
-            layerfs::prune(upper, &below).map_err(|err| err.to_string())?;
+        if let (true, Some(layer), Some(view)) = (status.success(), layer, &below) {
+            if copying {
+                layerfs::diff(&root, view, layer)
+            } else {
+                layerfs::prune(layer, view)
+            }
+            .map_err(|err| err.to_string())?;
         }
         Ok(status.success())
     }
@@ -429,7 +444,7 @@ impl Builder for RootfsBackend<'_> {
         let upper = job.work.join("layer");
         let ok = self.run_sandbox(
             &stack,
-            &upper,
+            Some(&upper),
             &job.work.join("sandbox"),
             spec,
             &job.secrets,
