@@ -324,23 +324,9 @@ impl Cache {
 
     /// Takes the OS lock `locks/FILE` exclusively (a killed holder frees it).
     fn lock_file(&self, file: &str, waiting: &mut dyn FnMut()) -> Result<fs::File> {
-        let dir = self.dir.join("locks");
-        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let path = dir.join(file);
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        match f.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                waiting();
-                f.lock().map_err(|e| Error::io(&path, e))?;
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
-        }
+        let path = self.dir.join("locks").join(file);
+        let f = open_lock(&path)?;
+        take_lock(&f, &path, Lock::Exclusive, waiting)?;
         Ok(f)
     }
 
@@ -348,15 +334,9 @@ impl Cache {
     /// called first when it is busy. Builds (through [`Cache::start_run`]) and release status
     /// changes hold it for as long as they run, so gc never removes what they use.
     pub fn lock_shared(&self, waiting: &mut dyn FnMut()) -> Result<fs::File> {
-        let (path, f) = self.cache_lock_file()?;
-        match f.try_lock_shared() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                waiting();
-                f.lock_shared().map_err(|e| Error::io(&path, e))?;
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
-        }
+        let path = self.dir.join("cache.lock");
+        let f = open_lock(&path)?;
+        take_lock(&f, &path, Lock::Shared, waiting)?;
         Ok(f)
     }
 
@@ -367,29 +347,17 @@ impl Cache {
         wait: bool,
         waiting: &mut dyn FnMut(),
     ) -> Result<Option<fs::File>> {
-        let (path, f) = self.cache_lock_file()?;
-        match f.try_lock() {
-            Ok(()) => Ok(Some(f)),
-            Err(fs::TryLockError::WouldBlock) if !wait => Ok(None),
-            Err(fs::TryLockError::WouldBlock) => {
-                waiting();
-                f.lock().map_err(|e| Error::io(&path, e))?;
-                Ok(Some(f))
-            }
-            Err(fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
-        }
-    }
-
-    fn cache_lock_file(&self) -> Result<(PathBuf, fs::File)> {
-        fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let path = self.dir.join("cache.lock");
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        Ok((path, f))
+        let f = open_lock(&path)?;
+        if !wait {
+            return match f.try_lock() {
+                Ok(()) => Ok(Some(f)),
+                Err(fs::TryLockError::WouldBlock) => Ok(None),
+                Err(fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+            };
+        }
+        take_lock(&f, &path, Lock::Exclusive, waiting)?;
+        Ok(Some(f))
     }
 
     /// The images the cache holds records of, declared or not, by name.
@@ -615,6 +583,44 @@ fn parse_record(bytes: &[u8]) -> std::result::Result<Record, String> {
 }
 
 /// Writes `bytes` to `path` so that readers see the old content or the new, never a part:
+#[derive(Clone, Copy)]
+enum Lock {
+    Shared,
+    Exclusive,
+}
+
+/// Opens, creating it and its folder, the lock file at `path`.
+fn open_lock(path: &Path) -> Result<fs::File> {
+    let dir = path.parent().expect("lock files have a folder");
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Takes `f`'s OS lock (a killed holder frees it), calling `waiting` first when it is busy.
+fn take_lock(f: &fs::File, path: &Path, how: Lock, waiting: &mut dyn FnMut()) -> Result<()> {
+    let tried = match how {
+        Lock::Shared => f.try_lock_shared(),
+        Lock::Exclusive => f.try_lock(),
+    };
+    match tried {
+        Ok(()) => Ok(()),
+        Err(fs::TryLockError::WouldBlock) => {
+            waiting();
+            match how {
+                Lock::Shared => f.lock_shared(),
+                Lock::Exclusive => f.lock(),
+            }
+            .map_err(|e| Error::io(path, e))
+        }
+        Err(fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
+    }
+}
+
 /// a temporary file beside it, fsync, rename, fsync of the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().expect("cache paths have a parent");
