@@ -250,6 +250,23 @@ pub fn resolve_pins(project: &crate::model::Project, cache: &Cache) -> Result<Ve
         .collect()
 }
 
+/// Cuts each pinned image from its parent in `graph` (it stands on the pinned build, not on
+/// the parent's current code) and returns, by image, the key of the build its pin resolved
+/// to, as `key::compute_with_pins` takes them: empty when nothing is pinned.
+pub fn unlink_pinned(pins: &[Option<Pin>], graph: &mut crate::graph::Graph) -> Vec<Option<String>> {
+    if pins.iter().all(Option::is_none) {
+        return Vec::new();
+    }
+    for (i, pin) in pins.iter().enumerate() {
+        if pin.is_some() {
+            graph.unlink(i);
+        }
+    }
+    pins.iter()
+        .map(|p| p.as_ref().map(|p| p.record.key.clone()))
+        .collect()
+}
+
 /// A release status change: asked for on the command line, or the outcome of `layer test`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {

@@ -192,21 +192,13 @@ fn keys_at(
     let strategy = strategy.unwrap_or(project.strategy);
     // Pinned images stand on the released parent build they are pinned to, cut from their
     // parent, as in `Workspace::open` (shallow builds have no pins: keys chain no parents).
-    let mut pinned = Vec::new();
-    if strategy == Strategy::Deep {
-        let pins = crate::release::resolve_pins(&project, cache)?;
-        if pins.iter().any(Option::is_some) {
-            for (i, pin) in pins.iter().enumerate() {
-                if pin.is_some() {
-                    graph.unlink(i);
-                }
-            }
-            pinned = pins
-                .iter()
-                .map(|p| p.as_ref().map(|p| p.record.key.clone()))
-                .collect();
+    let pinned = match strategy {
+        Strategy::Deep => {
+            let pins = crate::release::resolve_pins(&project, cache)?;
+            crate::release::unlink_pinned(&pins, &mut graph)
         }
-    }
+        Strategy::Shallow => Vec::new(),
+    };
     let keys = key::compute_with_pins(&project, &graph, strategy, &scanned, &pinned)?;
     let trees = scanned
         .trees

@@ -87,28 +87,23 @@ impl Workspace {
         // Pinned parents: the released build each pin stands for, read from the cache before
         // keys, so that key code reads nothing. A pinned image is cut from its parent.
         let pins = crate::release::resolve_pins(&project, &cache)?;
-        let mut graph = graph;
-        let mut pinned_keys = Vec::new();
-        if pins.iter().any(Option::is_some) {
-            for (i, pin) in pins.iter().enumerate() {
-                if let Some(pin) = pin {
-                    if strategy == Strategy::Shallow {
-                        return Err(crate::error::Error::Usage {
-                            message: format!(
-                                "`{}` is pinned to `{}@{}`: pinned parents need deep builds",
-                                project.images[i].name, pin.parent, pin.pin
-                            ),
-                            hint: Some("build with `--strategy deep`, or remove the pin".into()),
-                        });
-                    }
-                    graph.unlink(i);
-                }
-            }
-            pinned_keys = pins
+        if strategy == Strategy::Shallow {
+            if let Some((i, pin)) = pins
                 .iter()
-                .map(|p| p.as_ref().map(|p| p.record.key.clone()))
-                .collect();
+                .enumerate()
+                .find_map(|(i, p)| p.as_ref().map(|p| (i, p)))
+            {
+                return Err(crate::error::Error::Usage {
+                    message: format!(
+                        "`{}` is pinned to `{}@{}`: pinned parents need deep builds",
+                        project.images[i].name, pin.parent, pin.pin
+                    ),
+                    hint: Some("build with `--strategy deep`, or remove the pin".into()),
+                });
+            }
         }
+        let mut graph = graph;
+        let pinned_keys = crate::release::unlink_pinned(&pins, &mut graph);
         let keys = key::compute_with_pins(&project, &graph, strategy, &scanned, &pinned_keys)?;
         let lookups = keys
             .par_iter()
