@@ -15,77 +15,17 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{Error, Result};
-use crate::key::Inputs;
+use crate::fsutil::{read_small, remove_tree, write_atomic};
+use crate::record::{parse_record, Lookup, Record};
 use crate::scan::{Entry, StatCache, Tree};
+use crate::version::{build_number, version_fields};
 
 pub mod gc;
-
-/// Bump when [`Record`] changes incompatibly; records of another format count as missing.
-pub const RECORD_FORMAT: u32 = 1;
-
-/// What the cache keeps of one successful build of one key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    pub format: u32,
-    pub name: String,
-    pub key: String,
-    /// `MAJOR.MINOR.BUILD-YYYYMMDD_HHMM`.
-    pub version: String,
-    /// RFC 3339, UTC.
-    pub built_at: String,
-    pub duration_ms: u64,
-    /// Built with `--force` although a record for the key existed.
-    #[serde(default)]
-    pub forced: bool,
-    pub artifact: Artifact,
-    /// Deep builds: the parent record this one was built on.
-    pub parent: Option<ParentRef>,
-    pub tags: BTreeMap<String, String>,
-    pub inputs: Inputs,
-}
-
-impl Record {
-    pub fn built_at_time(&self) -> Option<SystemTime> {
-        humantime::parse_rfc3339(&self.built_at).ok()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Artifact {
-    /// `NAME-MAJOR.MINOR.BUILD` for local artifacts; a cloud image id for remote ones.
-    pub id: String,
-    /// Local artifacts: path relative to the cache directory.
-    pub path: Option<String>,
-    pub blake3: Option<String>,
-    pub size: Option<u64>,
-    /// Remote artifacts: where the artifact lives (the Packer builder that made it, such as
-    /// `mitchellh.amazonebs`); it cannot be re-hashed from here.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ParentRef {
-    pub name: String,
-    pub key: String,
-    pub version: String,
-}
-
-/// The state of the record for one (image, key).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
-    Found(Box<Record>),
-    /// A file exists but cannot be used; the text says why.
-    Unusable(String),
-    Missing,
-}
+pub mod release;
 
 #[derive(Debug, Clone)]
 pub struct Cache {
@@ -161,7 +101,7 @@ impl Cache {
 
     /// The record of `key` for image `name`, verified.
     pub fn lookup(&self, name: &str, key: &str) -> Lookup {
-        let bytes = match crate::scan::read_small(&self.record_path(name, key)) {
+        let bytes = match read_small(&self.record_path(name, key)) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Lookup::Missing,
             Err(e) => return Lookup::Unusable(format!("record cannot be read: {e}")),
@@ -369,7 +309,7 @@ impl Cache {
             .flatten()
             .filter(|e| e.path().is_dir())
             .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|n| crate::decl::valid_name(n))
+            .filter(|n| crate::model::valid_name(n))
             .collect();
         names.sort();
         names
@@ -487,27 +427,11 @@ impl Cache {
     }
 }
 
-/// The numbers of `MAJOR.MINOR.BUILD-YYYYMMDD_HHMM`, for ordering.
 /// The blake3 digest and size of a local artifact: a file, or a folder such as a rootfs layer
 /// (see [`crate::layerfs::digest`] for what it covers). `layer cache verify` and every use of
 /// an artifact as a parent compare this with the record's `artifact.blake3`.
 pub fn artifact_digest(path: &Path) -> Result<(String, u64)> {
     crate::layerfs::digest(path)
-}
-
-pub fn version_fields(version: &str) -> Vec<u64> {
-    version
-        .split('-')
-        .next()
-        .unwrap_or_default()
-        .split('.')
-        .map(|f| f.parse().unwrap_or(0))
-        .collect()
-}
-
-/// The BUILD of `MAJOR.MINOR.BUILD-YYYYMMDD_HHMM`.
-pub fn build_number(version: &str) -> Option<u64> {
-    version.split('-').next()?.rsplit_once('.')?.1.parse().ok()
 }
 
 /// A running build's work folder; removed when dropped, together with its lock.
@@ -526,63 +450,7 @@ impl Drop for Run {
     }
 }
 
-/// Removes a folder tree without leaving its file system: a mount point below it is not
-/// descended into, and is reported instead.
-pub fn remove_tree(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(top) = fs::symlink_metadata(dir) else {
-        return Ok(());
-    };
-    fn walk(p: &Path, dev: u64) -> Result<()> {
-        let meta = fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
-        if !meta.is_dir() {
-            return fs::remove_file(p).map_err(|e| Error::io(p, e));
-        }
-        if meta.dev() != dev {
-            return Err(Error::Cache {
-                path: p.to_path_buf(),
-                message: "is a mount point: unmount it, then remove it".into(),
-            });
-        }
-        for e in fs::read_dir(p).map_err(|e| Error::io(p, e))?.flatten() {
-            walk(&e.path(), dev)?;
-        }
-        fs::remove_dir(p).map_err(|e| Error::io(p, e))
-    }
-    walk(dir, top.dev())
-}
-
-fn parse_record(bytes: &[u8]) -> std::result::Result<Record, String> {
-    let other_format = |format: u32| {
-        format!("record has format {format}; this layer reads format {RECORD_FORMAT}")
-    };
-    // One parse when the record is good. When it is not, the format decides the message: a
-    // record of another format is "another format" even where its fields do not fit ours.
-    let r: Record = match serde_json::from_slice(bytes) {
-        Ok(r) => r,
-        Err(e) => {
-            #[derive(Deserialize)]
-            struct Head {
-                format: u32,
-            }
-            let head: Head =
-                serde_json::from_slice(bytes).map_err(|e| format!("record is corrupt: {e}"))?;
-            if head.format != RECORD_FORMAT {
-                return Err(other_format(head.format));
-            }
-            return Err(format!("record is corrupt: {e}"));
-        }
-    };
-    if r.format != RECORD_FORMAT {
-        return Err(other_format(r.format));
-    }
-    if r.inputs.key() != r.key {
-        return Err("record is corrupt: its inputs do not hash to its key".into());
-    }
-    Ok(r)
-}
-
-/// Writes `bytes` to `path` so that readers see the old content or the new, never a part:
+/// How a lock file is held: shared by runs and release changes, exclusive by `gc`.
 #[derive(Clone, Copy)]
 enum Lock {
     Shared,
@@ -621,39 +489,12 @@ fn take_lock(f: &fs::File, path: &Path, how: Lock, waiting: &mut dyn FnMut()) ->
     }
 }
 
-/// a temporary file beside it, fsync, rename, fsync of the folder.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().expect("cache paths have a parent");
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path
-        .file_name()
-        .expect("cache paths have a name")
-        .to_string_lossy();
-    // Unique per write: threads of one run may write the same file (a role tree two images
-    // share) at the same time.
-    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.tmp{}-{n}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(dir, e))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::key::{BackendInputs, BaseInputs, Inputs, KEY_SCHEMA};
     use crate::model::{BackendKind, Strategy};
+    use crate::record::{Artifact, RECORD_FORMAT};
 
     fn record(name: &str, version: &str, built_at: &str, salt: &str) -> Record {
         let inputs = Inputs {

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::cache::Lookup;
 use crate::decl;
 use crate::error::{did_you_mean, Error, Result};
 use crate::graph::Graph;
 use crate::key::{self, BaseInputs, Change, ImageKey};
 use crate::model::{Project, Strategy};
 use crate::plan::{self, Action, Selection};
+use crate::record::Lookup;
 use crate::render::{self, Style};
 use crate::workspace::Workspace;
 
@@ -263,7 +263,7 @@ pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("__sandbox") {
         // The rootfs backend's sandbox process: before anything starts a thread.
-        return crate::rootfs::sandbox_main(&args[2..]);
+        return crate::backend::rootfs::sandbox_main(&args[2..]);
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -495,7 +495,7 @@ fn test(
     strategy: Option<Strategy>,
     style: Style,
 ) -> Result<i32> {
-    use crate::rootfs::check;
+    use crate::backend::rootfs::check;
     let ws = open(g, strategy)?;
     let mut selected = resolve_targets(&ws.project, targets)?;
     if selected.is_empty() {
@@ -503,7 +503,7 @@ fn test(
     }
     let images = check::records_to_test(&ws, &selected)?;
     if let Some((i, _)) = images.first() {
-        crate::rootfs::check_root(&ws.project.images[*i].name, "tested")?;
+        crate::backend::rootfs::check_root(&ws.project.images[*i].name, "tested")?;
     }
     let procs = crate::backend::Procs::default();
     let jobs = jobs(g);
@@ -536,7 +536,7 @@ fn export(g: &Global, target: &str, format: crate::export::Format, output: &Path
     use crate::export::{self, ExportSpec};
     use crate::model::BackendKind;
     let ws = open(g, None)?;
-    let (name, spec) = crate::release::split_target(target);
+    let (name, spec) = crate::version::split_target(target);
     let i = resolve_targets(&ws.project, &[name.to_string()])?[0];
     let records = ws.cache.records(name);
     let record = match (spec, &ws.lookups[i]) {
@@ -567,7 +567,7 @@ fn export(g: &Global, target: &str, format: crate::export::Format, output: &Path
             eprintln!("waiting for `layer cache gc` to finish with the cache");
         }
     })?;
-    let backend = crate::rootfs::RootfsBackend::new(&ws.project, &ws.scanned, &ws.cache);
+    let backend = crate::backend::rootfs::RootfsBackend::new(&ws.project, &ws.scanned, &ws.cache);
     let log = std::sync::Mutex::new(std::io::stderr());
     let procs = crate::backend::Procs::default();
     let stack = backend
@@ -643,9 +643,9 @@ fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
         .filter(|&i| ws.project.backend_of(&ws.project.images[i]).kind == BackendKind::Rootfs)
         .collect();
     if let Some(&i) = rootfs.first() {
-        crate::rootfs::check_root(&ws.project.images[i].name, "built")?;
+        crate::backend::rootfs::check_root(&ws.project.images[i].name, "built")?;
     }
-    crate::rootfs::check_packages(&ws.project, &ws.graph, rootfs.into_iter())?;
+    crate::backend::rootfs::check_packages(&ws.project, &ws.graph, rootfs.into_iter())?;
     let mut builders: BTreeMap<String, Box<dyn Builder>> = BTreeMap::new();
     for p in plan.to_build() {
         let image = ws.project.image(&p.name).expect("planned images exist");
@@ -655,12 +655,12 @@ fn build(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
         }
         let builder: Box<dyn Builder> = match backend.kind {
             BackendKind::Command => Box::new(CommandBackend::new(backend)),
-            BackendKind::Rootfs => Box::new(crate::rootfs::RootfsBackend::new(
+            BackendKind::Rootfs => Box::new(crate::backend::rootfs::RootfsBackend::new(
                 &ws.project,
                 &ws.scanned,
                 &ws.cache,
             )),
-            BackendKind::Packer => match crate::packer::PackerBackend::new(backend) {
+            BackendKind::Packer => match crate::backend::packer::PackerBackend::new(backend) {
                 Ok(b) => Box::new(b),
                 Err(message) => {
                     return Err(Error::Usage {

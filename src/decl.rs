@@ -14,12 +14,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{did_you_mean, Diagnostic, Diagnostics, Error, Result};
-use crate::files::{Kind, Link, ProjectFiles, WorkTree};
 use crate::graph;
 use crate::model::*;
-
-pub const PROJECT_FILE: &str = "layer.toml";
-pub const LOCK_FILE: &str = "layer.lock";
+use crate::source::files::{Kind, Link, ProjectFiles, WorkTree};
 
 /// Walks up from `start` to the first folder holding `layer.toml`.
 pub fn find_root(start: &Path) -> Result<PathBuf> {
@@ -38,17 +35,6 @@ pub fn find_root(start: &Path) -> Result<PathBuf> {
         dir = d.parent();
     }
     Err(Error::NoProject { start })
-}
-
-/// `[a-z0-9][a-z0-9_-]{0,62}`: names of images, roles, origins and backends.
-pub fn valid_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
 }
 
 fn valid_var_name(s: &str) -> bool {
@@ -1045,8 +1031,8 @@ fn image(
         }
         (Some(from), None) => {
             // `from = "PARENT@PIN"`: built on the newest released build of PARENT under PIN.
-            let (parent, p_pin) = crate::release::split_target(from.get_ref());
-            if let Some(pin) = p_pin.filter(|p| !crate::release::valid_pin(p)) {
+            let (parent, p_pin) = crate::version::split_target(from.get_ref());
+            if let Some(pin) = p_pin.filter(|p| !crate::version::valid_pin(p)) {
                 diags.push(
                     src.diag(src.line_of(from), format!("`{pin}` in `from = \"{}\"` is not a version pin", from.get_ref()))
                         .hint(format!("pin a major version (`{parent}@2`), a minor one (`{parent}@2.1`) or one build (`{parent}@2.1.3`)")),

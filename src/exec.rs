@@ -21,13 +21,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
+use crate::backend::redact::Redactor;
 use crate::backend::{Builder, Built, Job, JobRole, Procs};
-use crate::cache::{Artifact, Lookup, ParentRef, Record, RECORD_FORMAT};
 use crate::error::{Error, Result};
 use crate::model::{OriginSource, Project, Strategy};
 use crate::plan::{Action, Plan};
 use crate::progress::{Event, Progress};
-use crate::redact::Redactor;
+use crate::record::{Artifact, Lookup, ParentRef, Record, RECORD_FORMAT};
 use crate::workspace::Workspace;
 
 #[derive(Debug, Clone)]
@@ -641,7 +641,7 @@ fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
         }
     }
     let _ = log.into_inner().map(|r| r.finish());
-    let _ = crate::cache::remove_tree(&work);
+    let _ = crate::fsutil::remove_tree(&work);
     match outcome {
         Ok(record) => Outcome::Built(Box::new(record), log_path, started.elapsed()),
         Err(e) => fail(e, Some(log_path)),

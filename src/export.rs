@@ -55,6 +55,7 @@ use std::str::FromStr;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::fsutil::{atomic_dir, atomic_file, parent_of, Remove};
 use crate::layerfs::{self, get_xattr, merge, scan_layer, set_xattr, Merged};
 
 /// What `layer export --format` writes.
@@ -1155,87 +1156,12 @@ fn check_out(format: Format, out: &Path) -> Result<()> {
     }
 }
 
-fn parent_of(out: &Path) -> PathBuf {
-    match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// A temporary path beside `out`, unique to this process and call.
-fn temp_beside(out: &Path) -> PathBuf {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "export".into());
-    parent_of(out).join(format!(".{name}.tmp{}-{n}", std::process::id()))
-}
-
 /// `path` with `.suffix` added to its name.
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
     s.push(".");
     s.push(suffix);
     PathBuf::from(s)
-}
-
-/// Removes a file or folder tree when dropped, unless kept.
-struct Remove(Option<PathBuf>);
-
-impl Remove {
-    fn new(p: &Path) -> Remove {
-        Remove(Some(p.to_path_buf()))
-    }
-
-    fn keep(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for Remove {
-    fn drop(&mut self) {
-        let Some(p) = &self.0 else { return };
-        match fs::symlink_metadata(p) {
-            Ok(m) if m.is_dir() => {
-                let _ = fs::remove_dir_all(p);
-            }
-            Ok(_) => {
-                let _ = fs::remove_file(p);
-            }
-            Err(_) => {}
-        }
-    }
-}
-
-fn sync_parent(out: &Path) -> Result<()> {
-    let dir = parent_of(out);
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(&dir, e))
-}
-
-/// Runs `write` on a temporary file beside `out`, then renames it onto `out`.
-fn atomic_file(out: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let tmp = temp_beside(out);
-    let guard = Remove::new(&tmp);
-    write(&tmp)?;
-    fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
-    guard.keep();
-    sync_parent(out)
-}
-
-/// Runs `write` on a new temporary folder beside `out`, then renames it onto `out` (which is
-/// missing or an empty folder).
-fn atomic_dir(out: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let tmp = temp_beside(out);
-    let guard = Remove::new(&tmp);
-    fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    write(&tmp)?;
-    fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
-    guard.keep();
-    sync_parent(out)
 }
 
 #[cfg(test)]

@@ -1,35 +1,51 @@
 //! `layer`: make for server images.
 //!
-//! Modules in the order data flows through them:
-//! declarations (`decl`, TOML) -> `model` -> `graph` -> `scan` (file trees -> digests) -> `key`
-//! -> `plan` -> `cache`; `workspace` runs that pipeline, `render` prints what the commands produce and `cli` wires them together.
-//! See `doc/ARCHITECTURE.md` for the invariants.
+//! The modules below are listed in the order data flows through them, and each imports only
+//! modules listed before it (`tests/architecture.rs` holds this):
+//!
+//! ```text
+//! error fsutil                  errors and exit codes; atomic writes, tree removal
+//! model version graph           validated declarations, names; versions and pins; the image graph
+//! scan layerfs export           file trees -> digests; layer trees on the host; tar, oci, disk
+//! source decl                   the project as files (work tree or git); TOML -> model
+//! key record release plan       inputs and keys; records as data; release rules; the plan (pure)
+//! cache workspace lock since    the cache on disk; load -> scan -> key -> plan; layer.lock; --since
+//! progress backend exec         progress output; builders and processes; the executor
+//! render report cli             output formats; `layer report`; arguments and commands
+//! ```
+//!
+//! See `doc/ARCHITECTURE.md` for the code map and the invariants.
 
-pub mod backend;
-pub mod bundle;
-pub mod cache;
-pub mod cli;
-pub mod decl;
 pub mod error;
-pub mod exec;
-pub mod export;
-pub mod files;
-pub mod gitread;
-pub mod graph;
-pub mod key;
-pub mod layerfs;
-pub mod lock;
+pub mod fsutil;
+
 pub mod model;
-pub mod packer;
-pub mod plan;
-pub mod progress;
-pub mod redact;
+pub mod version;
+pub mod graph;
+
+pub mod scan;
+pub mod layerfs;
+pub mod export;
+
+pub mod source;
+pub mod decl;
+
+pub mod key;
+pub mod record;
 pub mod release;
+pub mod plan;
+
+pub mod cache;
+pub mod workspace;
+pub mod lock;
+pub mod since;
+
+pub mod progress;
+pub mod backend;
+pub mod exec;
+
 pub mod render;
 pub mod report;
-pub mod rootfs;
-pub mod scan;
-pub mod since;
-pub mod workspace;
+pub mod cli;
 
 pub use error::{Error, Result};

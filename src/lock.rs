@@ -18,13 +18,14 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::decl::{self, LOCK_FILE, PROJECT_FILE};
+use crate::decl;
 use crate::error::{Error, Result};
-use crate::files::{Kind, Link, Listed, ProjectFiles, WorkTree};
 use crate::graph::Graph;
 use crate::key;
 use crate::model::{LockedOrigin, OriginSource, Project};
+use crate::model::{LOCK_FILE, PROJECT_FILE};
 use crate::scan;
+use crate::source::files::{Kind, Link, Listed, ProjectFiles, WorkTree};
 
 /// Where Debian is fetched from when neither the origin nor the host says.
 pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
@@ -151,7 +152,7 @@ pub fn lock(root: &Path, cache_dir: Option<&Path>, update: bool) -> Result<Outco
     let current = std::fs::read(&path).ok();
     let written = current.as_deref() != Some(text.as_bytes());
     if written {
-        crate::cache::write_atomic(&path, text.as_bytes())?;
+        crate::fsutil::write_atomic(&path, text.as_bytes())?;
     }
     Ok(Outcome {
         moved,

@@ -8,6 +8,22 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// The project file at the root of every project.
+pub const PROJECT_FILE: &str = "layer.toml";
+/// Pinned resolutions of origins, beside the project file (`layer lock`).
+pub const LOCK_FILE: &str = "layer.lock";
+
+/// `[a-z0-9][a-z0-9_-]{0,62}`: names of images, roles, origins and backends.
+pub fn valid_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+}
+
 /// SPEC §3: how an image is built from its parent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

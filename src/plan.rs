@@ -7,12 +7,13 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::cache::{Cache, Lookup, Record};
 use crate::graph::Graph;
 use crate::key::{diff, BaseInputs, Change, ImageKey};
 use crate::model::{Project, Strategy};
-use crate::release::{short, Pin, Status};
+use crate::record::{Lookup, Record};
+use crate::release::{Pin, Status};
 use crate::scan::{FileChange, Tree};
+use crate::version::short;
 
 /// The schema of `layer plan --format json`.
 pub const PLAN_SCHEMA: u32 = 1;
@@ -178,18 +179,6 @@ pub trait History: Sync {
     /// Whether build `version` of image `name` was revoked.
     fn revoked(&self, _name: &str, _version: &str) -> bool {
         false
-    }
-}
-
-impl History for Cache {
-    fn latest(&self, name: &str) -> Option<Record> {
-        Cache::latest(self, name)
-    }
-    fn tree(&self, digest: &str) -> Option<Tree> {
-        Cache::tree(self, digest)
-    }
-    fn artifact_exists(&self, record: &Record) -> bool {
-        Cache::artifact_exists(self, record)
     }
 }
 
@@ -526,9 +515,9 @@ pub fn describe_file_change(path: &str, c: &FileChange) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::{Artifact, ParentRef};
     use crate::key::compute;
     use crate::model::*;
+    use crate::record::{Artifact, ParentRef};
     use crate::scan::{Entry, EntryKind, Scanned};
     use std::collections::BTreeMap;
     use std::sync::Mutex;
@@ -648,7 +637,7 @@ mod tests {
         built_at: &str,
     ) -> Record {
         Record {
-            format: crate::cache::RECORD_FORMAT,
+            format: crate::record::RECORD_FORMAT,
             name: name.into(),
             key: k.key.clone(),
             version: format!("1.0.0-{name}"),

@@ -16,10 +16,9 @@
 //! A forced promotion is kept in the record as the tag `Release_Forced = "true"`. A build made
 //! on a revoked parent build is never promoted.
 
-use std::cmp::Ordering;
-
-use crate::cache::{version_fields, Cache, Record};
 use crate::error::{Error, Result};
+use crate::record::Record;
+use crate::version::{compare, names, short, under_pin, valid_version, version_fields};
 
 /// The tag holding a record's release status.
 pub const STATUS_TAG: &str = "Release_Status";
@@ -56,73 +55,6 @@ impl Status {
             Status::Released => "released",
             Status::Revoked => "revoked",
         }
-    }
-}
-
-/// `MAJOR.MINOR.BUILD` of `MAJOR.MINOR.BUILD-YYYYMMDD_HHMM`: how people name a build.
-pub fn short(version: &str) -> &str {
-    version.split('-').next().unwrap_or(version)
-}
-
-/// Versions compared numerically, field by field: `2` < `2.0.1` < `10`; the build date breaks
-/// ties.
-pub fn compare(a: &str, b: &str) -> Ordering {
-    version_fields(a)
-        .cmp(&version_fields(b))
-        .then_with(|| a.cmp(b))
-}
-
-/// Whether `s` is one to `max` dot-separated numbers.
-fn numeric_fields(s: &str, max: usize) -> bool {
-    let parts: Vec<&str> = s.split('.').collect();
-    parts.len() <= max
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// Whether `s` names a build: `MAJOR.MINOR.BUILD` or `MAJOR.MINOR.BUILD-YYYYMMDD_HHMM`.
-pub fn valid_version(s: &str) -> bool {
-    let (nums, date) = match s.split_once('-') {
-        Some((n, d)) => (n, Some(d)),
-        None => (s, None),
-    };
-    numeric_fields(nums, 3)
-        && nums.split('.').count() == 3
-        && date.is_none_or(|d| {
-            d.len() == 13
-                && d.bytes().enumerate().all(|(i, b)| {
-                    if i == 8 {
-                        b == b'_'
-                    } else {
-                        b.is_ascii_digit()
-                    }
-                })
-        })
-}
-
-/// Whether `s` is a pin: `MAJOR`, `MAJOR.MINOR` or `MAJOR.MINOR.BUILD`.
-pub fn valid_pin(s: &str) -> bool {
-    numeric_fields(s, 3)
-}
-
-/// Whether record version `version` is the build `spec` names (in full, or by its numbers).
-pub fn names(version: &str, spec: &str) -> bool {
-    version == spec || (!spec.contains('-') && short(version) == spec)
-}
-
-/// Whether `version` falls under pin `pin`: its leading numbers are the pin's.
-pub fn under_pin(version: &str, pin: &str) -> bool {
-    let v = version_fields(version);
-    let p = version_fields(pin);
-    v.len() >= p.len() && v[..p.len()] == p[..]
-}
-
-/// Splits `IMAGE@VERSION`.
-pub fn split_target(s: &str) -> (&str, Option<&str>) {
-    match s.split_once('@') {
-        Some((i, v)) => (i, Some(v)),
-        None => (s, None),
     }
 }
 
@@ -228,28 +160,6 @@ impl Pin {
     }
 }
 
-/// Resolves the pin of every image (by index) from the records of its parent.
-pub fn resolve_pins(project: &crate::model::Project, cache: &Cache) -> Result<Vec<Option<Pin>>> {
-    project
-        .images
-        .iter()
-        .map(|img| {
-            let (Some(pin), Some(parent)) = (&img.pin, img.parent()) else {
-                return Ok(None);
-            };
-            let records = cache.records(parent);
-            let r = resolve_pin(&records, &img.name, parent, pin)?;
-            Ok(Some(Pin {
-                parent: parent.to_string(),
-                pin: pin.clone(),
-                version: r.version.clone(),
-                behind: newer_released(&records, &r.version).map(|n| n.version.clone()),
-                record: Box::new(r.clone()),
-            }))
-        })
-        .collect()
-}
-
 /// Cuts each pinned image from its parent in `graph` (it stands on the pinned build, not on
 /// the parent's current code) and returns, by image, the key of the build its pin resolved
 /// to, as `key::compute_with_pins` takes them: empty when nothing is pinned.
@@ -282,7 +192,7 @@ pub enum Change {
     },
 }
 
-/// What a change did.
+/// What a change did ([`crate::cache::release::apply`]).
 #[derive(Debug, Clone)]
 pub struct Changed {
     pub record: Record,
@@ -293,7 +203,7 @@ pub struct Changed {
 }
 
 /// Checks that `change` may move a build of status `from`, and says why not.
-fn check(image: &str, version: &str, from: Status, change: Change) -> Result<Status> {
+pub fn check(image: &str, version: &str, from: Status, change: Change) -> Result<Status> {
     let v = short(version);
     let refuse = |message: String, hint: &str| {
         Err(Error::Usage {
@@ -323,89 +233,9 @@ fn check(image: &str, version: &str, from: Status, change: Change) -> Result<Sta
     }
 }
 
-/// Applies `change` to the build of `image` that `spec` names (the newest when `None`): takes
-/// the cache lock (shared: `layer cache gc` does not remove a record meanwhile) and the image's
-/// lock (a build does not move the record meanwhile), reads the records again, checks the
-/// move, and rewrites the record.
-pub fn apply(
-    cache: &Cache,
-    image: &str,
-    spec: Option<&str>,
-    change: Change,
-    waiting: &mut dyn FnMut(),
-) -> Result<Changed> {
-    let _cache_lock = cache.lock_shared(waiting)?;
-    let _lock = cache.lock_image(image, waiting)?;
-    let records = cache.records(image);
-    let record = find(&records, image, spec)?;
-    let from = Status::of(record);
-    let to = check(image, &record.version, from, change)?;
-    if let (Change::Promote { .. }, Some(p)) = (change, &record.parent) {
-        let revoked = cache
-            .records(&p.name)
-            .iter()
-            .any(|r| r.version == p.version && Status::of(r) == Status::Revoked);
-        if revoked {
-            return Err(Error::Usage {
-                message: format!(
-                    "`{image}` {} is built on revoked {} {} and cannot be promoted",
-                    short(&record.version),
-                    p.name,
-                    short(&p.version)
-                ),
-                hint: Some(format!(
-                    "rebuild it on a good parent: `layer build {image}`"
-                )),
-            });
-        }
-    }
-    let mut record = record.clone();
-    if from == to {
-        return Ok(Changed {
-            record,
-            from,
-            to,
-            changed: false,
-        });
-    }
-    record.tags.insert(STATUS_TAG.into(), to.as_str().into());
-    if from == Status::Candidate && to == Status::Released {
-        record.tags.insert(FORCED_TAG.into(), "true".into());
-    }
-    cache.rewrite_record(&record)?;
-    Ok(Changed {
-        record,
-        from,
-        to,
-        changed: true,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versions_pins_and_order() {
-        assert!(valid_version("1.0.4"));
-        assert!(valid_version("1.0.4-20200229_0420"));
-        assert!(!valid_version("1.0"));
-        assert!(!valid_version("1.0.4-2020"));
-        assert!(!valid_version("1.x.4"));
-        assert!(valid_pin("2") && valid_pin("2.1") && valid_pin("2.1.3"));
-        assert!(!valid_pin("2.1.3.4") && !valid_pin("") && !valid_pin("2.") && !valid_pin("v2"));
-        assert!(names("1.0.4-20200229_0420", "1.0.4"));
-        assert!(names("1.0.4-20200229_0420", "1.0.4-20200229_0420"));
-        assert!(!names("1.0.4-20200229_0420", "1.0.4-20200229_0421"));
-        assert!(!names("1.0.40-20200229_0420", "1.0.4"));
-        assert!(under_pin("2.1.3-20200229_0420", "2"));
-        assert!(under_pin("2.1.3-20200229_0420", "2.1"));
-        assert!(!under_pin("2.10.3-20200229_0420", "2.1"));
-        assert!(!under_pin("12.1.3-20200229_0420", "2"));
-        assert_eq!(compare("2", "2.0.1"), Ordering::Less);
-        assert_eq!(compare("2.0.1", "10"), Ordering::Less);
-        assert_eq!(compare("1.0.10-x", "1.0.9-x"), Ordering::Greater);
-    }
 
     #[test]
     fn every_move() {

@@ -4,9 +4,9 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::cache::Record;
 use crate::model::Project;
 use crate::plan::{Action, Plan, PlannedImage, Reason};
+use crate::record::Record;
 
 /// ANSI colours, or none.
 #[derive(Debug, Clone, Copy)]
@@ -69,7 +69,7 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
                 line,
                 "  (pinned to {} {}, `@{}`)",
                 p.parent,
-                crate::release::short(&p.version),
+                crate::version::short(&p.version),
                 p.pin
             );
         }
@@ -704,7 +704,7 @@ pub fn versions_text(records: &[Record]) -> String {
 }
 
 /// One image's test results for the terminal: a line per test, the output of failed ones.
-pub fn image_tests_text(r: &crate::rootfs::check::ImageTests, style: Style) -> String {
+pub fn image_tests_text(r: &crate::backend::rootfs::check::ImageTests, style: Style) -> String {
     let mut s = String::new();
     let head = match r.result.as_str() {
         "passed" => style.paint("passed", "32"),

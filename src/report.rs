@@ -21,9 +21,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::cache::{version_fields, Record};
 use crate::error::{Error, Result};
-use crate::release::{self, short};
+use crate::record::Record;
+use crate::version::{self, short, version_fields};
 
 /// One running instance, as the inventory gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,7 +258,7 @@ pub fn make(
     let find = |image: &str, version: &str| {
         records
             .get(image)
-            .and_then(|rs| rs.iter().find(|r| release::names(&r.version, version)))
+            .and_then(|rs| rs.iter().find(|r| version::names(&r.version, version)))
     };
     let by_artifact: BTreeMap<&str, &Record> = records
         .values()
@@ -342,7 +342,7 @@ pub fn make(
     rows.sort_by(|a, b| {
         a.image
             .cmp(&b.image)
-            .then_with(|| release::compare(&b.version, &a.version))
+            .then_with(|| version::compare(&b.version, &a.version))
     });
     report.rows = rows;
     for l in [

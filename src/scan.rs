@@ -717,28 +717,6 @@ impl<'a> Hasher<'a> {
     }
 }
 
-/// The content of the (small) file at `path`. Like `fs::read` without its `statx` for a size
-/// hint: one `open`, reads until end of file, one `close`. Declarations and records are read
-/// this way, tens of thousands of them in a large project.
-pub fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut f = fs::File::open(path)?;
-    let mut buf = vec![0u8; 4096];
-    let mut len = 0;
-    loop {
-        if len == buf.len() {
-            buf.resize(buf.len() * 2, 0);
-        }
-        match f.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(len);
-    Ok(buf)
-}
-
 /// blake3 of a file's content.
 pub fn hash_file(path: &Path, len: u64) -> Result<[u8; 32]> {
     let mut h = blake3::Hasher::new();
@@ -1466,7 +1444,7 @@ pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<
             if let Ok(real) = path.canonicalize() {
                 if !real.starts_with(root) {
                     return Err(Error::Input {
-                        path: crate::decl::PROJECT_FILE.into(),
+                        path: crate::model::PROJECT_FILE.into(),
                         message: format!("origin `{name}`: `{shown}` leads outside the project"),
                         hint: Some("keep origin tarballs inside the project".into()),
                     });
@@ -1474,7 +1452,7 @@ pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<
             }
         }
         let digest = hash_hex(&path).map_err(|e| Error::Input {
-            path: crate::decl::PROJECT_FILE.into(),
+            path: crate::model::PROJECT_FILE.into(),
             message: format!("origin `{name}`: cannot read `{shown}`: {e}"),
             hint: Some(hint.into()),
         })?;
@@ -1488,7 +1466,7 @@ pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<
             if let Ok(real) = path.canonicalize() {
                 if !real.starts_with(root) {
                     return Err(Error::Input {
-                        path: crate::decl::PROJECT_FILE.into(),
+                        path: crate::model::PROJECT_FILE.into(),
                         message: format!(
                             "backend `{}`: `{f}` leads outside the project",
                             backend.name

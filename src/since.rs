@@ -1,6 +1,6 @@
 //! `--since REF`: which images changed between a git revision and the work tree, and why.
 //!
-//! The project is loaded as it was at REF straight from git objects ([`crate::gitread`]) by the
+//! The project is loaded as it was at REF straight from git objects ([`crate::source::gitread`]) by the
 //! same loader as the work tree (`decl::load_from`), its role trees are digested the way `scan`
 //! digests them on disk, and its keys are computed by the same [`key::compute`]. An image whose
 //! key differs, or that REF did not have, is changed; the reasons are [`key::diff`] of the two
@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 use crate::cache::Cache;
 use crate::decl;
 use crate::error::{Error, Result};
-use crate::gitread::Revision;
 use crate::graph::Graph;
 use crate::key::{self, ImageKey};
 use crate::model::{OriginSource, Project, Strategy};
 use crate::plan::{self, Plan, Reason, Selection, SinceInfo};
 use crate::scan::{Scanned, Tree};
+use crate::source::gitread::Revision;
 use crate::workspace::Workspace;
 
 /// The comparison of the work tree with a revision.
@@ -194,7 +194,7 @@ fn keys_at(
     // parent, as in `Workspace::open` (shallow builds have no pins: keys chain no parents).
     let pinned = match strategy {
         Strategy::Deep => {
-            let pins = crate::release::resolve_pins(&project, cache)?;
+            let pins = crate::workspace::resolve_pins(&project, cache)?;
             crate::release::unlink_pinned(&pins, &mut graph)
         }
         Strategy::Shallow => Vec::new(),

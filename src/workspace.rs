@@ -7,13 +7,14 @@ use std::time::SystemTime;
 
 use rayon::prelude::*;
 
-use crate::cache::{Cache, Lookup, Record};
+use crate::cache::Cache;
 use crate::decl;
 use crate::error::Result;
 use crate::graph::Graph;
 use crate::key::{self, ImageKey};
 use crate::model::{Project, Strategy};
 use crate::plan::{self, History, Plan, PlanInput, Selection};
+use crate::record::{Lookup, Record};
 use crate::scan::{self, Scanned, Tree};
 
 pub struct Workspace {
@@ -86,7 +87,7 @@ impl Workspace {
         let strategy = strategy.unwrap_or(project.strategy);
         // Pinned parents: the released build each pin stands for, read from the cache before
         // keys, so that key code reads nothing. A pinned image is cut from its parent.
-        let pins = crate::release::resolve_pins(&project, &cache)?;
+        let pins = resolve_pins(&project, &cache)?;
         if strategy == Strategy::Shallow {
             if let Some((i, pin)) = pins
                 .iter()
@@ -208,4 +209,40 @@ impl History for Workspace {
         });
         exists[self.index(&record.name).expect("looked up above")]
     }
+}
+
+/// A bare cache as a plan's history: no pins, nothing revoked.
+impl History for Cache {
+    fn latest(&self, name: &str) -> Option<Record> {
+        Cache::latest(self, name)
+    }
+    fn tree(&self, digest: &str) -> Option<Tree> {
+        Cache::tree(self, digest)
+    }
+    fn artifact_exists(&self, record: &Record) -> bool {
+        Cache::artifact_exists(self, record)
+    }
+}
+
+/// Resolves the pin of every image (by index) from the records of its parent.
+pub fn resolve_pins(project: &Project, cache: &Cache) -> Result<Vec<Option<crate::release::Pin>>> {
+    project
+        .images
+        .iter()
+        .map(|img| {
+            let (Some(pin), Some(parent)) = (&img.pin, img.parent()) else {
+                return Ok(None);
+            };
+            let records = cache.records(parent);
+            let r = crate::release::resolve_pin(&records, &img.name, parent, pin)?;
+            Ok(Some(crate::release::Pin {
+                parent: parent.to_string(),
+                pin: pin.clone(),
+                version: r.version.clone(),
+                behind: crate::release::newer_released(&records, &r.version)
+                    .map(|n| n.version.clone()),
+                record: Box::new(r.clone()),
+            }))
+        })
+        .collect()
 }

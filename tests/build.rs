@@ -11,7 +11,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use layer::cache::{Cache, Record};
+use layer::cache::Cache;
+use layer::record::Record;
 use serde_json::Value;
 
 /// A script that builds every image at once.

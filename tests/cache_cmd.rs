@@ -6,7 +6,8 @@ use common::{wait_until, Project, SCRIPT_DONE, SCRIPT_START, SCRIPT_WAIT_FOR_GO}
 use std::collections::BTreeSet;
 use std::fs;
 
-use layer::cache::{artifact_digest, Cache, Record};
+use layer::cache::{artifact_digest, Cache};
+use layer::record::Record;
 use serde_json::Value;
 
 fn cache(p: &Project) -> Cache {
@@ -67,7 +68,7 @@ fn ls_shows_every_build_with_status_and_size() {
     set_status(&p, "base-linux", "1.0.0", "released");
     // A build of a cloud image: no local artifact.
     let mut node = find(&p, "node", "1.0.0");
-    node.artifact = layer::cache::Artifact {
+    node.artifact = layer::record::Artifact {
         id: "ami-0123".into(),
         path: None,
         blake3: None,
@@ -370,7 +371,7 @@ fn gc_keeps_a_pinned_parent() {
     let c = cache(&p);
     let mut node = find(&p, "node", "1.0.1");
     let base = find(&p, "base-linux", "1.0.0");
-    node.parent = Some(layer::cache::ParentRef {
+    node.parent = Some(layer::record::ParentRef {
         name: "base-linux".into(),
         key: base.key.clone(),
         version: base.version.clone(),

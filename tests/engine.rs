@@ -11,11 +11,12 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 
 use layer::backend::{Builder, Built, Job, Log, Procs};
-use layer::cache::{Cache, Lookup};
+use layer::cache::Cache;
 use layer::exec::{self, Done, Options, Report};
 use layer::model::Strategy;
 use layer::plan::{Plan, Selection};
 use layer::progress::{Event, Plain, Progress};
+use layer::record::Lookup;
 use layer::workspace::Workspace;
 
 /// One call of the fake backend.

@@ -4,7 +4,8 @@
 mod common;
 use common::{Output, Project, SCRIPT_DONE, SCRIPT_START};
 
-use layer::cache::{Cache, Record};
+use layer::cache::Cache;
+use layer::record::Record;
 use serde_json::{json, Value};
 
 fn cache(p: &Project) -> Cache {

@@ -13,8 +13,9 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use layer::cache::{Cache, Record};
+use layer::cache::Cache;
 use layer::layerfs::{self, StackView};
+use layer::record::Record;
 use serde_json::Value;
 
 fn busybox() -> Option<PathBuf> {
@@ -138,7 +139,7 @@ fn image_view(p: &Project, name: &str) -> StackView {
         layers.push(c.dir().join(r.artifact.path.clone().unwrap()));
         match &r.parent {
             Some(parent) => match c.lookup(&parent.name, &parent.key) {
-                layer::cache::Lookup::Found(rec) => r = *rec,
+                layer::record::Lookup::Found(rec) => r = *rec,
                 other => panic!("parent record of {name}: {other:?}"),
             },
             None => break,

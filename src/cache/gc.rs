@@ -210,7 +210,7 @@ impl Cache {
                             let _lock = self.lock_image(&image, &mut || waiting(&image))?;
                             let moved_to = format!("{p}.corrupt");
                             let to = self.dir.join(&moved_to);
-                            super::remove_tree(&to)?;
+                            crate::fsutil::remove_tree(&to)?;
                             fs::rename(&path, &to).map_err(|e| Error::io(&to, e))?;
                             Verdict::Corrupt {
                                 expected: expected.clone(),
@@ -379,11 +379,11 @@ impl Cache {
 
         for r in &report.removed {
             for p in &r.paths {
-                super::remove_tree(&self.dir.join(p))?;
+                crate::fsutil::remove_tree(&self.dir.join(p))?;
             }
         }
         for p in &other {
-            super::remove_tree(p)?;
+            crate::fsutil::remove_tree(p)?;
         }
         report.dead_runs = self.remove_dead_runs()?;
         // Folders left empty.

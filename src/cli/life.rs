@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::{out, parse_age, project_root, resolve_targets, Global, PlanFormat};
-use crate::cache::{gc, Cache, Lookup};
+use crate::cache::{gc, Cache};
 use crate::decl;
 use crate::error::{Error, Result};
+use crate::record::Lookup;
 use crate::release::{self, Change};
 use crate::report;
+use crate::version;
 
 #[derive(Args, Debug)]
 pub(super) struct ReportArgs {
@@ -31,9 +33,10 @@ pub(super) struct ReportArgs {
 fn parse_fix(s: &str) -> std::result::Result<(String, String), String> {
     match s.split_once('=') {
         Some((i, v))
-            if decl::valid_name(i) && (release::valid_pin(v) || release::valid_version(v)) =>
+            if crate::model::valid_name(i)
+                && (version::valid_pin(v) || version::valid_version(v)) =>
         {
-            Ok((i.to_string(), release::short(v).to_string()))
+            Ok((i.to_string(), version::short(v).to_string()))
         }
         _ => Err(format!(
             "`{s}` is not IMAGE=VERSION: write, say, `base-linux=2.1.4`"
@@ -87,7 +90,7 @@ fn waiting(g: &Global, what: &str) {
 fn change(g: &Global, target: &str, spec_needed: bool, change: Change) -> Result<i32> {
     let root = project_root(g)?;
     let project = decl::load(&root)?;
-    let (image, spec) = release::split_target(target);
+    let (image, spec) = version::split_target(target);
     resolve_targets(&project, &[image.to_string()])?;
     if spec_needed && spec.is_none() {
         return Err(Error::Usage {
@@ -109,13 +112,13 @@ fn change(g: &Global, target: &str, spec_needed: bool, change: Change) -> Result
             .and_then(|ws| {
                 let i = ws.index(image)?;
                 match &ws.lookups[i] {
-                    crate::cache::Lookup::Found(r) => Some(r.version.clone()),
+                    crate::record::Lookup::Found(r) => Some(r.version.clone()),
                     _ => None,
                 }
             }),
     };
     let spec = spec.or(current.as_deref());
-    let done = release::apply(&cache, image, spec, change, &mut || {
+    let done = crate::cache::release::apply(&cache, image, spec, change, &mut || {
         waiting(g, "another run")
     })?;
     let v = &done.record.version;

@@ -7,9 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use layer::cache::Lookup;
-use layer::cache::{Artifact, ParentRef, Record, RECORD_FORMAT};
 use layer::model::Strategy;
+use layer::record::Lookup;
+use layer::record::{Artifact, ParentRef, Record, RECORD_FORMAT};
 use layer::workspace::Workspace;
 
 pub struct Output {

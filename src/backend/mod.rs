@@ -10,8 +10,13 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use crate::bundle::{self, BundleRole};
 use crate::model::Backend;
+use bundle::BundleRole;
+
+pub mod bundle;
+pub mod packer;
+pub mod redact;
+pub mod rootfs;
 
 /// A role to apply: its name, its folder (absolute) and its `[vars]`.
 pub type JobRole = (String, PathBuf, BTreeMap<String, String>);
@@ -42,7 +47,7 @@ pub struct Job {
     /// The origin at the root of the image's chain.
     pub origin: String,
     /// Deep builds: the parent's record, whose artifact this build starts from.
-    pub parent: Option<crate::cache::Record>,
+    pub parent: Option<crate::record::Record>,
 }
 
 /// What a successful build produced.

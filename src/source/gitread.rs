@@ -20,8 +20,8 @@ use gix::prelude::FindExt;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::files::{Kind, Link, Listed, ProjectFiles};
 use crate::scan::{Entry, EntryKind, Tree};
+use crate::source::files::{Kind, Link, Listed, ProjectFiles};
 
 /// How many links a path may go through before it is reported as a loop.
 const MAX_LINKS: usize = 16;
@@ -256,7 +256,7 @@ impl Revision {
                 Ok(Some(blake3::hash(&buf).to_hex().to_string()))
             }
             Found::Outside(to) => Err(self.error(
-                crate::decl::PROJECT_FILE,
+                crate::model::PROJECT_FILE,
                 format!("`{rel}` leads outside the project (to `{to}`)"),
             )),
             _ => Ok(None),
@@ -304,7 +304,7 @@ impl Revision {
     pub fn snapshot(&self) -> Result<Snapshot> {
         let mut snap = Snapshot::default();
         let mut walks: Vec<(String, gix::ObjectId)> = Vec::new();
-        for top in [crate::decl::PROJECT_FILE, crate::decl::LOCK_FILE] {
+        for top in [crate::model::PROJECT_FILE, crate::model::LOCK_FILE] {
             if let Found::At(Mode::Blob | Mode::Exec, oid) = self.find(top, true)? {
                 let mut buf = Vec::new();
                 self.object(&oid, &mut buf)?;
@@ -506,7 +506,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Whether the revision has a project here at all (a `layer.toml`).
     pub fn has_project(&self) -> bool {
-        self.contents.contains_key(crate::decl::PROJECT_FILE)
+        self.contents.contains_key(crate::model::PROJECT_FILE)
     }
 }
 

@@ -1,5 +1,5 @@
 //! Where a project's declarations are read from: the work tree, or a git commit
-//! ([`crate::gitread::Commit`], for `--since REF`). `decl::load_from` reads through
+//! ([`crate::source::gitread::Commit`], for `--since REF`). `decl::load_from` reads through
 //! [`ProjectFiles`], so one loader validates both, with the same messages.
 //!
 //! Paths are relative to the project root, `/`-separated, and never hold `..` (callers build
@@ -75,7 +75,7 @@ fn kind_of(t: &fs::FileType) -> Kind {
 
 impl ProjectFiles for WorkTree {
     fn read(&self, rel: &str) -> io::Result<Vec<u8>> {
-        crate::scan::read_small(&self.root.join(rel))
+        crate::fsutil::read_small(&self.root.join(rel))
     }
 
     fn kind(&self, rel: &str) -> Option<Kind> {

@@ -47,7 +47,7 @@ pub fn materialize(
     let tmp = cache.origin_work(identity).map_err(|e| e.to_string())?;
     let tmp_root = tmp.join("root");
     if let Err(e) = make(project_root, origin, &tmp, &tmp_root, log, procs) {
-        let _ = crate::cache::remove_tree(&tmp);
+        let _ = crate::fsutil::remove_tree(&tmp);
         return Err(format!("making origin `{}`: {e}", origin.name));
     }
     let (digest, size) = crate::layerfs::digest(&tmp_root).map_err(|e| e.to_string())?;
@@ -190,7 +190,7 @@ fn sha256_of(file: &Path) -> Result<String, String> {
     let mut f = fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h).map_err(|e| format!("{}: {e}", file.display()))?;
-    Ok(crate::export::hex(&h.finalize()))
+    Ok(format!("{:x}", h.finalize()))
 }
 
 /// A root of one static busybox: `/bin/busybox`, a link for each of its applets, the folders a

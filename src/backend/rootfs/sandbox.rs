@@ -376,12 +376,12 @@ impl Sandbox<'_> {
                             self.stage_role(dir)?;
                             format!(
                                 "cd /{TEST_STAGE}/role && exec /bin/sh {}",
-                                crate::bundle::sh_quote(script)
+                                crate::backend::bundle::sh_quote(script)
                             )
                         }
                         None => format!(
                             "cd / && exec /bin/sh -c {}",
-                            crate::bundle::sh_quote(script)
+                            crate::backend::bundle::sh_quote(script)
                         ),
                     };
                     let started = Instant::now();
@@ -579,7 +579,10 @@ fn describe(s: std::process::ExitStatus) -> String {
 /// The shell commands that install `names` with the root's own package manager.
 fn install_script(root: &Path, names: &[String]) -> io::Result<String> {
     let has = |paths: &[&str]| paths.iter().any(|p| root.join(p).exists());
-    let list: Vec<String> = names.iter().map(|n| crate::bundle::sh_quote(n)).collect();
+    let list: Vec<String> = names
+        .iter()
+        .map(|n| crate::backend::bundle::sh_quote(n))
+        .collect();
     let list = list.join(" ");
     if has(&["usr/bin/apt-get", "bin/apt-get"]) {
         Ok(format!(

@@ -15,9 +15,9 @@ use serde::Serialize;
 use super::sandbox::{self, Step, TestResult};
 use super::RootfsBackend;
 use crate::backend::Procs;
-use crate::cache::{Lookup, Record};
 use crate::error::{Error, Result};
 use crate::model::BackendKind;
+use crate::record::{Lookup, Record};
 use crate::release;
 use crate::workspace::Workspace;
 
@@ -236,11 +236,11 @@ fn test_one(
                 status: t.status,
                 duration_ms: t.duration_ms,
             });
-            let _ = crate::cache::remove_tree(&dir);
+            let _ = crate::fsutil::remove_tree(&dir);
         }
         Ok(outcomes)
     })();
-    let _ = crate::cache::remove_tree(&work);
+    let _ = crate::fsutil::remove_tree(&work);
     let (tests, error) = match outcome {
         Ok(t) => (t, None),
         Err(e) => (vec![], Some(e)),
@@ -284,7 +284,7 @@ fn failed(record: &Record, started: Instant, log: String, error: String) -> Imag
 /// status afterwards, or the status before when the record could not be rewritten.
 fn set_status(ws: &Workspace, record: &Record, passed: bool) -> String {
     let change = release::Change::Tested { passed };
-    match release::apply(
+    match crate::cache::release::apply(
         &ws.cache,
         &record.name,
         Some(&record.version),

@@ -13,9 +13,9 @@
 //! build, once per run. Layers never hold layer's own staging, nor files a build copied up
 //! without changing ([`crate::layerfs::prune`]).
 
-pub mod check;
-pub mod origin;
 pub mod sandbox;
+pub mod origin;
+pub mod check;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -25,10 +25,11 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use crate::backend::{Builder, Built, Job, Log, Procs};
-use crate::cache::{Cache, Lookup, Record};
+use crate::cache::Cache;
 use crate::key;
 use crate::layerfs::{self, StackView};
 use crate::model::Project;
+use crate::record::{Lookup, Record};
 use crate::scan::Scanned;
 
 /// `LAYER_OVERLAY=off` makes builds compose trees by copying even where overlayfs works.
@@ -157,7 +158,7 @@ impl<'a> RootfsBackend<'a> {
 
     /// The very build a record was made on: the parent's record of that key *and version* (a
     /// forced rebuild of the parent has the same key but other files), current or old.
-    fn parent_build(&self, p: &crate::cache::ParentRef) -> Option<Record> {
+    fn parent_build(&self, p: &crate::record::ParentRef) -> Option<Record> {
         if let Lookup::Found(r) = self.cache.lookup(&p.name, &p.key) {
             if r.version == p.version {
                 return Some(*r);
@@ -364,7 +365,7 @@ fn probe_overlay(cache_dir: &Path) -> Result<(), String> {
         .arg(&dir)
         .output()
         .map_err(|e| e.to_string());
-    let _ = crate::cache::remove_tree(&dir);
+    let _ = crate::fsutil::remove_tree(&dir);
     let out = out?;
     if out.status.success() {
         Ok(())
