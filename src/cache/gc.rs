@@ -243,132 +243,26 @@ impl Cache {
         dry_run: bool,
     ) -> Result<GcReport> {
         let all = self.all_records();
-        let by_id: BTreeMap<(String, String), &Record> = all
+        let by_id: BTreeMap<BuildId, &Record> = all
             .values()
             .flatten()
             .map(|r| ((r.name.clone(), r.version.clone()), r))
             .collect();
-        // What is kept: roots, released builds, the newest of each image; then their parents.
-        let mut kept: BTreeSet<(String, String)> = BTreeSet::new();
-        for (image, records) in &all {
-            for (n, r) in records.iter().enumerate() {
-                let id = (image.clone(), r.version.clone());
-                if n < keep_newest || Status::of(r) == Status::Released || roots.contains(&id) {
-                    kept.insert(id);
-                }
-            }
-        }
-        let mut todo: Vec<(String, String)> = kept.iter().cloned().collect();
-        while let Some(id) = todo.pop() {
-            if let Some(p) = by_id.get(&id).and_then(|r| r.parent.as_ref()) {
-                let pid = (p.name.clone(), p.version.clone());
-                if by_id.contains_key(&pid) && kept.insert(pid.clone()) {
-                    todo.push(pid);
-                }
-            }
-        }
+        let kept = kept_builds(&all, &by_id, roots, keep_newest);
         let kept_records: Vec<&Record> = kept
             .iter()
             .filter_map(|id| by_id.get(id).copied())
-            .collect();
-        let kept_artifacts: BTreeSet<&str> = kept_records
-            .iter()
-            .filter_map(|r| r.artifact.path.as_deref())
-            .collect();
-        let kept_trees: BTreeSet<&str> = kept_records
-            .iter()
-            .flat_map(|r| r.inputs.roles.iter().map(|t| t.tree.as_str()))
             .collect();
 
         let mut report = GcReport {
             kept: kept.len(),
             dry_run,
+            removed: self.removed_builds(&all, &kept, &kept_records),
             ..Default::default()
         };
-        let mut gone_artifacts: BTreeSet<String> = BTreeSet::new();
-        for (image, records) in &all {
-            for r in records {
-                if kept.contains(&(image.clone(), r.version.clone())) {
-                    continue;
-                }
-                let mut paths = vec![self.record_file(r).0];
-                if let Some(a) = r.artifact.path.as_deref() {
-                    if inside(a)
-                        && !kept_artifacts.contains(a)
-                        && gone_artifacts.insert(a.to_string())
-                        && fs::symlink_metadata(self.dir.join(a)).is_ok()
-                    {
-                        paths.push(self.dir.join(a));
-                    }
-                }
-                let bytes = paths.iter().map(|p| size_on_disk(p)).sum();
-                report.removed.push(RemovedBuild {
-                    image: image.clone(),
-                    version: r.version.clone(),
-                    status: Status::of(r).as_str(),
-                    paths: paths.iter().map(|p| self.rel(p)).collect(),
-                    bytes,
-                });
-            }
-        }
-        // Logs of builds without a kept record, and trees no kept record names.
-        let mut other: Vec<PathBuf> = Vec::new();
-        if let Ok(images) = fs::read_dir(self.dir.join("logs")) {
-            for dir in images.flatten().filter(|e| e.path().is_dir()) {
-                let image = dir.file_name().to_string_lossy().to_string();
-                for log in fs::read_dir(dir.path()).into_iter().flatten().flatten() {
-                    let name = log.file_name().to_string_lossy().to_string();
-                    let Some(stem) = name.strip_suffix(".log") else {
-                        continue;
-                    };
-                    // `VERSION.log`, or `VERSION.N.log` for a retry of the same version.
-                    let version = match stem.rsplit_once('.') {
-                        Some((v, n))
-                            if v.contains('-') && n.bytes().all(|b| b.is_ascii_digit()) =>
-                        {
-                            v
-                        }
-                        _ => stem,
-                    };
-                    if !kept.contains(&(image.clone(), version.to_string())) {
-                        other.push(log.path());
-                    }
-                }
-            }
-        }
-        // Origins (rootfs backend): those of the chains of kept builds and the declared ones
-        // stay; others, and folders of origins whose making was cut off, go. gc holds the
-        // cache lock exclusively, so no build is making one now.
-        let kept_origins: BTreeSet<PathBuf> = kept_records
-            .iter()
-            .filter_map(|r| match &r.inputs.base {
-                crate::key::BaseInputs::Origin { identity } => Some(self.origin_dir(identity)),
-                crate::key::BaseInputs::Parent { .. } => None,
-            })
-            .chain(origins.iter().map(|o| self.origin_dir(o)))
-            .collect();
-        if let Ok(made) = fs::read_dir(self.dir.join("origins")) {
-            for o in made.flatten() {
-                // Only folders the rootfs backend makes: `ID` or `ID.tmp-PID` (32 hex digits).
-                let name = o.file_name().to_string_lossy().to_string();
-                let id = name.split_once(".tmp-").map_or(name.as_str(), |(id, _)| id);
-                let ours = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
-                let done = o.path().with_extension("") == o.path();
-                if ours && !(done && kept_origins.contains(&o.path())) {
-                    other.push(o.path());
-                }
-            }
-        }
-        if let Ok(trees) = fs::read_dir(self.dir.join("trees")) {
-            for t in trees.flatten() {
-                let name = t.file_name().to_string_lossy().to_string();
-                if let Some(digest) = name.strip_suffix(".json") {
-                    if !name.starts_with('.') && !kept_trees.contains(digest) {
-                        other.push(t.path());
-                    }
-                }
-            }
-        }
+        let mut other = self.stray_logs(&kept);
+        other.extend(self.stray_origins(&kept_records, origins));
+        other.extend(self.stray_trees(&kept_records));
         other.sort();
         report.bytes = report.removed.iter().map(|r| r.bytes).sum::<u64>()
             + other.iter().map(|p| size_on_disk(p)).sum::<u64>();
@@ -399,10 +293,164 @@ impl Cache {
         Ok(report)
     }
 
+    /// The builds not kept, each with its record and, when no kept build shares it, its
+    /// artifact.
+    fn removed_builds(
+        &self,
+        all: &BTreeMap<String, Vec<Record>>,
+        kept: &BTreeSet<BuildId>,
+        kept_records: &[&Record],
+    ) -> Vec<RemovedBuild> {
+        let kept_artifacts: BTreeSet<&str> = kept_records
+            .iter()
+            .filter_map(|r| r.artifact.path.as_deref())
+            .collect();
+        let mut gone_artifacts: BTreeSet<String> = BTreeSet::new();
+        let mut removed = vec![];
+        for (image, records) in all {
+            for r in records {
+                if kept.contains(&(image.clone(), r.version.clone())) {
+                    continue;
+                }
+                let mut paths = vec![self.record_file(r).0];
+                if let Some(a) = r.artifact.path.as_deref() {
+                    if inside(a)
+                        && !kept_artifacts.contains(a)
+                        && gone_artifacts.insert(a.to_string())
+                        && fs::symlink_metadata(self.dir.join(a)).is_ok()
+                    {
+                        paths.push(self.dir.join(a));
+                    }
+                }
+                let bytes = paths.iter().map(|p| size_on_disk(p)).sum();
+                removed.push(RemovedBuild {
+                    image: image.clone(),
+                    version: r.version.clone(),
+                    status: Status::of(r).as_str(),
+                    paths: paths.iter().map(|p| self.rel(p)).collect(),
+                    bytes,
+                });
+            }
+        }
+        removed
+    }
+
+    /// Logs of builds without a kept record.
+    fn stray_logs(&self, kept: &BTreeSet<BuildId>) -> Vec<PathBuf> {
+        let mut out = vec![];
+        let Ok(images) = fs::read_dir(self.dir.join("logs")) else {
+            return out;
+        };
+        for dir in images.flatten().filter(|e| e.path().is_dir()) {
+            let image = dir.file_name().to_string_lossy().to_string();
+            for log in fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+                let name = log.file_name().to_string_lossy().to_string();
+                let Some(stem) = name.strip_suffix(".log") else {
+                    continue;
+                };
+                // `VERSION.log`, or `VERSION.N.log` for a retry of the same version.
+                let version = match stem.rsplit_once('.') {
+                    Some((v, n)) if v.contains('-') && n.bytes().all(|b| b.is_ascii_digit()) => v,
+                    _ => stem,
+                };
+                if !kept.contains(&(image.clone(), version.to_string())) {
+                    out.push(log.path());
+                }
+            }
+        }
+        out
+    }
+
+    /// Origins (rootfs backend): those of the chains of kept builds and the declared ones
+    /// stay; others, and folders of origins whose making was cut off, go. gc holds the cache
+    /// lock exclusively, so no build is making one now.
+    fn stray_origins(
+        &self,
+        kept_records: &[&Record],
+        declared: &[crate::key::OriginIdentity],
+    ) -> Vec<PathBuf> {
+        let kept_origins: BTreeSet<PathBuf> = kept_records
+            .iter()
+            .filter_map(|r| match &r.inputs.base {
+                crate::key::BaseInputs::Origin { identity } => Some(self.origin_dir(identity)),
+                crate::key::BaseInputs::Parent { .. } => None,
+            })
+            .chain(declared.iter().map(|o| self.origin_dir(o)))
+            .collect();
+        let mut out = vec![];
+        let Ok(made) = fs::read_dir(self.dir.join("origins")) else {
+            return out;
+        };
+        for o in made.flatten() {
+            // Only folders the rootfs backend makes: `ID` or `ID.tmp-PID` (32 hex digits).
+            let name = o.file_name().to_string_lossy().to_string();
+            let id = name.split_once(".tmp-").map_or(name.as_str(), |(id, _)| id);
+            let ours = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+            let done = o.path().with_extension("") == o.path();
+            if ours && !(done && kept_origins.contains(&o.path())) {
+                out.push(o.path());
+            }
+        }
+        out
+    }
+
+    /// Role trees no kept record names.
+    fn stray_trees(&self, kept_records: &[&Record]) -> Vec<PathBuf> {
+        let kept_trees: BTreeSet<&str> = kept_records
+            .iter()
+            .flat_map(|r| r.inputs.roles.iter().map(|t| t.tree.as_str()))
+            .collect();
+        let mut out = vec![];
+        let Ok(trees) = fs::read_dir(self.dir.join("trees")) else {
+            return out;
+        };
+        for t in trees.flatten() {
+            let name = t.file_name().to_string_lossy().to_string();
+            if let Some(digest) = name.strip_suffix(".json") {
+                if !name.starts_with('.') && !kept_trees.contains(digest) {
+                    out.push(t.path());
+                }
+            }
+        }
+        out
+    }
+
     fn rel(&self, p: &Path) -> String {
         p.strip_prefix(&self.dir)
             .unwrap_or(p)
             .to_string_lossy()
             .to_string()
     }
+}
+
+/// A build by image and version.
+type BuildId = (String, String);
+
+/// What gc keeps: the roots, released builds and the newest `keep_newest` of each image; then,
+/// transitively, the parent builds they were made on.
+fn kept_builds(
+    all: &BTreeMap<String, Vec<Record>>,
+    by_id: &BTreeMap<BuildId, &Record>,
+    roots: &Roots,
+    keep_newest: usize,
+) -> BTreeSet<BuildId> {
+    let mut kept: BTreeSet<BuildId> = BTreeSet::new();
+    for (image, records) in all {
+        for (n, r) in records.iter().enumerate() {
+            let id = (image.clone(), r.version.clone());
+            if n < keep_newest || Status::of(r) == Status::Released || roots.contains(&id) {
+                kept.insert(id);
+            }
+        }
+    }
+    let mut todo: Vec<BuildId> = kept.iter().cloned().collect();
+    while let Some(id) = todo.pop() {
+        if let Some(p) = by_id.get(&id).and_then(|r| r.parent.as_ref()) {
+            let pid = (p.name.clone(), p.version.clone());
+            if by_id.contains_key(&pid) && kept.insert(pid.clone()) {
+                todo.push(pid);
+            }
+        }
+    }
+    kept
 }
