@@ -1,0 +1,117 @@
+//! The `command` backend (SPEC §4.2) and what every external backend shares: the staged
+//! bundle and the clean environment a build process gets.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::bundle::{self, BundleRole};
+use super::procs::Procs;
+use super::{Builder, Built, Job, Log};
+use crate::model::Backend;
+
+/// `kind = "command"` (SPEC §4.2): runs the configured command once per image, in the project
+/// root, with a clean environment declared here.
+pub struct CommandBackend {
+    pub command: Vec<String>,
+}
+
+impl CommandBackend {
+    pub fn new(backend: &Backend) -> Self {
+        CommandBackend {
+            command: backend.command.clone(),
+        }
+    }
+}
+
+/// `PATH` for build processes: the host's, or a standard one.
+fn host_path() -> String {
+    std::env::var("PATH")
+        .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into())
+}
+
+/// Stages the job's bundle in `job.work/bundle`.
+pub fn stage_bundle(job: &Job) -> Result<PathBuf, String> {
+    let dir = job.work.join("bundle");
+    let roles: Vec<BundleRole> = job
+        .roles
+        .iter()
+        .map(|(name, d, vars)| BundleRole { name, dir: d, vars })
+        .collect();
+    bundle::stage(&dir, &job.image, &roles, &job.packages, &job.vars)
+        .map_err(|e| format!("staging the bundle: {e}"))?;
+    Ok(dir)
+}
+
+/// The environment every external backend gets: `PATH`, `HOME`, `TMPDIR`, `LANG`, the image's
+/// variables and secrets, and `LAYER_*`.
+pub fn job_env(job: &Job, bundle: &Path) -> Vec<(String, String)> {
+    let tmp = job.work.join("tmp");
+    let _ = std::fs::create_dir_all(&tmp);
+    let mut env = vec![
+        ("PATH".to_string(), host_path()),
+        ("HOME".to_string(), job.work.display().to_string()),
+        ("TMPDIR".to_string(), tmp.display().to_string()),
+        ("LANG".to_string(), "C.UTF-8".to_string()),
+    ];
+    env.extend(job.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(job.secrets.iter().cloned());
+    env.extend([
+        ("LAYER_IMAGE".to_string(), job.image.clone()),
+        ("LAYER_VERSION".to_string(), job.version.clone()),
+        ("LAYER_KEY".to_string(), job.key.clone()),
+        ("LAYER_SOURCE".to_string(), job.source.clone()),
+        ("LAYER_BUNDLE".to_string(), bundle.display().to_string()),
+    ]);
+    env
+}
+
+impl Builder for CommandBackend {
+    fn build(&self, job: &Job, log: Log, procs: &Procs) -> Result<Built, String> {
+        let bundle = stage_bundle(job)?;
+        let output = job.work.join("output");
+        let program = &self.command[0];
+        let program_path = if program.contains('/') && !program.starts_with('/') {
+            job.project_root.join(program)
+        } else {
+            PathBuf::from(program)
+        };
+        let mut cmd = Command::new(&program_path);
+        cmd.args(&self.command[1..])
+            .current_dir(&job.project_root)
+            .env_clear();
+        cmd.envs(job_env(job, &bundle));
+        cmd.env("LAYER_OUTPUT", &output);
+        let shown = self.command.join(" ");
+        let status = procs.run(&mut cmd, log).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => format!("`{shown}`: command not found"),
+            io::ErrorKind::PermissionDenied => format!("`{shown}`: not executable (chmod +x?)"),
+            _ => format!("`{shown}`: {e}"),
+        })?;
+        if !status.success() {
+            return Err(match status.code() {
+                Some(c) => format!("`{shown}` exited with status {c}"),
+                None => format!("`{shown}` was killed by a signal"),
+            });
+        }
+        let id = std::fs::read_to_string(&output)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        if id.is_empty() {
+            return Err(format!(
+                "`{shown}` exited 0 but wrote no artifact id to $LAYER_OUTPUT"
+            ));
+        }
+        if id.contains('\n') {
+            return Err(format!(
+                "`{shown}` wrote several lines to $LAYER_OUTPUT; it takes one artifact id"
+            ));
+        }
+        Ok(Built {
+            id,
+            local: None,
+            remote: None,
+        })
+    }
+}

@@ -1,0 +1,119 @@
+//! The process groups of running builds: every build process starts here, in a group of its
+//! own that dies with layer (`PR_SET_PDEATHSIG`), its output copied into the build's log, so an
+//! interrupt can stop a build's whole tree.
+
+use std::collections::BTreeSet;
+use std::io::{self, Read};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use super::Log;
+
+/// The process groups of running builds, so that an interrupt can stop them all.
+#[derive(Default)]
+pub struct Procs {
+    groups: Mutex<BTreeSet<i32>>,
+    cancelled: AtomicBool,
+}
+
+impl Procs {
+    pub fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Stops every running build: SIGTERM to each process group, and no new process starts.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        self.signal_all(libc::SIGTERM);
+    }
+
+    pub fn signal_all(&self, sig: i32) {
+        for &pg in self.groups.lock().expect("no panics while locked").iter() {
+            // SAFETY: kill(2) on a process group we started; no memory is shared.
+            unsafe {
+                libc::kill(-pg, sig);
+            }
+        }
+    }
+
+    pub fn running(&self) -> usize {
+        self.groups.lock().expect("no panics while locked").len()
+    }
+
+    /// Runs `cmd` in its own process group with stdin closed and stdout and stderr copied
+    /// into `log`, and waits for it. The process is killed if layer itself dies.
+    pub fn run(&self, cmd: &mut Command, log: Log) -> io::Result<ExitStatus> {
+        if self.cancelled() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn()?;
+        let pg = child.id() as i32;
+        self.groups
+            .lock()
+            .expect("no panics while locked")
+            .insert(pg);
+        if self.cancelled() {
+            // SAFETY: as in `signal_all`.
+            unsafe {
+                libc::kill(-pg, libc::SIGTERM);
+            }
+        }
+        let out = child.stdout.take().expect("piped");
+        let err = child.stderr.take().expect("piped");
+        let status = std::thread::scope(|s| {
+            let copy = |mut r: Box<dyn Read + Send>| {
+                let mut buf = [0u8; 8192];
+                loop {
+                    match r.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let _ = log
+                                .lock()
+                                .expect("no panics while locked")
+                                .write_all(&buf[..n]);
+                        }
+                    }
+                }
+            };
+            s.spawn(move || copy(Box::new(out)));
+            s.spawn(move || copy(Box::new(err)));
+            let status = child.wait();
+            // Whatever the group's leader left behind goes with it, before the copies are
+            // joined: a process left running in the background holds the pipes open, and
+            // waiting for their end would wait for it.
+            // SAFETY: as in `signal_all`.
+            unsafe {
+                libc::kill(-pg, libc::SIGKILL);
+            }
+            status
+        });
+        self.groups
+            .lock()
+            .expect("no panics while locked")
+            .remove(&pg);
+        status
+    }
+}
+
+/// Where `program` is on layer's own `PATH`, for backends that say before any build starts
+/// that a tool is missing.
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
