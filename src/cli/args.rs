@@ -1,0 +1,132 @@
+//! The clap definitions several commands share, each defined once and `#[command(flatten)]`ed
+//! where it is used: the global flags, `--json`, the selection flags of `plan` and `build`,
+//! `--max-age`, and the value types behind `--strategy`, `--color` and `--format`. Each
+//! command's own flags are beside its code.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::model::Strategy;
+
+/// The flags every command takes.
+#[derive(Args, Debug)]
+pub struct Global {
+    /// Start in DIR instead of the current folder (the project root is the first folder
+    /// upwards holding `layer.toml`)
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Cache directory [default: `cache/` in the project root]
+    #[arg(long, global = true, env = "LAYER_CACHE", value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Parallel builds [default: number of cores]
+    #[arg(short = 'j', long = "jobs", global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+    /// Print nothing on stderr but errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more on stderr
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Colour output (`NO_COLOR` is honoured by `auto`)
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    pub color: ColorWhen,
+    /// Plain status lines instead of progress bars
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+/// `--color WHEN`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether to colour a stream that is (or is not) a `terminal`.
+    pub fn enabled(self, terminal: bool) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
+}
+
+/// `--json` of the commands that print a table or JSON (`list`, `hash`, `versions`,
+/// `cache ls|verify`).
+#[derive(Args, Debug)]
+pub struct Json {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--json` of the commands that print a result per image (`build`, `test`).
+#[derive(Args, Debug)]
+pub struct JsonResults {
+    /// Print a JSON result per image on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `plan` and `build` select beyond their targets, and under which strategy.
+#[derive(Args, Debug)]
+pub struct Select {
+    /// Only stale images and their descendants
+    #[arg(long)]
+    pub changed: bool,
+    /// Only images whose key differs from their key at git revision REF, and their descendants
+    #[arg(long, value_name = "REF")]
+    pub since: Option<String>,
+    /// Override `[project].strategy`
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyArg>,
+}
+
+/// `--max-age` of `plan` and `build`.
+#[derive(Args, Debug)]
+pub struct MaxAge {
+    /// Treat artifacts older than AGE (`7d`, `12h`) as expired, for every image
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub max_age: Option<(Duration, String)>,
+}
+
+/// An age as `--max-age` takes it (`7d`, `12h`), with the text as written.
+pub fn parse_age(s: &str) -> std::result::Result<(Duration, String), String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok((d, s.to_string())),
+        _ => Err(format!(
+            "`{s}` is not an age: write a number and a unit, such as `7d` or `12h`"
+        )),
+    }
+}
+
+/// `--strategy deep|shallow`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum StrategyArg {
+    Deep,
+    Shallow,
+}
+
+impl From<StrategyArg> for Strategy {
+    fn from(s: StrategyArg) -> Strategy {
+        match s {
+            StrategyArg::Deep => Strategy::Deep,
+            StrategyArg::Shallow => Strategy::Shallow,
+        }
+    }
+}
+
+/// `--format text|json|markdown` of `plan` and `report`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TextFormat {
+    Text,
+    Json,
+    Markdown,
+}

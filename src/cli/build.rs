@@ -1,0 +1,168 @@
+//! `layer build`: the plan `layer plan` makes, handed to the executor; builders chosen,
+//! everything that can fail checked before the first build starts, interrupts watched.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::atomic::AtomicI32;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::args::{Global, JsonResults, MaxAge, Select};
+use super::plan::{open, selection};
+use super::print::{out, pin_warnings};
+use super::resolve::jobs;
+use crate::backend::{Builder, CommandBackend, Procs};
+use crate::error::{Error, Result};
+use crate::exec;
+use crate::model::BackendKind;
+use crate::plan::Plan;
+use crate::progress::{Bars, Plain, Progress};
+use crate::render::{self, Style};
+use crate::workspace::Workspace;
+
+/// The flags of `layer build`.
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Images to build, with their stale ancestors in deep builds [default: all]
+    targets: Vec<String>,
+    #[command(flatten)]
+    select: Select,
+    /// Keep going: build every image that does not depend on a failure
+    #[arg(short = 'k', long)]
+    keep_going: bool,
+    /// Rebuild the selected images even when they are fresh
+    #[arg(long)]
+    force: bool,
+    /// Print the plan instead of building
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    #[command(flatten)]
+    json: JsonResults,
+    #[command(flatten)]
+    max_age: MaxAge,
+}
+
+pub fn run(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
+    let (ws, since) = open(g, &args.select)?;
+    let sel = selection(&ws, &args.targets, &args.select, &args.max_age, args.force)?;
+    let plan = crate::since::plan(&ws, sel, since.as_ref());
+    pin_warnings(g, &ws);
+    if args.dry_run {
+        return out(&if args.json.json {
+            render::json(&plan)
+        } else {
+            render::plan_text(&plan, style)
+        });
+    }
+
+    // Everything that can fail before a build starts fails here.
+    let secrets = exec::resolve_secrets(&ws.project, &plan)?;
+    check_rootfs(&ws, &plan)?;
+    let builders = builders(&ws, &plan)?;
+
+    let interrupt = watch_signals()?;
+    let run = ws.cache.start_run()?;
+    let procs = Procs::default();
+    let progress = progress(g);
+    let env = exec::Env {
+        ws: &ws,
+        builders: &builders,
+        progress: progress.as_ref(),
+        procs: &procs,
+        interrupt: &interrupt,
+        work_dir: &run.dir,
+        commit: exec::git_commit(&ws.project.root, ws.cache.dir()),
+        secrets,
+    };
+    let report = exec::execute(
+        &env,
+        &plan,
+        &exec::Options {
+            jobs: jobs(g),
+            keep_going: args.keep_going,
+            force: args.force,
+        },
+    );
+    drop(run);
+
+    if args.json.json {
+        out(&render::json(&report.images))?;
+    }
+    if !g.quiet {
+        eprint!("{}", render::build_summary(&report));
+    }
+    Ok(report.exit_code())
+}
+
+/// The checks of the `rootfs` images to build: run as root, and the packages their origins
+/// can install.
+fn check_rootfs(ws: &Workspace, plan: &Plan) -> Result<()> {
+    let rootfs: Vec<usize> = plan
+        .to_build()
+        .filter_map(|p| ws.index(&p.name))
+        .filter(|&i| ws.project.backend_of(&ws.project.images[i]).kind == BackendKind::Rootfs)
+        .collect();
+    if let Some(&i) = rootfs.first() {
+        crate::backend::rootfs::check_root(&ws.project.images[i].name, "built")?;
+    }
+    crate::backend::rootfs::check_packages(&ws.project, &ws.graph, rootfs.into_iter())
+}
+
+/// A builder per backend the images to build use, by backend name.
+fn builders<'a>(ws: &'a Workspace, plan: &Plan) -> Result<BTreeMap<String, Box<dyn Builder + 'a>>> {
+    let mut builders: BTreeMap<String, Box<dyn Builder + 'a>> = BTreeMap::new();
+    for p in plan.to_build() {
+        let image = ws.project.image(&p.name).expect("planned images exist");
+        let backend = ws.project.backend_of(image);
+        if builders.contains_key(&backend.name) {
+            continue;
+        }
+        let builder: Box<dyn Builder + 'a> = match backend.kind {
+            BackendKind::Command => Box::new(CommandBackend::new(backend)),
+            BackendKind::Rootfs => Box::new(crate::backend::rootfs::RootfsBackend::new(
+                &ws.project,
+                &ws.scanned,
+                &ws.cache,
+            )),
+            BackendKind::Packer => match crate::backend::packer::PackerBackend::new(backend) {
+                Ok(b) => Box::new(b),
+                Err(message) => {
+                    return Err(Error::Usage {
+                        message: format!("`{}` cannot be built: {message}", p.name),
+                        hint: Some(
+                            "install Packer (`apt-get install packer`, or from developer.hashicorp.com/packer)".into(),
+                        ),
+                    })
+                }
+            },
+        };
+        builders.insert(backend.name.clone(), builder);
+    }
+    Ok(builders)
+}
+
+/// The number of the first SIGINT or SIGTERM, set by a thread that waits for them; 0 until
+/// then.
+fn watch_signals() -> Result<Arc<AtomicI32>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let interrupt = Arc::new(AtomicI32::new(0));
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| Error::io("<signals>", e))?;
+    let flag = Arc::clone(&interrupt);
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            flag.store(sig, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    Ok(interrupt)
+}
+
+/// Progress bars on a terminal, plain lines otherwise (and with `--no-progress`).
+fn progress(g: &Global) -> Box<dyn Progress> {
+    if !g.no_progress && !g.quiet && std::io::stderr().is_terminal() {
+        Box::new(Bars::new())
+    } else {
+        Box::new(Plain { quiet: g.quiet })
+    }
+}

@@ -1,0 +1,118 @@
+//! `layer cache ls|verify|gc`: inspect, re-hash and prune the cache.
+
+use clap::{Args, Subcommand};
+
+use super::args::{Global, Json};
+use super::print::{out, waiting};
+use super::resolve::{cache_in, cache_of, project_root};
+use crate::cache::gc;
+use crate::error::{Error, Result};
+use crate::record::Lookup;
+use crate::render;
+use crate::workspace::Workspace;
+
+/// `layer cache` and its subcommand.
+#[derive(Args, Debug)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    command: CacheCommand,
+}
+
+/// `layer cache ls|verify|gc`.
+#[derive(Subcommand, Debug)]
+enum CacheCommand {
+    /// Every recorded build with its release status and artifact size
+    Ls {
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Re-hash every local artifact; a corrupt one is moved aside and counts as missing
+    Verify {
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Remove the builds that no current key, released or pinned version, or --keep needs
+    Gc(GcArgs),
+}
+
+/// The flags of `layer cache gc`.
+#[derive(Args, Debug)]
+struct GcArgs {
+    /// Also keep the N newest builds of every image
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    keep: usize,
+    /// Say what would be removed, and remove nothing
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Fail instead of waiting when a build holds the cache
+    #[arg(long)]
+    no_wait: bool,
+}
+
+pub fn run(g: &Global, args: &CacheArgs) -> Result<i32> {
+    match &args.command {
+        CacheCommand::Ls { json } => ls(g, json.json),
+        CacheCommand::Verify { json } => verify(g, json.json),
+        CacheCommand::Gc(args) => run_gc(g, args),
+    }
+}
+
+/// `layer cache ls`.
+fn ls(g: &Global, json: bool) -> Result<i32> {
+    let cache = cache_of(g)?;
+    let rows = cache.list();
+    out(&if json {
+        render::json(&rows)
+    } else {
+        render::cache_ls_text(&rows)
+    })
+}
+
+/// `layer cache verify`: exit code 1 when a build is corrupt or missing.
+fn verify(g: &Global, json: bool) -> Result<i32> {
+    let cache = cache_of(g)?;
+    let results = cache.verify(&mut |what| waiting(g, what))?;
+    let bad = results.iter().filter(|r| r.verdict.is_bad()).count();
+    out(&if json {
+        render::json(&results)
+    } else {
+        render::cache_verify_text(&results)
+    })?;
+    if bad > 0 && !g.quiet {
+        eprintln!("{}", render::cache_verify_failed(bad));
+    }
+    Ok(if bad > 0 { 1 } else { 0 })
+}
+
+/// `layer cache gc`: under the cache-wide lock, keeps what the project needs now (the
+/// records of current keys and pinned parents, the origins it uses) and removes the rest.
+fn run_gc(g: &Global, args: &GcArgs) -> Result<i32> {
+    let root = project_root(g)?;
+    let cache = cache_in(g, &root);
+    let Some(_lock) = cache.lock_exclusive(!args.no_wait, &mut || waiting(g, "running builds"))?
+    else {
+        return Err(Error::Cache {
+            path: cache.dir().to_path_buf(),
+            message: "a build is using the cache; `layer cache gc` runs when it has finished"
+                .into(),
+        });
+    };
+    let ws = Workspace::open(&root, g.cache.clone(), None)?;
+    let mut roots = gc::Roots::new();
+    for (i, l) in ws.lookups.iter().enumerate() {
+        if let Lookup::Found(r) = l {
+            roots.insert((ws.project.images[i].name.clone(), r.version.clone()));
+        }
+    }
+    for r in ws.pinned_records() {
+        roots.insert((r.name.clone(), r.version.clone()));
+    }
+    let origins: Vec<_> = ws
+        .project
+        .origins
+        .keys()
+        .filter_map(|o| crate::key::origin_identity(&ws.project, o, &ws.scanned).ok())
+        .collect();
+    let report = cache.gc(&roots, &origins, args.keep, args.dry_run)?;
+    out(&render::cache_gc_text(&report, args.dry_run))
+}

@@ -1,0 +1,75 @@
+//! `layer plan`: what a build would do, and why; and the planning `plan` and `build` share.
+
+use clap::Args;
+
+use super::args::{Global, MaxAge, Select, TextFormat};
+use super::print::{out, pin_warnings};
+use super::resolve::{no_teardown, project_root, resolve_targets};
+use crate::error::Result;
+use crate::model::Strategy;
+use crate::plan::Selection;
+use crate::render::{self, Style};
+use crate::since::AtRevision;
+use crate::workspace::Workspace;
+
+/// The flags of `layer plan`.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// Images to plan, with their ancestors in deep builds [default: all]
+    targets: Vec<String>,
+    #[command(flatten)]
+    select: Select,
+    #[arg(long, value_enum, default_value_t = TextFormat::Text)]
+    format: TextFormat,
+    /// Exit 1 when something would be built, 0 when nothing would
+    #[arg(long)]
+    exit_code: bool,
+    #[command(flatten)]
+    max_age: MaxAge,
+}
+
+pub fn run(g: &Global, args: &PlanArgs, style: Style) -> Result<i32> {
+    let (ws, since) = open(g, &args.select)?;
+    let (ws, since) = (no_teardown(ws), no_teardown(since));
+    let sel = selection(&ws, &args.targets, &args.select, &args.max_age, false)?;
+    let plan = no_teardown(crate::since::plan(&ws, sel, since.as_ref()));
+    pin_warnings(g, &ws);
+    out(&match args.format {
+        TextFormat::Text => render::plan_text(&plan, style),
+        TextFormat::Json => render::json(&*plan),
+        TextFormat::Markdown => render::plan_markdown(&plan),
+    })?;
+    Ok(if args.exit_code && plan.summary.build > 0 {
+        1
+    } else {
+        0
+    })
+}
+
+/// The workspace under `--strategy`, and with `--since REF` the project at REF beside it.
+pub fn open(g: &Global, select: &Select) -> Result<(Workspace, Option<AtRevision>)> {
+    crate::since::open(
+        &project_root(g)?,
+        g.cache.clone(),
+        select.strategy.map(Strategy::from),
+        select.since.as_deref(),
+    )
+}
+
+/// The images to plan: the targets (with `--changed`, only stale ones), expired past
+/// `--max-age`, rebuilt even when fresh with `force`.
+pub fn selection(
+    ws: &Workspace,
+    targets: &[String],
+    select: &Select,
+    max_age: &MaxAge,
+    force: bool,
+) -> Result<Selection> {
+    Ok(Selection {
+        targets: resolve_targets(&ws.project, targets)?,
+        changed: select.changed,
+        force,
+        max_age: max_age.max_age.clone(),
+        since: None,
+    })
+}

@@ -1,0 +1,63 @@
+//! `layer test`: the tests of each built image, each in a throwaway instance; results on
+//! stderr as they come, and with `--json` on stdout.
+
+use clap::Args;
+
+use super::args::{Global, JsonResults, StrategyArg};
+use super::print::out;
+use super::resolve::{jobs, open, resolve_targets};
+use crate::backend::rootfs::check;
+use crate::error::Result;
+use crate::model::Strategy;
+use crate::render::{self, Style};
+
+/// The flags of `layer test`.
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Images to test [default: all]
+    targets: Vec<String>,
+    #[command(flatten)]
+    json: JsonResults,
+    /// Seconds a test may run before it is stopped and fails
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    timeout: u64,
+    /// Test the builds of this strategy [default: `[project].strategy`]
+    #[arg(long, value_enum)]
+    strategy: Option<StrategyArg>,
+}
+
+pub fn run(g: &Global, args: &TestArgs, style: Style) -> Result<i32> {
+    let ws = open(g, args.strategy.map(Strategy::from))?;
+    let mut selected = resolve_targets(&ws.project, &args.targets)?;
+    if selected.is_empty() {
+        selected = (0..ws.project.images.len()).collect();
+    }
+    let images = check::records_to_test(&ws, &selected)?;
+    if let Some((i, _)) = images.first() {
+        crate::backend::rootfs::check_root(&ws.project.images[*i].name, "tested")?;
+    }
+    let procs = crate::backend::Procs::default();
+    let quiet = g.quiet;
+    let print = |r: &check::ImageTests| {
+        if !quiet {
+            eprint!("{}", render::image_tests_text(r, style));
+        }
+    };
+    let results = check::run(&ws, &images, jobs(g), args.timeout, &procs, &print)?;
+    if args.json.json {
+        out(&render::json(&results))?;
+    }
+    let failed = results.iter().filter(|r| r.result != "passed").count();
+    if !quiet {
+        let tests: usize = results.iter().map(|r| r.tests.len()).sum();
+        let passed: usize = results
+            .iter()
+            .map(|r| r.tests.iter().filter(|t| t.passed).count())
+            .sum();
+        eprintln!(
+            "tested {} images: {passed} of {tests} tests passed, {failed} images failed",
+            results.len()
+        );
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}

@@ -1,0 +1,59 @@
+//! `layer plan` as text: a summary line, then a line per image with its action, wave, reasons
+//! and pin; with `--since`, the images the revision had and the work tree has not.
+
+use std::fmt::Write;
+
+use super::style::Style;
+use crate::plan::{Action, Plan, Reason};
+
+/// The plan for the terminal: `build`, `fresh` or `skip` and why, one image a line.
+pub fn plan_text(plan: &Plan, style: Style) -> String {
+    let s = &plan.summary;
+    let mut out = format!(
+        "{} plan: {} to build, {} fresh, {} skipped\n",
+        plan.strategy.as_str(),
+        s.build,
+        s.fresh,
+        s.skip
+    );
+    if let Some(si) = &plan.since {
+        let _ = writeln!(
+            out,
+            "since {} ({}): {} removed",
+            si.rev,
+            &si.commit[..si.commit.len().min(12)],
+            si.removed.len()
+        );
+    }
+    let width = plan.images.iter().map(|i| i.name.len()).max().unwrap_or(0);
+    for img in &plan.images {
+        let word = match img.action {
+            Action::Build => style.paint("build", "1;33"),
+            Action::Fresh => style.paint("fresh", "32"),
+            Action::Skip => style.paint("skip ", "2"),
+        };
+        let mut line = format!("  {word}  {:width$}", img.name);
+        if let Some(w) = img.wave {
+            let _ = write!(line, "  wave {w}");
+        }
+        if !img.reasons.is_empty() {
+            let why: Vec<String> = img.reasons.iter().map(Reason::sentence).collect();
+            let _ = write!(line, "  {}", why.join("; "));
+        }
+        if let Some(p) = &img.pin {
+            let _ = write!(
+                line,
+                "  (pinned to {} {}, `@{}`)",
+                p.parent,
+                crate::version::short(&p.version),
+                p.pin
+            );
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    for name in plan.since.iter().flat_map(|si| &si.removed) {
+        let _ = writeln!(out, "  {}  {name}", style.paint("gone ", "2"));
+    }
+    out
+}
