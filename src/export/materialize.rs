@@ -3,12 +3,12 @@
 //! capabilities as the export holds them. Needs root.
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{mknodat, utimensat, AtFlags, FileType, Mode, Timespec, Timestamps, CWD};
 
 use crate::error::{Error, Result};
 use crate::layerfs::{self, get_xattr, set_xattr, Merged};
@@ -65,17 +65,14 @@ pub(super) fn materialize(spec: &ExportSpec, merged: &[Merged], dst: &Path) -> R
             std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid())).map_err(e)?;
         } else if t.is_char_device() || t.is_block_device() || t.is_fifo() {
             let kind = if t.is_char_device() {
-                libc::S_IFCHR
+                FileType::CharacterDevice
             } else if t.is_block_device() {
-                libc::S_IFBLK
+                FileType::BlockDevice
             } else {
-                libc::S_IFIFO
+                FileType::Fifo
             };
-            let c = cpath(&to)?;
-            // SAFETY: a NUL-terminated path; mknod touches no memory of ours.
-            if unsafe { libc::mknod(c.as_ptr(), kind | mode, meta.rdev()) } != 0 {
-                return Err(e(io::Error::last_os_error()));
-            }
+            mknodat(CWD, &to, kind, Mode::from_bits_retain(mode), meta.rdev())
+                .map_err(|err| e(err.into()))?;
             set_owner_mode(&to, meta)?;
         }
         set_mtime(&to, clamp(meta, spec.mtime))?;
@@ -98,31 +95,15 @@ fn set_owner_mode(p: &Path, meta: &fs::Metadata) -> Result<()> {
 
 /// Sets atime and mtime of `p` (a symlink itself, not its target) to `t`.
 fn set_mtime(p: &Path, t: u64) -> Result<()> {
-    let c = cpath(p)?;
-    let ts = libc::timespec {
-        tv_sec: t as libc::time_t,
+    let ts = Timespec {
+        tv_sec: t as i64,
         tv_nsec: 0,
     };
-    let times = [ts, ts];
-    // SAFETY: a NUL-terminated path and a two-element array, as utimensat wants.
-    let r = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
+    let times = Timestamps {
+        last_access: ts,
+        last_modification: ts,
     };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(Error::io(p, io::Error::last_os_error()))
-    }
-}
-
-fn cpath(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| Error::io(p, io::Error::other("a path with a NUL byte")))
+    utimensat(CWD, p, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| Error::io(p, e.into()))
 }
 
 #[cfg(test)]

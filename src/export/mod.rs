@@ -166,14 +166,12 @@ pub fn export(spec: &ExportSpec, format: Format, out: &Path) -> Result<()> {
         Format::Oci => atomic_dir(out, |tmp| write_oci(spec, tmp, out)),
         Format::Raw => {
             let tools = Tools::find(format)?;
-            // SAFETY: geteuid cannot fail and touches no memory.
-            need_root(format, unsafe { libc::geteuid() })?;
+            need_root(format, rustix::process::geteuid().as_raw())?;
             atomic_file(out, |tmp| write_raw(spec, &tools, tmp, out))
         }
         Format::Qcow2 => {
             let tools = Tools::find(format)?;
-            // SAFETY: geteuid cannot fail and touches no memory.
-            need_root(format, unsafe { libc::geteuid() })?;
+            need_root(format, rustix::process::geteuid().as_raw())?;
             atomic_file(out, |tmp| write_qcow2(spec, &tools, tmp, out))
         }
     }

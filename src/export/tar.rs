@@ -68,7 +68,7 @@ pub(super) fn item(
 ) -> Result<Option<Item>> {
     let t = meta.file_type();
     let rdev = meta.rdev();
-    let dev = || (libc::major(rdev), libc::minor(rdev));
+    let dev = || (rustix::fs::major(rdev), rustix::fs::minor(rdev));
     let body = if let Some(target) = link {
         Body::HardLink(target)
     } else if t.is_dir() {
