@@ -13,7 +13,7 @@ use crate::source::files::{Link, ProjectFiles};
 pub(super) struct Source {
     /// The file, relative to the project root: what every message names.
     pub rel: String,
-    pub text: String,
+    text: String,
 }
 
 impl Source {
