@@ -69,69 +69,77 @@ fn bad(path: &Path, message: String) -> Error {
     }
 }
 
-/// Splits CSV text (RFC 4180: quoted fields with `""` for a quote, CRLF or LF) into records,
-/// each with the line it starts on. Blank lines are skipped.
+/// Splits CSV text (RFC 4180: quoted fields with `""` for a quote; CRLF, LF or CR) into
+/// records, each with the line it starts on. Blank lines are skipped.
+///
+/// The `csv` crate reads the records. It reads leniently — a quote inside an unquoted field
+/// stays as text, and an unclosed quote runs to the end of the file — so [`check_quotes`]
+/// refuses both first, naming the line.
 pub fn parse_csv(text: &str) -> std::result::Result<Vec<(usize, Vec<String>)>, String> {
+    check_quotes(text)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let mut out = Vec::new();
-    let mut fields: Vec<String> = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut was_quoted = false;
-    let mut line = 1;
-    let mut start = 1;
-    let mut chars = text.chars().peekable();
-    let end_record = |fields: &mut Vec<String>,
-                      field: &mut String,
-                      was_quoted: bool,
-                      start,
-                      out: &mut Vec<_>| {
-        fields.push(std::mem::take(field));
-        let record = std::mem::take(fields);
-        if !(record.len() == 1 && record[0].trim().is_empty() && !was_quoted) {
-            out.push((start, record));
-        }
-    };
-    while let Some(c) = chars.next() {
-        if quoted {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => quoted = false,
-                '\n' => {
-                    line += 1;
-                    field.push(c);
-                }
-                _ => field.push(c),
-            }
+    for record in reader.records() {
+        let record = record.map_err(|e| e.to_string())?;
+        let pos = record.position().expect("a record read has a position");
+        // The position is where the reader was when the record began: before the line ends
+        // (and blank lines) it skips to reach the record's first field.
+        let rest = &text[pos.byte() as usize..];
+        let fields = rest.trim_start_matches(['\r', '\n']);
+        let skipped = &rest[..rest.len() - fields.len()];
+        let line = pos.line() as usize + skipped.matches('\n').count();
+        // A line of spaces is blank too, but `" "` is a field.
+        if record.len() == 1 && record[0].trim().is_empty() && !fields.starts_with('"') {
             continue;
         }
-        match c {
-            '"' if field.trim().is_empty() => {
-                field.clear();
-                quoted = true;
-                was_quoted = true;
+        out.push((line, record.iter().map(str::to_string).collect()));
+    }
+    Ok(out)
+}
+
+/// Refuses what the `csv` crate would read as text: a quote inside an unquoted field (one that
+/// does not start with the quote), and a quoted field not closed before the end of the file.
+/// Walks the text as the `csv` crate does: a quote opens a quoted field only at its start, `""`
+/// inside one is a quote, and `\r`, `\n` or `\r\n` end a record outside one.
+fn check_quotes(text: &str) -> std::result::Result<(), String> {
+    /// Where in a field the walk is.
+    #[derive(Clone, Copy, PartialEq)]
+    enum At {
+        Start,
+        Unquoted,
+        Quoted,
+        /// A quote inside a quoted field: its end, or the first of `""`.
+        QuoteInQuoted,
+    }
+    let mut at = At::Start;
+    // The line the walk is on, and the one the current record started on.
+    let (mut line, mut start) = (1, 1);
+    for c in text.chars() {
+        at = match (at, c) {
+            (At::Quoted, '"') => At::QuoteInQuoted,
+            (At::Quoted, c) => {
+                line += usize::from(c == '\n');
+                At::Quoted
             }
-            '"' => return Err(format!("line {line}: a quote inside an unquoted field")),
-            ',' => {
-                fields.push(std::mem::take(&mut field));
-            }
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' => {
-                end_record(&mut fields, &mut field, was_quoted, start, &mut out);
-                was_quoted = false;
+            (At::QuoteInQuoted, '"') => At::Quoted,
+            (_, ',' | '\r') => At::Start,
+            (_, '\n') => {
                 line += 1;
                 start = line;
+                At::Start
             }
-            _ => field.push(c),
-        }
+            (At::Start, '"') => At::Quoted,
+            (_, '"') => return Err(format!("line {line}: a quote inside an unquoted field")),
+            _ => At::Unquoted,
+        };
     }
-    if quoted {
+    if at == At::Quoted {
         return Err(format!("line {start}: a quoted field is not closed"));
     }
-    end_record(&mut fields, &mut field, was_quoted, start, &mut out);
-    Ok(out)
+    Ok(())
 }
 
 fn parse_csv_inventory(text: &str) -> std::result::Result<Vec<Instance>, String> {
@@ -614,6 +622,22 @@ mod tests {
         );
         assert!(parse_csv("a,\"b").is_err());
         assert!(parse_csv("a,b\"c\n").is_err());
+    }
+
+    #[test]
+    fn quote_errors_name_their_line() {
+        assert_eq!(
+            parse_csv("a,b\r\n\r\n\"x\ny\",c\"d\n"),
+            Err("line 4: a quote inside an unquoted field".into())
+        );
+        assert_eq!(
+            parse_csv("a,b\n\n\"x\ny,z\n"),
+            Err("line 3: a quoted field is not closed".into())
+        );
+        assert_eq!(
+            parse_csv("\"a\"\"b\"c,\"\"\n"),
+            Ok(vec![(1, vec!["a\"bc".into(), "".into()])])
+        );
     }
 
     #[test]

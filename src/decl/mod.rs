@@ -1,0 +1,132 @@
+//! Declarations: the raw TOML of `layer.toml`, `layer.lock`, `images/*.toml` and
+//! `roles/*/role.toml`, read and validated into [`crate::model`] types.
+//!
+//! A load reports every problem of the project at once, each naming its file (and line where
+//! the parser or a span gives one) and saying how to fix it. Raw types (`*Raw`) never leave this
+//! module.
+//!
+//! The parts, each using only those above it: the raw TOML mirrors; one file read and its
+//! parse errors worded; the checks all declarations share; then one validator per kind of
+//! declaration (origins, backends, the project's own files, roles, images). This file puts
+//! them together: [`load_from`] loads each kind, then rejects cycles and orders the images.
+
+mod raw;
+mod file;
+mod check;
+mod origin;
+mod backend;
+mod project;
+mod role;
+mod image;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Diagnostic, Diagnostics, Error, Result};
+use crate::graph;
+use crate::model::{Image, Project, Role, PROJECT_FILE};
+use crate::source::files::{ProjectFiles, WorkTree};
+
+/// Walks up from `start` to the first folder holding `layer.toml`.
+pub fn find_root(start: &Path) -> Result<PathBuf> {
+    let start = if start.is_absolute() {
+        start.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::io(".", e))?
+            .join(start)
+    };
+    let mut dir = Some(start.as_path());
+    while let Some(d) = dir {
+        if d.join(PROJECT_FILE).is_file() {
+            return Ok(d.to_path_buf());
+        }
+        dir = d.parent();
+    }
+    Err(Error::NoProject { start })
+}
+
+/// Reads and validates the project whose root holds `layer.toml`.
+pub fn load(root: &Path) -> Result<Project> {
+    let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
+    load_from(&root, &WorkTree::new(&root))
+}
+
+/// Reads and validates the project at `root` (canonical) from `files`: the work tree, or a
+/// git commit for `--since`.
+pub fn load_from(root: &Path, files: &dyn ProjectFiles) -> Result<Project> {
+    let mut diags = Diagnostics::default();
+    let project = project::load_project_file(files, &mut diags);
+    let lock = project::load_lock(files, &mut diags);
+    let (roles, role_names) = role::load_roles(files, &mut diags);
+    let images = image::load_images(
+        files,
+        &role_names,
+        project.loaded.then_some(&project.origin_names),
+        project.loaded.then_some(&project.backend_names),
+        &mut diags,
+    );
+    let nodes: Vec<(String, Option<String>)> = images
+        .iter()
+        .map(|i| (i.name.clone(), i.parent().map(str::to_string)))
+        .collect();
+    check_cycles(&nodes, &images, &roles, &mut diags);
+    diags.into_result()?;
+
+    let order = graph::topo_order(&nodes);
+    let mut slots: Vec<Option<Image>> = images.into_iter().map(Some).collect();
+    let images = order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each index once"))
+        .collect();
+    Ok(Project {
+        root: root.to_path_buf(),
+        strategy: project.strategy,
+        backend: project.backend,
+        origins: project.origins,
+        backends: project.backends,
+        roles,
+        images,
+        lock,
+    })
+}
+
+/// Images built from each other (`nodes`: each image and its parent) and roles that depend on
+/// each other, each cycle reported with its whole path.
+fn check_cycles(
+    nodes: &[(String, Option<String>)],
+    images: &[Image],
+    roles: &BTreeMap<String, Role>,
+    diags: &mut Diagnostics,
+) {
+    for cycle in graph::parent_cycles(nodes) {
+        let first = images
+            .iter()
+            .find(|i| i.name == cycle[0])
+            .expect("cycle names an image");
+        diags.push(
+            Diagnostic::new(
+                &first.file,
+                format!("images are built from each other: {}", cycle.join(" -> ")),
+            )
+            .hint("one image of the cycle must start from an `origin` instead of `from`"),
+        );
+    }
+    let role_deps: BTreeMap<String, Vec<String>> = roles
+        .iter()
+        .map(|(n, r)| (n.clone(), r.depends.clone()))
+        .collect();
+    // A role that depends on itself is reported as such by `load_roles`.
+    for cycle in graph::depends_cycles(&role_deps)
+        .into_iter()
+        .filter(|c| c.len() > 2)
+    {
+        diags.push(
+            Diagnostic::new(
+                format!("roles/{}/role.toml", cycle[0]),
+                format!("roles depend on each other: {}", cycle.join(" -> ")),
+            )
+            .hint("remove one of these `depends` entries"),
+        );
+    }
+}
