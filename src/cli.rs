@@ -770,8 +770,8 @@ fn resolve_targets(project: &Project, names: &[String]) -> Result<Vec<usize>> {
 fn with_ancestors(graph: &Graph, targets: &[usize]) -> Vec<bool> {
     let mut keep = vec![targets.is_empty(); graph.len()];
     for &t in targets {
-        for a in graph.chain(t) {
-            keep[a] = true;
+        for a in graph.chain(crate::graph::ImageId::new(t)) {
+            keep[a.index()] = true;
         }
     }
     keep
@@ -941,8 +941,8 @@ fn describe(ws: &Workspace, i: usize, c: &Change) -> Vec<String> {
                 BaseInputs::Origin { identity } => show(identity),
                 BaseInputs::Parent { .. } => "a parent image".to_string(),
             };
-            let root = ws.graph.chain(i)[0];
-            let origin = ws.project.images[root].origin().unwrap_or_default();
+            let root = ws.graph.chain(crate::graph::ImageId::new(i))[0];
+            let origin = ws.project.images[root.index()].origin().unwrap_or_default();
             vec![format!(
                 "origin `{origin}` changed: {was} -> {}",
                 show(identity)

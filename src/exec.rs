@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::backend::redact::Redactor;
 use crate::backend::{Builder, Built, Job, JobRole, Procs};
 use crate::error::{Error, Result};
+use crate::graph::ImageId;
 use crate::model::{OriginSource, Project, Strategy};
 use crate::plan::{Action, Plan};
 use crate::progress::{Event, Progress};
@@ -246,7 +247,7 @@ pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
     let mut height = vec![0usize; n];
     for i in (0..n).rev() {
         if deep {
-            if let Some(p) = g.parent[i] {
+            if let Some(p) = g.parent[ImageId::new(i)].map(ImageId::index) {
                 if to_build[i] && to_build[p] {
                     height[p] = height[p].max(height[i] + 1);
                 }
@@ -255,7 +256,8 @@ pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
     }
     let mut ready = BinaryHeap::new();
     for i in 0..n {
-        let waits_for_parent = deep && g.parent[i].is_some_and(|p| to_build[p]);
+        let waits_for_parent =
+            deep && g.parent[ImageId::new(i)].is_some_and(|p| to_build[p.index()]);
         if to_build[i] && !waits_for_parent {
             ready.push((height[i], std::cmp::Reverse(i)));
         }
@@ -284,8 +286,8 @@ pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
                 let task = Task {
                     index: i,
                     parent: if deep {
-                        g.parent[i]
-                            .and_then(|p| records[p].clone())
+                        g.parent[ImageId::new(i)]
+                            .and_then(|p| records[p.index()].clone())
                             .or_else(|| ws.pins[i].as_ref().map(|p| (*p.record).clone()))
                     } else {
                         None
@@ -379,10 +381,15 @@ pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
                         stop = true;
                     }
                     if deep {
-                        let mut below = vec![false; n];
-                        g.mark_descendants(i, &mut below);
+                        let mut below = crate::graph::ImageMap::filled(n, false);
+                        g.mark_descendants(ImageId::new(i), &mut below);
                         let doomed: Vec<usize> = (0..n)
-                            .filter(|&d| d != i && below[d] && to_build[d] && results[d].is_none())
+                            .filter(|&d| {
+                                d != i
+                                    && below[ImageId::new(d)]
+                                    && to_build[d]
+                                    && results[d].is_none()
+                            })
                             .collect();
                         for d in doomed {
                             let cause = match interrupted {
@@ -401,7 +408,7 @@ pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
                 }
             }
             if deep {
-                for &c in &g.children[i] {
+                for c in g.children[ImageId::new(i)].iter().map(|c| c.index()) {
                     if to_build[c] && state[c] == State::Waiting && results[c].is_none() {
                         ready.push((height[c], std::cmp::Reverse(c)));
                     }
@@ -512,7 +519,7 @@ fn job_inputs(ws: &Workspace, i: usize) -> (Vec<JobRole>, Vec<String>, BTreeMap<
     let p = &ws.project;
     let roles: Vec<JobRole> = ws
         .graph
-        .applied_roles(i, ws.strategy)
+        .applied_roles(ImageId::new(i), ws.strategy)
         .iter()
         .map(|r| {
             let role = &p.roles[r];
@@ -520,13 +527,13 @@ fn job_inputs(ws: &Workspace, i: usize) -> (Vec<JobRole>, Vec<String>, BTreeMap<
         })
         .collect();
     let chain = match ws.strategy {
-        Strategy::Deep => vec![i],
-        Strategy::Shallow => ws.graph.chain(i),
+        Strategy::Deep => vec![ImageId::new(i)],
+        Strategy::Shallow => ws.graph.chain(ImageId::new(i)),
     };
     let mut packages: Vec<String> = Vec::new();
     let mut vars = BTreeMap::new();
     for &c in &chain {
-        let img = &p.images[c];
+        let img = &p.images[c.index()];
         packages.extend(img.packages.iter().cloned());
         vars.extend(img.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
@@ -596,7 +603,7 @@ fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
     ));
     // Made by the backend if it needs one (inside the run's private folder); removed after.
     let work = env.work_dir.join(&image.name);
-    let root_origin = ws.project.images[ws.graph.chain(i)[0]]
+    let root_origin = ws.project.images[ws.graph.chain(ImageId::new(i))[0].index()]
         .origin()
         .unwrap_or_default()
         .to_string();
