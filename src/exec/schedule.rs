@@ -48,7 +48,7 @@ pub enum Skip {
     /// the interrupt.
     Interrupted,
     /// The run stopped before starting it: after the named first failure (without
-    /// keep-going), or, with none, for no reason the scheduler knows of.
+    /// keep-going); with none, the executor ended the run before the scheduler was done.
     NotStarted(Option<ImageId>),
 }
 
