@@ -1,8 +1,13 @@
 //! The image graph: topological order, cycles, ancestry, and which roles each image applies.
 //! Pure: no I/O.
+//!
+//! Images are named by [`ImageId`] (their place in `project.images`, which is in topological
+//! order), and what the graph holds per image is an [`ImageMap`], indexed by `ImageId` only: a
+//! bare `usize`, or an index into some other list, does not index it.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::ops::{Index, IndexMut};
 
 use crate::model::{Project, Role, Strategy};
 
@@ -102,8 +107,89 @@ pub fn depends_cycles(deps: &BTreeMap<String, Vec<String>>) -> Vec<Vec<String>> 
     out.into_iter().collect()
 }
 
+/// An image: its index in `project.images` (topological order, parents first), and so in every
+/// [`ImageMap`] of the project's images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ImageId(u32);
+
+impl ImageId {
+    /// The image at `index` in `project.images`.
+    pub fn new(index: usize) -> ImageId {
+        ImageId(u32::try_from(index).expect("fewer than 2^32 images"))
+    }
+
+    /// Its index in `project.images`, and in lists of images kept as plain vectors.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// One value per image of the project, indexed by [`ImageId`] (as `evmar/n2`'s `DenseMap`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageMap<T>(Vec<T>);
+
+impl<T> ImageMap<T> {
+    /// `values[i]` is image `i`'s.
+    pub fn from_vec(values: Vec<T>) -> ImageMap<T> {
+        ImageMap(values)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every image, in topological order.
+    pub fn ids(&self) -> impl DoubleEndedIterator<Item = ImageId> {
+        (0..self.0.len()).map(ImageId::new)
+    }
+
+    /// The values, in topological order of their images.
+    pub fn values(&self) -> std::slice::Iter<'_, T> {
+        self.0.iter()
+    }
+
+    /// Each image with its value, in topological order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (ImageId, &T)> {
+        self.0.iter().enumerate().map(|(i, v)| (ImageId::new(i), v))
+    }
+}
+
+impl<T: Clone> ImageMap<T> {
+    /// `value` for each of `len` images.
+    pub fn filled(len: usize, value: T) -> ImageMap<T> {
+        ImageMap(vec![value; len])
+    }
+}
+
+impl<T> FromIterator<T> for ImageMap<T> {
+    /// The values of images `0, 1, ...` in that order.
+    fn from_iter<I: IntoIterator<Item = T>>(values: I) -> ImageMap<T> {
+        ImageMap(values.into_iter().collect())
+    }
+}
+
+impl<T> Index<ImageId> for ImageMap<T> {
+    type Output = T;
+
+    fn index(&self, id: ImageId) -> &T {
+        &self.0[id.index()]
+    }
+}
+
+impl<T> IndexMut<ImageId> for ImageMap<T> {
+    fn index_mut(&mut self, id: ImageId) -> &mut T {
+        &mut self.0[id.index()]
+    }
+}
+
 /// Indices of `nodes` in topological order (parents first), ties broken by name. Nodes on a
-/// cycle or below one are left out; `decl` rejects cycles before this is called.
+/// cycle or below one are left out; `decl` rejects cycles before this is called. The indices
+/// are into `nodes` (declaration order), not [`ImageId`]s: `decl` orders `project.images` by
+/// this, and only that order gives images their ids.
 pub fn topo_order(nodes: &[(String, Option<String>)]) -> Vec<usize> {
     let index: HashMap<&str, usize> = nodes
         .iter()
@@ -153,7 +239,10 @@ pub fn expand_roles(
 }
 
 /// Every image's `chain_roles` and `inherited` (see [`Graph`]).
-fn chain_roles(project: &Project, parent: &[Option<usize>]) -> (Vec<Vec<String>>, Vec<usize>) {
+fn chain_roles(
+    project: &Project,
+    parent: &ImageMap<Option<ImageId>>,
+) -> (ImageMap<Vec<String>>, ImageMap<usize>) {
     // Roles as indices while expanding, so that copying a parent's chain and marking what it
     // applied is copying integers, not names; names are cloned once per entry at the end.
     let role_names: Vec<&String> = project.roles.keys().collect();
@@ -176,14 +265,14 @@ fn chain_roles(project: &Project, parent: &[Option<usize>]) -> (Vec<Vec<String>>
         .collect();
     // `seen[r] == stamp` marks role `r` as applied in the chain being expanded.
     let mut seen = vec![0u32; role_names.len()];
-    let mut chains: Vec<Vec<u32>> = Vec::with_capacity(parent.len());
-    let mut chain_roles: Vec<Vec<String>> = Vec::with_capacity(parent.len());
-    let mut inherited = Vec::with_capacity(parent.len());
-    for (i, image) in project.images.iter().enumerate() {
+    let mut chains: ImageMap<Vec<u32>> = ImageMap(Vec::with_capacity(parent.len()));
+    let mut chain_roles = ImageMap(Vec::with_capacity(parent.len()));
+    let mut inherited = ImageMap(Vec::with_capacity(parent.len()));
+    for (id, image) in parent.ids().zip(&project.images) {
         // Parents come first in topological order, so theirs are already computed.
-        let mut list = parent[i].map(|p| chains[p].clone()).unwrap_or_default();
-        inherited.push(list.len());
-        let stamp = i as u32 + 1;
+        let mut list = parent[id].map(|p| chains[p].clone()).unwrap_or_default();
+        inherited.0.push(list.len());
+        let stamp = id.0 + 1;
         for &r in &list {
             seen[r as usize] = stamp;
         }
@@ -196,12 +285,12 @@ fn chain_roles(project: &Project, parent: &[Option<usize>]) -> (Vec<Vec<String>>
                 &mut list,
             );
         }
-        chain_roles.push(
+        chain_roles.0.push(
             list.iter()
                 .map(|&r| role_names[r as usize].clone())
                 .collect(),
         );
-        chains.push(list);
+        chains.0.push(list);
     }
     (chain_roles, inherited)
 }
@@ -209,18 +298,18 @@ fn chain_roles(project: &Project, parent: &[Option<usize>]) -> (Vec<Vec<String>>
 /// [`chain_roles`] by name, with [`expand_roles`].
 fn chain_roles_by_name(
     project: &Project,
-    parent: &[Option<usize>],
-) -> (Vec<Vec<String>>, Vec<usize>) {
-    let mut chain_roles: Vec<Vec<String>> = Vec::with_capacity(parent.len());
-    let mut inherited = Vec::with_capacity(parent.len());
-    for (i, image) in project.images.iter().enumerate() {
-        let mut list = parent[i]
+    parent: &ImageMap<Option<ImageId>>,
+) -> (ImageMap<Vec<String>>, ImageMap<usize>) {
+    let mut chain_roles: ImageMap<Vec<String>> = ImageMap(Vec::with_capacity(parent.len()));
+    let mut inherited = ImageMap(Vec::with_capacity(parent.len()));
+    for (id, image) in parent.ids().zip(&project.images) {
+        let mut list = parent[id]
             .map(|p| chain_roles[p].clone())
             .unwrap_or_default();
-        inherited.push(list.len());
+        inherited.0.push(list.len());
         let mut seen: BTreeSet<String> = list.iter().cloned().collect();
         expand_roles(&project.roles, &image.roles, &mut seen, &mut list);
-        chain_roles.push(list);
+        chain_roles.0.push(list);
     }
     (chain_roles, inherited)
 }
@@ -239,35 +328,31 @@ fn expand_ids(r: u32, depends: &[Vec<u32>], seen: &mut [u32], stamp: u32, out: &
     out.push(r);
 }
 
-/// The project's images as indices: parents, children, chains and the roles each applies.
+/// The project's images by [`ImageId`]: parents, children, chains and the roles each applies.
 #[derive(Debug, Clone)]
 pub struct Graph {
-    /// Index `i` is `project.images[i]`, which is in topological order.
-    pub names: Vec<String>,
-    pub index: HashMap<String, usize>,
-    pub parent: Vec<Option<usize>>,
-    pub children: Vec<Vec<usize>>,
+    /// Image `i` is `project.images[i.index()]`, which is in topological order.
+    pub names: ImageMap<String>,
+    pub index: HashMap<String, ImageId>,
+    pub parent: ImageMap<Option<ImageId>>,
+    pub children: ImageMap<Vec<ImageId>>,
     /// The roles of the whole chain, root first, as a shallow build applies them.
-    pub chain_roles: Vec<Vec<String>>,
+    pub chain_roles: ImageMap<Vec<String>>,
     /// How many of `chain_roles[i]` the parent chain already applied.
-    pub inherited: Vec<usize>,
+    pub inherited: ImageMap<usize>,
 }
 
 impl Graph {
     pub fn new(project: &Project) -> Graph {
-        let names: Vec<String> = project.images.iter().map(|i| i.name.clone()).collect();
-        let index: HashMap<String, usize> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), i))
-            .collect();
-        let parent: Vec<Option<usize>> = project
+        let names: ImageMap<String> = project.images.iter().map(|i| i.name.clone()).collect();
+        let index: HashMap<String, ImageId> = names.iter().map(|(i, n)| (n.clone(), i)).collect();
+        let parent: ImageMap<Option<ImageId>> = project
             .images
             .iter()
             .map(|i| i.parent().map(|p| index[p]))
             .collect();
-        let mut children = vec![Vec::new(); names.len()];
-        for (i, p) in parent.iter().enumerate() {
+        let mut children = ImageMap::filled(names.len(), Vec::new());
+        for (i, p) in parent.iter() {
             if let Some(p) = p {
                 children[*p].push(i);
             }
@@ -291,8 +376,13 @@ impl Graph {
         self.names.is_empty()
     }
 
+    /// Every image, in topological order.
+    pub fn ids(&self) -> impl DoubleEndedIterator<Item = ImageId> {
+        self.names.ids()
+    }
+
     /// The roles a build of image `i` applies, in order.
-    pub fn applied_roles(&self, i: usize, strategy: Strategy) -> &[String] {
+    pub fn applied_roles(&self, i: ImageId, strategy: Strategy) -> &[String] {
         match strategy {
             Strategy::Deep => &self.chain_roles[i][self.inherited[i]..],
             Strategy::Shallow => &self.chain_roles[i],
@@ -300,7 +390,7 @@ impl Graph {
     }
 
     /// Root first, `i` last.
-    pub fn chain(&self, i: usize) -> Vec<usize> {
+    pub fn chain(&self, i: ImageId) -> Vec<ImageId> {
         let mut c = vec![i];
         let mut cur = i;
         while let Some(p) = self.parent[cur] {
@@ -314,14 +404,14 @@ impl Graph {
     /// Cuts image `i` from its parent, for an image pinned to a released build of it: the
     /// image no longer waits for, is selected with, or goes stale with its parent. The roles
     /// it applies stay those its declaration chain gives.
-    pub fn unlink(&mut self, i: usize) {
+    pub fn unlink(&mut self, i: ImageId) {
         if let Some(p) = self.parent[i].take() {
             self.children[p].retain(|&c| c != i);
         }
     }
 
     /// Marks `i` and every image below it.
-    pub fn mark_descendants(&self, i: usize, marks: &mut [bool]) {
+    pub fn mark_descendants(&self, i: ImageId, marks: &mut ImageMap<bool>) {
         let mut stack = vec![i];
         while let Some(n) = stack.pop() {
             if !marks[n] {

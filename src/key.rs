@@ -64,7 +64,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::graph::Graph;
+use crate::graph::{Graph, ImageId};
 use crate::model::{Backend, BackendKind, Base, Image, OriginSource, Project, Strategy};
 use crate::scan::{diff_trees, FileChange, Scanned, Tree};
 
@@ -292,9 +292,9 @@ pub fn compute_with_pins(
                 }
             }
             (Strategy::Deep, Base::Parent(_)) => {
-                let p = graph.parent[i].expect("parent resolved");
+                let p = graph.parent[ImageId::new(i)].expect("parent resolved");
                 BaseInputs::Parent {
-                    key: keys[p]
+                    key: keys[p.index()]
                         .as_ref()
                         .expect("parents are keyed first")
                         .key
@@ -305,7 +305,7 @@ pub fn compute_with_pins(
                 identity: origin_ids[o.as_str()].clone(),
             },
             (Strategy::Shallow, _) => {
-                let root = &project.images[graph.chain(i)[0]];
+                let root = &project.images[graph.chain(ImageId::new(i))[0].index()];
                 let o = root.origin().expect("a chain starts at an origin");
                 BaseInputs::Origin {
                     identity: origin_ids[o].clone(),
@@ -315,13 +315,13 @@ pub fn compute_with_pins(
         let chain = match strategy {
             Strategy::Deep => vec![decl_inputs(image)],
             Strategy::Shallow => graph
-                .chain(i)
+                .chain(ImageId::new(i))
                 .iter()
-                .map(|&c| decl_inputs(&project.images[c]))
+                .map(|&c| decl_inputs(&project.images[c.index()]))
                 .collect(),
         };
         let roles = graph
-            .applied_roles(i, strategy)
+            .applied_roles(ImageId::new(i), strategy)
             .iter()
             .map(|r| RoleInputs {
                 name: r.clone(),
@@ -347,8 +347,8 @@ pub fn compute_with_pins(
     let mut depth = vec![0usize; project.images.len()];
     for i in 0..project.images.len() {
         if strategy == Strategy::Deep {
-            if let Some(p) = graph.parent[i] {
-                depth[i] = depth[p] + 1;
+            if let Some(p) = graph.parent[ImageId::new(i)] {
+                depth[i] = depth[p.index()] + 1;
             }
         }
         if levels.len() <= depth[i] {

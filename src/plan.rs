@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::graph::Graph;
+use crate::graph::{Graph, ImageId, ImageMap};
 use crate::key::{diff, BaseInputs, Change, ImageKey};
 use crate::model::{Project, Strategy};
 use crate::record::{Lookup, Record};
@@ -249,10 +249,11 @@ pub fn stale_reasons(
                     }];
                 }
             }
-            if let (Strategy::Deep, Some(p)) = (input.strategy, input.graph.parent[i]) {
+            if let (Strategy::Deep, Some(p)) = (input.strategy, input.graph.parent[ImageId::new(i)])
+            {
                 // Built on the parent's current record? A parent rebuilt under the same key
                 // (forced, expired) is a new artifact to build on.
-                if let Lookup::Found(prec) = &input.lookups[p] {
+                if let Lookup::Found(prec) = &input.lookups[p.index()] {
                     if rec.parent.as_ref().map(|r| &r.version) != Some(&prec.version) {
                         return vec![Reason::ParentChanged {
                             parent: input.graph.names[p].clone(),
@@ -309,8 +310,8 @@ pub fn changes_since(input: &PlanInput, i: usize, old: &Record) -> Vec<Change> {
 
 /// The name of the origin image `i` starts from under the plan's strategy.
 fn origin_name(input: &PlanInput, i: usize) -> String {
-    let root = input.graph.chain(i)[0];
-    input.project.images[root]
+    let root = input.graph.chain(ImageId::new(i))[0];
+    input.project.images[root.index()]
         .origin()
         .unwrap_or_default()
         .to_string()
@@ -398,22 +399,22 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
     for &t in &sel.targets {
         selected[t] = true;
         if input.strategy == Strategy::Deep {
-            for a in g.chain(t) {
-                selected[a] = true;
+            for a in g.chain(ImageId::new(t)) {
+                selected[a.index()] = true;
             }
         }
     }
     if let Some(since) = &sel.since {
-        let mut below_changed = vec![false; n];
+        let mut below_changed = ImageMap::filled(n, false);
         for (i, r) in since.iter().enumerate() {
             if !r.is_empty() {
-                g.mark_descendants(i, &mut below_changed);
+                g.mark_descendants(ImageId::new(i), &mut below_changed);
             }
         }
         // Deep: what a changed image is built on comes too, as with targets (fresh, or built
         // when the cache lacks it).
         if input.strategy == Strategy::Deep {
-            for i in 0..n {
+            for i in g.ids() {
                 if below_changed[i] {
                     for a in g.chain(i) {
                         below_changed[a] = true;
@@ -422,20 +423,20 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
             }
         }
         for i in 0..n {
-            selected[i] &= below_changed[i];
+            selected[i] &= below_changed[ImageId::new(i)];
             if !reasons[i].is_empty() && !since[i].is_empty() {
                 reasons[i] = since[i].clone();
             }
         }
     }
     if sel.changed {
-        let mut below_stale = vec![false; n];
+        let mut below_stale = ImageMap::filled(n, false);
         for (i, r) in reasons.iter().enumerate() {
             if !r.is_empty() {
-                g.mark_descendants(i, &mut below_stale);
+                g.mark_descendants(ImageId::new(i), &mut below_stale);
             }
         }
-        for (s, below) in selected.iter_mut().zip(&below_stale) {
+        for (s, below) in selected.iter_mut().zip(below_stale.values()) {
             *s &= *below;
         }
     }
@@ -446,7 +447,8 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
         if !selected[i] {
             continue;
         }
-        let parent_builds = g.parent[i].filter(|&p| actions[p] == Action::Build);
+        let parent_builds =
+            g.parent[ImageId::new(i)].filter(|&p| actions[p.index()] == Action::Build);
         if sel.force && reasons[i].is_empty() {
             reasons[i].push(Reason::Forced);
         }
@@ -463,7 +465,7 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
         }
         actions[i] = Action::Build;
         waves[i] = Some(match (input.strategy, parent_builds) {
-            (Strategy::Deep, Some(p)) => waves[p].expect("a built parent has a wave") + 1,
+            (Strategy::Deep, Some(p)) => waves[p.index()].expect("a built parent has a wave") + 1,
             _ => 0,
         });
     }
@@ -484,7 +486,7 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
                 reasons: std::mem::take(&mut reasons[i]),
                 parent: image.parent().map(str::to_string),
                 origin: image.origin().map(str::to_string),
-                roles: g.applied_roles(i, input.strategy).to_vec(),
+                roles: g.applied_roles(ImageId::new(i), input.strategy).to_vec(),
                 wave: waves[i],
                 pin: input.history.pin(&image.name).cloned(),
             }
@@ -681,7 +683,8 @@ mod tests {
             let mut history = FakeHistory::default();
             let mut lookups = Vec::new();
             for (i, img) in project.images.iter().enumerate() {
-                let parent = graph.parent[i].map(|p| (project.images[p].name.as_str(), &old[p]));
+                let parent = graph.parent[ImageId::new(i)]
+                    .map(|p| (project.images[p.index()].name.as_str(), &old[p.index()]));
                 let r = record(&img.name, &old[i], parent, "2026-11-01T00:00:00Z");
                 lookups.push(if old[i].key == keys[i].key {
                     Lookup::Found(Box::new(r.clone()))

@@ -169,7 +169,7 @@ pub fn unlink_pinned(pins: &[Option<Pin>], graph: &mut crate::graph::Graph) -> V
     }
     for (i, pin) in pins.iter().enumerate() {
         if pin.is_some() {
-            graph.unlink(i);
+            graph.unlink(crate::graph::ImageId::new(i));
         }
     }
     pins.iter()

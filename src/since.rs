@@ -104,7 +104,7 @@ pub fn compare(ws: &Workspace, at: &AtRevision) -> Since {
             let Some(&j) = then.graph.index.get(&image.name) else {
                 return vec![Reason::New];
             };
-            let (old, new) = (&then.keys[j], &ws.keys[i]);
+            let (old, new) = (&then.keys[j.index()], &ws.keys[i]);
             if old.key == new.key {
                 return vec![];
             }

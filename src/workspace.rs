@@ -130,7 +130,7 @@ impl Workspace {
     }
 
     pub fn index(&self, name: &str) -> Option<usize> {
-        self.graph.index.get(name).copied()
+        self.graph.index.get(name).map(|id| id.index())
     }
 
     pub fn input(&self) -> PlanInput<'_> {

@@ -50,7 +50,7 @@ fn explain(ws: &Workspace, i: usize) -> String {
             _ => Verdict::Reasons(&planned.reasons),
         }
     };
-    let root = ws.graph.chain(i)[0];
+    let root = ws.graph.chain(crate::graph::ImageId::new(i))[0].index();
     render::explain(&Explanation {
         name: &image.name,
         key: &ws.keys[i].key,

@@ -44,8 +44,8 @@ pub fn run(g: &Global, args: &GraphArgs) -> Result<i32> {
 fn with_ancestors(graph: &Graph, targets: &[usize]) -> Vec<bool> {
     let mut keep = vec![targets.is_empty(); graph.len()];
     for &t in targets {
-        for a in graph.chain(t) {
-            keep[a] = true;
+        for a in graph.chain(crate::graph::ImageId::new(t)) {
+            keep[a.index()] = true;
         }
     }
     keep

@@ -51,7 +51,8 @@ pub struct TestOutcome {
 fn tests_of(ws: &Workspace, i: usize) -> Vec<(String, Option<PathBuf>, String)> {
     let p = &ws.project;
     let mut out = Vec::new();
-    for role in ws.graph.applied_roles(i, crate::model::Strategy::Shallow) {
+    let id = crate::graph::ImageId::new(i);
+    for role in ws.graph.applied_roles(id, crate::model::Strategy::Shallow) {
         let dir = p.root.join(&p.roles[role].dir);
         let Ok(rd) = fs::read_dir(dir.join("tests")) else {
             continue;

@@ -321,7 +321,9 @@ pub fn check_packages(
     use crate::model::OriginSource;
     for i in images {
         let image = &project.images[i];
-        let Some(origin) = project.images[graph.chain(i)[0]].origin() else {
+        let id = crate::graph::ImageId::new(i);
+        let chain = graph.chain(id);
+        let Some(origin) = project.images[chain[0].index()].origin() else {
             continue; // built on a pinned parent: its packages were checked where it was built
         };
         if !matches!(
@@ -330,12 +332,11 @@ pub fn check_packages(
         ) {
             continue;
         }
-        let mut wanted: Vec<String> = graph
-            .chain(i)
+        let mut wanted: Vec<String> = chain
             .iter()
-            .flat_map(|&c| project.images[c].packages.iter().cloned())
+            .flat_map(|&c| project.images[c.index()].packages.iter().cloned())
             .collect();
-        for r in graph.applied_roles(i, crate::model::Strategy::Shallow) {
+        for r in graph.applied_roles(id, crate::model::Strategy::Shallow) {
             wanted.extend(project.roles[r].packages.iter().cloned());
         }
         if wanted.is_empty() {

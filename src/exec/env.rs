@@ -1,0 +1,108 @@
+//! What a run is given besides the plan: the [`Options`] of `layer build`, and the [`Env`] the
+//! command prepares before anything starts, with the secrets it reads from the environment
+//! ([`resolve_secrets`]) and the `Commit` tag ([`git_commit`]).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::AtomicI32;
+
+use crate::backend::{Builder, Procs};
+use crate::error::{Error, Result};
+use crate::model::Project;
+use crate::plan::{Action, Plan};
+use crate::progress::Progress;
+use crate::workspace::Workspace;
+
+/// How to run the plan's builds.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `-j`: at most this many builds at once (at least one).
+    pub jobs: usize,
+    /// `-k`: build every image that does not stand on a failure.
+    pub keep_going: bool,
+    /// `--force`: build even a key another run recorded meanwhile.
+    pub force: bool,
+}
+
+/// What the executor needs besides the plan.
+pub struct Env<'a> {
+    pub ws: &'a Workspace,
+    /// Builders by backend name.
+    pub builders: &'a BTreeMap<String, Box<dyn Builder + 'a>>,
+    pub progress: &'a dyn Progress,
+    pub procs: &'a Procs,
+    /// Set to a signal number by the signal handler.
+    pub interrupt: &'a AtomicI32,
+    /// The run's private work folder.
+    pub work_dir: &'a Path,
+    /// The `Commit` tag.
+    pub commit: String,
+    /// Per image index: secret variable name and value.
+    pub secrets: Vec<Vec<(String, String)>>,
+}
+
+/// Reads the `[secrets]` of the images to build from the environment; a missing variable is
+/// an error before anything starts.
+pub fn resolve_secrets(project: &Project, plan: &Plan) -> Result<Vec<Vec<(String, String)>>> {
+    let mut out = vec![Vec::new(); project.images.len()];
+    let mut missing = Vec::new();
+    for (i, img) in project.images.iter().enumerate() {
+        if plan.images[i].action != Action::Build {
+            continue;
+        }
+        for (var, env) in &img.secrets {
+            match std::env::var(env) {
+                Ok(v) => out[i].push((var.clone(), v)),
+                Err(_) => missing.push(format!("`{env}` (secret `{var}` of `{}`)", img.name)),
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::Usage {
+            message: format!("secret variables are not set: {}", missing.join(", ")),
+            hint: Some("export them in the environment that runs `layer build`".into()),
+        });
+    }
+    Ok(out)
+}
+
+/// The `Commit` tag: `git rev-parse HEAD`, with `-dirty` when the work tree differs (the
+/// cache folder, which layer itself writes, does not count); `none` outside a git checkout.
+pub fn git_commit(root: &Path, cache_dir: &Path) -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .env("GIT_OPTIONAL_LOCKS", "0")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "HEAD"]) {
+        Some(head) if !head.is_empty() => {
+            let exclude = cache_dir
+                .canonicalize()
+                .ok()
+                .and_then(|c| {
+                    c.strip_prefix(root)
+                        .ok()
+                        .map(|r| format!(":(exclude){}", r.display()))
+                })
+                .filter(|e| e != ":(exclude)");
+            let mut args = vec!["status", "--porcelain", "--", "."];
+            if let Some(e) = &exclude {
+                args.push(e);
+            }
+            let dirty = git(&args).is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{head}-dirty")
+            } else {
+                head
+            }
+        }
+        _ => "none".into(),
+    }
+}

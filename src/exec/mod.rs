@@ -1,0 +1,201 @@
+//! The executor: runs the images a [`Plan`] marks `build`, in parallel topological order.
+//!
+//! The main thread owns the run: the `schedule::Scheduler` (each image's state and the ready
+//! queue, plain data) and what each finished worker reported. Up to `-j` worker threads each
+//! build one image (`worker::run_task`) and send the outcome back over a channel; the main
+//! thread hands it to the scheduler, reports progress, and starts what is ready. An interrupt
+//! cancels the running builds' processes and starts nothing more. At the end, each image's
+//! [`ImageResult`] is made in one place, `image_result()`.
+
+mod schedule;
+mod result;
+mod env;
+mod log;
+mod worker;
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::graph::{ImageId, ImageMap};
+use crate::model::Strategy;
+use crate::plan::{Action, Plan};
+use crate::progress::Event;
+use crate::record::{Lookup, Record};
+use crate::workspace::Workspace;
+use schedule::{Scheduler, Skip};
+use worker::{Outcome, Task};
+
+pub use env::{git_commit, resolve_secrets, Env, Options};
+pub use result::{Done, ImageResult, Report};
+pub use worker::origin_id;
+
+/// Runs the plan's builds.
+pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
+    let ws = env.ws;
+    let build: ImageMap<bool> = plan
+        .images
+        .iter()
+        .map(|i| i.action == Action::Build)
+        .collect();
+    let mut schedule = Scheduler::new(
+        &ws.graph.parent,
+        &build,
+        ws.strategy,
+        opts.jobs,
+        opts.keep_going,
+    );
+    // What each worker reported, by image.
+    let mut outcomes: ImageMap<Option<Outcome>> = build.values().map(|_| None).collect();
+    env.progress.start(build.values().filter(|b| **b).count());
+
+    let (tx, rx) = mpsc::channel::<(ImageId, Outcome)>();
+    let mut interrupted = None;
+    std::thread::scope(|s| loop {
+        let sig = env.interrupt.load(Ordering::SeqCst);
+        if sig != 0 && interrupted.is_none() {
+            interrupted = Some(sig);
+            schedule.interrupt();
+            env.procs.cancel();
+        }
+        while let Some(id) = schedule.start() {
+            let task = task(ws, id, &outcomes);
+            let tx = tx.clone();
+            s.spawn(move || {
+                let outcome = worker::run_task(env, &task, opts);
+                let _ = tx.send((task.id, outcome));
+            });
+        }
+        if schedule.done() {
+            break;
+        }
+        let (id, outcome) = match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(r) => r,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let name = &plan.images[id.index()].name;
+        match &outcome {
+            Outcome::Built(record, _, elapsed) => {
+                env.progress.event(Event::Built {
+                    image: name,
+                    version: &record.version,
+                    elapsed: *elapsed,
+                });
+                schedule.succeeded(id);
+            }
+            Outcome::Reused(record) => {
+                env.progress.event(Event::Reused {
+                    image: name,
+                    version: &record.version,
+                });
+                schedule.succeeded(id);
+            }
+            Outcome::Failed { error, log, .. } => {
+                if !schedule.interrupted() {
+                    let tail = log.as_deref().map(log::log_tail).unwrap_or_default();
+                    let log = log.as_ref().map(|l| l.display().to_string());
+                    env.progress.event(Event::Failed {
+                        image: name,
+                        error,
+                        log: log.as_deref(),
+                        tail: &tail,
+                    });
+                }
+                for d in schedule.failed(id) {
+                    let skip = schedule.not_built(d).expect("skipped");
+                    env.progress.event(Event::Skipped {
+                        image: &plan.images[d.index()].name,
+                        cause: &cause(skip, plan),
+                    });
+                }
+            }
+        }
+        outcomes[id] = Some(outcome);
+    });
+    env.progress.finish();
+
+    let images = outcomes
+        .ids()
+        .map(|id| {
+            let outcome = outcomes[id].take();
+            image_result(plan, id, &schedule, outcome, &ws.lookups[id.index()])
+        })
+        .collect();
+    Report {
+        images,
+        interrupted,
+    }
+}
+
+/// What a worker needs to build image `id`, from the records as they stand: deep, the parent's
+/// (built by this run, or found by the plan) or the pinned parent build's.
+fn task(ws: &Workspace, id: ImageId, outcomes: &ImageMap<Option<Outcome>>) -> Task {
+    let lookup = &ws.lookups[id.index()];
+    let parent = match ws.strategy {
+        Strategy::Deep => ws.graph.parent[id]
+            .and_then(|p| current_record(ws, outcomes, p).cloned())
+            .or_else(|| ws.pins[id.index()].as_ref().map(|p| (*p.record).clone())),
+        Strategy::Shallow => None,
+    };
+    Task {
+        id,
+        parent,
+        recheck: !matches!(lookup, Lookup::Found(_)),
+    }
+}
+
+/// Image `id`'s record now: the one this run built or found, else the one the plan found.
+fn current_record<'a>(
+    ws: &'a Workspace,
+    outcomes: &'a ImageMap<Option<Outcome>>,
+    id: ImageId,
+) -> Option<&'a Record> {
+    match (
+        outcomes[id].as_ref().and_then(Outcome::record),
+        &ws.lookups[id.index()],
+    ) {
+        (Some(record), _) => Some(record),
+        (None, Lookup::Found(record)) => Some(record),
+        (None, _) => None,
+    }
+}
+
+/// Why an image was not built, as its result and the progress line say it.
+fn cause(skip: Skip, plan: &Plan) -> String {
+    let name = |id: ImageId| &plan.images[id.index()].name;
+    match skip {
+        Skip::Failed(f) => format!("`{}` failed", name(f)),
+        Skip::Interrupted => "interrupted".to_string(),
+        Skip::NotStarted(Some(f)) => format!("not started: `{}` failed", name(f)),
+        Skip::NotStarted(None) => "not started".to_string(),
+    }
+}
+
+/// How image `id` ended: what its worker reported, or why it was not built, or what the plan
+/// found for it.
+fn image_result(
+    plan: &Plan,
+    id: ImageId,
+    schedule: &Scheduler,
+    outcome: Option<Outcome>,
+    lookup: &Lookup,
+) -> ImageResult {
+    let image = &plan.images[id.index()];
+    match outcome {
+        Some(Outcome::Built(record, log, elapsed)) => {
+            ImageResult::built(image, &record, &log, elapsed)
+        }
+        Some(Outcome::Reused(record)) => ImageResult::reused(image, &record),
+        Some(Outcome::Failed {
+            error,
+            log,
+            duration,
+        }) => ImageResult::failed(image, error, log.as_deref(), duration),
+        None => match (schedule.not_built(id), image.action, lookup) {
+            (Some(skip), _, _) => ImageResult::skipped(image, cause(skip, plan)),
+            (None, Action::Fresh, Lookup::Found(record)) => ImageResult::fresh(image, record),
+            (None, _, _) => ImageResult::skipped(image, "not selected".into()),
+        },
+    }
+}

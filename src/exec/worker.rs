@@ -1,0 +1,313 @@
+//! A worker's part of a run: one image's build, on a worker thread. It takes the image's lock
+//! in the cache (an OS lock, so a killed holder frees it), checks again whether another run
+//! recorded the key meanwhile, numbers the version, runs the backend with its output going
+//! through the secret redactor into the image's log, verifies the artifact, and only then
+//! writes the record.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::env::{Env, Options};
+use super::log::StageSniffer;
+use crate::backend::redact::Redactor;
+use crate::backend::{Built, Job, JobRole};
+use crate::error::{Error, Result};
+use crate::graph::ImageId;
+use crate::model::{OriginSource, Project, Strategy};
+use crate::progress::Event;
+use crate::record::{Artifact, Lookup, ParentRef, Record, RECORD_FORMAT};
+use crate::workspace::Workspace;
+
+/// Everything a worker needs for one image, prepared by the main thread.
+pub struct Task {
+    pub id: ImageId,
+    /// Deep: the record of the parent build it is built on (this run's, the cache's, or the
+    /// pinned one).
+    pub parent: Option<Record>,
+    /// The plan found no record: another run may have built the key since.
+    pub recheck: bool,
+}
+
+/// What a worker did with its image.
+pub enum Outcome {
+    /// Built, verified and recorded; the log and how long it took.
+    Built(Box<Record>, PathBuf, Duration),
+    /// Another run recorded the key while this one waited for the lock.
+    Reused(Box<Record>),
+    /// Not built: the one-line reason, the log if one was started, how long it took.
+    Failed {
+        error: String,
+        log: Option<PathBuf>,
+        duration: Duration,
+    },
+}
+
+impl Outcome {
+    /// The record it built or found.
+    pub fn record(&self) -> Option<&Record> {
+        match self {
+            Outcome::Built(record, ..) | Outcome::Reused(record) => Some(record),
+            Outcome::Failed { .. } => None,
+        }
+    }
+}
+
+/// A readable id of an origin, for `LAYER_SOURCE` and the `Origin` tag.
+pub fn origin_id(project: &Project, name: &str) -> String {
+    let Some(o) = project.origins.get(name) else {
+        return name.to_string();
+    };
+    match &o.source {
+        OriginSource::Id { id } => id.clone(),
+        OriginSource::Resolve { .. } => project
+            .lock
+            .origins
+            .get(name)
+            .and_then(|l| l.id.clone())
+            .unwrap_or_default(),
+        OriginSource::Busybox { path } => format!("busybox:{}", path.display()),
+        OriginSource::TarFile { path } => format!("tar:{path}"),
+        OriginSource::TarUrl { url, .. } => url.clone(),
+        OriginSource::Debian { suite, variant, .. } => format!("debian:{suite}/{variant}"),
+    }
+}
+
+/// `YYYYMMDD_HHMM` and RFC 3339 of a moment, in UTC.
+fn stamps(t: SystemTime) -> (String, String) {
+    let rfc = humantime::format_rfc3339_seconds(t).to_string();
+    let digits: String = rfc.chars().filter(char::is_ascii_digit).collect();
+    (format!("{}_{}", &digits[..8], &digits[8..12]), rfc)
+}
+
+/// The roles, packages and variables of image `id`'s build under the workspace's strategy.
+fn job_inputs(
+    ws: &Workspace,
+    id: ImageId,
+) -> (Vec<JobRole>, Vec<String>, BTreeMap<String, String>) {
+    let p = &ws.project;
+    let roles: Vec<JobRole> = ws
+        .graph
+        .applied_roles(id, ws.strategy)
+        .iter()
+        .map(|r| {
+            let role = &p.roles[r];
+            (r.clone(), p.root.join(&role.dir), role.vars.clone())
+        })
+        .collect();
+    let chain = match ws.strategy {
+        Strategy::Deep => vec![id],
+        Strategy::Shallow => ws.graph.chain(id),
+    };
+    let mut packages: Vec<String> = Vec::new();
+    let mut vars = BTreeMap::new();
+    for &c in &chain {
+        let img = &p.images[c.index()];
+        packages.extend(img.packages.iter().cloned());
+        vars.extend(img.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    for (r, _, _) in &roles {
+        packages.extend(p.roles[r].packages.iter().cloned());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    packages.retain(|x| seen.insert(x.clone()));
+    (roles, packages, vars)
+}
+
+/// Builds one image: everything from taking its lock to writing its record.
+pub fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
+    let started = Instant::now();
+    let fail = |error: String, log: Option<PathBuf>| Outcome::Failed {
+        error,
+        log,
+        duration: started.elapsed(),
+    };
+    let ws = env.ws;
+    let i = task.id.index();
+    let image = &ws.project.images[i];
+    let key = &ws.keys[i];
+    let cache = &ws.cache;
+
+    let _lock = match cache.lock_image(&image.name, &mut || {
+        env.progress.event(Event::Waiting { image: &image.name })
+    }) {
+        Ok(l) => l,
+        Err(e) => return fail(e.to_string(), None),
+    };
+    if task.recheck && !opts.force {
+        if let Lookup::Found(r) = cache.lookup(&image.name, &key.key) {
+            if cache.artifact_exists(&r) {
+                return Outcome::Reused(r);
+            }
+        }
+    }
+    let now = SystemTime::now();
+    let (stamp, built_at) = stamps(now);
+    let build = cache.next_build(&image.name, &image.version);
+    let version = format!("{}.{build}-{stamp}", image.version);
+    let artifact_name = format!("{}-{}.{build}", image.name, image.version);
+    env.progress.event(Event::Started {
+        image: &image.name,
+        version: &version,
+    });
+
+    let (log_path, file) = match cache.create_log(&image.name, &version) {
+        Ok(l) => l,
+        Err(e) => return fail(e.to_string(), None),
+    };
+    let secrets = &env.secrets[i];
+    let on_stage = |stage: &str| {
+        env.progress.event(Event::Stage {
+            image: &image.name,
+            stage,
+        })
+    };
+    let log = Mutex::new(Redactor::new(
+        StageSniffer::new(file, &on_stage),
+        secrets.iter().map(|(_, v)| v.clone()),
+    ));
+    // Made by the backend if it needs one (inside the run's private folder); removed after.
+    let work = env.work_dir.join(&image.name);
+    let root_origin = ws.project.images[ws.graph.chain(task.id)[0].index()]
+        .origin()
+        .unwrap_or_default()
+        .to_string();
+    let source = match (&task.parent, ws.strategy) {
+        (Some(p), Strategy::Deep) => p.artifact.id.clone(),
+        _ => origin_id(&ws.project, &root_origin),
+    };
+    let (roles, packages, vars) = job_inputs(ws, task.id);
+    let job = Job {
+        image: image.name.clone(),
+        key: key.key.clone(),
+        version: version.clone(),
+        artifact_name: artifact_name.clone(),
+        source,
+        roles,
+        packages,
+        vars,
+        secrets: secrets.clone(),
+        work: work.clone(),
+        project_root: ws.project.root.clone(),
+        origin: root_origin.clone(),
+        parent: match ws.strategy {
+            Strategy::Deep => task.parent.clone(),
+            Strategy::Shallow => None,
+        },
+    };
+    let backend_name = &ws.project.backend_of(image).name;
+    let builder = &env.builders[backend_name];
+    let result = builder.build(&job, &log, env.procs);
+
+    let outcome = match result {
+        _ if env.procs.cancelled() => Err("interrupted".to_string()),
+        Ok(built) => {
+            finish_build(env, task, &job, built, &built_at, now, opts).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e),
+    };
+    {
+        let mut l = log.lock().expect("no panics while locked");
+        if let Err(e) = &outcome {
+            let _ = writeln!(l, "\nlayer: build of {} failed: {e}", image.name);
+        }
+    }
+    let _ = log.into_inner().map(|r| r.finish());
+    let _ = crate::fsutil::remove_tree(&work);
+    match outcome {
+        Ok(record) => Outcome::Built(Box::new(record), log_path, started.elapsed()),
+        Err(e) => fail(e, Some(log_path)),
+    }
+}
+
+/// Verifies the artifact, moves a local one into the cache and writes the record.
+fn finish_build(
+    env: &Env,
+    task: &Task,
+    job: &Job,
+    built: Built,
+    built_at: &str,
+    started: SystemTime,
+    opts: &Options,
+) -> Result<Record> {
+    let ws = env.ws;
+    let i = task.id.index();
+    let image = &ws.project.images[i];
+    let key = &ws.keys[i];
+    if built.id.trim().is_empty() {
+        return Err(Error::usage(
+            "the backend reported success but no artifact id",
+        ));
+    }
+    let mut artifact = Artifact {
+        id: built.id.clone(),
+        path: None,
+        blake3: None,
+        size: None,
+        remote: built.remote.clone(),
+    };
+    if let Some(local) = &built.local {
+        let (digest, size) = crate::cache::artifact_digest(local)?;
+        let rel = ws.cache.store_artifact(
+            &image.name,
+            &format!("{}-{}", job.artifact_name, &key.key[..16]),
+            local,
+        )?;
+        artifact.path = Some(rel);
+        artifact.blake3 = Some(digest);
+        artifact.size = Some(size);
+    }
+    let parent = match (&task.parent, image.parent(), ws.strategy) {
+        (Some(p), Some(name), Strategy::Deep) => Some(ParentRef {
+            name: name.to_string(),
+            key: p.key.clone(),
+            version: p.version.clone(),
+        }),
+        _ => None,
+    };
+    let mut tags = image.tags.clone();
+    tags.insert("Name".into(), image.name.clone());
+    tags.insert("Version".into(), job.version.clone());
+    tags.insert("Commit".into(), env.commit.clone());
+    tags.insert("Key".into(), key.key.clone());
+    match (&parent, image.parent()) {
+        (Some(p), _) => {
+            tags.insert("Parent".into(), format!("{} {}", p.name, p.version));
+        }
+        (None, Some(name)) => {
+            tags.insert("Parent".into(), name.to_string());
+        }
+        (None, None) => {}
+    }
+    // A pinned image has no chain up to an origin: it keeps its pinned parent's.
+    let origin = match (&task.parent, image.pin.is_some()) {
+        (Some(p), true) => p.tags.get("Origin").cloned().unwrap_or_default(),
+        _ => origin_id(&ws.project, &job.origin),
+    };
+    tags.insert("Origin".into(), origin);
+    tags.insert("Release_Status".into(), "candidate".into());
+    let forced = opts.force && !task.recheck;
+    let record = Record {
+        format: RECORD_FORMAT,
+        name: image.name.clone(),
+        key: key.key.clone(),
+        version: job.version.clone(),
+        built_at: built_at.to_string(),
+        duration_ms: started.elapsed().unwrap_or_default().as_millis() as u64,
+        forced,
+        artifact,
+        parent,
+        tags,
+        inputs: key.inputs.clone(),
+    };
+    let trees: Vec<&crate::scan::Tree> = key
+        .inputs
+        .roles
+        .iter()
+        .map(|r| &ws.scanned.trees[&r.name])
+        .collect();
+    ws.cache.write_record(&record, &trees)?;
+    Ok(record)
+}
