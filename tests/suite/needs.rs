@@ -88,6 +88,7 @@ impl Need {
 }
 
 /// Fails the calling test, with the reason, unless the machine meets every need in `needs`.
+#[track_caller]
 pub fn check(needs: &[Need]) {
     let missing: Vec<&str> = needs
         .iter()
