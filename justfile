@@ -5,6 +5,8 @@ default: test
 build:
     cargo build --release
 
+# Tests that need root or a tool this machine lacks show as ignored with the reason; the
+# README's test command installs the tools first.
 test:
     cargo test
 
@@ -21,6 +23,11 @@ bench:
     cargo build --release
     cargo run --release --example schedule
     bash benches/podman.sh
+
+# What CI runs: the README's two quick-start commands, the tests then the main job (as root;
+# installs packages).
+ci:
+    bash .ci/run
 
 # The main job on the example estate: build it for real and run its tests (as root).
 demo:

@@ -47,7 +47,8 @@ macro_rules! env {
         "layer"
     };
 }
-#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)]
+#[path = "../tests/suite/common.rs"]
 mod common;
 
 /// Levels of images below the origin, roots included.

@@ -1,7 +1,7 @@
 //! `layer`: make for server images.
 //!
 //! The modules below are listed in the order data flows through them, and each imports only
-//! modules listed before it (`tests/architecture.rs` holds this):
+//! modules listed before it (`tests/suite/architecture.rs` holds this):
 //!
 //! ```text
 //! error fsutil                  errors and exit codes; atomic writes, tree removal

@@ -1,0 +1,34 @@
+//! The integration tests, in one binary (one link of the crate instead of one per file):
+//! `common` writes projects into temporary folders and runs the real `layer` binary on them,
+//! `needs` says what a test needs of the machine; each other module is one subject.
+//!
+//! A test that needs root or a tool declares it twice, as an attribute that `cargo test` shows
+//! and as its first line that fails it under `CI` (see `needs`):
+//!
+//! ```ignore
+//! #[test]
+//! #[cfg_attr(missing = "packer", ignore = "needs `packer`: apt-get install packer")]
+//! fn a_packer_build() {
+//!     needs::check(&[Need::Packer]);
+//!     ...
+//! }
+//! ```
+
+mod common;
+mod needs;
+
+mod architecture;
+mod build;
+mod cache_cmd;
+mod commands;
+mod engine;
+mod errors;
+mod export_lib;
+mod freshness;
+mod lock;
+mod packer;
+mod release;
+mod report;
+mod rootfs;
+mod since;
+mod untrusted;
