@@ -14,7 +14,6 @@
 //! mtimes are kept in exports but say nothing of what the image is.
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -22,6 +21,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
+use rustix::fs::{FileType, Mode, XattrFlags, CWD};
+use rustix::io::Errno;
 
 use crate::error::{Error, Result};
 
@@ -51,21 +52,9 @@ pub fn is_whiteout(meta: &fs::Metadata) -> bool {
 
 /// Whether the folder at `path` carries the opaque attribute.
 pub fn is_opaque(path: &Path) -> bool {
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let name = CString::new(OPAQUE_XATTR).expect("no NUL");
     let mut buf = [0u8; 4];
-    // SAFETY: both strings are NUL-terminated and the buffer's length is passed.
-    let n = unsafe {
-        libc::lgetxattr(
-            c.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    n == 1 && buf[0] == b'y'
+    let n = rustix::fs::lgetxattr(path, OPAQUE_XATTR, &mut buf);
+    n == Ok(1) && buf[0] == b'y'
 }
 
 /// Marks the folder at `path` opaque.
@@ -75,35 +64,13 @@ pub fn set_opaque(path: &Path) -> io::Result<()> {
 
 /// Sets the extended attribute `name` of `p` (not following a link).
 pub(crate) fn set_xattr(p: &Path, name: &str, value: &[u8]) -> io::Result<()> {
-    let c = CString::new(p.as_os_str().as_bytes())?;
-    let n = CString::new(name)?;
-    // SAFETY: NUL-terminated strings and the value's real length.
-    let r = unsafe {
-        libc::lsetxattr(
-            c.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    Ok(rustix::fs::lsetxattr(p, name, value, XattrFlags::empty())?)
 }
 
 /// Makes a whiteout at `path`.
 pub fn make_whiteout(path: &Path) -> io::Result<()> {
-    let c = CString::new(path.as_os_str().as_bytes())?;
-    // SAFETY: a NUL-terminated path; mknod touches no memory of ours.
-    let r = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR, 0) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    let (kind, mode) = (FileType::CharacterDevice, Mode::empty());
+    Ok(rustix::fs::mknodat(CWD, path, kind, mode, 0)?)
 }
 
 /// Every entry under `root` (the root itself first, as ""), sorted by path as bytes, never
@@ -338,31 +305,21 @@ fn remove_below<V>(map: &mut BTreeMap<Vec<u8>, V>, rel: &[u8]) {
 
 /// The extended attribute `name` of `p` (not following a symlink), if it has one.
 pub(crate) fn get_xattr(p: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
-    let c = CString::new(p.as_os_str().as_bytes())?;
-    let n = CString::new(name)?;
     loop {
-        // SAFETY: NUL-terminated strings; a null buffer of size 0 asks for the size.
-        let size = unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
-        if size < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
-                _ => Err(e),
-            };
-        }
-        let mut buf = vec![0u8; size as usize];
-        // SAFETY: as above, with the buffer's real length.
-        let got =
-            unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if got >= 0 {
-            buf.truncate(got as usize);
-            return Ok(Some(buf));
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::ERANGE) => continue, // grew in between
-            Some(libc::ENODATA) => return Ok(None),
-            _ => return Err(e),
+        let size = match rustix::fs::lgetxattr_query(p, name) {
+            Ok(size) => size,
+            Err(Errno::NODATA | Errno::NOTSUP) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut buf = vec![0u8; size];
+        match rustix::fs::lgetxattr(p, name, &mut buf[..]) {
+            Ok(got) => {
+                buf.truncate(got);
+                return Ok(Some(buf));
+            }
+            Err(Errno::RANGE) => continue, // grew in between
+            Err(Errno::NODATA) => return Ok(None),
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -441,7 +398,7 @@ pub fn prune(upper: &Path, below: &StackView) -> Result<()> {
         let r = if n.meta.is_dir() {
             match fs::remove_dir(&path) {
                 // Not empty: it holds changes.
-                Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Ok(()),
+                Err(e) if e.raw_os_error() == Some(Errno::NOTEMPTY.raw_os_error()) => Ok(()),
                 r => r,
             }
         } else {
@@ -464,12 +421,9 @@ pub fn copy_entry(from: &Path, meta: &fs::Metadata, to: &Path) -> Result<()> {
         }
         b'l' => std::os::unix::fs::symlink(fs::read_link(from).map_err(io)?, to).map_err(io)?,
         _ => {
-            let c = CString::new(to.as_os_str().as_bytes()).map_err(|e| io(e.into()))?;
-            // SAFETY: a NUL-terminated path; mknod touches no memory of ours.
-            let r = unsafe { libc::mknod(c.as_ptr(), meta.mode(), meta.rdev()) };
-            if r != 0 {
-                return Err(io(io::Error::last_os_error()));
-            }
+            let kind = FileType::from_raw_mode(meta.mode());
+            let mode = Mode::from_raw_mode(meta.mode());
+            rustix::fs::mknodat(CWD, to, kind, mode, meta.rdev()).map_err(|e| io(e.into()))?;
         }
     }
     std::os::unix::fs::lchown(to, Some(meta.uid()), Some(meta.gid())).map_err(io)?;
