@@ -1,0 +1,181 @@
+//! File digests through the stat cache: [`Hasher`] reuses a digest when a file's stamp is the
+//! one recorded with it and is not racy, reads and hashes the file otherwise, and gathers what
+//! the next stat cache keeps; [`hash_file`] is blake3 over a file's content.
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::stat_cache::{Stamp, StatCache};
+use crate::error::{Error, Result};
+
+/// A file or folder whose mtime or ctime is less than this before the start of a scan (or
+/// after it) is not kept in the stat cache: a change in the same clock tick as the scan would
+/// not show in its stamp.
+pub const RACY_WINDOW: Duration = Duration::from_secs(2);
+
+/// A file hashed (or re-hashed) by this run, for the next stat cache.
+pub(super) type Fresh = (Vec<u8>, Stamp, [u8; 32]);
+/// A folder listed by this run: path, stamp, listing.
+pub(super) type FreshDir = (Vec<u8>, Stamp, Vec<u8>);
+
+/// Hashes files through a stat cache, noting which entries it used for the next cache.
+///
+/// A hit marks its slot of the old cache (a flag: no lock, no allocation); files read
+/// and folders listed this run are collected per role tree and merged in once. When every old
+/// entry was hit and nothing was read or listed, [`Hasher::finish`] knows the cache is
+/// unchanged without building anything.
+pub struct Hasher<'a> {
+    old: &'a StatCache,
+    /// By slot of the old cache's file and folder tables: whether this run reused the entry.
+    used_files: Vec<AtomicBool>,
+    used_dirs: Vec<AtomicBool>,
+    /// Whether anything makes the next cache differ from `old`: a file read or folder listed,
+    /// or an entry left out because it is racy.
+    dirty: AtomicBool,
+    fresh: Mutex<(Vec<Fresh>, Vec<FreshDir>)>,
+    racy_after_ns: i64,
+}
+
+impl<'a> Hasher<'a> {
+    /// A hasher for a scan that starts now, reusing what `old` recorded.
+    pub fn new(old: &'a StatCache) -> Self {
+        Self::new_at(old, SystemTime::now())
+    }
+
+    /// A hasher for a scan that starts at `now` (racy entries are those of its last
+    /// [`RACY_WINDOW`]).
+    pub(super) fn new_at(old: &'a StatCache, now: SystemTime) -> Self {
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let racy_after_ns = now.saturating_sub(RACY_WINDOW).as_nanos() as i64;
+        let flags = |slots: usize| (0..slots).map(|_| AtomicBool::new(false)).collect();
+        Hasher {
+            old,
+            used_files: flags(old.file_slots()),
+            used_dirs: flags(old.dir_slots()),
+            dirty: AtomicBool::new(false),
+            fresh: Mutex::new(Default::default()),
+            racy_after_ns,
+        }
+    }
+
+    /// Whether `s` is too recent to vouch for content: a change in the same clock tick as the
+    /// scan would not show in it.
+    pub(super) fn racy(&self, s: &Stamp) -> bool {
+        s.mtime_ns >= self.racy_after_ns || s.ctime_ns >= self.racy_after_ns
+    }
+
+    /// Notes that the entry in `slot` of `used` was reused.
+    fn hit(&self, used: &[AtomicBool], slot: usize, stamp: &Stamp) {
+        if self.racy(stamp) {
+            // Cannot happen unless the clock went back; never keep such an entry.
+            self.dirty.store(true, Ordering::Relaxed);
+        } else if !used[slot].load(Ordering::Relaxed) {
+            // A plain store: no read-modify-write, and no shared counter for the two threads
+            // to fight over (hits are counted once, in `finish`).
+            used[slot].store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The digest the old cache holds for the file at `path` (absolute, as bytes) if its stamp
+    /// is exactly `stamp`.
+    pub(super) fn cached(&self, path: &[u8], stamp: &Stamp) -> Option<[u8; 32]> {
+        let i = self.old.find_file(path)?;
+        let (_, s, h) = self.old.file(i);
+        if s != *stamp {
+            return None;
+        }
+        self.hit(&self.used_files, i, stamp);
+        Some(h)
+    }
+
+    /// The listing the old cache holds for the folder at `path` (absolute, as bytes) if its
+    /// stamp is exactly `stamp` and not racy: adding, removing or renaming an entry changes a
+    /// folder's mtime and ctime.
+    pub(super) fn cached_listing(&self, path: &[u8], stamp: &Stamp) -> Option<&'a [u8]> {
+        let old: &'a StatCache = self.old;
+        let i = old.find_dir(path)?;
+        let (_, s, listing) = old.dir(i);
+        if s != *stamp || self.racy(stamp) {
+            return None;
+        }
+        self.hit(&self.used_dirs, i, stamp);
+        Some(listing)
+    }
+
+    /// Reads and hashes the regular file at `path`; returns the entry for the next cache
+    /// unless the file is racy.
+    pub(super) fn read(&self, path: &Path, stamp: &Stamp) -> Result<([u8; 32], Option<Fresh>)> {
+        self.dirty.store(true, Ordering::Relaxed);
+        let hash = hash_file(path, stamp.size)?;
+        let fresh = (!self.racy(stamp))
+            .then(|| (path.as_os_str().as_encoded_bytes().to_vec(), *stamp, hash));
+        Ok((hash, fresh))
+    }
+
+    /// Adds files read and folders listed by one walk to the next cache.
+    pub(super) fn add_fresh(&self, files: Vec<Fresh>, dirs: Vec<FreshDir>) {
+        if files.is_empty() && dirs.is_empty() {
+            return;
+        }
+        self.dirty.store(true, Ordering::Relaxed);
+        let mut f = self.fresh.lock().expect("no panics while locked");
+        f.0.extend(files);
+        f.1.extend(dirs);
+    }
+
+    /// The blake3 of the regular file at `path` (absolute), whose `lstat` is `meta`.
+    pub fn file(&self, path: &Path, meta: &fs::Metadata) -> Result<[u8; 32]> {
+        let stamp = Stamp::of(meta);
+        if let Some(h) = self.cached(path.as_os_str().as_encoded_bytes(), &stamp) {
+            return Ok(h);
+        }
+        let (hash, fresh) = self.read(path, &stamp)?;
+        self.add_fresh(fresh.into_iter().collect(), Vec::new());
+        Ok(hash)
+    }
+
+    /// The cache for the next run, or `None` when it would be the one this run started with.
+    pub fn finish(self) -> Option<StatCache> {
+        let (files, dirs) = self.fresh.into_inner().expect("no panics while locked");
+        let hits = |used: &[AtomicBool]| used.iter().filter(|u| u.load(Ordering::Relaxed)).count();
+        let unchanged = !self.dirty.into_inner()
+            && files.is_empty()
+            && dirs.is_empty()
+            && hits(&self.used_files) == self.old.len()
+            && hits(&self.used_dirs) == self.old.dirs_len();
+        if unchanged {
+            return None;
+        }
+        let (old, used_files, used_dirs) = (self.old, self.used_files, self.used_dirs);
+        let kept_files = old
+            .files()
+            .filter(|&i| used_files[i].load(Ordering::Relaxed))
+            .map(|i| old.file(i));
+        let kept_dirs = old
+            .dirs()
+            .filter(|&i| used_dirs[i].load(Ordering::Relaxed))
+            .map(|i| old.dir(i));
+        Some(StatCache::from_entries(
+            kept_files.chain(files.iter().map(|(p, s, h)| (&p[..], *s, *h))),
+            kept_dirs.chain(dirs.iter().map(|(p, s, l)| (&p[..], *s, &l[..]))),
+        ))
+    }
+}
+
+/// blake3 of a file's content.
+pub fn hash_file(path: &Path, len: u64) -> Result<[u8; 32]> {
+    let mut h = blake3::Hasher::new();
+    if len > 8 << 20 {
+        h.update_mmap_rayon(path).map_err(|e| Error::io(path, e))?;
+    } else {
+        let mut f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut buf = Vec::with_capacity(len as usize + 1);
+        f.read_to_end(&mut buf).map_err(|e| Error::io(path, e))?;
+        h.update(&buf);
+    }
+    Ok(*h.finalize().as_bytes())
+}

@@ -1,0 +1,114 @@
+//! Every input of a project that is read from disk: [`scan_project`] scans the role folders,
+//! the files of the origins images use and the files backends run, into [`Scanned`].
+
+use std::fs;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::hasher::Hasher;
+use super::tree::Tree;
+use super::walk::scan_tree;
+use crate::error::{Error, Result};
+
+/// What key computation needs from the file system.
+#[derive(Debug, Default)]
+pub struct Scanned {
+    /// Role name -> tree.
+    pub trees: std::collections::BTreeMap<String, Tree>,
+    /// Origin name -> blake3 of its file (`busybox`, `tar` in the project).
+    pub origin_files: std::collections::BTreeMap<String, String>,
+    /// Project-relative path -> blake3, for files that backends run.
+    pub backend_files: std::collections::BTreeMap<String, String>,
+}
+
+/// Scans every role folder, the files of the origins images use, and the project files
+/// backends run. Roles are scanned in parallel.
+pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<Scanned> {
+    use crate::model::OriginSource;
+    let root = &project.root;
+    let trees = project
+        .roles
+        .par_iter()
+        .map(|(name, role)| {
+            Ok((
+                name.clone(),
+                scan_tree(&root.join(&role.dir), &role.dir, hasher)?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+
+    let hash_hex = |path: &Path| -> std::io::Result<String> {
+        let meta = fs::metadata(path)?;
+        if !meta.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        let h = hasher.file(path, &meta).map_err(|e| match e {
+            Error::Io { source, .. } => source,
+            other => std::io::Error::other(other.to_string()),
+        })?;
+        Ok(blake3::Hash::from(h).to_hex().to_string())
+    };
+
+    let mut origin_files = std::collections::BTreeMap::new();
+    let used: std::collections::BTreeSet<&str> =
+        project.images.iter().filter_map(|i| i.origin()).collect();
+    for name in used {
+        let (path, shown, hint) = match &project.origins[name].source {
+            OriginSource::Busybox { path } => (
+                path.clone(),
+                path.display().to_string(),
+                "install a static busybox (`apt-get install busybox-static`) or point `busybox` at one",
+            ),
+            OriginSource::TarFile { path } => {
+                (root.join(path), path.clone(), "add the tarball to the project, or fix the path in `layer.toml`")
+            }
+            _ => continue,
+        };
+        // A `tar` path inside the project must not lead outside it through a link.
+        if matches!(project.origins[name].source, OriginSource::TarFile { .. }) {
+            if let Ok(real) = path.canonicalize() {
+                if !real.starts_with(root) {
+                    return Err(Error::Input {
+                        path: crate::model::PROJECT_FILE.into(),
+                        message: format!("origin `{name}`: `{shown}` leads outside the project"),
+                        hint: Some("keep origin tarballs inside the project".into()),
+                    });
+                }
+            }
+        }
+        let digest = hash_hex(&path).map_err(|e| Error::Input {
+            path: crate::model::PROJECT_FILE.into(),
+            message: format!("origin `{name}`: cannot read `{shown}`: {e}"),
+            hint: Some(hint.into()),
+        })?;
+        origin_files.insert(name.to_string(), digest);
+    }
+
+    let mut backend_files = std::collections::BTreeMap::new();
+    for backend in project.backends.values() {
+        for f in backend.project_files() {
+            let path = root.join(f);
+            if let Ok(real) = path.canonicalize() {
+                if !real.starts_with(root) {
+                    return Err(Error::Input {
+                        path: crate::model::PROJECT_FILE.into(),
+                        message: format!(
+                            "backend `{}`: `{f}` leads outside the project",
+                            backend.name
+                        ),
+                        hint: Some("keep backend scripts and templates inside the project".into()),
+                    });
+                }
+            }
+            // A missing script is reported when the backend runs; its absence is still an input.
+            let digest = hash_hex(&path).unwrap_or_else(|_| "missing".into());
+            backend_files.insert(f.to_string(), digest);
+        }
+    }
+    Ok(Scanned {
+        trees,
+        origin_files,
+        backend_files,
+    })
+}

@@ -1,0 +1,374 @@
+//! The walk of one role folder into a [`Tree`]: [`scan_tree`]. Folders are read through
+//! `dir::Dir` (relative to an open folder), listings reused from the stat cache while their
+//! folder's stamp is unchanged, and files missing from it read in parallel at the end.
+
+use std::ffi::{CStr, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::dir::{Dir, Kind};
+use super::hasher::{FreshDir, Hasher};
+use super::stat_cache::{listing_entries, Stamp};
+use super::tree::{Entry, EntryKind, Tree};
+use crate::error::{Error, Result};
+
+/// Scans the folder `dir` (absolute; `rel` is how messages name it) into a tree. The folder
+/// itself may be a link (resolved by the caller's checks); nothing inside it is followed.
+///
+/// The walk is sequential (callers scan many trees in parallel). A folder whose stamp is the
+/// one the stat cache recorded with its listing is not read again (git's untracked cache):
+/// adding, removing or renaming an entry changes the folder's mtime and ctime. Every file is
+/// still `lstat`ed, and read unless the stat cache vouches for it; those reads run in parallel.
+pub fn scan_tree(dir: &Path, rel: &str, hasher: &Hasher) -> Result<Tree> {
+    let mut walk = Walk {
+        hasher,
+        rel_root: rel,
+        abs: dir.as_os_str().as_encoded_bytes().to_vec(),
+        rel: String::new(),
+        scratch: Vec::new(),
+        cpath: Vec::new(),
+        entries: Vec::new(),
+        misses: Vec::new(),
+        listed: Vec::new(),
+    };
+    let root = Dir::open(dir).map_err(|e| Error::io(dir, e))?;
+    let stamp = Stamp::of_stat(&root.stat_self().map_err(|e| Error::io(dir, e))?);
+    walk.dir(&root, 0, stamp, true)?;
+    let Walk {
+        mut entries,
+        misses,
+        listed,
+        ..
+    } = walk;
+    let mut fresh = Vec::new();
+    if !misses.is_empty() {
+        let read = misses
+            .into_par_iter()
+            .map(|(path, abs, stamp)| {
+                let (hash, fresh) = hasher.read(&abs, &stamp)?;
+                Ok((file_entry(path, &stamp, hash), fresh))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        fresh.reserve(read.len());
+        for (e, f) in read {
+            entries.push(e);
+            fresh.extend(f);
+        }
+    }
+    hasher.add_fresh(fresh, listed);
+    Ok(Tree::new(entries))
+}
+
+fn file_entry(path: String, stamp: &Stamp, hash: [u8; 32]) -> Entry {
+    Entry {
+        path,
+        kind: EntryKind::File {
+            exec: stamp.mode & 0o100 != 0,
+            blake3: blake3::Hash::from(hash).to_hex().to_string(),
+        },
+    }
+}
+
+/// One tree's walk: the absolute and relative paths of the folder being read, kept in buffers
+/// that grow and shrink as the walk descends, so no entry costs a path allocation beyond its
+/// own name in the tree.
+struct Walk<'a, 'h> {
+    hasher: &'a Hasher<'h>,
+    rel_root: &'a str,
+    abs: Vec<u8>,
+    rel: String,
+    /// Where folder listings are read into.
+    scratch: Vec<u8>,
+    /// Where paths passed to the kernel are built.
+    cpath: Vec<u8>,
+    entries: Vec<Entry>,
+    /// Files to read: path in the tree, absolute path, stamp.
+    misses: Vec<(String, PathBuf, Stamp)>,
+    /// Folders read by this walk, for the next stat cache.
+    listed: Vec<FreshDir>,
+}
+
+/// How walking a folder's entries ended.
+enum Walked {
+    Done,
+    /// A cached listing no longer matches the folder (an entry is gone or changed type, which
+    /// its stamp should have shown): the folder must be read.
+    Stale,
+}
+
+impl Walk<'_, '_> {
+    fn abs_path(&self) -> PathBuf {
+        PathBuf::from(OsStr::from_bytes(&self.abs))
+    }
+
+    /// The current path relative to the folder `base` (opened where `self.rel` was
+    /// `base_len` long), NUL-terminated, in `self.cpath`.
+    fn cpath(&mut self, base_len: usize) -> &CStr {
+        let rel = self.rel[base_len..].trim_start_matches('/');
+        self.cpath.clear();
+        self.cpath.extend_from_slice(rel.as_bytes());
+        self.cpath.push(0);
+        CStr::from_bytes_with_nul(&self.cpath).expect("names hold no NUL")
+    }
+
+    /// Walks the folder at `self.abs`, whose stamp is `stamp`. `base` is the open folder that
+    /// paths are resolved from: the folder itself when `is_base`, otherwise an ancestor,
+    /// opened where `self.rel` was `base_len` long.
+    ///
+    /// A folder the stat cache has a listing for is not read, and is opened only when that
+    /// saves work: when it holds two or more files, each then `stat`ed by its name alone.
+    /// Folders that only lead to others (`files/usr/local/share`) are not opened at all; their
+    /// entries are `stat`ed by a path from the nearest open folder above.
+    fn dir(&mut self, base: &Dir, base_len: usize, stamp: Stamp, is_base: bool) -> Result<()> {
+        if let Some(listing) = self.hasher.cached_listing(&self.abs, &stamp) {
+            let mark = (self.entries.len(), self.misses.len());
+            let files = listing_entries(listing)
+                .filter(|(t, _)| matches!(Kind::of_dt(*t), Kind::File | Kind::Unknown))
+                .take(2)
+                .count();
+            let walked = if is_base || files < 2 {
+                self.entries_of(base, base_len, listing, true)?
+            } else {
+                match base.open_at(self.cpath(base_len)) {
+                    Ok(d) => self.entries_of(&d, self.rel.len(), listing, true)?,
+                    Err(_) => Walked::Stale,
+                }
+            };
+            match walked {
+                Walked::Done => return Ok(()),
+                Walked::Stale => {
+                    self.entries.truncate(mark.0);
+                    self.misses.truncate(mark.1);
+                }
+            }
+        }
+        // `stamp` was taken before the folder is opened and read: should the folder change in
+        // between, the listing is kept under a stamp that the next run will not see again.
+        let opened;
+        let (d, d_len) = if is_base {
+            (base, base_len)
+        } else {
+            let c = self.cpath(base_len);
+            opened = base.open_at(c).map_err(|e| Error::io(self.abs_path(), e))?;
+            (&opened, self.rel.len())
+        };
+        let mut listing = Vec::new();
+        d.list(&mut self.scratch, &mut listing)
+            .map_err(|e| Error::io(self.abs_path(), e))?;
+        self.entries_of(d, d_len, &listing, false)?;
+        // Kept only once walked without error, so a cached listing holds valid names.
+        if !self.hasher.racy(&stamp) {
+            self.listed.push((self.abs.clone(), stamp, listing));
+        }
+        Ok(())
+    }
+
+    /// Walks the entries of `listing`, the current folder's; `cached` when the listing comes
+    /// from the stat cache rather than from reading the folder.
+    fn entries_of(
+        &mut self,
+        base: &Dir,
+        base_len: usize,
+        listing: &[u8],
+        cached: bool,
+    ) -> Result<Walked> {
+        for (t, name) in listing_entries(listing) {
+            let (abs_len, rel_len) = (self.abs.len(), self.rel.len());
+            let walked = self.entry(base, base_len, t, name, cached);
+            self.abs.truncate(abs_len);
+            self.rel.truncate(rel_len);
+            if let Walked::Stale = walked? {
+                return Ok(Walked::Stale);
+            }
+        }
+        Ok(Walked::Done)
+    }
+
+    /// One entry of the current folder: the type byte of its listing and its name.
+    fn entry(
+        &mut self,
+        base: &Dir,
+        base_len: usize,
+        t: u8,
+        name: &[u8],
+        cached: bool,
+    ) -> Result<Walked> {
+        // A failure on an entry of a cached listing means the listing is out of date.
+        macro_rules! io {
+            ($e:expr) => {
+                match $e {
+                    Ok(v) => v,
+                    Err(_) if cached => return Ok(Walked::Stale),
+                    Err(e) => return Err(Error::io(self.abs_path(), e)),
+                }
+            };
+        }
+        let listed = Kind::of_dt(t);
+        self.abs.push(b'/');
+        self.abs.extend_from_slice(name);
+        let Ok(name_str) = std::str::from_utf8(name) else {
+            let shown = String::from_utf8_lossy(name);
+            let path = if self.rel.is_empty() {
+                format!("{}/{shown}", self.rel_root)
+            } else {
+                format!("{}/{}/{shown}", self.rel_root, self.rel)
+            };
+            return Err(Error::Input {
+                path,
+                message: "file name is not valid UTF-8".into(),
+                hint: Some("rename the file".into()),
+            });
+        };
+        if !self.rel.is_empty() {
+            self.rel.push('/');
+        }
+        self.rel.push_str(name_str);
+        // The listing's type saves a stat for links; files and folders need theirs for the
+        // stat cache anyway.
+        let mut st = None;
+        let kind = match listed {
+            Kind::Unknown | Kind::File | Kind::Dir => {
+                let c = self.cpath(base_len);
+                let s = io!(base.stat(c));
+                let k = Kind::of_mode(s.st_mode);
+                if cached && !matches!(listed, Kind::Unknown) && k != listed {
+                    return Ok(Walked::Stale);
+                }
+                st = Some(s);
+                k
+            }
+            k => k,
+        };
+        match kind {
+            Kind::File => {
+                let stamp = Stamp::of_stat(st.as_ref().expect("files are stat'ed"));
+                match self.hasher.cached(&self.abs, &stamp) {
+                    Some(hash) => self
+                        .entries
+                        .push(file_entry(self.rel.clone(), &stamp, hash)),
+                    None => self.misses.push((self.rel.clone(), self.abs_path(), stamp)),
+                }
+            }
+            Kind::Dir => {
+                let stamp = Stamp::of_stat(st.as_ref().expect("folders are stat'ed"));
+                self.entries.push(Entry {
+                    path: self.rel.clone(),
+                    kind: EntryKind::Dir,
+                });
+                self.dir(base, base_len, stamp, false)?;
+            }
+            Kind::Symlink => {
+                let c = self.cpath(base_len);
+                let target = io!(base.read_link(c));
+                let Ok(target) = String::from_utf8(target) else {
+                    return Err(Error::Input {
+                        path: format!("{}/{}", self.rel_root, self.rel),
+                        message: "symlink target is not valid UTF-8".into(),
+                        hint: None,
+                    });
+                };
+                self.entries.push(Entry {
+                    path: self.rel.clone(),
+                    kind: EntryKind::Symlink { target },
+                });
+            }
+            Kind::Other | Kind::Unknown => {
+                if cached {
+                    return Ok(Walked::Stale);
+                }
+                return Err(Error::Input {
+                    path: format!("{}/{}", self.rel_root, self.rel),
+                    message: "is neither a file, a folder nor a symlink".into(),
+                    hint: Some(
+                        "remove it: sockets, fifos and devices cannot be part of a role".into(),
+                    ),
+                });
+            }
+        }
+        Ok(Walked::Done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::scan::StatCache;
+
+    /// Scans `dir` through `cache` as if long after its files were written (nothing racy);
+    /// returns the tree and the next cache, if it changed.
+    fn scan_with(dir: &Path, cache: &StatCache) -> (Tree, Option<StatCache>) {
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        let hasher = Hasher::new_at(cache, later);
+        let tree = scan_tree(dir, "roles/r", &hasher).unwrap();
+        (tree, hasher.finish())
+    }
+
+    fn paths(t: &Tree) -> Vec<&str> {
+        t.entries.iter().map(|e| e.path.as_str()).collect()
+    }
+
+    #[test]
+    fn folder_listings_are_reused_only_while_their_folder_is_unchanged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        fs::create_dir_all(dir.join("files/usr/share")).unwrap();
+        fs::create_dir_all(dir.join("files/etc")).unwrap();
+        fs::write(dir.join("role.toml"), "").unwrap();
+        fs::write(dir.join("provision.sh"), "echo 1").unwrap();
+        fs::write(dir.join("files/etc/a.conf"), "a").unwrap();
+        fs::write(dir.join("files/etc/b.conf"), "b").unwrap();
+        fs::write(dir.join("files/usr/share/c"), "c").unwrap();
+        std::os::unix::fs::symlink("../etc/a.conf", dir.join("files/usr/link")).unwrap();
+
+        let (first, cache) = scan_with(dir, &StatCache::default());
+        let cache = cache.expect("a first scan fills the cache");
+        assert_eq!(cache.dirs_len(), 5);
+        assert_eq!(cache.len(), 5);
+        // Nothing changed: same tree, nothing to save.
+        let (again, next) = scan_with(dir, &cache);
+        assert_eq!(again, first);
+        assert!(next.is_none());
+
+        // A file added to a folder changes the folder's stamp: it is read again.
+        fs::write(dir.join("files/usr/share/d"), "d").unwrap();
+        let (added, next) = scan_with(dir, &cache);
+        assert!(paths(&added).contains(&"files/usr/share/d"));
+        assert_eq!(
+            added,
+            Tree::new(scan_with(dir, &StatCache::default()).0.entries)
+        );
+        let cache = next.expect("a new listing and file are saved");
+
+        // A changed file is hashed again even though its folder is unchanged.
+        fs::write(dir.join("files/etc/a.conf"), "A").unwrap();
+        let (changed, _) = scan_with(dir, &cache);
+        assert_ne!(changed.digest, added.digest);
+        assert_eq!(changed, scan_with(dir, &StatCache::default()).0);
+
+        // A listing that does not match its folder although the stamp does (a file system
+        // that did not update the folder's times) is noticed when an entry is missing or of
+        // another type, and the folder is read.
+        let etc = dir.join("files/etc");
+        let (stamp, _) = cache.get_dir(&etc).unwrap();
+        let files: Vec<_> = cache.files().map(|i| cache.file(i)).collect();
+        let mut dirs: Vec<_> = cache.dirs().map(|i| cache.dir(i)).collect();
+        let etc_bytes = etc.as_os_str().as_encoded_bytes();
+        let bogus = b"\x08a.conf\0\x08b.conf\0\x08ghost\0".to_vec();
+        dirs.retain(|d| d.0 != etc_bytes);
+        dirs.push((etc_bytes, stamp, &bogus));
+        let broken = StatCache::from_entries(files, dirs);
+        let (recovered, next) = scan_with(dir, &broken);
+        assert_eq!(recovered, scan_with(dir, &StatCache::default()).0);
+        assert!(!paths(&recovered).iter().any(|p| p.ends_with("ghost")));
+        let fixed = next.expect("the listing is replaced");
+        assert_eq!(
+            fixed.get_dir(&etc).unwrap().1,
+            cache.get_dir(&etc).unwrap().1
+        );
+    }
+}
