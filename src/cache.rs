@@ -18,7 +18,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::fsutil::{read_small, remove_tree, write_atomic};
 use crate::record::{parse_record, Lookup, Record};
 use crate::scan::{Entry, StatCache, Tree};
@@ -213,12 +213,15 @@ impl Cache {
                     .join("old")
                     .join(format!("{}.json", record.version));
                 if !old.is_file() {
-                    return Err(Error::usage(format!(
-                        "no record of {} {} in {}",
-                        record.name,
-                        record.version,
-                        self.dir.display()
-                    )));
+                    return Err(Error::usage(
+                        ErrorKind::NoRecord,
+                        format!(
+                            "no record of {} {} in {}",
+                            record.name,
+                            record.version,
+                            self.dir.display()
+                        ),
+                    ));
                 }
                 old
             }

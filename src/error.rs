@@ -124,22 +124,125 @@ pub enum Error {
         suggestion: Option<String>,
     },
 
+    /// A request that cannot be carried out as asked (nothing was built); `kind` names which.
     #[error("{message}")]
     Usage {
+        kind: ErrorKind,
         message: String,
         hint: Option<String>,
     },
 
+    /// The cache is not in a state this run can use.
     #[error("cache `{}`: {message}", path.display())]
-    Cache { path: PathBuf, message: String },
+    Cache {
+        kind: ErrorKind,
+        path: PathBuf,
+        message: String,
+    },
 
     /// A project file that cannot be an input (a fifo in a role, a missing origin file).
     #[error("{path}: {message}")]
     Input {
+        kind: ErrorKind,
         path: String,
         message: String,
         hint: Option<String>,
     },
+}
+
+/// Which failure an [`Error`] is. The message says it to people, with the names and paths of
+/// the case; the kind says it to code: the CLI, tests and library users match on
+/// [`Error::kind`] instead of on wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Declarations do not validate ([`Error::Declarations`]).
+    Declarations,
+    /// No `layer.toml` here or above ([`Error::NoProject`]).
+    NoProject,
+    /// A file system operation failed ([`Error::Io`]).
+    Io,
+    /// A target names no image ([`Error::UnknownImage`]).
+    UnknownImage,
+    /// `-C DIR` names no folder.
+    NoSuchFolder,
+
+    // Versions, release status and pins.
+    /// An image has no recorded build to act on.
+    NoBuilds,
+    /// A version is not `MAJOR.MINOR.BUILD` or `MAJOR.MINOR.BUILD-YYYYMMDD_HHMM`.
+    NotAVersion,
+    /// An image has no build of the version named.
+    NoSuchBuild,
+    /// `layer revoke` without a version.
+    RevokeNeedsVersion,
+    /// A promotion the release rules refuse (untested, failed or revoked build).
+    PromotionRefused,
+    /// A promotion of a build made on a revoked parent build.
+    RevokedParent,
+    /// A pin that no released build of the parent matches.
+    PinUnmatched,
+    /// A pinned parent asked of a shallow build.
+    PinNeedsDeep,
+
+    // Inputs.
+    /// An origin's file was not scanned, or leads out of the project, or cannot be read.
+    OriginFile,
+    /// A `resolve` origin without an id in `layer.lock`.
+    OriginUnresolved,
+    /// A `resolve` command failed, or printed no single id.
+    ResolveFailed,
+    /// A Debian suite's `Release` file could not be fetched or read.
+    ReleaseFetch,
+    /// A backend's project file leads out of the project.
+    BackendFile,
+    /// A role holds what cannot be an input: a name or link target that is not UTF-8, a
+    /// socket, fifo or device, a git submodule.
+    RoleEntry,
+    /// A secret variable is not set in the environment.
+    SecretsMissing,
+    /// An inventory for `layer report` cannot be read as CSV or JSON.
+    Inventory,
+
+    // `--since REF`.
+    /// The project is not in a git repository, or outside its work tree.
+    NotInRepository,
+    /// REF names no commit (or the clone is too shallow to hold it).
+    NoSuchRevision,
+    /// An object of REF cannot be read (a partial clone), or a tree is corrupt.
+    GitObject,
+    /// The project at REF does not load.
+    SinceLoad,
+
+    // Builds, tests and exports.
+    /// The rootfs backend without root.
+    NeedsRoot,
+    /// Packages asked of a `busybox` origin, which has no package manager.
+    PackagesOnBusybox,
+    /// A tool a backend or export needs is not installed.
+    ToolMissing,
+    /// A backend reported success without an artifact id.
+    NoArtifactId,
+    /// `layer test` or `layer export` of an image another backend builds, or of a remote
+    /// artifact.
+    NotRootfs,
+    /// `layer test` of images not built at their current inputs.
+    NotBuilt,
+    /// A build's stack (its origin and parent layers) cannot be put together: missing, damaged
+    /// or not made.
+    StackUnavailable,
+    /// An export with nothing to write, or a stack whose layers and names disagree.
+    NothingToExport,
+    /// An export's output path cannot be written: missing folder, existing file, a folder.
+    ExportOutput,
+
+    // The cache.
+    /// A record expected on disk is not there.
+    NoRecord,
+    /// `layer cache gc` while a build uses the cache.
+    CacheBusy,
+    /// A tree to remove holds a mount point.
+    MountPoint,
 }
 
 impl Error {
@@ -150,10 +253,25 @@ impl Error {
         }
     }
 
-    pub fn usage(message: impl Into<String>) -> Self {
+    /// A [`Error::Usage`] of `kind` without a hint.
+    pub fn usage(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error::Usage {
+            kind,
             message: message.into(),
             hint: None,
+        }
+    }
+
+    /// Which failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Declarations(_) => ErrorKind::Declarations,
+            Error::NoProject { .. } => ErrorKind::NoProject,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::UnknownImage { .. } => ErrorKind::UnknownImage,
+            Error::Usage { kind, .. } | Error::Cache { kind, .. } | Error::Input { kind, .. } => {
+                *kind
+            }
         }
     }
 
@@ -212,6 +330,23 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_error_has_a_kind_and_usage_errors_exit_2() {
+        let io = Error::io("/x", std::io::Error::other("boom"));
+        assert_eq!(io.kind(), ErrorKind::Io);
+        assert_eq!(io.exit_code(), 1);
+        let e = Error::usage(ErrorKind::NotBuilt, "not built");
+        assert_eq!(
+            (e.kind(), e.exit_code(), e.to_string()),
+            (ErrorKind::NotBuilt, 2, "not built".into())
+        );
+        let e = Error::UnknownImage {
+            name: "x".into(),
+            suggestion: None,
+        };
+        assert_eq!(e.kind(), ErrorKind::UnknownImage);
+    }
 
     #[test]
     fn suggestions_are_close_names_only() {

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// The folder `path` is in (`.` for a bare name).
 pub fn parent_of(path: &Path) -> PathBuf {
@@ -119,6 +119,7 @@ pub fn remove_tree(dir: &Path) -> Result<()> {
         }
         if meta.dev() != dev {
             return Err(Error::Cache {
+                kind: ErrorKind::MountPoint,
                 path: p.to_path_buf(),
                 message: "is a mount point: unmount it, then remove it".into(),
             });
@@ -179,7 +180,7 @@ mod tests {
         fs::write(&p, b"old").unwrap();
         let err = atomic_file(&p, |tmp| {
             fs::write(tmp, b"half").unwrap();
-            Err(Error::usage("stop"))
+            Err(Error::usage(crate::error::ErrorKind::Io, "stop"))
         });
         assert!(err.is_err());
         assert_eq!(fs::read(&p).unwrap(), b"old");

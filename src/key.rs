@@ -63,7 +63,7 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{Graph, ImageId};
 use crate::model::{Backend, BackendKind, Base, Image, OriginSource, Project, Strategy};
 use crate::scan::{diff_trees, FileChange, Scanned, Tree};
@@ -173,6 +173,7 @@ pub fn origin_identity(project: &Project, name: &str, scanned: &Scanned) -> Resu
             .get(name)
             .cloned()
             .ok_or_else(|| Error::Input {
+                kind: ErrorKind::OriginFile,
                 path: "layer.toml".into(),
                 message: format!("origin `{name}`: its file was not scanned"),
                 hint: None,
@@ -205,6 +206,7 @@ pub fn origin_identity(project: &Project, name: &str, scanned: &Scanned) -> Resu
             Some(id) => OriginIdentity::Resolve { id },
             None => {
                 return Err(Error::Input {
+                    kind: ErrorKind::OriginUnresolved,
                     path: "layer.toml".into(),
                     message: format!(
                         "origin `{name}` is not resolved: `layer.lock` has no id for it"

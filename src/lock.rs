@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::decl;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::graph::Graph;
 use crate::key;
 use crate::model::{LockedOrigin, OriginSource, Project};
@@ -231,6 +231,7 @@ pub fn report(o: &Outcome, update: bool) -> String {
 /// Runs a `resolve` command and returns the id it printed.
 fn run_resolve(root: &Path, name: &str, command: &[String]) -> Result<String> {
     let fail = |message: String| Error::Input {
+        kind: ErrorKind::ResolveFailed,
         path: PROJECT_FILE.into(),
         message: format!("origin `{name}`: {message}"),
         hint: Some("the `resolve` command must print one id and exit 0".into()),
@@ -322,6 +323,7 @@ fn debian_snapshot(name: &str, suite: &str, mirror: Option<&str>) -> Result<Stri
         .unwrap_or_else(|| DEFAULT_MIRROR.to_string());
     let url = format!("{mirror}/dists/{suite}/Release");
     let fail = |message: String| Error::Input {
+        kind: ErrorKind::ReleaseFetch,
         path: PROJECT_FILE.into(),
         message: format!("origin `{name}`: {message}"),
         hint: Some("check the suite and the mirror (`mirror = \"...\"` in the origin)".into()),

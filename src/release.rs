@@ -16,7 +16,7 @@
 //! A forced promotion is kept in the record as the tag `Release_Forced = "true"`. A build made
 //! on a revoked parent build is never promoted.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::record::Record;
 use crate::version::{compare, names, short, under_pin, valid_version, version_fields};
 
@@ -76,12 +76,13 @@ pub fn list_versions(records: &[Record]) -> String {
 pub fn find<'a>(records: &'a [Record], image: &str, spec: Option<&str>) -> Result<&'a Record> {
     let Some(spec) = spec else {
         return records.first().ok_or_else(|| Error::Usage {
+            kind: ErrorKind::NoBuilds,
             message: format!("`{image}` has no recorded builds"),
             hint: Some(format!("build it first: `layer build {image}`")),
         });
     };
     if !valid_version(spec) {
-        return Err(Error::Usage {
+        return Err(Error::Usage { kind: ErrorKind::NotAVersion,
             message: format!("`{spec}` is not a version of a build"),
             hint: Some(
                 "name a build by MAJOR.MINOR.BUILD (`1.0.4`) or in full (`1.0.4-20200229_0420`); `layer versions IMAGE` lists them"
@@ -93,6 +94,7 @@ pub fn find<'a>(records: &'a [Record], image: &str, spec: Option<&str>) -> Resul
         .iter()
         .find(|r| names(&r.version, spec))
         .ok_or_else(|| Error::Usage {
+            kind: ErrorKind::NoSuchBuild,
             message: format!(
                 "`{image}` has no build {spec}; its builds: {}",
                 list_versions(records)
@@ -113,7 +115,7 @@ pub fn resolve_pin<'a>(
         .iter()
         .filter(|r| Status::of(r) == Status::Released && under_pin(&r.version, pin))
         .max_by(|a, b| compare(&a.version, &b.version))
-        .ok_or_else(|| Error::Usage {
+        .ok_or_else(|| Error::Usage { kind: ErrorKind::PinUnmatched,
             message: format!(
                 "`{child}` is pinned to `{parent}@{pin}`, but no released build of `{parent}` matches; its builds: {}",
                 list_versions(records)
@@ -207,6 +209,7 @@ pub fn check(image: &str, version: &str, from: Status, change: Change) -> Result
     let v = short(version);
     let refuse = |message: String, hint: &str| {
         Err(Error::Usage {
+            kind: ErrorKind::PromotionRefused,
             message,
             hint: Some(hint.to_string()),
         })
@@ -236,6 +239,29 @@ pub fn check(image: &str, version: &str, from: Status, change: Change) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn refusals_name_their_kind() {
+        let kind = |r: Result<&Record>| r.map(|_| ()).unwrap_err().kind();
+        assert_eq!(kind(find(&[], "app", None)), ErrorKind::NoBuilds);
+        assert_eq!(kind(find(&[], "app", Some("1.x"))), ErrorKind::NotAVersion);
+        assert_eq!(
+            kind(find(&[], "app", Some("1.0.4"))),
+            ErrorKind::NoSuchBuild
+        );
+        assert_eq!(
+            kind(resolve_pin(&[], "app", "base", "2")),
+            ErrorKind::PinUnmatched
+        );
+        let refused = check(
+            "app",
+            "1.0.0",
+            Status::Failed,
+            Change::Promote { force: true },
+        );
+        assert_eq!(refused.unwrap_err().kind(), ErrorKind::PromotionRefused);
+    }
 
     #[test]
     fn every_move() {

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::record::Record;
 use crate::version::{self, short, version_fields};
 
@@ -62,7 +62,7 @@ pub fn read_inventory(path: &Path) -> Result<Vec<Instance>> {
 }
 
 fn bad(path: &Path, message: String) -> Error {
-    Error::Input {
+    Error::Input { kind: ErrorKind::Inventory,
         path: path.display().to_string(),
         message,
         hint: Some("an inventory is CSV with a header row, or a JSON array of objects, with the fields `instance`, `image`, `version` (or `artifact`) and optionally `launched`".into()),

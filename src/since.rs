@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cache::Cache;
 use crate::decl;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::graph::Graph;
 use crate::key::{self, ImageKey};
 use crate::model::{OriginSource, Project, Strategy};
@@ -146,6 +146,7 @@ fn keys_at(
         return Ok(None);
     }
     let mut project = decl::load_from(root, &snap).map_err(|e| Error::Usage {
+        kind: ErrorKind::SinceLoad,
         message: format!(
             "`--since {}`: the project at that revision does not load:\n{e}",
             revision.rev

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::cache::Cache;
 use crate::decl;
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::graph::Graph;
 use crate::key::{self, ImageKey};
 use crate::model::{Project, Strategy};
@@ -95,6 +95,7 @@ impl Workspace {
                 .find_map(|(i, p)| p.as_ref().map(|p| (i, p)))
             {
                 return Err(crate::error::Error::Usage {
+                    kind: ErrorKind::PinNeedsDeep,
                     message: format!(
                         "`{}` is pinned to `{}@{}`: pinned parents need deep builds",
                         project.images[i].name, pin.parent, pin.pin

@@ -1,7 +1,7 @@
 //! Release status changes on disk: the one writer of a record after its build. The rules of
 //! which moves are allowed are [`crate::release`]'s; this takes the locks and rewrites.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::release::{check, Change, Changed, Status, FORCED_TAG, STATUS_TAG};
 use crate::version::short;
 
@@ -31,6 +31,7 @@ pub fn apply(
             .any(|r| r.version == p.version && Status::of(r) == Status::Revoked);
         if revoked {
             return Err(Error::Usage {
+                kind: ErrorKind::RevokedParent,
                 message: format!(
                     "`{image}` {} is built on revoked {} {} and cannot be promoted",
                     short(&record.version),

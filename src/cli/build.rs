@@ -13,7 +13,7 @@ use super::plan::{open, selection};
 use super::print::{out, pin_warnings};
 use super::resolve::jobs;
 use crate::backend::{Builder, CommandBackend, Procs};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::exec;
 use crate::model::BackendKind;
 use crate::plan::Plan;
@@ -128,7 +128,7 @@ fn builders<'a>(ws: &'a Workspace, plan: &Plan) -> Result<BTreeMap<String, Box<d
             BackendKind::Packer => match crate::backend::packer::PackerBackend::new(backend) {
                 Ok(b) => Box::new(b),
                 Err(message) => {
-                    return Err(Error::Usage {
+                    return Err(Error::Usage { kind: ErrorKind::ToolMissing,
                         message: format!("`{}` cannot be built: {message}", p.name),
                         hint: Some(
                             "install Packer (`apt-get install packer`, or from developer.hashicorp.com/packer)".into(),

@@ -6,7 +6,7 @@ use super::args::{Global, Json};
 use super::print::{out, waiting};
 use super::resolve::{cache_in, cache_of, project_root};
 use crate::cache::gc;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::record::Lookup;
 use crate::render;
 use crate::workspace::Workspace;
@@ -92,6 +92,7 @@ fn run_gc(g: &Global, args: &GcArgs) -> Result<i32> {
     let Some(_lock) = cache.lock_exclusive(!args.no_wait, &mut || waiting(g, "running builds"))?
     else {
         return Err(Error::Cache {
+            kind: ErrorKind::CacheBusy,
             path: cache.dir().to_path_buf(),
             message: "a build is using the cache; `layer cache gc` runs when it has finished"
                 .into(),

@@ -8,7 +8,7 @@ use clap::Args;
 use super::args::Global;
 use super::print::waiting;
 use super::resolve::{open, resolve_targets};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::export::{self, ExportSpec, Format};
 use crate::model::BackendKind;
 use crate::record::{Lookup, Record};
@@ -45,6 +45,7 @@ pub fn run(g: &Global, args: &ExportArgs) -> Result<i32> {
     let stack = backend
         .stack_of_record(&record, &log, &procs)
         .map_err(|message| Error::Usage {
+            kind: ErrorKind::StackUnavailable,
             message,
             hint: None,
         })?;
@@ -79,6 +80,7 @@ pub fn run(g: &Global, args: &ExportArgs) -> Result<i32> {
 fn exportable(name: &str, record: &Record) -> Result<()> {
     if record.artifact.path.is_none() {
         return Err(Error::Usage {
+            kind: ErrorKind::NotRootfs,
             message: format!(
                 "{name} {} is a remote artifact (`{}`): `layer export` writes out `rootfs` builds",
                 record.version, record.artifact.id
@@ -87,7 +89,7 @@ fn exportable(name: &str, record: &Record) -> Result<()> {
         });
     }
     if record.inputs.backend.kind != BackendKind::Rootfs {
-        return Err(Error::Usage {
+        return Err(Error::Usage { kind: ErrorKind::NotRootfs,
             message: format!(
                 "{name} {} was built by the `{}` backend: `layer export` writes out `rootfs` builds",
                 record.version,

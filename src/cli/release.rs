@@ -7,7 +7,7 @@ use super::args::Global;
 use super::print::{out, waiting};
 use super::resolve::{cache_in, project_root, resolve_targets};
 use crate::decl;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::record::Lookup;
 use crate::release::{Change, Status};
 use crate::version;
@@ -52,6 +52,7 @@ fn change(g: &Global, target: &str, spec_needed: bool, change: Change) -> Result
     resolve_targets(&project, &[image.to_string()])?;
     if spec_needed && spec.is_none() {
         return Err(Error::Usage {
+            kind: ErrorKind::RevokeNeedsVersion,
             message: format!("`layer revoke` needs the version to revoke: `{image}@VERSION`"),
             hint: Some(format!("`layer versions {image}` lists the builds")),
         });

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::args::Global;
 use crate::cache::Cache;
 use crate::decl;
-use crate::error::{did_you_mean, Error, Result};
+use crate::error::{did_you_mean, Error, ErrorKind, Result};
 use crate::model::{Project, Strategy};
 use crate::workspace::Workspace;
 
@@ -17,6 +17,7 @@ pub fn project_root(g: &Global) -> Result<PathBuf> {
         Some(d) => {
             if !d.is_dir() {
                 return Err(Error::Usage {
+                    kind: ErrorKind::NoSuchFolder,
                     message: format!("`-C {}`: no such folder", d.display()),
                     hint: None,
                 });

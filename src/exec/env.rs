@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::atomic::AtomicI32;
 
 use crate::backend::{Builder, Procs};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::Project;
 use crate::plan::{Action, Plan};
 use crate::progress::Progress;
@@ -60,6 +60,7 @@ pub fn resolve_secrets(project: &Project, plan: &Plan) -> Result<Vec<Vec<(String
     }
     if !missing.is_empty() {
         return Err(Error::Usage {
+            kind: ErrorKind::SecretsMissing,
             message: format!("secret variables are not set: {}", missing.join(", ")),
             hint: Some("export them in the environment that runs `layer build`".into()),
         });

@@ -14,7 +14,7 @@ use super::env::{Env, Options};
 use super::log::StageSniffer;
 use crate::backend::redact::Redactor;
 use crate::backend::{Built, Job, JobRole};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::graph::ImageId;
 use crate::model::{OriginSource, Project, Strategy};
 use crate::progress::Event;
@@ -238,6 +238,7 @@ fn finish_build(
     let key = &ws.keys[i];
     if built.id.trim().is_empty() {
         return Err(Error::usage(
+            ErrorKind::NoArtifactId,
             "the backend reported success but no artifact id",
         ));
     }

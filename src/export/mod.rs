@@ -70,7 +70,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::fsutil::{atomic_dir, atomic_file, parent_of};
 use crate::layerfs::merge;
 
@@ -140,18 +140,21 @@ pub struct ExportSpec<'a> {
 /// Writes the image described by `spec` to `out` in `format`.
 pub fn export(spec: &ExportSpec, format: Format, out: &Path) -> Result<()> {
     if spec.layers.is_empty() {
-        return Err(Error::usage(format!(
-            "`{}` has no layers to export",
-            spec.image
-        )));
+        return Err(Error::usage(
+            ErrorKind::NothingToExport,
+            format!("`{}` has no layers to export", spec.image),
+        ));
     }
     if spec.layers.len() != spec.layer_names.len() {
-        return Err(Error::usage(format!(
-            "`{}`: the numbers of layers ({}) and layer names ({}) differ",
-            spec.image,
-            spec.layers.len(),
-            spec.layer_names.len()
-        )));
+        return Err(Error::usage(
+            ErrorKind::NothingToExport,
+            format!(
+                "`{}`: the numbers of layers ({}) and layer names ({}) differ",
+                spec.image,
+                spec.layers.len(),
+                spec.layer_names.len()
+            ),
+        ));
     }
     check_out(format, out)?;
     match format {
@@ -183,6 +186,7 @@ fn check_out(format: Format, out: &Path) -> Result<()> {
     let parent = parent_of(out);
     if !parent.is_dir() {
         return Err(Error::Usage {
+            kind: ErrorKind::ExportOutput,
             message: format!("`{}` does not exist", parent.display()),
             hint: Some("export into an existing folder".into()),
         });
@@ -201,6 +205,7 @@ fn check_out(format: Format, out: &Path) -> Result<()> {
                 Ok(())
             } else {
                 Err(Error::Usage {
+                    kind: ErrorKind::ExportOutput,
                     message: format!(
                         "`{}` exists{}",
                         out.display(),
@@ -219,6 +224,7 @@ fn check_out(format: Format, out: &Path) -> Result<()> {
             }
         }
         _ if meta.is_dir() => Err(Error::Usage {
+            kind: ErrorKind::ExportOutput,
             message: format!("`{}` is a folder", out.display()),
             hint: Some(format!("a {format} export is a file: give a file path")),
         }),

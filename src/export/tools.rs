@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 use super::Format;
 
@@ -43,6 +43,7 @@ pub(super) fn need_root(format: Format, euid: u32) -> Result<()> {
         return Ok(());
     }
     Err(Error::Usage {
+        kind: ErrorKind::NeedsRoot,
         message: format!("{format} exports need root: they copy file owners and device nodes"),
         hint: Some("run `layer export` as root, like `layer build`".into()),
     })
@@ -51,6 +52,7 @@ pub(super) fn need_root(format: Format, euid: u32) -> Result<()> {
 /// The path of `tool`, or an error naming the Debian package that has it.
 fn need(tool: &str, package: &str, format: Format) -> Result<PathBuf> {
     find_tool(tool).ok_or_else(|| Error::Usage {
+        kind: ErrorKind::ToolMissing,
         message: format!("`{tool}` is not installed: {format} exports need it"),
         hint: Some(format!(
             "install the Debian package `{package}`: apt-get install {package}"

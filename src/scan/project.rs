@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::hasher::Hasher;
 use super::tree::Tree;
 use super::walk::scan_tree;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// What key computation needs from the file system.
 #[derive(Debug, Default)]
@@ -70,6 +70,7 @@ pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<
             if let Ok(real) = path.canonicalize() {
                 if !real.starts_with(root) {
                     return Err(Error::Input {
+                        kind: ErrorKind::OriginFile,
                         path: crate::model::PROJECT_FILE.into(),
                         message: format!("origin `{name}`: `{shown}` leads outside the project"),
                         hint: Some("keep origin tarballs inside the project".into()),
@@ -78,6 +79,7 @@ pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<
             }
         }
         let digest = hash_hex(&path).map_err(|e| Error::Input {
+            kind: ErrorKind::OriginFile,
             path: crate::model::PROJECT_FILE.into(),
             message: format!("origin `{name}`: cannot read `{shown}`: {e}"),
             hint: Some(hint.into()),
@@ -92,6 +94,7 @@ pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<
             if let Ok(real) = path.canonicalize() {
                 if !real.starts_with(root) {
                     return Err(Error::Input {
+                        kind: ErrorKind::BackendFile,
                         path: crate::model::PROJECT_FILE.into(),
                         message: format!(
                             "backend `{}`: `{f}` leads outside the project",

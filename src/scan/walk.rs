@@ -12,7 +12,7 @@ use super::dir::{Dir, Kind};
 use super::hasher::{FreshDir, Hasher};
 use super::stat_cache::{listing_entries, Stamp};
 use super::tree::{Entry, EntryKind, Tree};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Scans the folder `dir` (absolute; `rel` is how messages name it) into a tree. The folder
 /// itself may be a link (resolved by the caller's checks); nothing inside it is followed.
@@ -216,6 +216,7 @@ impl Walk<'_, '_> {
                 format!("{}/{}/{shown}", self.rel_root, self.rel)
             };
             return Err(Error::Input {
+                kind: ErrorKind::RoleEntry,
                 path,
                 message: "file name is not valid UTF-8".into(),
                 hint: Some("rename the file".into()),
@@ -264,6 +265,7 @@ impl Walk<'_, '_> {
                 let target = io!(base.read_link(c));
                 let Ok(target) = String::from_utf8(target) else {
                     return Err(Error::Input {
+                        kind: ErrorKind::RoleEntry,
                         path: format!("{}/{}", self.rel_root, self.rel),
                         message: "symlink target is not valid UTF-8".into(),
                         hint: None,
@@ -279,6 +281,7 @@ impl Walk<'_, '_> {
                     return Ok(Walked::Stale);
                 }
                 return Err(Error::Input {
+                    kind: ErrorKind::RoleEntry,
                     path: format!("{}/{}", self.rel_root, self.rel),
                     message: "is neither a file, a folder nor a symlink".into(),
                     hint: Some(

@@ -19,7 +19,7 @@ use std::path::Path;
 use gix::prelude::FindExt;
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::scan::{Entry, EntryKind, Tree};
 use crate::source::files::{Kind, Link, Listed, ProjectFiles};
 
@@ -70,8 +70,9 @@ enum Found {
     Loop,
 }
 
-fn usage(message: String, hint: Option<&str>) -> Error {
+fn usage(kind: ErrorKind, message: String, hint: Option<&str>) -> Error {
     Error::Usage {
+        kind,
         message,
         hint: hint.map(str::to_string),
     }
@@ -90,6 +91,7 @@ impl Revision {
         )
         .map_err(|e| {
             usage(
+                ErrorKind::NotInRepository,
                 format!(
                     "`--since {rev}`: `{}` is not in a git repository: {e}",
                     root.display()
@@ -103,6 +105,7 @@ impl Revision {
             .and_then(|w| w.canonicalize().ok())
             .ok_or_else(|| {
                 usage(
+                    ErrorKind::NotInRepository,
                     format!("`--since {rev}`: the repository has no work tree"),
                     None,
                 )
@@ -111,6 +114,7 @@ impl Revision {
             .strip_prefix(&workdir)
             .map_err(|_| {
                 usage(
+                    ErrorKind::NotInRepository,
                     format!(
                         "`--since {rev}`: the project is not inside the repository's work tree `{}`",
                         workdir.display()
@@ -123,11 +127,13 @@ impl Revision {
         let not_found = || {
             if repo.is_shallow().unwrap_or(false) {
                 usage(
+                    ErrorKind::NoSuchRevision,
                     format!("`--since {rev}`: this is a shallow clone and `{rev}` is not in it"),
                     Some("fetch more history: `git fetch --deepen=50` (or `git fetch --unshallow`); in CI, check out with `fetch-depth: 0`"),
                 )
             } else {
                 usage(
+                    ErrorKind::NoSuchRevision,
                     format!("`--since {rev}`: no commit is named `{rev}`"),
                     Some("name a commit, branch or tag, such as `origin/main` or `HEAD~1`"),
                 )
@@ -388,6 +394,7 @@ struct Reader<'r> {
 impl Reader<'_> {
     fn error(&self, path: &str, message: impl std::fmt::Display) -> Error {
         Error::Input {
+            kind: ErrorKind::RoleEntry,
             path: path.to_string(),
             message: format!("at `{}`: {message}", self.rev),
             hint: None,
@@ -401,6 +408,7 @@ impl Reader<'_> {
             .objects
             .find(id, buf)
             .map_err(|e| Error::Input {
+                kind: ErrorKind::GitObject,
                 path: ".".into(),
                 message: format!("at `{}`: cannot read object {id}: {e}", self.rev),
                 hint: Some(format!(
@@ -471,6 +479,7 @@ impl Reader<'_> {
                     }
                     Mode::Submodule => {
                         return Err(Error::Input {
+                            kind: ErrorKind::RoleEntry,
                             path: format!("{rel}/{path}"),
                             message: format!(
                                 "at `{}`: is a git submodule, which a role cannot hold",

@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::sandbox::{self, Step, TestResult};
 use super::RootfsBackend;
 use crate::backend::Procs;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::BackendKind;
 use crate::record::{Lookup, Record};
 use crate::release;
@@ -88,7 +88,7 @@ pub fn records_to_test(ws: &Workspace, targets: &[usize]) -> Result<Vec<(usize, 
         let backend = ws.project.backend_of(image);
         if backend.kind != BackendKind::Rootfs {
             if targets.len() == 1 {
-                return Err(Error::Usage {
+                return Err(Error::Usage { kind: ErrorKind::NotRootfs,
                     message: format!(
                         "`{}` is built with the `{}` backend; `layer test` runs images of the `rootfs` backend",
                         image.name,
@@ -106,6 +106,7 @@ pub fn records_to_test(ws: &Workspace, targets: &[usize]) -> Result<Vec<(usize, 
     }
     if !unbuilt.is_empty() {
         return Err(Error::Usage {
+            kind: ErrorKind::NotBuilt,
             message: format!(
                 "not built at their current inputs: {}",
                 unbuilt

@@ -300,7 +300,7 @@ pub fn check_root(image: &str, what: &str) -> crate::error::Result<()> {
     if unsafe { libc::geteuid() } == 0 {
         return Ok(());
     }
-    Err(crate::error::Error::Usage {
+    Err(crate::error::Error::Usage { kind: crate::error::ErrorKind::NeedsRoot,
         message: format!(
             "`{image}` is {what} with the `rootfs` backend, which needs root: it mounts file systems, makes namespaces and runs roles in a chroot"
         ),
@@ -342,7 +342,7 @@ pub fn check_packages(
         if wanted.is_empty() {
             continue;
         }
-        return Err(crate::error::Error::Input {
+        return Err(crate::error::Error::Input { kind: crate::error::ErrorKind::PackagesOnBusybox,
             path: image.file.clone(),
             message: format!(
                 "`{}` asks for packages ({}) but is built on the `busybox` origin `{origin}`, which has no package manager",
