@@ -10,9 +10,11 @@ build:
 test:
     cargo test
 
+# Style, the lints Cargo.toml's [lints] turns on, and docs without broken links.
 lint:
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 
 # `layer plan` against `ninja -n` on synthetic estates of 1,000 and 10,000 images,
 # `layer plan --since HEAD~1` against the no-op plan, the scheduling overhead of

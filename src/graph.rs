@@ -35,7 +35,7 @@ pub fn parent_cycles(nodes: &[(String, Option<String>)]) -> Vec<Vec<String>> {
                 let mut c: Vec<String> = cyc[min..]
                     .iter()
                     .chain(&cyc[..min])
-                    .map(|s| s.to_string())
+                    .map(ToString::to_string)
                     .collect();
                 c.push(c[0].clone());
                 cycles.insert(c);
@@ -86,7 +86,7 @@ pub fn depends_cycles(deps: &BTreeMap<String, Vec<String>>) -> Vec<Vec<String>> 
                     let mut c: Vec<String> = cyc[min..]
                         .iter()
                         .chain(&cyc[..min])
-                        .map(|s| s.to_string())
+                        .map(ToString::to_string)
                         .collect();
                     c.push(c[0].clone());
                     out.insert(c);
@@ -477,7 +477,7 @@ mod tests {
         let role = |n: &str, deps: &[&str]| Role {
             name: n.into(),
             dir: format!("roles/{n}"),
-            depends: deps.iter().map(|s| s.to_string()).collect(),
+            depends: deps.iter().map(ToString::to_string).collect(),
             packages: vec![],
             vars: BTreeMap::new(),
         };

@@ -558,7 +558,7 @@ mod tests {
             description: None,
             version: "1.0".into(),
             base,
-            roles: roles.iter().map(|s| s.to_string()).collect(),
+            roles: roles.iter().map(ToString::to_string).collect(),
             packages: vec![],
             backend: None,
             max_age: None,

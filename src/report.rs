@@ -73,7 +73,7 @@ fn bad(path: &Path, message: String) -> Error {
 /// records, each with the line it starts on. Blank lines are skipped.
 ///
 /// The `csv` crate reads the records. It reads leniently — a quote inside an unquoted field
-/// stays as text, and an unclosed quote runs to the end of the file — so [`check_quotes`]
+/// stays as text, and an unclosed quote runs to the end of the file — so `check_quotes`
 /// refuses both first, naming the line.
 pub fn parse_csv(text: &str) -> std::result::Result<Vec<(usize, Vec<String>)>, String> {
     check_quotes(text)?;
@@ -616,7 +616,7 @@ mod tests {
             vec![
                 (1, vec!["a".into(), "b".into(), "c".into()]),
                 (2, vec!["x, y".into(), "say \"hi\"".into(), "z".into()]),
-                (4, vec!["1".into(), "".into(), "3".into()]),
+                (4, vec!["1".into(), String::new(), "3".into()]),
                 (5, vec!["multi\nline".into(), "2".into(), "3".into()]),
             ]
         );
@@ -636,7 +636,7 @@ mod tests {
         );
         assert_eq!(
             parse_csv("\"a\"\"b\"c,\"\"\n"),
-            Ok(vec![(1, vec!["a\"bc".into(), "".into()])])
+            Ok(vec![(1, vec!["a\"bc".into(), String::new()])])
         );
     }
 

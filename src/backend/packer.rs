@@ -130,7 +130,7 @@ impl MachineReadable<'_> {
                 match parts.as_slice() {
                     ["0", "id", id] if self.id.is_none() => self.id = Some(unescape(id)),
                     ["0", "builder-id", b] if self.builder.is_none() => {
-                        self.builder = Some(unescape(b))
+                        self.builder = Some(unescape(b));
                     }
                     _ => {}
                 }

@@ -91,7 +91,7 @@ mod tests {
     use super::*;
 
     fn run(secrets: &[&str], writes: &[&[u8]]) -> String {
-        let mut r = Redactor::new(Vec::new(), secrets.iter().map(|s| s.to_string()));
+        let mut r = Redactor::new(Vec::new(), secrets.iter().map(ToString::to_string));
         for w in writes {
             r.write_all(w).unwrap();
         }

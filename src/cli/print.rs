@@ -25,14 +25,14 @@ pub fn waiting(g: &Global, what: &str) {
     }
 }
 
-/// `warning: \`app\`: pinned base-linux 2.1.3 is behind 2.1.5`, on stderr, for every pinned
-/// image a newer released parent build exists for.
+/// A warning on stderr (`pinned base-linux 2.1.3 is behind 2.1.5`, after the image's name) for
+/// every pinned image a newer released parent build exists for.
 pub fn pin_warnings(g: &Global, ws: &Workspace) {
     if g.quiet {
         return;
     }
     for (i, pin) in ws.pins.iter().enumerate() {
-        if let Some(w) = pin.as_ref().and_then(|p| p.warning()) {
+        if let Some(w) = pin.as_ref().and_then(crate::release::Pin::warning) {
             eprintln!("warning: `{}`: {w}", ws.project.images[i].name);
         }
     }

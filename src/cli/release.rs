@@ -74,7 +74,7 @@ fn change(g: &Global, target: &str, spec_needed: bool, change: Change) -> Result
     };
     let spec = spec.or(current.as_deref());
     let done = crate::cache::release::apply(&cache, image, spec, change, &mut || {
-        waiting(g, "another run")
+        waiting(g, "another run");
     })?;
     let v = &done.record.version;
     let mut line = if done.changed {

@@ -49,9 +49,9 @@ pub fn cache_of(g: &Global) -> Result<Cache> {
 
 /// Builds or tests at once: `-j N`, or the number of cores.
 pub fn jobs(g: &Global) -> usize {
-    g.jobs
-        .map(|j| j as usize)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    g.jobs.map(|j| j as usize).unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    })
 }
 
 /// The indices of the images `names` names, or an error with the nearest name for one that is

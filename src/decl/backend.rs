@@ -39,7 +39,7 @@ pub(super) fn backend(
                 );
                 ok = false;
             }
-            if raw.command.as_ref().is_none_or(|c| c.is_empty()) {
+            if raw.command.as_ref().is_none_or(Vec::is_empty) {
                 diags.push(
                     src.diag(
                         line,
@@ -87,7 +87,7 @@ pub(super) fn backend(
                         &format!("backend `{name}`: template"),
                         t,
                         diags,
-                    )
+                    );
                 }
             }
         }

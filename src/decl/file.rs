@@ -18,7 +18,7 @@ pub(super) struct Source {
 
 impl Source {
     /// The 1-based line of a byte offset.
-    pub fn line(&self, offset: usize) -> usize {
+    pub(super) fn line(&self, offset: usize) -> usize {
         self.text.as_bytes()[..offset.min(self.text.len())]
             .iter()
             .filter(|b| **b == b'\n')
@@ -27,17 +27,17 @@ impl Source {
     }
 
     /// The line a spanned value starts on.
-    pub fn line_of<T>(&self, s: &Spanned<T>) -> Option<usize> {
+    pub(super) fn line_of<T>(&self, s: &Spanned<T>) -> Option<usize> {
         Some(self.line(s.span().start))
     }
 
     /// A problem in this file, at `line` when known.
-    pub fn diag(&self, line: Option<usize>, message: impl Into<String>) -> Diagnostic {
+    pub(super) fn diag(&self, line: Option<usize>, message: impl Into<String>) -> Diagnostic {
         Diagnostic::new(self.rel.clone(), message).at(line)
     }
 
     /// The file parsed as `T`, or `None` with the parser's complaint pushed to `diags`.
-    pub fn parse<T: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<T> {
+    pub(super) fn parse<T: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<T> {
         match toml::from_str::<T>(&self.text) {
             Ok(v) => Some(v),
             Err(e) => {

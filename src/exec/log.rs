@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Passes a build's output (already redacted) to its log, and reports lines of the form
 /// `==> STAGE` (`apply.sh` prints `==> role NAME`) as the build's current stage.
-pub struct StageSniffer<'a, W: Write> {
+pub(super) struct StageSniffer<'a, W: Write> {
     inner: W,
     /// The line being written, up to 200 bytes.
     line: Vec<u8>,
@@ -16,7 +16,7 @@ pub struct StageSniffer<'a, W: Write> {
 
 impl<'a, W: Write> StageSniffer<'a, W> {
     /// Writes to `inner`, calling `on_stage` with each stage.
-    pub fn new(inner: W, on_stage: &'a (dyn Fn(&str) + Sync)) -> Self {
+    pub(super) fn new(inner: W, on_stage: &'a (dyn Fn(&str) + Sync)) -> Self {
         StageSniffer {
             inner,
             line: Vec::new(),
@@ -47,7 +47,7 @@ impl<W: Write> Write for StageSniffer<'_, W> {
 }
 
 /// The last lines of a log, for showing next to a failure.
-pub fn log_tail(path: &Path) -> Vec<String> {
+pub(super) fn log_tail(path: &Path) -> Vec<String> {
     const LINES: usize = 20;
     let text = std::fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -62,6 +62,6 @@ pub fn log_tail(path: &Path) -> Vec<String> {
     }
     lines[lines.len().saturating_sub(LINES)..]
         .iter()
-        .map(|l| l.to_string())
+        .map(ToString::to_string)
         .collect()
 }

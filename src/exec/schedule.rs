@@ -18,7 +18,7 @@ use crate::model::Strategy;
 /// `Ready` -> `Running` -> `Succeeded` or `Failed`, or from `Waiting` or `Ready` to `Skipped`;
 /// a run that stops leaves some `Waiting` or `Ready` for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub(super) enum State {
     /// The plan does not build it (fresh, or not selected). Never changes.
     Unwanted,
     /// To build, deep only: the parent it is built on is to build too and has not succeeded
@@ -41,7 +41,7 @@ pub enum State {
 
 /// Why an image the plan builds was not built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skip {
+pub(super) enum Skip {
     /// An image it is built on failed (deep).
     Failed(ImageId),
     /// The run was interrupted before it started, or the image it is built on failed after
@@ -54,7 +54,7 @@ pub enum Skip {
 
 /// The per-image states and the ready queue of one run.
 #[derive(Debug)]
-pub struct Scheduler {
+pub(super) struct Scheduler {
     state: ImageMap<State>,
     /// Deep: the images built on each one. Shallow: none.
     children: ImageMap<Vec<ImageId>>,
@@ -76,7 +76,7 @@ pub struct Scheduler {
 impl Scheduler {
     /// A run over images with these parents, building those `build` marks, with `jobs`
     /// workers.
-    pub fn new(
+    pub(super) fn new(
         parent: &ImageMap<Option<ImageId>>,
         build: &ImageMap<bool>,
         strategy: Strategy,
@@ -129,7 +129,7 @@ impl Scheduler {
 
     /// The next image to build, now `Running`; `None` when every worker is busy, nothing is
     /// ready, or the run is stopped.
-    pub fn start(&mut self) -> Option<ImageId> {
+    pub(super) fn start(&mut self) -> Option<ImageId> {
         if self.stopped || self.running >= self.jobs {
             return None;
         }
@@ -140,7 +140,7 @@ impl Scheduler {
     }
 
     /// A running image was built and recorded: the images waiting for it are ready.
-    pub fn succeeded(&mut self, id: ImageId) {
+    pub(super) fn succeeded(&mut self, id: ImageId) {
         self.finish(id, State::Succeeded);
         for &c in &self.children[id] {
             if self.state[c] == State::Waiting {
@@ -152,7 +152,7 @@ impl Scheduler {
 
     /// A running image failed. Returns the images this skips (those below it not yet
     /// started), in topological order.
-    pub fn failed(&mut self, id: ImageId) -> Vec<ImageId> {
+    pub(super) fn failed(&mut self, id: ImageId) -> Vec<ImageId> {
         self.finish(id, State::Failed);
         self.first_failure.get_or_insert(id);
         if !self.keep_going {
@@ -180,7 +180,7 @@ impl Scheduler {
     }
 
     /// The run was interrupted: nothing more starts.
-    pub fn interrupt(&mut self) {
+    pub(super) fn interrupt(&mut self) {
         self.interrupted = true;
         self.stopped = true;
     }
@@ -196,22 +196,22 @@ impl Scheduler {
     }
 
     /// Nothing is running and nothing more will start: the run is over.
-    pub fn done(&self) -> bool {
+    pub(super) fn done(&self) -> bool {
         self.running == 0 && (self.stopped || self.ready.is_empty())
     }
 
     #[cfg(test)]
-    pub fn state(&self, id: ImageId) -> State {
+    pub(super) fn state(&self, id: ImageId) -> State {
         self.state[id]
     }
 
-    pub fn interrupted(&self) -> bool {
+    pub(super) fn interrupted(&self) -> bool {
         self.interrupted
     }
 
     /// Why an image the plan builds was not built, once the run is over: `None` for an image
     /// that ran, or that the plan does not build.
-    pub fn not_built(&self, id: ImageId) -> Option<Skip> {
+    pub(super) fn not_built(&self, id: ImageId) -> Option<Skip> {
         match self.state[id] {
             State::Skipped(skip) => Some(skip),
             State::Waiting | State::Ready if self.interrupted => Some(Skip::Interrupted),

@@ -22,7 +22,7 @@ use crate::record::{Artifact, Lookup, ParentRef, Record, RECORD_FORMAT};
 use crate::workspace::Workspace;
 
 /// Everything a worker needs for one image, prepared by the main thread.
-pub struct Task {
+pub(super) struct Task {
     pub id: ImageId,
     /// Deep: the record of the parent build it is built on (this run's, the cache's, or the
     /// pinned one).
@@ -32,7 +32,7 @@ pub struct Task {
 }
 
 /// What a worker did with its image.
-pub enum Outcome {
+pub(super) enum Outcome {
     /// Built, verified and recorded; the log and how long it took.
     Built(Box<Record>, PathBuf, Duration),
     /// Another run recorded the key while this one waited for the lock.
@@ -47,7 +47,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The record it built or found.
-    pub fn record(&self) -> Option<&Record> {
+    pub(super) fn record(&self) -> Option<&Record> {
         match self {
             Outcome::Built(record, ..) | Outcome::Reused(record) => Some(record),
             Outcome::Failed { .. } => None,
@@ -117,7 +117,7 @@ fn job_inputs(
 }
 
 /// Builds one image: everything from taking its lock to writing its record.
-pub fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
+pub(super) fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
     let started = Instant::now();
     let fail = |error: String, log: Option<PathBuf>| Outcome::Failed {
         error,
@@ -131,7 +131,7 @@ pub fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
     let cache = &ws.cache;
 
     let _lock = match cache.lock_image(&image.name, &mut || {
-        env.progress.event(Event::Waiting { image: &image.name })
+        env.progress.event(Event::Waiting { image: &image.name });
     }) {
         Ok(l) => l,
         Err(e) => return fail(e.to_string(), None),
@@ -162,7 +162,7 @@ pub fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
         env.progress.event(Event::Stage {
             image: &image.name,
             stage,
-        })
+        });
     };
     let log = Mutex::new(Redactor::new(
         StageSniffer::new(file, &on_stage),
@@ -204,7 +204,7 @@ pub fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
     let outcome = match result {
         _ if env.procs.cancelled() => Err("interrupted".to_string()),
         Ok(built) => {
-            finish_build(env, task, &job, built, &built_at, now, opts).map_err(|e| e.to_string())
+            finish_build(env, task, &job, &built, &built_at, now, opts).map_err(|e| e.to_string())
         }
         Err(e) => Err(e),
     };
@@ -214,7 +214,9 @@ pub fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
             let _ = writeln!(l, "\nlayer: build of {} failed: {e}", image.name);
         }
     }
-    let _ = log.into_inner().map(|r| r.finish());
+    let _ = log
+        .into_inner()
+        .map(crate::backend::redact::Redactor::finish);
     let _ = crate::fsutil::remove_tree(&work);
     match outcome {
         Ok(record) => Outcome::Built(Box::new(record), log_path, started.elapsed()),
@@ -227,7 +229,7 @@ fn finish_build(
     env: &Env,
     task: &Task,
     job: &Job,
-    built: Built,
+    built: &Built,
     built_at: &str,
     started: SystemTime,
     opts: &Options,

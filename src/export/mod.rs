@@ -39,7 +39,7 @@
 //! `docker save -o`, a file at `out` is replaced; an OCI layout is written into a new or empty
 //! folder only, never into a non-empty one.
 //!
-//! Not exported: extended attributes other than `security.capability` (ACLs, SELinux labels)
+//! Not exported: extended attributes other than `security.capability` (ACLs, `SELinux` labels)
 //! and sockets, which tar cannot hold.
 //!
 //! The parts, each using only those listed before it:

@@ -49,7 +49,7 @@ pub(super) struct Item {
 }
 
 /// Extended attributes an export keeps: file capabilities, without which `ping` and friends
-/// lose their powers. Other attributes (ACLs, SELinux labels) are not exported.
+/// lose their powers. Other attributes (ACLs, `SELinux` labels) are not exported.
 pub(super) const KEPT_XATTRS: &[&str] = &["security.capability"];
 
 /// The clamped mtime of an entry: `min(mtime, cap)`, and never before 1970.

@@ -187,7 +187,7 @@ mod tests {
 
         // Whiteouts need CAP_MKNOD; tests run as root in CI, skip the part otherwise.
         if make_whiteout(&r.join("etc/gone")).is_ok() {
-            assert!(walk(r).unwrap().iter().any(|n| n.is_whiteout()));
+            assert!(walk(r).unwrap().iter().any(super::Node::is_whiteout));
             assert_ne!(digest(r).unwrap().0, relinked, "whiteouts are covered");
         }
     }

@@ -13,7 +13,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, Stat};
 
 /// What an entry is, as far as a walk cares.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     File,
     Dir,
     Symlink,
@@ -25,7 +25,7 @@ pub enum Kind {
 
 impl Kind {
     /// The kind a listing's `DT_*` byte names.
-    pub fn of_dt(t: u8) -> Kind {
+    pub(super) fn of_dt(t: u8) -> Kind {
         match t {
             libc::DT_REG => Kind::File,
             libc::DT_DIR => Kind::Dir,
@@ -36,7 +36,7 @@ impl Kind {
     }
 
     /// The kind `stat`'s `st_mode` names.
-    pub fn of_mode(mode: u32) -> Kind {
+    pub(super) fn of_mode(mode: u32) -> Kind {
         match FileType::from_raw_mode(mode) {
             FileType::RegularFile => Kind::File,
             FileType::Directory => Kind::Dir,
@@ -61,17 +61,17 @@ fn dt_byte(t: FileType) -> u8 {
 }
 
 /// An open folder.
-pub struct Dir(OwnedFd);
+pub(super) struct Dir(OwnedFd);
 
 impl Dir {
     /// Opens the folder `path`, following a link there.
-    pub fn open(path: &Path) -> io::Result<Dir> {
+    pub(super) fn open(path: &Path) -> io::Result<Dir> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         Ok(Dir(rustix::fs::open(path, flags, Mode::empty())?))
     }
 
     /// Opens the folder at `path` below this one, never through a link at its end.
-    pub fn open_at(&self, path: &CStr) -> io::Result<Dir> {
+    pub(super) fn open_at(&self, path: &CStr) -> io::Result<Dir> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         Ok(Dir(rustix::fs::openat(
             &self.0,
@@ -84,7 +84,7 @@ impl Dir {
     /// Appends every entry but `.` and `..` to `out` as a type byte (`DT_*`), the name and a
     /// NUL. `scratch` is a buffer to read into, reused across calls. `getdents64` straight into
     /// it: `readdir` would add an `fstat` and an `fcntl` per folder.
-    pub fn list(&self, scratch: &mut Vec<u8>, out: &mut Vec<u8>) -> io::Result<()> {
+    pub(super) fn list(&self, scratch: &mut Vec<u8>, out: &mut Vec<u8>) -> io::Result<()> {
         scratch.clear();
         scratch.reserve(32 << 10);
         let mut entries = RawDir::new(&self.0, scratch.spare_capacity_mut());
@@ -101,12 +101,12 @@ impl Dir {
     }
 
     /// `fstat` of the folder itself.
-    pub fn stat_self(&self) -> io::Result<Stat> {
+    pub(super) fn stat_self(&self) -> io::Result<Stat> {
         Ok(rustix::fs::fstat(&self.0)?)
     }
 
     /// `lstat` of the entry `name`.
-    pub fn stat(&self, name: &CStr) -> io::Result<Stat> {
+    pub(super) fn stat(&self, name: &CStr) -> io::Result<Stat> {
         Ok(rustix::fs::statat(
             &self.0,
             name,
@@ -115,7 +115,7 @@ impl Dir {
     }
 
     /// The target of the link `name`.
-    pub fn read_link(&self, name: &CStr) -> io::Result<Vec<u8>> {
+    pub(super) fn read_link(&self, name: &CStr) -> io::Result<Vec<u8>> {
         Ok(rustix::fs::readlinkat(&self.0, name, Vec::new())?.into_bytes())
     }
 }

@@ -89,8 +89,8 @@ const STAT_MAGIC_V1: &[u8; 12] = b"layer-stat\0\x01";
 const STAMP_LEN: usize = 5 * 8 + 4;
 const EMPTY: u32 = u32::MAX;
 
-/// FxHash over 8-byte words with a splitmix64 finish: paths are not attacker-chosen (they are
-/// the user's own files), so SipHash's flood resistance buys nothing here and costs a fifth of
+/// `FxHash` over 8-byte words with a splitmix64 finish: paths are not attacker-chosen (they are
+/// the user's own files), so `SipHash`'s flood resistance buys nothing here and costs a fifth of
 /// a 100,000-file scan.
 fn path_hash(b: &[u8]) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;

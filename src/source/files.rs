@@ -1,5 +1,5 @@
 //! Where a project's declarations are read from: the work tree, or a git commit
-//! ([`crate::source::gitread::Commit`], for `--since REF`). `decl::load_from` reads through
+//! ([`crate::source::gitread::Snapshot`], for `--since REF`). `decl::load_from` reads through
 //! [`ProjectFiles`], so one loader validates both, with the same messages.
 //!
 //! Paths are relative to the project root, `/`-separated, and never hold `..` (callers build

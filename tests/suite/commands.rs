@@ -87,7 +87,7 @@ fn plan_json_has_the_documented_shape() {
         .as_object()
         .unwrap()
         .keys()
-        .map(|k| k.as_str())
+        .map(String::as_str)
         .collect();
     assert_eq!(top, ["images", "schema", "strategy", "summary"]);
     assert_eq!(plan["schema"], 1);
@@ -97,7 +97,7 @@ fn plan_json_has_the_documented_shape() {
             .as_object()
             .unwrap()
             .keys()
-            .map(|k| k.as_str())
+            .map(String::as_str)
             .collect();
         fields.sort();
         assert_eq!(

@@ -11,7 +11,7 @@ use layer::record::Lookup;
 use layer::record::{Artifact, ParentRef, Record, RECORD_FORMAT};
 use layer::workspace::Workspace;
 
-pub struct Output {
+pub(crate) struct Output {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -19,7 +19,7 @@ pub struct Output {
 
 impl Output {
     /// Panics with both streams unless the exit code is `code`.
-    pub fn expect(self, code: i32) -> Self {
+    pub(crate) fn expect(self, code: i32) -> Self {
         assert_eq!(
             self.code, code,
             "exit code\n--- stdout\n{}\n--- stderr\n{}",
@@ -29,7 +29,7 @@ impl Output {
     }
 }
 
-pub struct Project {
+pub(crate) struct Project {
     dir: tempfile::TempDir,
 }
 
@@ -41,7 +41,7 @@ impl Default for Project {
 
 impl Project {
     /// An empty folder with a `layer.toml` holding `[project]` only.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let p = Project {
             dir: tempfile::tempdir().expect("temp dir"),
         };
@@ -52,7 +52,7 @@ impl Project {
     /// A small estate: origin `bb` (a file in the project used as a tarball), roles
     /// `base` <- `java` (depends), `web`; images `base-linux` <- `app` <- `svc`, and
     /// `node` on `base-linux`.
-    pub fn estate() -> Self {
+    pub(crate) fn estate() -> Self {
         let p = Project::new();
         p.file(
             "layer.toml",
@@ -87,15 +87,15 @@ impl Project {
         p
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
-    pub fn file(&self, rel: &str, content: &str) -> &Self {
+    pub(crate) fn file(&self, rel: &str, content: &str) -> &Self {
         let path = self.path(rel);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, content).unwrap();
@@ -103,17 +103,17 @@ impl Project {
     }
 
     /// A file with mode 0755.
-    pub fn exec(&self, rel: &str, content: &str) -> &Self {
+    pub(crate) fn exec(&self, rel: &str, content: &str) -> &Self {
         self.file(rel, content);
         self.chmod(rel, 0o755)
     }
 
-    pub fn chmod(&self, rel: &str, mode: u32) -> &Self {
+    pub(crate) fn chmod(&self, rel: &str, mode: u32) -> &Self {
         fs::set_permissions(self.path(rel), fs::Permissions::from_mode(mode)).unwrap();
         self
     }
 
-    pub fn symlink(&self, target: &str, rel: &str) -> &Self {
+    pub(crate) fn symlink(&self, target: &str, rel: &str) -> &Self {
         let path = self.path(rel);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         let _ = fs::remove_file(&path);
@@ -121,7 +121,7 @@ impl Project {
         self
     }
 
-    pub fn remove(&self, rel: &str) -> &Self {
+    pub(crate) fn remove(&self, rel: &str) -> &Self {
         let path = self.path(rel);
         if path.is_dir() {
             fs::remove_dir_all(path).unwrap();
@@ -131,21 +131,21 @@ impl Project {
         self
     }
 
-    pub fn read(&self, rel: &str) -> String {
+    pub(crate) fn read(&self, rel: &str) -> String {
         fs::read_to_string(self.path(rel)).unwrap()
     }
 
     /// Runs `layer ARGS` in the project root, with a clean colour setting.
-    pub fn layer(&self, args: &[&str]) -> Output {
+    pub(crate) fn layer(&self, args: &[&str]) -> Output {
         self.layer_in(self.root(), args)
     }
 
-    pub fn layer_in(&self, cwd: &Path, args: &[&str]) -> Output {
+    pub(crate) fn layer_in(&self, cwd: &Path, args: &[&str]) -> Output {
         run_layer(cwd, args, &[])
     }
 
     /// `layer plan --format json ARGS`, the image named `name` of it.
-    pub fn planned(&self, extra: &[&str], name: &str) -> serde_json::Value {
+    pub(crate) fn planned(&self, extra: &[&str], name: &str) -> serde_json::Value {
         let plan = self.plan_json(extra);
         plan["images"]
             .as_array()
@@ -157,7 +157,7 @@ impl Project {
     }
 
     /// `(action, reasons)` of image `name` in `layer plan --format json ARGS`.
-    pub fn verdict(&self, extra: &[&str], name: &str) -> (String, serde_json::Value) {
+    pub(crate) fn verdict(&self, extra: &[&str], name: &str) -> (String, serde_json::Value) {
         let i = self.planned(extra, name);
         (
             i["action"].as_str().unwrap().to_string(),
@@ -166,7 +166,7 @@ impl Project {
     }
 
     /// Records under a strategy other than the project's.
-    pub fn record_with(&self, strategy: Strategy, names: &[&str]) {
+    pub(crate) fn record_with(&self, strategy: Strategy, names: &[&str]) {
         record_images_with(
             self.root(),
             None,
@@ -177,7 +177,7 @@ impl Project {
     }
 
     /// The record file of the current key of `name` in the default cache.
-    pub fn record_path(&self, name: &str) -> PathBuf {
+    pub(crate) fn record_path(&self, name: &str) -> PathBuf {
         let dir = self.path(&format!("cache/records/{name}"));
         let mut files: Vec<PathBuf> = fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -188,7 +188,7 @@ impl Project {
     }
 
     /// Every file under the cache folder, relative to it, with its content.
-    pub fn cache_files(&self) -> Vec<(String, Vec<u8>)> {
+    pub(crate) fn cache_files(&self) -> Vec<(String, Vec<u8>)> {
         let dir = self.path("cache");
         if !dir.exists() {
             return vec![];
@@ -213,7 +213,7 @@ impl Project {
 
     /// A copy of the project (cache included) in a new temporary folder: files, modes and
     /// symlinks as they are.
-    pub fn clone_project(&self) -> Project {
+    pub(crate) fn clone_project(&self) -> Project {
         let p = Project {
             dir: tempfile::tempdir().expect("temp dir"),
         };
@@ -234,7 +234,7 @@ impl Project {
     }
 
     /// `layer plan --format json`, parsed.
-    pub fn plan_json(&self, extra: &[&str]) -> serde_json::Value {
+    pub(crate) fn plan_json(&self, extra: &[&str]) -> serde_json::Value {
         let mut args = vec!["plan", "--format", "json"];
         args.extend_from_slice(extra);
         let out = self.layer(&args).expect(0);
@@ -242,23 +242,23 @@ impl Project {
     }
 
     /// `action` of every image in the plan, by name.
-    pub fn actions(&self, extra: &[&str]) -> Vec<(String, String)> {
+    pub(crate) fn actions(&self, extra: &[&str]) -> Vec<(String, String)> {
         name_actions(&self.plan_json(extra)["images"])
     }
 
     /// Records the named images (all when empty) as built now, with their current keys, the
     /// way a successful build records them: parents first, each on its parent's record.
-    pub fn record(&self, names: &[&str]) {
+    pub(crate) fn record(&self, names: &[&str]) {
         self.record_at(names, "2026-11-20T10:00:00Z");
     }
 
-    pub fn record_at(&self, names: &[&str], built_at: &str) {
+    pub(crate) fn record_at(&self, names: &[&str], built_at: &str) {
         record_images(self.root(), None, names, built_at);
     }
 
     /// Every file under the project (cache excluded) with its content, for "nothing was
     /// written" checks.
-    pub fn snapshot_tree(&self) -> Vec<(String, Vec<u8>)> {
+    pub(crate) fn snapshot_tree(&self) -> Vec<(String, Vec<u8>)> {
         let mut out = Vec::new();
         for e in walkdir::WalkDir::new(self.root()).sort_by_file_name() {
             let e = e.unwrap();
@@ -285,12 +285,12 @@ impl Project {
 /// Records the named images of the project at `root` (all when empty) as built at
 /// `built_at`, with their current keys, as a successful build records them: parents first,
 /// each on its parent's record, with an artifact file in the cache.
-pub fn record_images(root: &Path, cache: Option<PathBuf>, names: &[&str], built_at: &str) {
-    record_images_with(root, cache, None, names, built_at)
+pub(crate) fn record_images(root: &Path, cache: Option<PathBuf>, names: &[&str], built_at: &str) {
+    record_images_with(root, cache, None, names, built_at);
 }
 
 /// [`record_images`] under `strategy` (the project's own when `None`).
-pub fn record_images_with(
+pub(crate) fn record_images_with(
     root: &Path,
     cache: Option<PathBuf>,
     strategy: Option<Strategy>,
@@ -361,7 +361,7 @@ pub fn record_images_with(
 
 /// Runs the `layer` binary in `cwd` with `NO_COLOR=1`, no `LAYER_CACHE` and the extra
 /// environment `env`.
-pub fn run_layer(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
+pub(crate) fn run_layer(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_layer"));
     cmd.args(args)
         .current_dir(cwd)
@@ -379,12 +379,12 @@ pub fn run_layer(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
 }
 
 /// Now, as RFC 3339 (UTC, seconds), for records young enough for any `max_age`.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 /// Replaces the temporary project path in `s` with `[ROOT]`.
-pub fn redact(p: &Project, s: &str) -> String {
+pub(crate) fn redact(p: &Project, s: &str) -> String {
     let root = p.root().canonicalize().unwrap();
     s.replace(&root.display().to_string(), "[ROOT]")
         .replace(&p.root().display().to_string(), "[ROOT]")
@@ -395,16 +395,16 @@ pub fn redact(p: &Project, s: &str) -> String {
 
 /// The backend script's opening: `out/` (outside the cache, ignored by keys) gets a `start`
 /// line per build in `out/marks`.
-pub const SCRIPT_START: &str =
+pub(crate) const SCRIPT_START: &str =
     "#!/bin/sh\nset -eu\nmkdir -p out\necho \"start $LAYER_IMAGE\" >> out/marks\n";
 
 /// The backend script's end: a `done` line, and the artifact id `art-IMAGE-VERSION`.
-pub const SCRIPT_DONE: &str =
+pub(crate) const SCRIPT_DONE: &str =
     "echo \"done $LAYER_IMAGE\" >> out/marks\necho \"art-$LAYER_IMAGE-$LAYER_VERSION\" > \"$LAYER_OUTPUT\"\n";
 
 /// Shell lines that wait for the file `out/go` (for at most about 30 s, then fail), so a test
 /// can hold a build in the middle.
-pub const SCRIPT_WAIT_FOR_GO: &str =
+pub(crate) const SCRIPT_WAIT_FOR_GO: &str =
     "n=0\nwhile [ ! -e out/go ]; do n=$((n+1)); [ $n -lt 600 ] || exit 9; sleep 0.05; done\n";
 
 impl Project {
@@ -418,7 +418,7 @@ impl Project {
     /// Role `base` has `files/` (modes 0644, 0755 and 0600), a `[vars]` GREETING and a
     /// `provision.sh`; `app` and `web` have a `provision.sh`. Every provisioner appends a line
     /// to `/provisioned` using shell builtins only. `app` has `[vars] PORT = "8080"`.
-    pub fn command_estate(script: &str) -> Self {
+    pub(crate) fn command_estate(script: &str) -> Self {
         let p = Project::new();
         p.file(
             "layer.toml",
@@ -463,7 +463,7 @@ impl Project {
     }
 
     /// Runs `layer ARGS` in the project root with extra environment variables.
-    pub fn layer_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+    pub(crate) fn layer_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = layer_command(self.root(), args, env);
         let out = cmd.output().expect("layer runs");
         Output {
@@ -475,7 +475,7 @@ impl Project {
 
     /// Starts `layer ARGS` in the project root in the background, its output going to files
     /// under `out/`.
-    pub fn spawn_layer(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
+    pub(crate) fn spawn_layer(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
         static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         fs::create_dir_all(self.path("out")).unwrap();
@@ -492,7 +492,7 @@ impl Project {
     }
 
     /// How many lines of `rel` are exactly `line` (0 when the file does not exist).
-    pub fn count_lines(&self, rel: &str, line: &str) -> usize {
+    pub(crate) fn count_lines(&self, rel: &str, line: &str) -> usize {
         fs::read_to_string(self.path(rel))
             .unwrap_or_default()
             .lines()
@@ -501,7 +501,7 @@ impl Project {
     }
 
     /// Every file under the cache folder, relative to the cache.
-    pub fn cache_paths(&self) -> Vec<String> {
+    pub(crate) fn cache_paths(&self) -> Vec<String> {
         self.cache_files().into_iter().map(|(p, _)| p).collect()
     }
 }
@@ -519,32 +519,32 @@ fn layer_command(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
 }
 
 /// A `layer` process started by [`Project::spawn_layer`]; killed if the test ends first.
-pub struct Running {
+pub(crate) struct Running {
     child: Option<std::process::Child>,
     stdout: PathBuf,
     stderr: PathBuf,
 }
 
 impl Running {
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.as_ref().expect("running").id() as i32
     }
 
     /// Sends `sig` to the `layer` process (not to its process group).
-    pub fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on a child of this process that has not been waited for.
         let r = unsafe { libc::kill(self.pid(), sig) };
         assert_eq!(r, 0, "kill({}, {sig})", self.pid());
     }
 
     /// What the process has written to stderr so far.
-    pub fn stderr_so_far(&self) -> String {
+    pub(crate) fn stderr_so_far(&self) -> String {
         fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
     /// Waits for the process to end (panics after a generous deadline); `code` is 128 + the
     /// signal when a signal ended it.
-    pub fn wait(mut self) -> Output {
+    pub(crate) fn wait(mut self) -> Output {
         use std::os::unix::process::ExitStatusExt;
         let mut child = self.child.take().expect("running");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -582,7 +582,7 @@ impl Drop for Running {
 }
 
 /// Polls `cond` every few milliseconds until it holds; panics after a generous deadline.
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !cond() {
         assert!(
@@ -594,7 +594,7 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// Live processes (zombies have no command line) whose command line contains `needle`.
-pub fn processes_with(needle: &str) -> Vec<u32> {
+pub(crate) fn processes_with(needle: &str) -> Vec<u32> {
     let me = std::process::id();
     fs::read_dir("/proc")
         .unwrap()
@@ -614,7 +614,7 @@ pub fn processes_with(needle: &str) -> Vec<u32> {
 }
 
 /// `(name, action)` of each object of a JSON array (a plan's `images`, `layer build --json`).
-pub fn name_actions(v: &serde_json::Value) -> Vec<(String, String)> {
+pub(crate) fn name_actions(v: &serde_json::Value) -> Vec<(String, String)> {
     v.as_array()
         .unwrap_or_else(|| panic!("not an array: {v}"))
         .iter()
@@ -629,7 +629,7 @@ pub fn name_actions(v: &serde_json::Value) -> Vec<(String, String)> {
 
 /// Runs git in `dir` with a fixed identity and neither global nor system configuration, and
 /// returns its standard output; panics with its error output when it fails.
-pub fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args([
             "-c",

@@ -165,7 +165,7 @@ fn execute(ws: &Workspace, plan: &Plan, setup: Setup) -> Run {
         "rootfs".into(),
         Box::new(Fake {
             calls: &calls,
-            fail: setup.fail.iter().map(|s| s.to_string()).collect(),
+            fail: setup.fail.iter().map(ToString::to_string).collect(),
             hook: setup.hook,
         }),
     );
@@ -588,7 +588,7 @@ fn shallow_keep_going_skips_nothing_because_of_another_image() {
                 IMAGES
                     .iter()
                     .filter(|n| !fail.contains(n))
-                    .map(|n| n.to_string())
+                    .map(ToString::to_string)
                     .collect(),
                 "{ctx}"
             );

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 /// Something a test needs of the machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Need {
+pub(crate) enum Need {
     /// Mounts, chroot, namespaces, owners and device nodes.
     Root,
     /// A static busybox at `/bin/busybox` or `/usr/bin/busybox`: the origin of real builds.
@@ -37,7 +37,7 @@ pub enum Need {
 impl Need {
     /// Every need, in the order `build.rs` declares them.
     #[allow(dead_code)] // build.rs's
-    pub const ALL: [Need; 6] = [
+    pub(crate) const ALL: [Need; 6] = [
         Need::Root,
         Need::Busybox,
         Need::Packer,
@@ -48,7 +48,7 @@ impl Need {
 
     /// The value of `cfg(missing = ...)` that says this need is not met.
     #[allow(dead_code)] // build.rs's
-    pub fn cfg(self) -> &'static str {
+    pub(crate) fn cfg(self) -> &'static str {
         match self {
             Need::Root => "root",
             Need::Busybox => "busybox",
@@ -60,7 +60,7 @@ impl Need {
     }
 
     /// What is missing and how to get it.
-    pub fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             Need::Root => "needs root (mounts, chroot, owners, device nodes)",
             Need::Busybox => "needs a static busybox: apt-get install busybox-static",
@@ -72,7 +72,7 @@ impl Need {
     }
 
     /// Whether this machine meets the need, now.
-    pub fn is_met(self) -> bool {
+    pub(crate) fn is_met(self) -> bool {
         match self {
             // The owner of `/proc/self` is the process's effective user.
             Need::Root => fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0),
@@ -89,7 +89,7 @@ impl Need {
 
 /// Fails the calling test, with the reason, unless the machine meets every need in `needs`.
 #[track_caller]
-pub fn check(needs: &[Need]) {
+pub(crate) fn check(needs: &[Need]) {
     let missing: Vec<&str> = needs
         .iter()
         .filter(|n| !n.is_met())
@@ -108,12 +108,12 @@ pub fn check(needs: &[Need]) {
 }
 
 /// Whether this is a CI run: `CI` set to anything but empty or `false`.
-pub fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
 }
 
 /// The static busybox real builds start from.
-pub fn busybox() -> Option<PathBuf> {
+pub(crate) fn busybox() -> Option<PathBuf> {
     ["/bin/busybox", "/usr/bin/busybox"]
         .iter()
         .map(PathBuf::from)
@@ -121,13 +121,13 @@ pub fn busybox() -> Option<PathBuf> {
 }
 
 /// The folders of `PATH`, where tests and `layer` look for tools.
-pub fn path_folders() -> Vec<PathBuf> {
+pub(crate) fn path_folders() -> Vec<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path).collect()
 }
 
 /// The executable `name` in one of [`path_folders`].
-pub fn tool(name: &str) -> Option<PathBuf> {
+pub(crate) fn tool(name: &str) -> Option<PathBuf> {
     path_folders()
         .iter()
         .map(|d| d.join(name))

@@ -112,8 +112,8 @@ fn run(spec_path: &Path) -> io::Result<i32> {
     }
     enter_private_mount_namespace(flags)?;
     let host = spec.hostname.as_bytes();
-    // SAFETY: a pointer and length of a live slice.
     check(
+        // SAFETY: a pointer and length of a live slice.
         unsafe { libc::sethostname(host.as_ptr().cast(), host.len()) },
         "sethostname",
     )?;
