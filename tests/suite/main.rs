@@ -25,6 +25,7 @@ mod engine;
 mod errors;
 mod export_lib;
 mod freshness;
+mod keys;
 mod lock;
 mod packer;
 mod release;
