@@ -261,3 +261,19 @@ pub struct LockedOrigin {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::valid_name;
+
+    /// The rule `decl`'s name hint words.
+    #[test]
+    fn names() {
+        for ok in ["a", "base-linux", "app_server2", "0day"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", "Base", "-a", "_a", "a.b", "a b", &"a".repeat(64)] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+}

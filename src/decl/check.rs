@@ -231,19 +231,3 @@ pub(super) fn list_dir(
     out.sort();
     out
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::model::valid_name;
-
-    /// The rule `NAME_HINT` words.
-    #[test]
-    fn names() {
-        for ok in ["a", "base-linux", "app_server2", "0day"] {
-            assert!(valid_name(ok), "{ok}");
-        }
-        for bad in ["", "Base", "-a", "_a", "a.b", "a b", &"a".repeat(64)] {
-            assert!(!valid_name(bad), "{bad}");
-        }
-    }
-}

@@ -240,8 +240,6 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layerfs::{self, set_xattr};
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
     fn formats_parse_and_print_their_names() {
@@ -320,97 +318,6 @@ mod tests {
         assert_eq!(
             e.to_string(),
             format!("`{}` exists and is not a folder", file.display())
-        );
-    }
-
-    // `layerfs::merge` as exports rely on it: the tree a mount of the stack would show.
-
-    /// The merged paths of `layers`, in order.
-    fn rels(layers: &[PathBuf]) -> Vec<String> {
-        merge(layers)
-            .unwrap()
-            .into_iter()
-            .map(|m| String::from_utf8(m.rel).unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn merging_applies_whiteouts_opaque_folders_and_replacements() {
-        let d = tempfile::tempdir().unwrap();
-        let (lo, up) = (d.path().join("lo"), d.path().join("up"));
-        for p in ["a/x", "b/y", "c/z", "e/f", "g"] {
-            let p = lo.join(p);
-            fs::create_dir_all(p.parent().unwrap()).unwrap();
-            fs::write(p, "lower").unwrap();
-        }
-        fs::create_dir_all(up.join("b")).unwrap();
-        fs::write(up.join("b/new"), "upper").unwrap();
-        layerfs::set_opaque(&up.join("b")).unwrap();
-        fs::create_dir_all(up.join("c")).unwrap();
-        fs::write(up.join("c/w"), "upper").unwrap();
-        fs::write(up.join("e"), "a file over a folder").unwrap();
-        fs::create_dir(up.join("g")).unwrap();
-        fs::write(up.join("g/h"), "a folder over a file").unwrap();
-        fs::set_permissions(&up, fs::Permissions::from_mode(0o711)).unwrap();
-        if layerfs::make_whiteout(&up.join("a")).is_err() {
-            eprintln!("notice: mknod is not permitted; whiteouts are left out of this test");
-        }
-        let layers = [lo, up.clone()];
-        let got = rels(&layers);
-        let mut want = vec!["", "b", "b/new", "c", "c/w", "c/z", "e", "g", "g/h"];
-        if layerfs::walk(&up).unwrap().iter().all(|n| !n.is_whiteout()) {
-            want.splice(1..1, ["a", "a/x"]);
-        }
-        assert_eq!(got, want);
-        let merged = merge(&layers).unwrap();
-        assert_eq!(
-            merged[0].meta.mode() & 0o7777,
-            0o711,
-            "the root is the top layer's"
-        );
-        let e = merged.iter().find(|m| m.rel == b"e").unwrap();
-        assert!(e.meta.is_file() && e.layer == 1);
-    }
-
-    #[test]
-    fn layers_with_overlayfs_metacopy_files_are_refused() {
-        let d = tempfile::tempdir().unwrap();
-        fs::write(d.path().join("f"), "").unwrap();
-        set_xattr(&d.path().join("f"), "trusted.overlay.metacopy", b"").unwrap();
-        let e = merge(&[d.path().to_path_buf()]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!(
-                "{}: layer uses overlayfs `trusted.overlay.metacopy`, which an export cannot \
-                 follow; mount overlays with redirect_dir=off,metacopy=off",
-                d.path().join("f").display()
-            )
-        );
-    }
-
-    #[test]
-    fn sorting_is_by_path_bytes_with_parents_first() {
-        let d = tempfile::tempdir().unwrap();
-        for p in ["a/b", "a-c", "a.d/e"] {
-            let p = d.path().join(p);
-            fs::create_dir_all(p.parent().unwrap()).unwrap();
-            fs::write(p, "").unwrap();
-        }
-        assert_eq!(
-            rels(&[d.path().to_path_buf()]),
-            ["", "a", "a-c", "a.d", "a.d/e", "a/b"]
-        );
-    }
-
-    #[test]
-    fn a_layer_that_is_not_a_folder_is_refused() {
-        let d = tempfile::tempdir().unwrap();
-        let f = d.path().join("file");
-        fs::write(&f, "").unwrap();
-        let e = merge(std::slice::from_ref(&f)).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!("{}: a layer must be a folder", f.display())
         );
     }
 }
