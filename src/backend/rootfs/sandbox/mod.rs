@@ -18,16 +18,21 @@
 //! host's kernel and network. Only build code you would run on the host yourself.
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+mod mounts;
+mod files;
+
+use files::{copy_files_into, install_script};
+use mounts::{check, enter_private_mount_namespace, loopback_up, overlay_options, umount};
+pub use mounts::{mount, overlay_works};
 
 /// What a sandbox does, written by the parent as JSON into the build's private work folder.
 /// Secret values are never in it: `secret_names` are read from the sandbox's environment.
@@ -213,43 +218,7 @@ impl Sandbox<'_> {
         }
         self.mount_point("proc", false)?;
         if let Some(dev) = self.mount_point("dev", false)? {
-            self.mount(
-                Some("dev"),
-                &dev,
-                Some("tmpfs"),
-                libc::MS_NOSUID,
-                Some("mode=0755,size=64k"),
-            )?;
-            for node in ["null", "zero", "full", "random", "urandom", "tty"] {
-                let target = dev.join(node);
-                fs::write(&target, b"")?;
-                self.mount(
-                    Some(&format!("/dev/{node}")),
-                    &target,
-                    None,
-                    libc::MS_BIND,
-                    None,
-                )?;
-            }
-            for dir in ["pts", "shm"] {
-                fs::create_dir(dev.join(dir))?;
-            }
-            self.mount(
-                Some("devpts"),
-                &dev.join("pts"),
-                Some("devpts"),
-                libc::MS_NOSUID | libc::MS_NOEXEC,
-                Some("newinstance,ptmxmode=0666,mode=0620"),
-            )?;
-            self.mount(
-                Some("shm"),
-                &dev.join("shm"),
-                Some("tmpfs"),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                Some("mode=1777"),
-            )?;
-            std::os::unix::fs::symlink("pts/ptmx", dev.join("ptmx"))?;
-            std::os::unix::fs::symlink("/proc/self/fd", dev.join("fd"))?;
+            self.mount_dev(&dev)?;
         }
         if let Some(sys) = self.mount_point("sys", false)? {
             // Best effort: sysfs cannot be mounted in every container.
@@ -276,13 +245,61 @@ impl Sandbox<'_> {
                 )?;
             }
         }
-        let building = self.building();
+        self.stage_host_files(&root)?;
+        self.make_stage(&root)
+    }
+
+    /// A small `/dev` of the sandbox's own: a tmpfs with the harmless nodes bound from the
+    /// host's, its own `devpts` and `shm`.
+    fn mount_dev(&mut self, dev: &Path) -> io::Result<()> {
+        self.mount(
+            Some("dev"),
+            dev,
+            Some("tmpfs"),
+            libc::MS_NOSUID,
+            Some("mode=0755,size=64k"),
+        )?;
+        for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+            let target = dev.join(node);
+            fs::write(&target, b"")?;
+            self.mount(
+                Some(&format!("/dev/{node}")),
+                &target,
+                None,
+                libc::MS_BIND,
+                None,
+            )?;
+        }
+        for dir in ["pts", "shm"] {
+            fs::create_dir(dev.join(dir))?;
+        }
+        self.mount(
+            Some("devpts"),
+            &dev.join("pts"),
+            Some("devpts"),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=0620"),
+        )?;
+        self.mount(
+            Some("shm"),
+            &dev.join("shm"),
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some("mode=1777"),
+        )?;
+        std::os::unix::fs::symlink("pts/ptmx", dev.join("ptmx"))?;
+        std::os::unix::fs::symlink("/proc/self/fd", dev.join("fd"))
+    }
+
+    /// The host's resolver for downloads, and in builds a `policy-rc.d` that keeps packages
+    /// from starting services; both are put back as they were when the sandbox ends.
+    fn stage_host_files(&mut self, root: &Path) -> io::Result<()> {
         if self.spec.host_network && root.join("etc").is_dir() {
             // The host's resolver for downloads; the image's own file comes back afterwards.
             let host = fs::read("/etc/resolv.conf").unwrap_or_default();
             self.replace_file(&root.join("etc/resolv.conf"), &host, 0o644)?;
         }
-        if building && root.join("usr/sbin").is_dir() {
+        if self.building() && root.join("usr/sbin").is_dir() {
             // No package starts a service in the build (Debian's invoke-rc.d convention).
             self.replace_file(
                 &root.join("usr/sbin/policy-rc.d"),
@@ -290,8 +307,14 @@ impl Sandbox<'_> {
                 0o755,
             )?;
         }
+        Ok(())
+    }
+
+    /// The private folder roles and tests are staged in (`/.layer` in builds), made for the
+    /// sandbox's life; an image that has one of its own is refused.
+    fn make_stage(&mut self, root: &Path) -> io::Result<()> {
         let stage = root.join(self.stage());
-        if building && fs::symlink_metadata(&stage).is_ok() {
+        if self.building() && fs::symlink_metadata(&stage).is_ok() {
             return Err(io::Error::other(format!(
                 "the image already has a /{BUILD_STAGE}, which layer uses for staging roles: remove it from the image"
             )));
@@ -574,274 +597,6 @@ fn describe(s: std::process::ExitStatus) -> String {
         (None, Some(sig)) => format!("killed by signal {sig}"),
         _ => "ended".into(),
     }
-}
-
-/// The shell commands that install `names` with the root's own package manager.
-fn install_script(root: &Path, names: &[String]) -> io::Result<String> {
-    let has = |paths: &[&str]| paths.iter().any(|p| root.join(p).exists());
-    let list: Vec<String> = names
-        .iter()
-        .map(|n| crate::backend::bundle::sh_quote(n))
-        .collect();
-    let list = list.join(" ");
-    if has(&["usr/bin/apt-get", "bin/apt-get"]) {
-        Ok(format!(
-            "export DEBIAN_FRONTEND=noninteractive; set -e; \
-             apt-get update -q; \
-             apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {list}; \
-             apt-get clean; rm -rf /var/lib/apt/lists/*"
-        ))
-    } else if has(&["sbin/apk", "usr/sbin/apk", "usr/bin/apk"]) {
-        Ok(format!("set -e; apk add --no-cache {list}"))
-    } else if has(&["usr/bin/dnf", "bin/dnf"]) {
-        Ok(format!("set -e; dnf install -y {list}; dnf clean all"))
-    } else {
-        Err(io::Error::other(format!(
-            "the image has no apt-get, apk or dnf to install {}: build it on an origin with a package manager, or drop `packages`",
-            names.join(" ")
-        )))
-    }
-}
-
-/// Copies `/.layer/role/files` onto `/` inside `root`: in a child chrooted into the root, so
-/// every path, symlinks included, resolves inside the image and never on the host.
-fn copy_files_into(root: &Path) -> io::Result<()> {
-    let c_root = CString::new(root.as_os_str().as_bytes())?;
-    // SAFETY: this process is single-threaded (it starts no thread), so the child may run
-    // ordinary code after fork; it leaves only by `_exit`.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if pid == 0 {
-        // SAFETY: chroot and chdir on NUL-terminated paths, in the child only.
-        let code = unsafe {
-            if libc::chroot(c_root.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
-                1
-            } else {
-                match copy_tree_onto(Path::new("/.layer/role/files"), Path::new("/")) {
-                    Ok(()) => 0,
-                    Err(e) => {
-                        eprintln!("layer: copying files/: {e}");
-                        1
-                    }
-                }
-            }
-        };
-        // SAFETY: ends the child without running the parent's destructors.
-        unsafe { libc::_exit(code) };
-    }
-    let mut status = 0;
-    // SAFETY: waits for our own child.
-    check(unsafe { libc::waitpid(pid, &mut status, 0) }, "waitpid")?;
-    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::other(
-            "copying the role's files/ into the image failed",
-        ))
-    }
-}
-
-/// Copies the tree `from` onto `to`: files with their permission bits and owned by root,
-/// symlinks as links; a folder that exists already (or a link to one, as `/lib -> usr/lib`)
-/// is kept as it is, mode and owner included; a file or link in the way is replaced.
-fn copy_tree_onto(from: &Path, to: &Path) -> io::Result<()> {
-    for entry in walkdir::WalkDir::new(from).min_depth(1).sort_by_file_name() {
-        let entry = entry.map_err(io::Error::other)?;
-        let rel = entry.path().strip_prefix(from).expect("below the root");
-        let target = to.join(rel);
-        let meta = entry.path().symlink_metadata()?;
-        let ft = meta.file_type();
-        if ft.is_dir() {
-            if target.is_dir() {
-                continue;
-            }
-            remove_non_dir(&target)?;
-            fs::create_dir(&target)?;
-            fs::set_permissions(&target, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-            std::os::unix::fs::lchown(&target, Some(0), Some(0))?;
-        } else if ft.is_symlink() {
-            remove_non_dir(&target)?;
-            std::os::unix::fs::symlink(fs::read_link(entry.path())?, &target)?;
-            std::os::unix::fs::lchown(&target, Some(0), Some(0))?;
-        } else if ft.is_file() {
-            remove_non_dir(&target)?;
-            fs::copy(entry.path(), &target)?;
-            std::os::unix::fs::lchown(&target, Some(0), Some(0))?;
-            fs::set_permissions(&target, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-        }
-    }
-    Ok(())
-}
-
-fn remove_non_dir(p: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => Err(io::Error::other(format!(
-            "{}: a folder in the image where the role has a file",
-            p.display()
-        ))),
-        Ok(_) => fs::remove_file(p),
-        Err(_) => Ok(()),
-    }
-}
-
-/// Enters new namespaces (`flags` holds `CLONE_NEWNS`) and makes every mount private, so that
-/// nothing mounted from here on is seen outside. Only for a process that has started no
-/// thread (the sandbox, the probe).
-fn enter_private_mount_namespace(flags: libc::c_int) -> io::Result<()> {
-    // SAFETY: unshare(2) with namespace flags, in a single-threaded process.
-    check(unsafe { libc::unshare(flags) }, "unshare")?;
-    mount(
-        None,
-        Path::new("/"),
-        None,
-        libc::MS_REC | libc::MS_PRIVATE,
-        None,
-    )
-}
-
-/// The options of an overlay of `lower` (top first) under `upper`. No redirects or
-/// metadata-only copy-ups: a layer must hold whole files and real folders, so that it stacks
-/// anywhere and exports as it is.
-fn overlay_options(lower: &[PathBuf], upper: &Path, work: &Path) -> String {
-    let lower: Vec<String> = lower
-        .iter()
-        .map(|p| escape_overlay(&p.display().to_string()))
-        .collect();
-    format!(
-        "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
-        lower.join(":"),
-        escape_overlay(&upper.display().to_string()),
-        escape_overlay(&work.display().to_string())
-    )
-}
-
-/// Escapes `:`, `,` and `\` in an overlay mount option value.
-fn escape_overlay(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, ':' | ',' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn check(r: libc::c_int, what: &str) -> io::Result<()> {
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        Err(io::Error::new(e.kind(), format!("{what}: {e}")))
-    } else {
-        Ok(())
-    }
-}
-
-pub fn mount(
-    src: Option<&str>,
-    target: &Path,
-    fstype: Option<&str>,
-    flags: libc::c_ulong,
-    data: Option<&str>,
-) -> io::Result<()> {
-    let c = |s: &str| CString::new(s).map_err(io::Error::other);
-    let src = src.map(c).transpose()?;
-    let fstype = fstype.map(c).transpose()?;
-    let data = data.map(c).transpose()?;
-    let t = CString::new(target.as_os_str().as_bytes())?;
-    // SAFETY: NUL-terminated strings or null pointers, as mount(2) takes them.
-    let r = unsafe {
-        libc::mount(
-            src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-            t.as_ptr(),
-            fstype.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-            flags,
-            data.as_ref()
-                .map_or(std::ptr::null(), |s| s.as_ptr().cast()),
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        let e = io::Error::last_os_error();
-        Err(io::Error::new(
-            e.kind(),
-            format!(
-                "mounting {} on {}: {e}",
-                fstype
-                    .as_ref()
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "a bind mount".into()),
-                target.display()
-            ),
-        ))
-    }
-}
-
-fn umount(target: &Path) -> io::Result<()> {
-    let t = CString::new(target.as_os_str().as_bytes())?;
-    // SAFETY: a NUL-terminated path.
-    let r = unsafe { libc::umount2(t.as_ptr(), libc::MNT_DETACH) };
-    if r == 0 {
-        Ok(())
-    } else {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EINVAL) {
-            return Ok(()); // not mounted
-        }
-        Err(io::Error::new(
-            e.kind(),
-            format!("unmounting {}: {e}", target.display()),
-        ))
-    }
-}
-
-/// Brings the loopback interface of a new network namespace up.
-fn loopback_up() -> io::Result<()> {
-    // SAFETY: a socket for the ioctl, closed below; the ifreq is zeroed and its name set.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut ifr: libc::ifreq = std::mem::zeroed();
-        for (i, b) in b"lo".iter().enumerate() {
-            ifr.ifr_name[i] = *b as libc::c_char;
-        }
-        let mut r = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr);
-        if r == 0 {
-            ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-            r = libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr);
-        }
-        let e = io::Error::last_os_error();
-        libc::close(fd);
-        if r != 0 {
-            return Err(io::Error::new(
-                e.kind(),
-                format!("bringing up loopback: {e}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Whether overlayfs can be mounted with an upper directory in `dir` (a folder on the cache's
-/// filesystem); runs in a throwaway mount namespace.
-pub fn overlay_works(dir: &Path) -> io::Result<()> {
-    for d in ["lower", "upper", "work", "merged"] {
-        fs::create_dir_all(dir.join(d))?;
-    }
-    let data = overlay_options(&[dir.join("lower")], &dir.join("upper"), &dir.join("work"));
-    enter_private_mount_namespace(libc::CLONE_NEWNS)?;
-    mount(
-        Some("layer"),
-        &dir.join("merged"),
-        Some("overlay"),
-        0,
-        Some(&data),
-    )?;
-    umount(&dir.join("merged"))
 }
 
 /// Environment of every command in a sandbox: a fixed `PATH`, `HOME`, `LANG`, `TERM`, then
