@@ -280,71 +280,35 @@ pub fn compute_with_pins(
             }
         }
     }
-    let backends: BTreeMap<&str, BackendInputs> = project
-        .backends
-        .iter()
-        .map(|(name, b)| (name.as_str(), backend_inputs(b, scanned)))
-        .collect();
-    let key_of = |i: usize, keys: &[Option<ImageKey>]| -> ImageKey {
-        let image = &project.images[i];
-        let base = match (strategy, &image.base) {
-            (Strategy::Deep, Base::Parent(_)) if pinned.get(i).is_some_and(Option::is_some) => {
-                BaseInputs::Parent {
-                    key: pinned[i].clone().expect("checked"),
-                }
-            }
-            (Strategy::Deep, Base::Parent(_)) => {
-                let p = graph.parent[ImageId::new(i)].expect("parent resolved");
-                BaseInputs::Parent {
-                    key: keys[p.index()]
-                        .as_ref()
-                        .expect("parents are keyed first")
-                        .key
-                        .clone(),
-                }
-            }
-            (Strategy::Deep, Base::Origin(o)) => BaseInputs::Origin {
-                identity: origin_ids[o.as_str()].clone(),
-            },
-            (Strategy::Shallow, _) => {
-                let root = &project.images[graph.chain(ImageId::new(i))[0].index()];
-                let o = root.origin().expect("a chain starts at an origin");
-                BaseInputs::Origin {
-                    identity: origin_ids[o].clone(),
-                }
-            }
-        };
-        let chain = match strategy {
-            Strategy::Deep => vec![decl_inputs(image)],
-            Strategy::Shallow => graph
-                .chain(ImageId::new(i))
-                .iter()
-                .map(|&c| decl_inputs(&project.images[c.index()]))
-                .collect(),
-        };
-        let roles = graph
-            .applied_roles(ImageId::new(i), strategy)
+    let keyer = Keyer {
+        project,
+        graph,
+        strategy,
+        scanned,
+        pinned,
+        origin_ids,
+        backends: project
+            .backends
             .iter()
-            .map(|r| RoleInputs {
-                name: r.clone(),
-                tree: scanned.trees[r].digest.clone(),
-            })
-            .collect();
-        let inputs = Inputs {
-            schema: KEY_SCHEMA,
-            image: image.name.clone(),
-            strategy,
-            backend: backends[project.backend_of(image).name.as_str()].clone(),
-            base,
-            chain,
-            roles,
-        };
-        ImageKey {
-            key: inputs.key(),
-            inputs,
-        }
+            .map(|(name, b)| (name.as_str(), backend_inputs(b, scanned)))
+            .collect(),
     };
-    // Levels: deep keys wait for their parent's; shallow keys depend on no other key.
+    let mut keys: Vec<Option<ImageKey>> = vec![None; project.images.len()];
+    for level in key_levels(project, graph, strategy) {
+        let done: Vec<ImageKey> = level.par_iter().map(|&i| keyer.key_of(i, &keys)).collect();
+        for (i, k) in level.into_iter().zip(done) {
+            keys[i] = Some(k);
+        }
+    }
+    Ok(keys
+        .into_iter()
+        .map(|k| k.expect("every image is keyed"))
+        .collect())
+}
+
+/// Images by level, each level keyed in parallel: deep keys wait for their parent's (a level
+/// per generation); shallow keys depend on no other key (one level).
+fn key_levels(project: &Project, graph: &Graph, strategy: Strategy) -> Vec<Vec<usize>> {
     let mut levels: Vec<Vec<usize>> = Vec::new();
     let mut depth = vec![0usize; project.images.len()];
     for i in 0..project.images.len() {
@@ -358,17 +322,86 @@ pub fn compute_with_pins(
         }
         levels[depth[i]].push(i);
     }
-    let mut keys: Vec<Option<ImageKey>> = vec![None; project.images.len()];
-    for level in levels {
-        let done: Vec<ImageKey> = level.par_iter().map(|&i| key_of(i, &keys)).collect();
-        for (i, k) in level.into_iter().zip(done) {
-            keys[i] = Some(k);
+    levels
+}
+
+/// What every image's key is made from, gathered once for a project.
+struct Keyer<'a> {
+    project: &'a Project,
+    graph: &'a Graph,
+    strategy: Strategy,
+    scanned: &'a Scanned,
+    pinned: &'a [Option<String>],
+    origin_ids: BTreeMap<&'a str, OriginIdentity>,
+    backends: BTreeMap<&'a str, BackendInputs>,
+}
+
+impl Keyer<'_> {
+    /// The key of image `i`; in deep builds its parent's key is in `keys` already.
+    fn key_of(&self, i: usize, keys: &[Option<ImageKey>]) -> ImageKey {
+        let (project, graph, strategy) = (self.project, self.graph, self.strategy);
+        let image = &project.images[i];
+        let chain = match strategy {
+            Strategy::Deep => vec![decl_inputs(image)],
+            Strategy::Shallow => graph
+                .chain(ImageId::new(i))
+                .iter()
+                .map(|&c| decl_inputs(&project.images[c.index()]))
+                .collect(),
+        };
+        let roles = graph
+            .applied_roles(ImageId::new(i), strategy)
+            .iter()
+            .map(|r| RoleInputs {
+                name: r.clone(),
+                tree: self.scanned.trees[r].digest.clone(),
+            })
+            .collect();
+        let inputs = Inputs {
+            schema: KEY_SCHEMA,
+            image: image.name.clone(),
+            strategy,
+            backend: self.backends[project.backend_of(image).name.as_str()].clone(),
+            base: self.base(i, keys),
+            chain,
+            roles,
+        };
+        ImageKey {
+            key: inputs.key(),
+            inputs,
         }
     }
-    Ok(keys
-        .into_iter()
-        .map(|k| k.expect("every image is keyed"))
-        .collect())
+
+    /// What image `i` is built on: its parent's key (or the released build it is pinned to) in
+    /// deep builds, the origin at the root of its chain otherwise.
+    fn base(&self, i: usize, keys: &[Option<ImageKey>]) -> BaseInputs {
+        let image = &self.project.images[i];
+        match (self.strategy, &image.base) {
+            (Strategy::Deep, Base::Parent(_)) => match self.pinned.get(i).cloned().flatten() {
+                Some(key) => BaseInputs::Parent { key },
+                None => {
+                    let p = self.graph.parent[ImageId::new(i)].expect("parent resolved");
+                    BaseInputs::Parent {
+                        key: keys[p.index()]
+                            .as_ref()
+                            .expect("parents are keyed first")
+                            .key
+                            .clone(),
+                    }
+                }
+            },
+            (Strategy::Deep, Base::Origin(o)) => BaseInputs::Origin {
+                identity: self.origin_ids[o.as_str()].clone(),
+            },
+            (Strategy::Shallow, _) => {
+                let root = &self.project.images[self.graph.chain(ImageId::new(i))[0].index()];
+                let o = root.origin().expect("a chain starts at an origin");
+                BaseInputs::Origin {
+                    identity: self.origin_ids[o].clone(),
+                }
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -458,6 +491,14 @@ pub fn diff(
             new: new.base.clone(),
         });
     }
+    diff_chains(old, new, same_strategy, &mut out);
+    diff_roles(old, new, old_tree, new_tree, &mut out);
+    out
+}
+
+/// What changed in the chain of declarations: which images, or a field of one (version, roles,
+/// packages, each `[vars]` entry). Across strategies only the image's own declaration compares.
+fn diff_chains(old: &Inputs, new: &Inputs, same_strategy: bool, out: &mut Vec<Change>) {
     let (old_chain, new_chain) = if same_strategy {
         (&old.chain[..], &new.chain[..])
     } else {
@@ -499,6 +540,16 @@ pub fn diff(
             }
         }
     }
+}
+
+/// Roles added, changed (with the files that changed, when both trees are known) and removed.
+fn diff_roles(
+    old: &Inputs,
+    new: &Inputs,
+    old_tree: &dyn Fn(&str) -> Option<Tree>,
+    new_tree: &dyn Fn(&str) -> Option<Tree>,
+    out: &mut Vec<Change>,
+) {
     for r in &new.roles {
         match old.roles.iter().find(|o| o.name == r.name) {
             None => out.push(Change::RoleAdded {
@@ -524,7 +575,6 @@ pub fn diff(
             });
         }
     }
-    out
 }
 
 /// Compact JSON of a value, for showing old and new declaration values.
