@@ -196,48 +196,18 @@ fn test_one(
         // A fresh instance for every test: one test's traces (a first boot's host keys, a
         // started service) never reach another.
         let mut outcomes = Vec::new();
-        for (n, (name, role, script)) in declared.iter().enumerate() {
+        for (n, test) in declared.iter().enumerate() {
             let dir = work.join(format!("{n:03}"));
-            let results_dir = dir.join("results");
-            fs::create_dir_all(&results_dir)
-                .map_err(|e| format!("{}: {e}", results_dir.display()))?;
-            let spec = sandbox::Spec {
-                root: PathBuf::new(),
-                overlay: None,
-                hostname: image.name.clone(),
-                host_network: false,
-                env: env.clone(),
-                secret_names: vec![],
-                steps: vec![Step::Test {
-                    name: name.clone(),
-                    role: role.clone(),
-                    script: script.clone(),
-                    timeout_secs,
-                }],
-                results: Some(results_dir.clone()),
+            let instance = Instance {
+                backend,
+                stack: &stack,
+                hostname: &image.name,
+                env: &env,
+                timeout_secs,
+                log: &log,
+                procs,
             };
-            let ok =
-                backend.run_sandbox(&stack, None, &dir.join("sandbox"), spec, &[], &log, procs)?;
-            let parsed: Vec<TestResult> = fs::read(results_dir.join("results.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
-            let Some(t) = parsed.into_iter().next() else {
-                return Err(format!(
-                    "the instance for test `{name}` failed{}; see the log",
-                    if ok { "" } else { " to start" }
-                ));
-            };
-            outcomes.push(TestOutcome {
-                output: String::from_utf8_lossy(
-                    &fs::read(results_dir.join("000.out")).unwrap_or_default(),
-                )
-                .into_owned(),
-                name: t.name,
-                passed: t.passed,
-                status: t.status,
-                duration_ms: t.duration_ms,
-            });
+            outcomes.push(instance.run(test, &dir)?);
             let _ = crate::fsutil::remove_tree(&dir);
         }
         Ok(outcomes)
@@ -266,6 +236,73 @@ fn test_one(
         log: log_str,
         error,
         release_status: status,
+    }
+}
+
+/// A throwaway instance of a build for one test: its stack, environment and limits.
+struct Instance<'a> {
+    backend: &'a RootfsBackend<'a>,
+    stack: &'a super::Stack,
+    hostname: &'a str,
+    env: &'a [(String, String)],
+    timeout_secs: u64,
+    log: &'a Mutex<fs::File>,
+    procs: &'a Procs,
+}
+
+impl Instance<'_> {
+    /// Runs test `(name, role, script)` in a new instance made in `dir`, and reads its result.
+    fn run(
+        &self,
+        (name, role, script): &(String, Option<PathBuf>, String),
+        dir: &std::path::Path,
+    ) -> std::result::Result<TestOutcome, String> {
+        let results_dir = dir.join("results");
+        fs::create_dir_all(&results_dir).map_err(|e| format!("{}: {e}", results_dir.display()))?;
+        let spec = sandbox::Spec {
+            root: PathBuf::new(),
+            overlay: None,
+            hostname: self.hostname.to_string(),
+            host_network: false,
+            env: self.env.to_vec(),
+            secret_names: vec![],
+            steps: vec![Step::Test {
+                name: name.clone(),
+                role: role.clone(),
+                script: script.clone(),
+                timeout_secs: self.timeout_secs,
+            }],
+            results: Some(results_dir.clone()),
+        };
+        let ok = self.backend.run_sandbox(
+            self.stack,
+            None,
+            &dir.join("sandbox"),
+            spec,
+            &[],
+            self.log,
+            self.procs,
+        )?;
+        let parsed: Vec<TestResult> = fs::read(results_dir.join("results.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let Some(t) = parsed.into_iter().next() else {
+            return Err(format!(
+                "the instance for test `{name}` failed{}; see the log",
+                if ok { "" } else { " to start" }
+            ));
+        };
+        Ok(TestOutcome {
+            output: String::from_utf8_lossy(
+                &fs::read(results_dir.join("000.out")).unwrap_or_default(),
+            )
+            .into_owned(),
+            name: t.name,
+            passed: t.passed,
+            status: t.status,
+            duration_ms: t.duration_ms,
+        })
     }
 }
 
