@@ -280,23 +280,11 @@ pub fn make(
     };
     let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
     for inst in instances {
-        let (image, version, record) = match (&inst.image, &inst.version, &inst.artifact) {
-            (Some(i), Some(v), _) => (i.clone(), short(v).to_string(), find(i, v)),
-            (_, _, Some(a)) => match by_artifact.get(a.as_str()) {
-                Some(r) => (r.name.clone(), short(&r.version).to_string(), Some(*r)),
-                None => {
-                    report.unmatched.push((
-                        format!("{} (`{}`)", inst.at, inst.instance),
-                        format!("artifact `{a}` is in no record"),
-                    ));
-                    continue;
-                }
-            },
-            _ => {
-                report.unmatched.push((
-                    format!("{} (`{}`)", inst.at, inst.instance),
-                    "names neither an image and a version nor an artifact".into(),
-                ));
+        let at = || format!("{} (`{}`)", inst.at, inst.instance);
+        let (image, version, record) = match identify(inst, &by_artifact, &find) {
+            Ok(found) => found,
+            Err(why) => {
+                report.unmatched.push((at(), why));
                 continue;
             }
         };
@@ -306,9 +294,7 @@ pub fn make(
             } else {
                 format!("the cache has no record of `{image}`")
             };
-            report
-                .unmatched
-                .push((format!("{} (`{}`)", inst.at, inst.instance), what));
+            report.unmatched.push((at(), what));
         }
         report.total += 1;
         *counts.entry((image.clone(), version.clone())).or_default() += 1;
@@ -318,24 +304,15 @@ pub fn make(
             version: version.clone(),
             why,
         };
-
         if let Some(why) = needs_rebuild(&image, &version, record, &opts.fixed_in, &find) {
             report.rebuild.push(listed(why));
         }
-        if let (Some((limit, text)), Some(now)) = (&opts.max_age, opts.now) {
-            match record.and_then(|r| r.built_at_time().map(|t| (r, t))) {
-                Some((r, built)) => {
-                    if now.duration_since(built).unwrap_or_default() > *limit {
-                        report.expired.push(listed(format!(
-                            "built {}, more than {text} ago",
-                            r.built_at
-                        )));
-                    }
-                }
-                None => report
-                    .undated
-                    .push(listed("no record: build date unknown".into())),
-            }
+        match too_old(record, opts) {
+            Some(Age::Expired(why)) => report.expired.push(listed(why)),
+            Some(Age::Undated) => report
+                .undated
+                .push(listed("no record: build date unknown".into())),
+            None => {}
         }
     }
     let mut rows: Vec<Row> = counts
@@ -361,6 +338,43 @@ pub fn make(
         l.sort_by(|a, b| a.instance.cmp(&b.instance));
     }
     report
+}
+
+/// The build an instance runs, as (image, short version, record if known): named by image and
+/// version, or by artifact id. `Err` says why it names none.
+fn identify<'a>(
+    inst: &Instance,
+    by_artifact: &BTreeMap<&str, &'a Record>,
+    find: &dyn Fn(&str, &str) -> Option<&'a Record>,
+) -> std::result::Result<(String, String, Option<&'a Record>), String> {
+    match (&inst.image, &inst.version, &inst.artifact) {
+        (Some(i), Some(v), _) => Ok((i.clone(), short(v).to_string(), find(i, v))),
+        (_, _, Some(a)) => match by_artifact.get(a.as_str()) {
+            Some(r) => Ok((r.name.clone(), short(&r.version).to_string(), Some(*r))),
+            None => Err(format!("artifact `{a}` is in no record")),
+        },
+        _ => Err("names neither an image and a version nor an artifact".into()),
+    }
+}
+
+/// How an instance's build fares against `--max-age`.
+enum Age {
+    /// Older than the limit: when it was built.
+    Expired(String),
+    /// No record, so no build date.
+    Undated,
+}
+
+/// The age verdict of a build under `--max-age`; `None` without a limit or when young enough.
+fn too_old(record: Option<&Record>, opts: &Options) -> Option<Age> {
+    let (Some((limit, text)), Some(now)) = (&opts.max_age, opts.now) else {
+        return None;
+    };
+    match record.and_then(|r| r.built_at_time().map(|t| (r, t))) {
+        Some((r, built)) => (now.duration_since(built).unwrap_or_default() > *limit)
+            .then(|| Age::Expired(format!("built {}, more than {text} ago", r.built_at))),
+        None => Some(Age::Undated),
+    }
 }
 
 /// Why an instance of `image` `version` needs a rebuild after the fixes, if it does: it runs
