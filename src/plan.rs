@@ -79,6 +79,9 @@ pub enum Reason {
     MissingArtifact {
         detail: String,
     },
+    /// With `--since`: the key is the one the revision has, but no cache holds a build of it
+    /// (no record, or an unusable one); built for want of a cache, not for a change.
+    NotCached,
 }
 
 impl Reason {
@@ -112,6 +115,7 @@ impl Reason {
             }
             Reason::Forced => "forced".into(),
             Reason::MissingArtifact { detail } => format!("artifact missing: {detail}"),
+            Reason::NotCached => "not cached".into(),
         }
     }
 }
@@ -159,6 +163,8 @@ pub struct SinceInfo {
     pub commit: String,
     /// Images declared at the revision and no longer.
     pub removed: Vec<String>,
+    /// Images whose key differs from their key at the revision (new ones included).
+    pub changed: Vec<String>,
 }
 
 impl Plan {
@@ -424,8 +430,17 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
         }
         for i in 0..n {
             selected[i] &= below_changed[ImageId::new(i)];
-            if !reasons[i].is_empty() && !since[i].is_empty() {
+            if reasons[i].is_empty() {
+                continue;
+            }
+            // Stale: why, relative to the revision. The same key as there and no usable
+            // record of it: stale only for want of a cache.
+            if !since[i].is_empty() {
                 reasons[i] = since[i].clone();
+            } else if matches!(input.lookups[i], Lookup::Missing | Lookup::Unusable(_))
+                || matches!(reasons[i][..], [Reason::MissingArtifact { .. }])
+            {
+                reasons[i] = vec![Reason::NotCached];
             }
         }
     }

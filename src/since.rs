@@ -112,7 +112,7 @@ pub fn compare(ws: &Workspace, at: &AtRevision) -> Since {
             let changes = key::diff(&old.inputs, &new.inputs, &old_tree, &new_tree);
             plan::reasons_from(&input, i, &changes)
         })
-        .collect();
+        .collect::<Vec<Vec<Reason>>>();
     let removed = then
         .as_ref()
         .map(|t| {
@@ -124,11 +124,20 @@ pub fn compare(ws: &Workspace, at: &AtRevision) -> Since {
                 .collect()
         })
         .unwrap_or_default();
+    let changed = ws
+        .project
+        .images
+        .iter()
+        .zip(&reasons)
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(i, _)| i.name.clone())
+        .collect();
     Since {
         info: SinceInfo {
             rev: at.rev.clone(),
             commit: at.commit.clone(),
             removed,
+            changed,
         },
         reasons,
     }
