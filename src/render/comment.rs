@@ -238,8 +238,7 @@ fn headline(plan: &Plan, since: &str) -> String {
         }
         return out;
     };
-    let changed: std::collections::HashSet<&str> =
-        si.changed.iter().map(String::as_str).collect();
+    let changed: std::collections::HashSet<&str> = si.changed.iter().map(String::as_str).collect();
     let is_changed = |i: &&PlannedImage| changed.contains(i.name.as_str());
     let not_cached = |i: &&PlannedImage| i.reasons == [Reason::NotCached];
     let build_changed = plan.to_build().filter(is_changed).count();

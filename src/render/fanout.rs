@@ -77,7 +77,7 @@ pub fn plan_gitlab(plan: &Plan) -> String {
             out,
             "# layer plan ({strategy}): nothing to build.\n\
              # GitLab refuses a child pipeline without jobs, so this one has a job that does nothing.\n\
-             \"nothing to build\":\n  script:\n    - echo \"layer plan: nothing to build\""
+             \"nothing to build\":\n  script:\n    - echo \"nothing to build\""
         );
         return out;
     }
