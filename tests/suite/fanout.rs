@@ -1,6 +1,6 @@
 //! CI fan-out: `layer plan --format matrix|gitlab` (the images to build as CI jobs), the jobs
 //! run as a CI would run them, what `--since` says of a pull request on a runner without a
-//! cache.
+//! cache, and doc/ci.md's YAML.
 
 use std::collections::BTreeMap;
 
@@ -148,6 +148,8 @@ fn a_partly_stale_estate_builds_the_stale_images_only() {
     assert_eq!(jobs["build:app"].needs, Some(vec![]));
     assert_eq!(jobs["build:svc"].needs, Some(vec!["build:app".to_string()]));
     assert_eq!(jobs.len(), 2);
+    // doc/ci.md shows this very pipeline.
+    assert!(doc_ci().contains(&yaml), "doc/ci.md shows:\n{yaml}");
 }
 
 #[test]
@@ -399,4 +401,59 @@ fn an_unchanged_image_built_for_another_reason_is_named_apart() {
         "{md}"
     );
     assert!(!md.contains("Not cached"), "{md}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// doc/ci.md
+
+fn doc_ci() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/doc/ci.md")).unwrap()
+}
+
+/// The fenced YAML blocks of doc/ci.md.
+fn yaml_blocks(doc: &str) -> Vec<&str> {
+    let mut blocks = Vec::new();
+    let mut rest = doc;
+    while let Some(start) = rest.find("```yaml\n") {
+        let body = &rest[start + 8..];
+        let end = body.find("\n```").expect("a closed block");
+        blocks.push(&body[..=end]);
+        rest = &body[end..];
+    }
+    blocks
+}
+
+#[test]
+fn the_yaml_examples_of_doc_ci_parse() {
+    let doc = doc_ci();
+    let blocks = yaml_blocks(&doc);
+    assert!(
+        blocks.len() >= 4,
+        "doc/ci.md shows its workflows: {}",
+        blocks.len()
+    );
+    for yaml in &blocks {
+        let parsed: serde_json::Value =
+            serde_norway::from_str(yaml).unwrap_or_else(|e| panic!("{e}:\n{yaml}"));
+        assert!(parsed.is_object(), "a mapping:\n{yaml}");
+    }
+    // The defaults put in front of a generated pipeline make one pipeline with both.
+    let find = |first: &str| {
+        *blocks
+            .iter()
+            .find(|b| b.starts_with(first))
+            .unwrap_or_else(|| panic!("a block starting `{first}`"))
+    };
+    let whole = format!(
+        "{}{}",
+        find("# .gitlab/layer-defaults.yml"),
+        find("# layer plan (deep)")
+    );
+    let parsed: serde_json::Value = serde_norway::from_str(&whole).unwrap();
+    assert!(parsed["default"]["image"].is_string(), "{whole}");
+    assert_eq!(
+        parsed["build:svc"]["needs"],
+        json!(["build:app"]),
+        "{whole}"
+    );
 }
