@@ -93,7 +93,7 @@ fn gitlab(p: &Project, extra: &[&str]) -> (String, BTreeMap<String, Job>) {
 fn job(stage: &str, needs: &[&str], script: &str) -> Job {
     Job {
         stage: Some(stage.into()),
-        needs: Some(needs.iter().map(|s| s.to_string()).collect()),
+        needs: Some(needs.iter().map(ToString::to_string).collect()),
         script: vec![script.into()],
     }
 }
