@@ -5,7 +5,9 @@
 //! digests them on disk, and its keys are computed by the same [`key::compute`]. An image whose
 //! key differs, or that REF did not have, is changed; the reasons are [`key::diff`] of the two
 //! [`key::Inputs`] put into words by the plan (`plan::reasons_from`), so they cannot disagree
-//! with the keys. Images that REF had and the work tree has not are listed as removed.
+//! with the keys. Images that REF had and the work tree has not are listed as removed, and the
+//! changed ones by name (`SinceInfo::changed`), so a plan can tell the change itself from
+//! what is built only because no cache holds it (`Reason::NotCached`, decided in `plan::make`).
 //!
 //! Nothing is checked out, nothing is written, and no process is started.
 
