@@ -79,6 +79,9 @@ pub enum Reason {
     MissingArtifact {
         detail: String,
     },
+    /// With `--since`: the key is the one the revision has, but no cache holds a build of it
+    /// (no record, or an unusable one); built for want of a cache, not for a change.
+    NotCached,
 }
 
 impl Reason {
@@ -112,6 +115,7 @@ impl Reason {
             }
             Reason::Forced => "forced".into(),
             Reason::MissingArtifact { detail } => format!("artifact missing: {detail}"),
+            Reason::NotCached => "not cached".into(),
         }
     }
 }
@@ -159,6 +163,8 @@ pub struct SinceInfo {
     pub commit: String,
     /// Images declared at the revision and no longer.
     pub removed: Vec<String>,
+    /// Images whose key differs from their key at the revision (new ones included).
+    pub changed: Vec<String>,
 }
 
 impl Plan {
@@ -424,8 +430,17 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
         }
         for i in 0..n {
             selected[i] &= below_changed[ImageId::new(i)];
-            if !reasons[i].is_empty() && !since[i].is_empty() {
+            if reasons[i].is_empty() {
+                continue;
+            }
+            // Stale: why, relative to the revision. The same key as there and no usable
+            // record of it: stale only for want of a cache.
+            if !since[i].is_empty() {
                 reasons[i] = since[i].clone();
+            } else if matches!(input.lookups[i], Lookup::Missing | Lookup::Unusable(_))
+                || matches!(reasons[i][..], [Reason::MissingArtifact { .. }])
+            {
+                reasons[i] = vec![Reason::NotCached];
             }
         }
     }
@@ -909,5 +924,54 @@ mod tests {
         // Shallow keys flatten the chain: svc applies base, java and web.
         assert_eq!(p.images[3].roles, ["base", "java", "web"]);
         assert_ne!(keys[3].key, w.keys[3].key);
+    }
+
+    #[test]
+    fn since_an_unchanged_image_no_cache_holds_is_not_cached_and_other_reasons_stay() {
+        let app = Reason::RoleChanged {
+            role: "java".into(),
+            paths: vec!["roles/java/provision.sh".into()],
+        };
+        let since = Selection {
+            since: Some(vec![
+                vec![],
+                vec![app.clone()],
+                vec![],
+                vec![Reason::ParentChanged {
+                    parent: "app".into(),
+                }],
+            ]),
+            ..Default::default()
+        };
+        let reasons =
+            |p: &Plan| -> Vec<Vec<Reason>> { p.images.iter().map(|i| i.reasons.clone()).collect() };
+        // `base` never built, `app` changed since the revision: `base` is built, not cached.
+        let mut w = World::new("java 17", "java 21");
+        w.lookups[0] = Lookup::Missing;
+        w.history.latest.remove("base");
+        let p = w.plan(&since);
+        assert_eq!(
+            actions(&p),
+            [
+                ("base", Action::Build, Some(0)),
+                ("app", Action::Build, Some(1)),
+                ("node", Action::Skip, None),
+                ("svc", Action::Build, Some(2))
+            ]
+        );
+        assert_eq!(p.images[0].reasons, [Reason::NotCached]);
+        assert_eq!(p.images[1].reasons, std::slice::from_ref(&app));
+        // A record whose artifact is gone holds nothing either.
+        let mut w = World::new("java 17", "java 21");
+        w.history.gone.push("base".into());
+        assert_eq!(reasons(&w.plan(&since))[0], [Reason::NotCached]);
+        // Expired is a reason of its own, not a want of cache.
+        let w = World::new("java 17", "java 21");
+        let p = w.plan(&Selection {
+            max_age: Some((Duration::from_secs(86_400), "1d".to_string())),
+            ..since
+        });
+        assert!(matches!(p.images[0].reasons[..], [Reason::Expired { .. }]));
+        assert_eq!(p.images[1].reasons, [app]);
     }
 }

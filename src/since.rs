@@ -5,7 +5,9 @@
 //! digests them on disk, and its keys are computed by the same [`key::compute`]. An image whose
 //! key differs, or that REF did not have, is changed; the reasons are [`key::diff`] of the two
 //! [`key::Inputs`] put into words by the plan (`plan::reasons_from`), so they cannot disagree
-//! with the keys. Images that REF had and the work tree has not are listed as removed.
+//! with the keys. Images that REF had and the work tree has not are listed as removed, and the
+//! changed ones by name (`SinceInfo::changed`), so a plan can tell the change itself from
+//! what is built only because no cache holds it (`Reason::NotCached`, decided in `plan::make`).
 //!
 //! Nothing is checked out, nothing is written, and no process is started.
 
@@ -112,7 +114,7 @@ pub fn compare(ws: &Workspace, at: &AtRevision) -> Since {
             let changes = key::diff(&old.inputs, &new.inputs, &old_tree, &new_tree);
             plan::reasons_from(&input, i, &changes)
         })
-        .collect();
+        .collect::<Vec<Vec<Reason>>>();
     let removed = then
         .as_ref()
         .map(|t| {
@@ -124,11 +126,20 @@ pub fn compare(ws: &Workspace, at: &AtRevision) -> Since {
                 .collect()
         })
         .unwrap_or_default();
+    let changed = ws
+        .project
+        .images
+        .iter()
+        .zip(&reasons)
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(i, _)| i.name.clone())
+        .collect();
     Since {
         info: SinceInfo {
             rev: at.rev.clone(),
             commit: at.commit.clone(),
             removed,
+            changed,
         },
         reasons,
     }

@@ -123,7 +123,7 @@ impl From<StrategyArg> for Strategy {
     }
 }
 
-/// `--format text|json|markdown` of `plan` and `report`.
+/// `--format text|json|markdown` of `report` (`plan` has more: `cli::plan::PlanFormat`).
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum TextFormat {
     Text,

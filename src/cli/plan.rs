@@ -1,8 +1,8 @@
 //! `layer plan`: what a build would do, and why; and the planning `plan` and `build` share.
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
-use super::args::{Global, MaxAge, Select, TextFormat};
+use super::args::{Global, MaxAge, Select};
 use super::print::{out, pin_warnings};
 use super::resolve::{no_teardown, project_root, resolve_targets};
 use crate::error::Result;
@@ -19,13 +19,28 @@ pub struct PlanArgs {
     targets: Vec<String>,
     #[command(flatten)]
     select: Select,
-    #[arg(long, value_enum, default_value_t = TextFormat::Text)]
-    format: TextFormat,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    format: PlanFormat,
     /// Exit 1 when something would be built, 0 when nothing would
     #[arg(long)]
     exit_code: bool,
     #[command(flatten)]
     max_age: MaxAge,
+}
+
+/// `--format` of `layer plan`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PlanFormat {
+    /// An image a line, with its action, wave and reasons
+    Text,
+    /// The plan as one JSON object
+    Json,
+    /// A pull request comment: a summary, a table, a mermaid graph
+    Markdown,
+    /// The images to build by wave, for a CI job matrix: `{"waves": [[...], ...], "count": N}`
+    Matrix,
+    /// A GitLab CI child pipeline: a job per image to build, `needs:` on its parent's job
+    Gitlab,
 }
 
 pub fn run(g: &Global, args: &PlanArgs, style: Style) -> Result<i32> {
@@ -35,9 +50,11 @@ pub fn run(g: &Global, args: &PlanArgs, style: Style) -> Result<i32> {
     let plan = no_teardown(crate::since::plan(&ws, sel, since.as_ref()));
     pin_warnings(g, &ws);
     out(&match args.format {
-        TextFormat::Text => render::plan_text(&plan, style),
-        TextFormat::Json => render::json(&*plan),
-        TextFormat::Markdown => render::plan_markdown(&plan),
+        PlanFormat::Text => render::plan_text(&plan, style),
+        PlanFormat::Json => render::json(&*plan),
+        PlanFormat::Markdown => render::plan_markdown(&plan),
+        PlanFormat::Matrix => render::plan_matrix(&plan),
+        PlanFormat::Gitlab => render::plan_gitlab(&plan),
     })?;
     Ok(if args.exit_code && plan.summary.build > 0 {
         1

@@ -4,15 +4,16 @@ use std::fmt::Write;
 
 use crate::plan::{Action, Plan, PlannedImage, Reason};
 
-/// Images with a reason of their own, as opposed to those built because a parent is; those
-/// with a change to show (a role, a field, an origin) before those that are only new.
+/// Images with a reason of their own, as opposed to those built because a parent is or only
+/// for want of a cache (`not cached`); those with a change to show (a role, a field, an
+/// origin) before those that are only new.
 fn root_causes(plan: &Plan) -> Vec<&PlannedImage> {
     let mut causes: Vec<&PlannedImage> = plan
         .to_build()
         .filter(|i| {
             i.reasons
                 .iter()
-                .any(|r| !matches!(r, Reason::ParentChanged { .. }))
+                .any(|r| !matches!(r, Reason::ParentChanged { .. } | Reason::NotCached))
         })
         .collect();
     causes.sort_by_key(|i| i.reasons.iter().all(|r| matches!(r, Reason::New)));
@@ -49,7 +50,6 @@ fn name_list<'a>(names: impl Iterator<Item = &'a str>, max: usize) -> String {
 /// size: on a large estate the images to build with a reason of their own stay in view and the
 /// rest fold into `<details>`; the graph draws the images to build and their ancestors.
 pub fn plan_markdown(plan: &Plan) -> String {
-    let s = &plan.summary;
     let total = plan.images.len();
     let mut out = String::new();
     let _ = writeln!(out, "### layer plan ({})\n", plan.strategy.as_str());
@@ -64,43 +64,7 @@ pub fn plan_markdown(plan: &Plan) -> String {
             )
         })
         .unwrap_or_default();
-    if s.build == 0 {
-        let _ = writeln!(
-            out,
-            "**Nothing to build**{since}: {} of {total} images fresh, {} not selected.",
-            s.fresh, s.skip
-        );
-    } else {
-        let causes = root_causes(plan);
-        let mut why: Vec<String> = causes
-            .iter()
-            .take(MAX_CAUSES)
-            .map(|i| {
-                format!(
-                    "`{}` ({})",
-                    i.name,
-                    i.reasons
-                        .iter()
-                        .map(short_reason)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
-            .collect();
-        if causes.len() > MAX_CAUSES {
-            why.push(format!("{} more", causes.len() - MAX_CAUSES));
-        }
-        let followers = s.build - causes.len();
-        let mut line = format!(
-            "**{} of {total} images to build**{since}: {}",
-            s.build,
-            why.join("; ")
-        );
-        if followers > 0 {
-            let _ = write!(line, "; {followers} more built on a changed parent");
-        }
-        let _ = writeln!(out, "{line}.");
-    }
+    out.push_str(&headline(plan, &since));
     if let Some(si) = plan.since.as_ref().filter(|si| !si.removed.is_empty()) {
         let _ = writeln!(
             out,
@@ -246,6 +210,118 @@ pub fn plan_markdown(plan: &Plan) -> String {
         );
     }
     out
+}
+
+/// The summary: the images to build and, for the first few with a reason of their own, why.
+/// With `--since`, the images whose key changed since the revision, then apart from them the
+/// images built although unchanged: `not cached` (no cache holds their build), and any other
+/// reason (expired, revoked, forced).
+fn headline(plan: &Plan, since: &str) -> String {
+    let s = &plan.summary;
+    let total = plan.images.len();
+    let mut out = String::new();
+    let Some(si) = &plan.since else {
+        if s.build == 0 {
+            let _ = writeln!(
+                out,
+                "**Nothing to build**: {} of {total} images fresh, {} not selected.",
+                s.fresh, s.skip
+            );
+        } else {
+            let causes = root_causes(plan);
+            let line = format!(
+                "**{} of {total} images to build**: {}",
+                s.build,
+                causes_list(&causes, s.build)
+            );
+            let _ = writeln!(out, "{line}.");
+        }
+        return out;
+    };
+    let changed: std::collections::HashSet<&str> = si.changed.iter().map(String::as_str).collect();
+    let is_changed = |i: &&PlannedImage| changed.contains(i.name.as_str());
+    let not_cached = |i: &&PlannedImage| i.reasons == [Reason::NotCached];
+    let build_changed = plan.to_build().filter(is_changed).count();
+    let fresh_changed = plan
+        .images
+        .iter()
+        .filter(|i| i.action == Action::Fresh)
+        .filter(is_changed)
+        .count();
+    let built_already = match fresh_changed {
+        0 => String::new(),
+        n => format!("; {n} already built"),
+    };
+    if build_changed > 0 {
+        let causes: Vec<&PlannedImage> = root_causes(plan).into_iter().filter(is_changed).collect();
+        let _ = writeln!(
+            out,
+            "**{} of {total} images changed**{since}: {}{built_already}.",
+            build_changed + fresh_changed,
+            causes_list(&causes, build_changed)
+        );
+    } else if fresh_changed > 0 {
+        let _ = writeln!(
+            out,
+            "**Nothing to build**{since}: {fresh_changed} of {total} images changed, all built already."
+        );
+    } else if s.build == 0 {
+        let _ = writeln!(
+            out,
+            "**Nothing to build**{since}: {} of {total} images fresh, {} not selected.",
+            s.fresh, s.skip
+        );
+    } else {
+        let _ = writeln!(out, "**No image changed**{since}.");
+    }
+    let others: Vec<String> = plan
+        .to_build()
+        .filter(|i| !is_changed(i) && !not_cached(i))
+        .map(|i| format!("`{}` ({})", i.name, reasons_short(i)))
+        .collect();
+    if !others.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nAlso to build, unchanged{since}: {}.",
+            others.join("; ")
+        );
+    }
+    let uncached: Vec<&PlannedImage> = plan.to_build().filter(not_cached).collect();
+    if !uncached.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n**Not cached** (unchanged since `{}`, built only because no cache holds them): {}.",
+            md_escape(&si.rev),
+            name_list(uncached.iter().map(|i| i.name.as_str()), MAX_NAMES)
+        );
+    }
+    out
+}
+
+/// `a` (why), `b` (why) and N more; K more built on a changed parent: the first images of
+/// `causes`, of `build` images to build in all.
+fn causes_list(causes: &[&PlannedImage], build: usize) -> String {
+    let mut why: Vec<String> = causes
+        .iter()
+        .take(MAX_CAUSES)
+        .map(|i| format!("`{}` ({})", i.name, reasons_short(i)))
+        .collect();
+    if causes.len() > MAX_CAUSES {
+        why.push(format!("{} more", causes.len() - MAX_CAUSES));
+    }
+    let followers = build.saturating_sub(causes.len());
+    if followers > 0 {
+        why.push(format!("{followers} more built on a changed parent"));
+    }
+    why.join("; ")
+}
+
+fn reasons_short(i: &PlannedImage) -> String {
+    i.reasons
+        .iter()
+        .map(short_reason)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A reason for a comment: as in the text plan, with at most [`MAX_PATHS`] files per role.

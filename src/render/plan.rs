@@ -1,5 +1,7 @@
 //! `layer plan` as text: a summary line, then a line per image with its action, wave, reasons
-//! and pin; with `--since`, the images the revision had and the work tree has not.
+//! and pin; with `--since`, a line counting the images changed since the revision, those built
+//! only because they are not cached and those removed, and the images the revision had and the
+//! work tree has not.
 
 use std::fmt::Write;
 
@@ -17,9 +19,22 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         s.skip
     );
     if let Some(si) = &plan.since {
+        // The change itself: images whose key differs from the revision's; apart from them,
+        // those built only because no cache holds their (unchanged) key.
+        let names: std::collections::HashSet<&str> =
+            si.changed.iter().map(String::as_str).collect();
+        let changed = plan
+            .images
+            .iter()
+            .filter(|i| i.action != Action::Skip && names.contains(i.name.as_str()))
+            .count();
+        let not_cached = plan
+            .to_build()
+            .filter(|i| i.reasons == [Reason::NotCached])
+            .count();
         let _ = writeln!(
             out,
-            "since {} ({}): {} removed",
+            "since {} ({}): {changed} changed, {not_cached} not cached, {} removed",
             si.rev,
             &si.commit[..si.commit.len().min(12)],
             si.removed.len()

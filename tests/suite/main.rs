@@ -24,6 +24,7 @@ mod commands;
 mod engine;
 mod errors;
 mod export_lib;
+mod fanout;
 mod freshness;
 mod keys;
 mod lock;

@@ -341,7 +341,7 @@ fn a_shallow_clone_without_the_revision_says_to_fetch_more() {
     )
     .expect(0);
     let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    // The clone has no cache: `base-linux` and `app` are built too, as never built.
+    // The clone has no cache: `base-linux` and `app` are built too, as not cached.
     let changed: Vec<&str> = plan["images"]
         .as_array()
         .unwrap()
@@ -477,7 +477,7 @@ fn markdown_of_500_images_stays_short() {
         .expect(0);
     let md = out.stdout;
     assert!(md.len() < 20_000, "{} bytes:\n{md}", md.len());
-    assert!(md.contains("images to build** since `HEAD`"), "{md}");
+    assert!(md.contains("images changed** since `HEAD`"), "{md}");
     assert!(md.contains("<details><summary>"), "{md}");
     assert!(md.contains("and 7 more"), "{md}");
     // Every image to build is named somewhere.
