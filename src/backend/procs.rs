@@ -10,6 +10,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+use rustix::process::{kill_process_group, Pid, Signal};
+
 use super::Log;
 
 /// The process groups of running builds, so that an interrupt can stop them all.
@@ -27,15 +29,13 @@ impl Procs {
     /// Stops every running build: SIGTERM to each process group, and no new process starts.
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
-        self.signal_all(libc::SIGTERM);
+        self.signal_all(Signal::TERM);
     }
 
-    pub fn signal_all(&self, sig: i32) {
+    /// Sends `sig` to the process group of every running build.
+    pub fn signal_all(&self, sig: Signal) {
         for &pg in self.groups.lock().expect("no panics while locked").iter() {
-            // SAFETY: kill(2) on a process group we started; no memory is shared.
-            unsafe {
-                libc::kill(-pg, sig);
-            }
+            kill_group(pg, sig);
         }
     }
 
@@ -67,10 +67,7 @@ impl Procs {
             .expect("no panics while locked")
             .insert(pg);
         if self.cancelled() {
-            // SAFETY: as in `signal_all`.
-            unsafe {
-                libc::kill(-pg, libc::SIGTERM);
-            }
+            kill_group(pg, Signal::TERM);
         }
         let out = child.stdout.take().expect("piped");
         let err = child.stderr.take().expect("piped");
@@ -95,10 +92,7 @@ impl Procs {
             // Whatever the group's leader left behind goes with it, before the copies are
             // joined: a process left running in the background holds the pipes open, and
             // waiting for their end would wait for it.
-            // SAFETY: as in `signal_all`.
-            unsafe {
-                libc::kill(-pg, libc::SIGKILL);
-            }
+            kill_group(pg, Signal::KILL);
             status
         });
         self.groups
@@ -116,4 +110,11 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|d| d.join(program))
         .find(|p| p.is_file())
+}
+
+/// Sends `sig` to process group `pg`, one that layer started; a group already gone is fine.
+fn kill_group(pg: i32, sig: Signal) {
+    if let Some(pid) = Pid::from_raw(pg) {
+        let _ = kill_process_group(pid, sig);
+    }
 }

@@ -296,11 +296,11 @@ impl<'a> RootfsBackend<'a> {
 /// The rootfs backend mounts, chroots and makes namespaces: it needs root. Checked before any
 /// build or test starts, so that the error is one line, not a failed build per image.
 pub fn check_root(image: &str, what: &str) -> crate::error::Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if rustix::process::geteuid().is_root() {
         return Ok(());
     }
-    Err(crate::error::Error::Usage { kind: crate::error::ErrorKind::NeedsRoot,
+    Err(crate::error::Error::Usage {
+        kind: crate::error::ErrorKind::NeedsRoot,
         message: format!(
             "`{image}` is {what} with the `rootfs` backend, which needs root: it mounts file systems, makes namespaces and runs roles in a chroot"
         ),
