@@ -116,11 +116,24 @@ impl Reason {
     }
 }
 
+/// Which cache holds the record of a fresh image (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cached {
+    /// The local cache.
+    Local,
+    /// Only the remote cache: a trusted record, not downloaded yet.
+    Remote,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlannedImage {
     pub name: String,
     pub key: String,
     pub action: Action,
+    /// `fresh`: where its record is; absent for images to build or skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached: Option<Cached>,
     pub reasons: Vec<Reason>,
     pub parent: Option<String>,
     pub origin: Option<String>,
@@ -179,6 +192,11 @@ pub trait History: Sync {
     /// Whether build `version` of image `name` was revoked.
     fn revoked(&self, _name: &str, _version: &str) -> bool {
         false
+    }
+    /// A trusted record of image `name`'s current key on the remote cache, looked up (and
+    /// verified, without its blobs) before planning; only asked for images not fresh locally.
+    fn remote(&self, _name: &str) -> Option<&Record> {
+        None
     }
 }
 
@@ -441,6 +459,8 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
         }
     }
 
+    let remote = remote_fresh(input, &mut reasons, sel.max_age.as_ref());
+
     let mut actions = vec![Action::Skip; n];
     let mut waves: Vec<Option<usize>> = vec![None; n];
     for i in 0..n {
@@ -483,6 +503,11 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
                 name: image.name.clone(),
                 key: input.keys[i].key.clone(),
                 action: actions[i],
+                cached: (actions[i] == Action::Fresh).then_some(if remote[i] {
+                    Cached::Remote
+                } else {
+                    Cached::Local
+                }),
                 reasons: std::mem::take(&mut reasons[i]),
                 parent: image.parent().map(str::to_string),
                 origin: image.origin().map(str::to_string),
@@ -499,6 +524,71 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
         images,
         summary,
     }
+}
+
+/// By image: whether a trusted remote record makes it fresh where the local cache does not.
+/// Such images lose their stale reasons. A remote record is held to the rules of a local one
+/// (not revoked, not expired) and, deep, must be built on the parent build the plan stands on:
+/// the parent's local record, or its remote one when that is what makes it fresh.
+fn remote_fresh(
+    input: &PlanInput,
+    reasons: &mut [Vec<Reason>],
+    max_age: Option<&(Duration, String)>,
+) -> Vec<bool> {
+    let n = reasons.len();
+    let mut remote = vec![false; n];
+    for i in 0..n {
+        if reasons[i].is_empty() {
+            continue;
+        }
+        let image = &input.project.images[i];
+        let Some(rec) = input.history.remote(&image.name) else {
+            continue;
+        };
+        if rec.key != input.keys[i].key || Status::of(rec) == Status::Revoked {
+            continue;
+        }
+        if parent_revoked(input, rec).is_some() {
+            continue;
+        }
+        let limit = max_age.cloned().or_else(|| {
+            image
+                .max_age
+                .map(|d| (d, image.max_age_text.clone().unwrap_or_default()))
+        });
+        if let (Some((limit, _)), Some(built)) = (limit, rec.built_at_time()) {
+            if input.now.duration_since(built).unwrap_or_default() > limit {
+                continue;
+            }
+        }
+        if input.strategy == Strategy::Deep {
+            let on = |version: Option<&String>| rec.parent.as_ref().map(|r| &r.version) == version;
+            if let Some(p) = input.graph.parent[ImageId::new(i)] {
+                let p = p.index();
+                let parent = if remote[p] {
+                    input.history.remote(&input.project.images[p].name)
+                } else if reasons[p].is_empty() {
+                    match &input.lookups[p] {
+                        Lookup::Found(r) => Some(&**r),
+                        _ => None,
+                    }
+                } else {
+                    // The parent is stale: it builds, and this image with it.
+                    continue;
+                };
+                if !on(parent.map(|r| &r.version)) {
+                    continue;
+                }
+            } else if let Some(pin) = input.history.pin(&image.name) {
+                if !on(Some(&pin.version)) {
+                    continue;
+                }
+            }
+        }
+        reasons[i].clear();
+        remote[i] = true;
+    }
+    remote
 }
 
 /// One line for a file change, as `layer explain` prints it.
@@ -611,6 +701,7 @@ mod tests {
             roles,
             images,
             lock: Lock::default(),
+            remote: None,
         }
     }
 
