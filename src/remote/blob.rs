@@ -107,6 +107,7 @@ pub(super) fn unpack_file(r: impl Read, out: &Path, mode: u32, uid: u32, gid: u3
 /// Unpacks a tree blob from `r` into the new folder `root`, and reads `r` to its end (so that
 /// a caller hashing it sees every byte).
 pub(super) fn unpack_tree(r: impl Read, root: &Path) -> Result<()> {
+    fs::create_dir(root).map_err(|e| Error::io(root, e))?;
     let z = zstd::Decoder::new(r).map_err(|e| bad(root, &e))?;
     let mut archive = ::tar::Archive::new(z);
     let mut made_dirs: HashSet<Vec<u8>> = HashSet::new();
@@ -278,7 +279,7 @@ struct Meta {
 
 /// `./PATH` or `./PATH/` (or `./` for the root, as "") with plain components, as bytes;
 /// `None` for anything else (absolute, `..`, `.`, empty components).
-fn relative(name: &[u8]) -> Option<&[u8]> {
+pub(super) fn relative(name: &[u8]) -> Option<&[u8]> {
     let rest = name.strip_prefix(b"./")?;
     let rest = rest.strip_suffix(b"/").unwrap_or(rest);
     if rest.is_empty() {
