@@ -11,7 +11,7 @@ use clap::Args;
 use super::args::{Global, JsonResults, MaxAge, Select};
 use super::plan::{open, selection};
 use super::print::{out, pin_warnings};
-use super::resolve::jobs;
+use super::resolve::{connect, jobs, signer};
 use crate::backend::{Builder, CommandBackend, Procs};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec;
@@ -41,10 +41,19 @@ pub struct BuildArgs {
     json: JsonResults,
     #[command(flatten)]
     max_age: MaxAge,
+    /// Also download the selected images the remote cache makes fresh (parents that a build
+    /// stands on are always downloaded)
+    #[arg(long)]
+    pull: bool,
 }
 
 pub fn run(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
-    let (ws, since) = open(g, &args.select)?;
+    let (mut ws, since) = open(g, &args.select)?;
+    let remote = connect(g, &mut ws)?;
+    let signer = match &remote {
+        Some(_) => signer()?,
+        None => None,
+    };
     let sel = selection(&ws, &args.targets, &args.select, &args.max_age, args.force)?;
     let plan = crate::since::plan(&ws, sel, since.as_ref());
     pin_warnings(g, &ws);
@@ -74,6 +83,10 @@ pub fn run(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
         work_dir: &run.dir,
         commit: exec::git_commit(&ws.project.root, ws.cache.dir()),
         secrets,
+        remote: remote.as_ref().map(|remote| exec::Shared {
+            remote,
+            signer: signer.as_ref(),
+        }),
     };
     let report = exec::execute(
         &env,
@@ -82,6 +95,7 @@ pub fn run(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
             jobs: jobs(g),
             keep_going: args.keep_going,
             force: args.force,
+            pull: args.pull,
         },
     );
     drop(run);

@@ -1,0 +1,113 @@
+//! The remote cache's part of a run, around a worker's build: an image the remote makes fresh
+//! is pulled (downloaded and verified into the local cache) instead of built, and, with a
+//! signing key, each new build is pushed as soon as it is recorded. Neither can spoil a run:
+//! a pull that fails falls back to building the image (when a builder for it was made), and
+//! a push that fails is a warning.
+
+use std::time::Instant;
+
+use super::env::{Env, Options};
+use super::worker::{run_task, Outcome, Task};
+use crate::progress::Event;
+use crate::record::{Lookup, Record};
+
+/// One step of a run on a worker thread: a pull, or a build followed by its push.
+pub(super) fn run_step(env: &Env, task: &Task, opts: &Options) -> Outcome {
+    if task.pull {
+        return pull(env, task, opts);
+    }
+    build(env, task, opts)
+}
+
+/// Builds the image and pushes the new build.
+fn build(env: &Env, task: &Task, opts: &Options) -> Outcome {
+    let outcome = run_task(env, task, opts);
+    if let Outcome::Built(record, ..) = &outcome {
+        push(env, record);
+    }
+    outcome
+}
+
+/// Downloads the remote's record of the image and what it names, under the image's lock.
+fn pull(env: &Env, task: &Task, opts: &Options) -> Outcome {
+    let ws = env.ws;
+    let i = task.id.index();
+    let image = &ws.project.images[i];
+    let (Some(shared), Some(record)) = (&env.remote, &ws.remote[i]) else {
+        unreachable!("the executor pulls only images the remote makes fresh")
+    };
+    let started = Instant::now();
+    let pulled = {
+        let _lock = match ws.cache.lock_image(&image.name, &mut || {
+            env.progress.event(Event::Waiting { image: &image.name });
+        }) {
+            Ok(l) => l,
+            Err(e) => {
+                return Outcome::Failed {
+                    error: e.to_string(),
+                    log: None,
+                    duration: started.elapsed(),
+                }
+            }
+        };
+        if let Lookup::Found(r) = ws.cache.lookup(&image.name, &record.key) {
+            if ws.cache.artifact_exists(&r) {
+                return Outcome::Reused(r);
+            }
+        }
+        env.progress.event(Event::Pulling {
+            image: &image.name,
+            version: &record.version,
+        });
+        shared.remote.pull(record, &ws.cache)
+    };
+    match pulled {
+        Ok(()) => Outcome::Pulled(Box::new(record.clone()), started.elapsed()),
+        Err(e) => {
+            let backend = &ws.project.backend_of(image).name;
+            if !env.builders.contains_key(backend) {
+                return Outcome::Failed {
+                    error: format!("pull from the remote cache failed: {e}"),
+                    log: None,
+                    duration: started.elapsed(),
+                };
+            }
+            env.progress.event(Event::Warning {
+                message: &format!("pull of `{}` failed, building it instead: {e}", image.name),
+            });
+            build(
+                env,
+                &Task {
+                    pull: false,
+                    recheck: true,
+                    ..task.clone()
+                },
+                opts,
+            )
+        }
+    }
+}
+
+/// Pushes a new build when the run has a signing key; a failure is a warning.
+fn push(env: &Env, record: &Record) {
+    let Some(shared) = &env.remote else {
+        return;
+    };
+    let Some(signer) = shared.signer else {
+        return;
+    };
+    match shared.remote.push(record, &env.ws.cache, signer) {
+        Ok(true) => env.progress.event(Event::Pushed {
+            image: &record.name,
+            version: &record.version,
+        }),
+        // The remote already has a build of this key (another runner was first): fine.
+        Ok(false) => {}
+        Err(e) => env.progress.event(Event::Warning {
+            message: &format!(
+                "push of `{}` {} to the remote cache failed (the build is kept): {e}",
+                record.name, record.version
+            ),
+        }),
+    }
+}
