@@ -81,7 +81,7 @@ enum Command {
     Cache(cache::CacheArgs),
     /// Write a new signing key for the remote cache; print its public key
     Keygen(keygen::KeygenArgs),
-    /// Upload the current builds the remote cache lacks (needs LAYER_SIGNING_KEY)
+    /// Upload the current builds the remote cache lacks (needs `LAYER_SIGNING_KEY`)
     Push(push::PushArgs),
     /// Download the remote cache's trusted builds of the current keys
     Pull(pull::PullArgs),
