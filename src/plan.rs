@@ -623,6 +623,8 @@ mod tests {
         /// `(image, version)` of revoked builds.
         revoked: Vec<(String, String)>,
         asked: Mutex<Vec<String>>,
+        /// Trusted remote records, by name.
+        remote: BTreeMap<String, Record>,
     }
 
     impl History for FakeHistory {
@@ -638,6 +640,9 @@ mod tests {
         }
         fn revoked(&self, name: &str, version: &str) -> bool {
             self.revoked.iter().any(|(n, v)| n == name && v == version)
+        }
+        fn remote(&self, name: &str) -> Option<&Record> {
+            self.remote.get(name)
         }
     }
 
@@ -815,6 +820,108 @@ mod tests {
             .iter()
             .map(|i| (i.name.as_str(), i.action, i.wave))
             .collect()
+    }
+
+    /// `java` changed: `app` and `svc` have no local build; the remote has builds of their
+    /// current keys (`svc`'s on `parent_version` of `app`).
+    fn remote_world(parent_version: &str) -> World {
+        let mut w = World::new("java 17", "java 21");
+        let app = record(
+            "app",
+            &w.keys[1],
+            Some(("base", &w.keys[0])),
+            "2026-11-09T00:00:00Z",
+        );
+        let mut svc = record(
+            "svc",
+            &w.keys[3],
+            Some(("app", &w.keys[1])),
+            "2026-11-09T00:00:00Z",
+        );
+        svc.parent.as_mut().unwrap().version = parent_version.into();
+        w.history.remote.insert("app".into(), app);
+        w.history.remote.insert("svc".into(), svc);
+        w
+    }
+
+    fn cached(p: &Plan) -> Vec<(&str, Action, Option<Cached>)> {
+        p.images
+            .iter()
+            .map(|i| (i.name.as_str(), i.action, i.cached))
+            .collect()
+    }
+
+    #[test]
+    fn trusted_remote_records_make_images_fresh_from_the_remote() {
+        let w = remote_world("1.0.0-app");
+        let p = w.plan(&Selection::default());
+        assert_eq!(
+            cached(&p),
+            [
+                ("base", Action::Fresh, Some(Cached::Local)),
+                ("app", Action::Fresh, Some(Cached::Remote)),
+                ("node", Action::Fresh, Some(Cached::Local)),
+                ("svc", Action::Fresh, Some(Cached::Remote)),
+            ]
+        );
+        assert!(p.images.iter().all(|i| i.reasons.is_empty()));
+        // Forced images build anyway, and say nothing of a cache.
+        let p = w.plan(&Selection {
+            targets: vec![3],
+            force: true,
+            ..Selection::default()
+        });
+        assert_eq!(p.images[3].action, Action::Build);
+        assert_eq!(p.images[3].cached, None);
+    }
+
+    #[test]
+    fn a_remote_build_on_another_parent_build_is_not_used() {
+        // svc's remote build was made on another build of app's key: app comes from the
+        // remote, svc builds on it.
+        let w = remote_world("1.0.0-other");
+        let p = w.plan(&Selection::default());
+        assert_eq!(p.images[1].cached, Some(Cached::Remote));
+        assert_eq!(
+            (p.images[3].action, p.images[3].wave),
+            (Action::Build, Some(0))
+        );
+        assert_eq!(
+            p.images[3].reasons,
+            [Reason::ParentChanged {
+                parent: "app".into()
+            }]
+        );
+        // Without app on the remote, svc's record cannot stand on anything.
+        let mut w = remote_world("1.0.0-app");
+        w.history.remote.remove("app");
+        let p = w.plan(&Selection::default());
+        assert_eq!(
+            actions(&p)[1..],
+            [
+                ("app", Action::Build, Some(0)),
+                ("node", Action::Fresh, None),
+                ("svc", Action::Build, Some(1))
+            ]
+        );
+    }
+
+    #[test]
+    fn remote_records_follow_the_rules_of_local_ones() {
+        // Expired under --max-age.
+        let w = remote_world("1.0.0-app");
+        let p = w.plan(&Selection {
+            max_age: Some((std::time::Duration::from_secs(3600), "1h".into())),
+            ..Selection::default()
+        });
+        assert_eq!(p.images[1].action, Action::Build);
+        // Revoked.
+        let mut w = remote_world("1.0.0-app");
+        let app = w.history.remote.get_mut("app").unwrap();
+        app.tags.insert("Release_Status".into(), "revoked".into());
+        let p = w.plan(&Selection::default());
+        assert_eq!(p.images[1].action, Action::Build);
+        assert_eq!(p.images[3].action, Action::Build);
     }
 
     #[test]
