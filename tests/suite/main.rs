@@ -29,6 +29,7 @@ mod keys;
 mod lock;
 mod packer;
 mod release;
+mod remote;
 mod report;
 mod rootfs;
 mod since;
