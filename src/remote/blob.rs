@@ -147,10 +147,7 @@ pub(super) fn unpack_tree(r: impl Read, root: &Path) -> Result<()> {
         }
         if rel.is_empty() {
             if kind != EntryType::Directory || saw_root {
-                return Err(corrupt(
-                    root,
-                    "the layer's root is not its first folder".into(),
-                ));
+                return Err(corrupt(root, "the layer's root is not its first folder"));
             }
             saw_root = true;
             set_xattrs(root, &xattrs)?;
@@ -160,7 +157,7 @@ pub(super) fn unpack_tree(r: impl Read, root: &Path) -> Result<()> {
         if !saw_root {
             return Err(corrupt(
                 root,
-                "the archive does not start with the layer's root".into(),
+                "the archive does not start with the layer's root",
             ));
         }
         let parent = rel
@@ -191,7 +188,7 @@ pub(super) fn unpack_tree(r: impl Read, root: &Path) -> Result<()> {
             EntryType::Symlink => {
                 let target = entry
                     .link_name_bytes()
-                    .ok_or_else(|| corrupt(root, "a link without a target".into()))?;
+                    .ok_or_else(|| corrupt(root, "a link without a target"))?;
                 std::os::unix::fs::symlink(OsStr::from_bytes(&target), &path)
                     .map_err(|e| Error::io(&path, e))?;
                 chown(&path, meta.uid, meta.gid)?;
@@ -202,7 +199,7 @@ pub(super) fn unpack_tree(r: impl Read, root: &Path) -> Result<()> {
             EntryType::Link => {
                 let target = entry
                     .link_name_bytes()
-                    .ok_or_else(|| corrupt(root, "a hard link without a target".into()))?;
+                    .ok_or_else(|| corrupt(root, "a hard link without a target"))?;
                 let target_rel = relative(&target)
                     .filter(|t| made_files.contains(*t))
                     .ok_or_else(|| {
@@ -256,7 +253,7 @@ pub(super) fn unpack_tree(r: impl Read, root: &Path) -> Result<()> {
         made_files.insert(rel.to_vec());
     }
     if !saw_root {
-        return Err(corrupt(root, "the archive is empty".into()));
+        return Err(corrupt(root, "the archive is empty"));
     }
     for (path, meta) in dirs.iter().rev() {
         fs::set_permissions(path, fs::Permissions::from_mode(meta.mode))
@@ -324,7 +321,7 @@ fn set_mtime(path: &Path, mtime: u64) -> Result<()> {
     .map_err(|e| Error::io(path, e.into()))
 }
 
-fn corrupt(at: &Path, why: String) -> Error {
+fn corrupt(at: &Path, why: impl std::fmt::Display) -> Error {
     Error::remote(
         ErrorKind::RemoteTransfer,
         format!(

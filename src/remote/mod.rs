@@ -224,10 +224,7 @@ impl Remote {
             }
         };
         if opened.record != *record {
-            return Err(self.transfer(
-                record,
-                "the remote's record differs from the one asked for".into(),
-            ));
+            return Err(self.transfer(record, "the remote's record differs from the one asked for"));
         }
         if let (Some(rel), None) = (&record.artifact.path, &record.artifact.remote) {
             self.pull_artifact(&opened, rel, cache)?;
@@ -432,7 +429,7 @@ impl Remote {
     fn pull_artifact(&self, o: &Opened, rel: &str, cache: &Cache) -> Result<()> {
         let record = &o.record;
         let Some(b) = o.blobs.first() else {
-            return Err(self.transfer(record, "it names no blob for its artifact".into()));
+            return Err(self.transfer(record, "it names no blob for its artifact"));
         };
         let want = record.artifact.blake3.clone().unwrap_or_default();
         let place = cache.dir().join(rel);
@@ -568,7 +565,7 @@ impl Remote {
         }
     }
 
-    fn transfer(&self, record: &Record, why: String) -> Error {
+    fn transfer(&self, record: &Record, why: impl std::fmt::Display) -> Error {
         Error::remote(
             ErrorKind::RemoteTransfer,
             format!(

@@ -46,7 +46,7 @@ fn make_layer(root: &Path) {
         crate::layerfs::set_opaque(&root.join("var")).unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &root.join("null"),
+            root.join("null"),
             rustix::fs::FileType::CharacterDevice,
             rustix::fs::Mode::from_raw_mode(0o666),
             rustix::fs::makedev(1, 3),

@@ -32,7 +32,7 @@ pub(crate) enum Need {
     E2fsprogs,
     /// `qemu-img`, for qcow2 exports.
     QemuImg,
-    /// `python3` with `venv`, for the S3 server of the remote tests (`moto`, from PyPI).
+    /// `python3` with `venv`, for the S3 server of the remote tests (`moto`, from the Python package index).
     Python3,
 }
 

@@ -1,4 +1,4 @@
-//! `layer::remote` against a real S3 server on 127.0.0.1: `moto` (`moto[server]` from PyPI), in
+//! `layer::remote` against a real S3 server on 127.0.0.1: `moto` (`moto[server]` from the Python package index), in
 //! a virtual environment made once under `target/moto-venv`, one server per test on a free
 //! port, killed when the test ends. Through `s3://BUCKET/PREFIX` with the AWS CLI's
 //! environment: push, lookup and pull of a layer; two writers of one key at once; a refused
