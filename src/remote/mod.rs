@@ -27,8 +27,12 @@
 //! **Writes.** Records are written with a conditional put (`PutMode::Create`): of two runners
 //! pushing one key, the first wins and the second is told the record is there (`Ok(false)`).
 //! Plain HTTP servers take no condition; there it is HEAD, then PUT (see `store`). Blobs are
-//! packed into a temporary file (memory stays flat whatever the layer's size), then uploaded
-//! in 8 MiB parts, four at a time, where the store has multipart uploads.
+//! packed into a temporary file beside the artifact (memory stays flat whatever the layer's
+//! size), then uploaded in 8 MiB parts, four at a time, where the store has multipart uploads
+//! (S3, local folders); a plain HTTP server takes a blob in one PUT, from memory.
+//!
+//! A [`Remote`] can be shared by threads: each call drives its runtime (`block_on`) from the
+//! calling thread.
 //!
 //! The parts, each using only those listed before it: `sign` (keys, signatures), `envelope`
 //! (what a record file holds, and its checks), `blob` (artifacts packed and unpacked), `store`
@@ -145,10 +149,11 @@ impl Remote {
                     "a `file://` URL names an absolute path: `file:///PATH`".into(),
                 ));
             }
-            std::fs::create_dir_all(path).map_err(|e| bad(format!("`{path}`: {e}")))?;
-            let s = object_store::local::LocalFileSystem::new_with_prefix(path)
-                .map_err(|e| bad(e.to_string()))?;
-            (Arc::new(s), String::new(), Conditional::Native, true)
+            // The folder is the prefix of a store rooted at `/`: nothing is made or checked
+            // until it is used, so a share that is not mounted reads as empty and the first
+            // push makes the folders it writes into.
+            let s = object_store::local::LocalFileSystem::new();
+            (Arc::new(s), path.to_string(), Conditional::Native, true)
         } else if url.starts_with("http://") || url.starts_with("https://") {
             let s = object_store::http::HttpBuilder::new()
                 .with_url(url)
@@ -498,11 +503,9 @@ impl Remote {
                 ),
             ));
         }
-        let tmp = std::env::temp_dir().join(format!(
-            "layer-push-{}-{}.zst",
-            std::process::id(),
-            &record.key[..16]
-        ));
+        // Beside the artifact: on the cache's file system (not a RAM-backed /tmp), named as
+        // every temporary of the cache is, unique to this call.
+        let tmp = crate::fsutil::temp_beside(&local.with_extension("push.zst"));
         let _guard = Remove::new(&tmp);
         let (blake3, size) = blob::pack(local, &tmp)?;
         let (kind, path) = if meta.is_dir() {

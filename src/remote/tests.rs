@@ -310,14 +310,20 @@ fn a_cloud_image_record_has_no_blob() {
 fn a_local_folder_remote_round_trips_and_keeps_the_first_writer() {
     let w = world();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("file://{}/store", dir.path().display());
+    // A folder not made yet, with a space in its name.
+    let url = format!("file://{}/my store", dir.path().display());
     let remote = Remote::open(&url, &[w.signer.public()]).unwrap();
     assert_eq!(remote.url(), url);
     let r = record_for(&w.a, "app", "local", true);
     assert!(remote.push(&r, &w.a, &w.signer).unwrap());
     let other = Signer::from_env_value(&secret(dir.path())).unwrap();
     assert!(!remote.push(&r, &w.a, &other).unwrap());
-    let stored = fs::read(dir.path().join("store").join(record_path(&r.name, &r.key))).unwrap();
+    let stored = fs::read(
+        dir.path()
+            .join("my store")
+            .join(record_path(&r.name, &r.key)),
+    )
+    .unwrap();
     assert!(
         String::from_utf8_lossy(&stored).contains(&w.signer.public()),
         "the first writer's record stays"
@@ -623,4 +629,39 @@ fn set_name(h: &mut ::tar::Header, name: &str) {
     h.set_gid(0);
     h.set_mtime(0);
     h.set_mode(0o755);
+}
+
+#[test]
+fn one_remote_serves_several_threads() {
+    fn shared<T: Send + Sync>(_: &T) {}
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let remote = Remote::open(
+        &format!("file://{}/store", dir.path().display()),
+        &[w.signer.public()],
+    )
+    .unwrap();
+    shared(&remote);
+    let records: Vec<Record> = (0..4)
+        .map(|i| record_for(&w.a, &format!("img{i}"), "threads", true))
+        .collect();
+    std::thread::scope(|s| {
+        for r in &records {
+            let (remote, w) = (&remote, &w);
+            s.spawn(move || {
+                assert!(remote.push(r, &w.a, &w.signer).unwrap());
+                remote.pull(r, &w.b).unwrap();
+            });
+        }
+    });
+    let wanted: Vec<(String, String)> = records
+        .iter()
+        .map(|r| (r.name.clone(), r.key.clone()))
+        .collect();
+    let found = remote.lookup_all(&wanted).unwrap();
+    assert!(
+        found.iter().all(|f| matches!(f, Found::Hit(_))),
+        "{found:?}"
+    );
+    assert_eq!(remote.list().unwrap().len(), 4);
 }
