@@ -449,15 +449,20 @@ impl Remote {
                 }
                 Err(e) => return Err(self.unreachable(e)),
             };
-            let mut h = blob::Hashing::new(reader);
+            // Never more than the blob's size is read: one byte more says it is too long.
+            let mut h = blob::Hashing::new(std::io::Read::take(reader, b.size.saturating_add(1)));
+            let limit = record.artifact.size.unwrap_or(u64::MAX);
             let unpacked = match b.kind {
-                BlobKind::Tree => blob::unpack_tree(&mut h, tmp),
+                BlobKind::Tree => blob::unpack_tree(&mut h, tmp, limit),
                 BlobKind::File => blob::unpack_file(
                     &mut h,
                     tmp,
-                    b.mode.unwrap_or(0o644),
-                    b.uid.unwrap_or(0),
-                    b.gid.unwrap_or(0),
+                    &blob::FileMeta {
+                        mode: b.mode.unwrap_or(0o644),
+                        uid: b.uid.unwrap_or(0),
+                        gid: b.gid.unwrap_or(0),
+                        limit,
+                    },
                 ),
             };
             if unpacked.is_err() {

@@ -611,7 +611,7 @@ fn archives_that_lead_out_of_the_layer_are_refused() {
     }
     let z = zstd::encode_all(&tar[..], 3).unwrap();
     let root = dir.path().join("root");
-    let e = super::blob::unpack_tree(&z[..], &root).unwrap_err();
+    let e = super::blob::unpack_tree(&z[..], &root, u64::MAX).unwrap_err();
     assert_eq!(
         e.to_string(),
         format!(
@@ -664,4 +664,29 @@ fn one_remote_serves_several_threads() {
         "{found:?}"
     );
     assert_eq!(remote.list().unwrap().len(), 4);
+}
+
+#[test]
+fn a_blob_that_unpacks_to_more_than_its_record_says_is_refused() {
+    let w = world();
+    let mut r = record_for(&w.a, "app", "bomb", true);
+    r.artifact.size = Some(10);
+    w.remote.push(&r, &w.a, &w.signer).unwrap();
+    let e = w.remote.pull(&r, &w.b).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RemoteTransfer);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("is corrupt: its files hold more than the 10 bytes its record names"),
+        "{msg}"
+    );
+    assert_eq!(w.b.lookup(&r.name, &r.key), crate::record::Lookup::Missing);
+
+    let mut f = record_for(&w.a, "disk", "bomb", false);
+    f.artifact.size = Some(3);
+    w.remote.push(&f, &w.a, &w.signer).unwrap();
+    let msg = w.remote.pull(&f, &w.b).unwrap_err().to_string();
+    assert!(
+        msg.contains("is corrupt: it unpacks to more than the 3 bytes its record names"),
+        "{msg}"
+    );
 }
