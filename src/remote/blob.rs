@@ -93,11 +93,34 @@ pub(super) fn pack(src: &Path, out: &Path) -> Result<(String, u64)> {
     Ok((digest, size))
 }
 
-/// Decompresses a file blob from `r` into the new file `out`, with the mode and owner given.
-pub(super) fn unpack_file(r: impl Read, out: &Path, mode: u32, uid: u32, gid: u32) -> Result<()> {
-    let mut z = zstd::Decoder::new(r).map_err(|e| bad(out, &e))?;
+/// What an unpacked file must be: its mode and owner, and at most `limit` bytes (the record's
+/// size: a blob that would unpack to more is refused before it fills the disk).
+pub(super) struct FileMeta {
+    pub(super) mode: u32,
+    pub(super) uid: u32,
+    pub(super) gid: u32,
+    pub(super) limit: u64,
+}
+
+/// Decompresses a file blob from `r` into the new file `out`.
+pub(super) fn unpack_file(r: impl Read, out: &Path, meta: &FileMeta) -> Result<()> {
+    let FileMeta {
+        mode,
+        uid,
+        gid,
+        limit,
+    } = *meta;
+    let z = zstd::Decoder::new(r).map_err(|e| bad(out, &e))?;
     let mut f = fs::File::create_new(out).map_err(|e| Error::io(out, e))?;
-    io::copy(&mut z, &mut f).map_err(|e| bad(out, &e))?;
+    let mut z = z.take(limit.saturating_add(1));
+    let n = io::copy(&mut z, &mut f).map_err(|e| bad(out, &e))?;
+    if n > limit {
+        return Err(corrupt(
+            out,
+            format!("it unpacks to more than the {limit} bytes its record names"),
+        ));
+    }
+    io::copy(&mut z.into_inner(), &mut io::sink()).map_err(|e| bad(out, &e))?;
     f.sync_all().map_err(|e| Error::io(out, e))?;
     chown(out, uid, gid)?;
     fs::set_permissions(out, fs::Permissions::from_mode(mode & 0o7777))
@@ -105,8 +128,10 @@ pub(super) fn unpack_file(r: impl Read, out: &Path, mode: u32, uid: u32, gid: u3
 }
 
 /// Unpacks a tree blob from `r` into the new folder `root`, and reads `r` to its end (so that
-/// a caller hashing it sees every byte).
-pub(super) fn unpack_tree(r: impl Read, root: &Path) -> Result<()> {
+/// a caller hashing it sees every byte). Its files may hold `limit` bytes in all (the
+/// record's size): an archive that would unpack to more is refused before it fills the disk.
+pub(super) fn unpack_tree(r: impl Read, root: &Path, limit: u64) -> Result<()> {
+    let mut total = 0u64;
     fs::create_dir(root).map_err(|e| Error::io(root, e))?;
     let z = zstd::Decoder::new(r).map_err(|e| bad(root, &e))?;
     let mut archive = ::tar::Archive::new(z);
@@ -147,10 +172,7 @@ pub(super) fn unpack_tree(r: impl Read, root: &Path) -> Result<()> {
         }
         if rel.is_empty() {
             if kind != EntryType::Directory || saw_root {
-                return Err(corrupt(
-                    root,
-                    "the layer's root is not its first folder".into(),
-                ));
+                return Err(corrupt(root, "the layer's root is not its first folder"));
             }
             saw_root = true;
             set_xattrs(root, &xattrs)?;
@@ -160,7 +182,7 @@ pub(super) fn unpack_tree(r: impl Read, root: &Path) -> Result<()> {
         if !saw_root {
             return Err(corrupt(
                 root,
-                "the archive does not start with the layer's root".into(),
+                "the archive does not start with the layer's root",
             ));
         }
         let parent = rel
@@ -184,6 +206,13 @@ pub(super) fn unpack_tree(r: impl Read, root: &Path) -> Result<()> {
                 continue;
             }
             EntryType::Regular | EntryType::Continuous => {
+                total = total.saturating_add(entry.size());
+                if total > limit {
+                    return Err(corrupt(
+                        root,
+                        format!("its files hold more than the {limit} bytes its record names"),
+                    ));
+                }
                 let mut f = fs::File::create_new(&path).map_err(|e| Error::io(&path, e))?;
                 io::copy(&mut entry, &mut f).map_err(|e| bad(root, &e))?;
                 drop(f);
@@ -191,7 +220,7 @@ pub(super) fn unpack_tree(r: impl Read, root: &Path) -> Result<()> {
             EntryType::Symlink => {
                 let target = entry
                     .link_name_bytes()
-                    .ok_or_else(|| corrupt(root, "a link without a target".into()))?;
+                    .ok_or_else(|| corrupt(root, "a link without a target"))?;
                 std::os::unix::fs::symlink(OsStr::from_bytes(&target), &path)
                     .map_err(|e| Error::io(&path, e))?;
                 chown(&path, meta.uid, meta.gid)?;
@@ -202,7 +231,7 @@ pub(super) fn unpack_tree(r: impl Read, root: &Path) -> Result<()> {
             EntryType::Link => {
                 let target = entry
                     .link_name_bytes()
-                    .ok_or_else(|| corrupt(root, "a hard link without a target".into()))?;
+                    .ok_or_else(|| corrupt(root, "a hard link without a target"))?;
                 let target_rel = relative(&target)
                     .filter(|t| made_files.contains(*t))
                     .ok_or_else(|| {
@@ -256,7 +285,7 @@ pub(super) fn unpack_tree(r: impl Read, root: &Path) -> Result<()> {
         made_files.insert(rel.to_vec());
     }
     if !saw_root {
-        return Err(corrupt(root, "the archive is empty".into()));
+        return Err(corrupt(root, "the archive is empty"));
     }
     for (path, meta) in dirs.iter().rev() {
         fs::set_permissions(path, fs::Permissions::from_mode(meta.mode))
@@ -324,7 +353,7 @@ fn set_mtime(path: &Path, mtime: u64) -> Result<()> {
     .map_err(|e| Error::io(path, e.into()))
 }
 
-fn corrupt(at: &Path, why: String) -> Error {
+fn corrupt(at: &Path, why: impl std::fmt::Display) -> Error {
     Error::remote(
         ErrorKind::RemoteTransfer,
         format!(

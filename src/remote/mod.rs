@@ -27,8 +27,12 @@
 //! **Writes.** Records are written with a conditional put (`PutMode::Create`): of two runners
 //! pushing one key, the first wins and the second is told the record is there (`Ok(false)`).
 //! Plain HTTP servers take no condition; there it is HEAD, then PUT (see `store`). Blobs are
-//! packed into a temporary file (memory stays flat whatever the layer's size), then uploaded
-//! in 8 MiB parts, four at a time, where the store has multipart uploads.
+//! packed into a temporary file beside the artifact (memory stays flat whatever the layer's
+//! size), then uploaded in 8 MiB parts, four at a time, where the store has multipart uploads
+//! (S3, local folders); a plain HTTP server takes a blob in one PUT, from memory.
+//!
+//! A [`Remote`] can be shared by threads: each call drives its runtime (`block_on`) from the
+//! calling thread.
 //!
 //! The parts, each using only those listed before it: `sign` (keys, signatures), `envelope`
 //! (what a record file holds, and its checks), `blob` (artifacts packed and unpacked), `store`
@@ -145,10 +149,11 @@ impl Remote {
                     "a `file://` URL names an absolute path: `file:///PATH`".into(),
                 ));
             }
-            std::fs::create_dir_all(path).map_err(|e| bad(format!("`{path}`: {e}")))?;
-            let s = object_store::local::LocalFileSystem::new_with_prefix(path)
-                .map_err(|e| bad(e.to_string()))?;
-            (Arc::new(s), String::new(), Conditional::Native, true)
+            // The folder is the prefix of a store rooted at `/`: nothing is made or checked
+            // until it is used, so a share that is not mounted reads as empty and the first
+            // push makes the folders it writes into.
+            let s = object_store::local::LocalFileSystem::new();
+            (Arc::new(s), path.to_string(), Conditional::Native, true)
         } else if url.starts_with("http://") || url.starts_with("https://") {
             let s = object_store::http::HttpBuilder::new()
                 .with_url(url)
@@ -224,10 +229,7 @@ impl Remote {
             }
         };
         if opened.record != *record {
-            return Err(self.transfer(
-                record,
-                "the remote's record differs from the one asked for".into(),
-            ));
+            return Err(self.transfer(record, "the remote's record differs from the one asked for"));
         }
         if let (Some(rel), None) = (&record.artifact.path, &record.artifact.remote) {
             self.pull_artifact(&opened, rel, cache)?;
@@ -432,7 +434,7 @@ impl Remote {
     fn pull_artifact(&self, o: &Opened, rel: &str, cache: &Cache) -> Result<()> {
         let record = &o.record;
         let Some(b) = o.blobs.first() else {
-            return Err(self.transfer(record, "it names no blob for its artifact".into()));
+            return Err(self.transfer(record, "it names no blob for its artifact"));
         };
         let want = record.artifact.blake3.clone().unwrap_or_default();
         let place = cache.dir().join(rel);
@@ -447,15 +449,20 @@ impl Remote {
                 }
                 Err(e) => return Err(self.unreachable(e)),
             };
-            let mut h = blob::Hashing::new(reader);
+            // Never more than the blob's size is read: one byte more says it is too long.
+            let mut h = blob::Hashing::new(std::io::Read::take(reader, b.size.saturating_add(1)));
+            let limit = record.artifact.size.unwrap_or(u64::MAX);
             let unpacked = match b.kind {
-                BlobKind::Tree => blob::unpack_tree(&mut h, tmp),
+                BlobKind::Tree => blob::unpack_tree(&mut h, tmp, limit),
                 BlobKind::File => blob::unpack_file(
                     &mut h,
                     tmp,
-                    b.mode.unwrap_or(0o644),
-                    b.uid.unwrap_or(0),
-                    b.gid.unwrap_or(0),
+                    &blob::FileMeta {
+                        mode: b.mode.unwrap_or(0o644),
+                        uid: b.uid.unwrap_or(0),
+                        gid: b.gid.unwrap_or(0),
+                        limit,
+                    },
                 ),
             };
             if unpacked.is_err() {
@@ -501,11 +508,9 @@ impl Remote {
                 ),
             ));
         }
-        let tmp = std::env::temp_dir().join(format!(
-            "layer-push-{}-{}.zst",
-            std::process::id(),
-            &record.key[..16]
-        ));
+        // Beside the artifact: on the cache's file system (not a RAM-backed /tmp), named as
+        // every temporary of the cache is, unique to this call.
+        let tmp = crate::fsutil::temp_beside(&local.with_extension("push.zst"));
         let _guard = Remove::new(&tmp);
         let (blake3, size) = blob::pack(local, &tmp)?;
         let (kind, path) = if meta.is_dir() {
@@ -568,7 +573,7 @@ impl Remote {
         }
     }
 
-    fn transfer(&self, record: &Record, why: String) -> Error {
+    fn transfer(&self, record: &Record, why: impl std::fmt::Display) -> Error {
         Error::remote(
             ErrorKind::RemoteTransfer,
             format!(

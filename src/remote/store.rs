@@ -75,7 +75,7 @@ pub(super) enum Conditional {
 pub(super) struct Store {
     rt: Runtime,
     inner: Arc<dyn ObjectStore>,
-    prefix: String,
+    prefix: StorePath,
     conditional: Conditional,
     multipart: bool,
 }
@@ -109,7 +109,7 @@ impl Store {
         Ok(Store {
             rt,
             inner,
-            prefix: prefix.trim_matches('/').to_string(),
+            prefix: StorePath::from(prefix.trim_matches('/')),
             conditional,
             multipart,
         })
@@ -117,22 +117,19 @@ impl Store {
 
     /// The store path of `rel` (`records/NAME/KEY.json`) under the prefix.
     pub(super) fn path(&self, rel: &str) -> StorePath {
-        if self.prefix.is_empty() {
-            StorePath::from(rel)
-        } else {
-            StorePath::from(format!("{}/{rel}", self.prefix))
-        }
+        self.prefix
+            .parts()
+            .chain(StorePath::from(rel).parts())
+            .collect()
     }
 
     /// `path` relative to the prefix, for listings.
-    fn rel<'a>(&self, path: &'a str) -> &'a str {
-        if self.prefix.is_empty() {
-            path
-        } else {
-            path.strip_prefix(&self.prefix)
-                .and_then(|p| p.strip_prefix('/'))
-                .unwrap_or(path)
-        }
+    fn rel(&self, path: &StorePath) -> Option<String> {
+        let parts: Vec<String> = path
+            .prefix_match(&self.prefix)?
+            .map(|p| p.as_ref().to_string())
+            .collect();
+        Some(parts.join("/"))
     }
 
     pub(super) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -233,10 +230,7 @@ impl Store {
     pub(super) fn list(&self, rel_dir: &str) -> StoreResult<Vec<String>> {
         let dir = self.path(rel_dir);
         let metas: Vec<_> = self.block_on(self.inner.list(Some(&dir)).try_collect::<Vec<_>>())?;
-        let mut out: Vec<String> = metas
-            .into_iter()
-            .map(|m| self.rel(m.location.as_ref()).to_string())
-            .collect();
+        let mut out: Vec<String> = metas.iter().filter_map(|m| self.rel(&m.location)).collect();
         out.sort();
         Ok(out)
     }

@@ -46,7 +46,7 @@ fn make_layer(root: &Path) {
         crate::layerfs::set_opaque(&root.join("var")).unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &root.join("null"),
+            root.join("null"),
             rustix::fs::FileType::CharacterDevice,
             rustix::fs::Mode::from_raw_mode(0o666),
             rustix::fs::makedev(1, 3),
@@ -310,14 +310,20 @@ fn a_cloud_image_record_has_no_blob() {
 fn a_local_folder_remote_round_trips_and_keeps_the_first_writer() {
     let w = world();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("file://{}/store", dir.path().display());
+    // A folder not made yet, with a space in its name.
+    let url = format!("file://{}/my store", dir.path().display());
     let remote = Remote::open(&url, &[w.signer.public()]).unwrap();
     assert_eq!(remote.url(), url);
     let r = record_for(&w.a, "app", "local", true);
     assert!(remote.push(&r, &w.a, &w.signer).unwrap());
     let other = Signer::from_env_value(&secret(dir.path())).unwrap();
     assert!(!remote.push(&r, &w.a, &other).unwrap());
-    let stored = fs::read(dir.path().join("store").join(record_path(&r.name, &r.key))).unwrap();
+    let stored = fs::read(
+        dir.path()
+            .join("my store")
+            .join(record_path(&r.name, &r.key)),
+    )
+    .unwrap();
     assert!(
         String::from_utf8_lossy(&stored).contains(&w.signer.public()),
         "the first writer's record stays"
@@ -605,7 +611,7 @@ fn archives_that_lead_out_of_the_layer_are_refused() {
     }
     let z = zstd::encode_all(&tar[..], 3).unwrap();
     let root = dir.path().join("root");
-    let e = super::blob::unpack_tree(&z[..], &root).unwrap_err();
+    let e = super::blob::unpack_tree(&z[..], &root, u64::MAX).unwrap_err();
     assert_eq!(
         e.to_string(),
         format!(
@@ -623,4 +629,64 @@ fn set_name(h: &mut ::tar::Header, name: &str) {
     h.set_gid(0);
     h.set_mtime(0);
     h.set_mode(0o755);
+}
+
+#[test]
+fn one_remote_serves_several_threads() {
+    fn shared<T: Send + Sync>(_: &T) {}
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let remote = Remote::open(
+        &format!("file://{}/store", dir.path().display()),
+        &[w.signer.public()],
+    )
+    .unwrap();
+    shared(&remote);
+    let records: Vec<Record> = (0..4)
+        .map(|i| record_for(&w.a, &format!("img{i}"), "threads", true))
+        .collect();
+    std::thread::scope(|s| {
+        for r in &records {
+            let (remote, w) = (&remote, &w);
+            s.spawn(move || {
+                assert!(remote.push(r, &w.a, &w.signer).unwrap());
+                remote.pull(r, &w.b).unwrap();
+            });
+        }
+    });
+    let wanted: Vec<(String, String)> = records
+        .iter()
+        .map(|r| (r.name.clone(), r.key.clone()))
+        .collect();
+    let found = remote.lookup_all(&wanted).unwrap();
+    assert!(
+        found.iter().all(|f| matches!(f, Found::Hit(_))),
+        "{found:?}"
+    );
+    assert_eq!(remote.list().unwrap().len(), 4);
+}
+
+#[test]
+fn a_blob_that_unpacks_to_more_than_its_record_says_is_refused() {
+    let w = world();
+    let mut r = record_for(&w.a, "app", "bomb", true);
+    r.artifact.size = Some(10);
+    w.remote.push(&r, &w.a, &w.signer).unwrap();
+    let e = w.remote.pull(&r, &w.b).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RemoteTransfer);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("is corrupt: its files hold more than the 10 bytes its record names"),
+        "{msg}"
+    );
+    assert_eq!(w.b.lookup(&r.name, &r.key), crate::record::Lookup::Missing);
+
+    let mut f = record_for(&w.a, "disk", "bomb", false);
+    f.artifact.size = Some(3);
+    w.remote.push(&f, &w.a, &w.signer).unwrap();
+    let msg = w.remote.pull(&f, &w.b).unwrap_err().to_string();
+    assert!(
+        msg.contains("is corrupt: it unpacks to more than the 3 bytes its record names"),
+        "{msg}"
+    );
 }

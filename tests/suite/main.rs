@@ -29,6 +29,7 @@ mod keys;
 mod lock;
 mod packer;
 mod release;
+mod remote;
 mod remote_use;
 mod report;
 mod rootfs;
