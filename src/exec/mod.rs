@@ -66,8 +66,9 @@ pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
             let task = task(ws, id, &outcomes, pull[id]);
             let tx = tx.clone();
             s.spawn(move || {
-                let outcome = transfer::run_step(env, &task, opts);
-                let _ = tx.send((task.id, outcome));
+                transfer::run_step(env, &task, opts, |outcome| {
+                    let _ = tx.send((task.id, outcome));
+                });
             });
         }
         if schedule.done() {

@@ -11,21 +11,23 @@ use super::worker::{run_task, Outcome, Task};
 use crate::progress::Event;
 use crate::record::{Lookup, Record};
 
-/// One step of a run on a worker thread: a pull, or a build followed by its push.
-pub(super) fn run_step(env: &Env, task: &Task, opts: &Options) -> Outcome {
-    if task.pull {
-        return pull(env, task, opts);
+/// One step of a run on a worker thread: a pull, or a build. Its outcome goes to `report`
+/// as soon as it is known, so that the images waiting for it start; then a new build is
+/// pushed (the run ends only when its workers have).
+pub(super) fn run_step(env: &Env, task: &Task, opts: &Options, report: impl FnOnce(Outcome)) {
+    let outcome = if task.pull {
+        pull(env, task, opts)
+    } else {
+        run_task(env, task, opts)
+    };
+    let built = match &outcome {
+        Outcome::Built(record, ..) => Some(record.clone()),
+        _ => None,
+    };
+    report(outcome);
+    if let Some(record) = built {
+        push(env, &record);
     }
-    build(env, task, opts)
-}
-
-/// Builds the image and pushes the new build.
-fn build(env: &Env, task: &Task, opts: &Options) -> Outcome {
-    let outcome = run_task(env, task, opts);
-    if let Outcome::Built(record, ..) = &outcome {
-        push(env, record);
-    }
-    outcome
 }
 
 /// Downloads the remote's record of the image and what it names, under the image's lock.
@@ -75,7 +77,7 @@ fn pull(env: &Env, task: &Task, opts: &Options) -> Outcome {
             env.progress.event(Event::Warning {
                 message: &format!("pull of `{}` failed, building it instead: {e}", image.name),
             });
-            build(
+            run_task(
                 env,
                 &Task {
                     pull: false,
