@@ -376,6 +376,25 @@ fn untrusted_and_tampered_records_are_refused_with_a_warning() {
         "{}",
         out.stdout
     );
+    // An unsigned record (signature and signer taken out): refused, and everything builds.
+    let rec = &s.records("base")[0];
+    let mut envelope: serde_json::Value = serde_json::from_slice(&fs::read(rec).unwrap()).unwrap();
+    let obj = envelope.as_object_mut().unwrap();
+    obj.remove("signature").unwrap();
+    obj.remove("signer").unwrap();
+    fs::write(rec, serde_json::to_vec(&envelope).unwrap()).unwrap();
+    let (p, out) = plan(&b, &[]);
+    assert_eq!(p["summary"]["build"], 3);
+    let key = p["images"][0]["key"].as_str().unwrap();
+    let first = out.stderr.lines().next().unwrap();
+    assert!(
+        first.starts_with("warning: ") && first.contains(&key[..12]),
+        "{}",
+        out.stderr
+    );
+    assert!(first.contains("unsigned"), "{}", out.stderr);
+    let out = b.layer(&["build", "--no-progress"]).expect(0);
+    assert_eq!(started(&b), ["base", "app", "svc"], "{}", out.stderr);
 }
 
 #[test]
@@ -571,6 +590,14 @@ fn keygen_writes_the_secret_key_0600_and_prints_the_public_key() {
     assert!(!fs::read_to_string(&file)
         .unwrap()
         .contains(out.stdout.trim()));
+    // Without a home there is no default.
+    let out = p
+        .layer_env(&["keygen"], &[("XDG_CONFIG_HOME", ""), ("HOME", "")])
+        .expect(2);
+    insta::assert_snapshot!(out.stderr, @r"
+    error: neither `XDG_CONFIG_HOME` nor `HOME` is set: no default key file
+      hint: name the file: `layer keygen -o FILE`
+    ");
 }
 
 /// A deep rootfs chain on a busybox origin, built on A, pulled by B (layers verified), and
