@@ -16,7 +16,7 @@ use crate::backend::{Builder, CommandBackend, Procs};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec;
 use crate::model::BackendKind;
-use crate::plan::Plan;
+use crate::plan::{Action, Cached, Plan};
 use crate::progress::{Bars, Plain, Progress};
 use crate::render::{self, Style};
 use crate::workspace::Workspace;
@@ -123,10 +123,16 @@ fn check_rootfs(ws: &Workspace, plan: &Plan) -> Result<()> {
     crate::backend::rootfs::check_packages(&ws.project, &ws.graph, rootfs.into_iter())
 }
 
-/// A builder per backend the images to build use, by backend name.
+/// A builder per backend the images to build use, by backend name; and, where one can be
+/// made, for the images the remote makes fresh, which are built instead when their pull fails.
 fn builders<'a>(ws: &'a Workspace, plan: &Plan) -> Result<BTreeMap<String, Box<dyn Builder + 'a>>> {
     let mut builders: BTreeMap<String, Box<dyn Builder + 'a>> = BTreeMap::new();
-    for p in plan.to_build() {
+    let remote_fresh = plan
+        .images
+        .iter()
+        .filter(|p| p.cached == Some(Cached::Remote));
+    for p in plan.to_build().chain(remote_fresh) {
+        let fallback = p.action != Action::Build;
         let image = ws.project.image(&p.name).expect("planned images exist");
         let backend = ws.project.backend_of(image);
         if builders.contains_key(&backend.name) {
@@ -141,6 +147,7 @@ fn builders<'a>(ws: &'a Workspace, plan: &Plan) -> Result<BTreeMap<String, Box<d
             )),
             BackendKind::Packer => match crate::backend::packer::PackerBackend::new(backend) {
                 Ok(b) => Box::new(b),
+                Err(_) if fallback => continue,
                 Err(message) => {
                     return Err(Error::Usage { kind: ErrorKind::ToolMissing,
                         message: format!("`{}` cannot be built: {message}", p.name),

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::env::{Env, Options};
 use super::worker::{run_task, Outcome, Task};
+use crate::model::Strategy;
 use crate::progress::Event;
 use crate::record::{Lookup, Record};
 
@@ -38,6 +39,19 @@ fn pull(env: &Env, task: &Task, opts: &Options) -> Outcome {
     let (Some(shared), Some(record)) = (&env.remote, &ws.remote[i]) else {
         unreachable!("the executor pulls only images the remote makes fresh")
     };
+    // Deep: the remote's build stands on one parent build; when this run stands on another
+    // (the parent's pull failed and it was built here), the image is built too.
+    if ws.strategy == Strategy::Deep {
+        if let Some(parent) = &task.parent {
+            if record.parent.as_ref().map(|p| &p.version) != Some(&parent.version) {
+                let why = format!(
+                    "the remote's build of `{}` stands on another build of `{}` than this run's",
+                    image.name, parent.name
+                );
+                return build_instead(env, task, opts, &why);
+            }
+        }
+    }
     let started = Instant::now();
     let pulled = {
         let _lock = match ws.cache.lock_image(&image.name, &mut || {
@@ -65,29 +79,42 @@ fn pull(env: &Env, task: &Task, opts: &Options) -> Outcome {
     };
     match pulled {
         Ok(()) => Outcome::Pulled(Box::new(record.clone()), started.elapsed()),
-        Err(e) => {
-            let backend = &ws.project.backend_of(image).name;
-            if !env.builders.contains_key(backend) {
-                return Outcome::Failed {
-                    error: format!("pull from the remote cache failed: {e}"),
-                    log: None,
-                    duration: started.elapsed(),
-                };
-            }
-            env.progress.event(Event::Warning {
-                message: &format!("pull of `{}` failed, building it instead: {e}", image.name),
-            });
-            run_task(
-                env,
-                &Task {
-                    pull: false,
-                    recheck: true,
-                    ..task.clone()
-                },
-                opts,
-            )
-        }
+        Err(e) => build_instead(
+            env,
+            task,
+            opts,
+            &format!("pull of `{}` failed: {e}", image.name),
+        ),
     }
+}
+
+/// Builds an image the plan meant to pull, with a warning saying `why`; fails it when the
+/// run has no builder for its backend (it was made for the images to build only).
+fn build_instead(env: &Env, task: &Task, opts: &Options, why: &str) -> Outcome {
+    let ws = env.ws;
+    let image = &ws.project.images[task.id.index()];
+    if !env
+        .builders
+        .contains_key(&ws.project.backend_of(image).name)
+    {
+        return Outcome::Failed {
+            error: format!("{why}; it cannot be built in this run (no builder for its backend)"),
+            log: None,
+            duration: std::time::Duration::ZERO,
+        };
+    }
+    env.progress.event(Event::Warning {
+        message: &format!("{why}: building it instead"),
+    });
+    run_task(
+        env,
+        &Task {
+            pull: false,
+            recheck: true,
+            ..task.clone()
+        },
+        opts,
+    )
 }
 
 /// Pushes a new build when the run has a signing key; a failure is a warning.

@@ -600,6 +600,104 @@ fn keygen_writes_the_secret_key_0600_and_prints_the_public_key() {
     ");
 }
 
+/// A project on a busybox origin, trusting `s`'s key: `base <- app`, each role changing files.
+fn rootfs_chain(s: &Shared) -> Project {
+    let p = Project::new();
+    p.file(
+        "layer.toml",
+        &format!(
+            "[project]\n\n[origins.bb]\nbusybox = \"{}\"\n{}",
+            needs::busybox().unwrap().display(),
+            s.remote_table(&[&s.public])
+        ),
+    );
+    p.file("images/base.toml", "origin = \"bb\"\nroles = [\"base\"]\n");
+    p.file("images/app.toml", "from = \"base\"\nroles = [\"app\"]\n");
+    p.exec(
+        "roles/base/provision.sh",
+        "set -eu\necho base > /etc/motd\nrm /bin/vi\nmkdir -p /srv\necho 1 > /srv/one\n",
+    );
+    p.exec(
+        "roles/app/provision.sh",
+        "set -eu\nrm /srv/one\necho app > /srv/app\n",
+    );
+    p
+}
+
+/// A blob with a flipped byte passes the plan's look (it is there, with its size) but not
+/// the pull's digest check: the image is built instead, and so is what stood on it.
+#[test]
+#[cfg_attr(
+    any(missing = "root", missing = "busybox"),
+    ignore = "needs root and a static busybox: apt-get install busybox-static"
+)]
+fn a_damaged_blob_is_built_instead_with_a_warning() {
+    needs::check(&[Need::Root, Need::Busybox]);
+    let s = Shared::new();
+    let a = rootfs_chain(&s);
+    s.signed(&a, &["build", "--no-progress"]).expect(0);
+    let envelope: serde_json::Value =
+        serde_json::from_slice(&fs::read(&s.records("base")[0]).unwrap()).unwrap();
+    let blob = envelope["signed"]["blobs"][0]["path"].as_str().unwrap();
+    let blob = s.remote.path().join(blob);
+    let mut bytes = fs::read(&blob).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&blob, bytes).unwrap();
+
+    let b = rootfs_chain(&s);
+    // B built another base before, so its next build of base is numbered 1, not A's 0.
+    let role = b.read("roles/base/provision.sh");
+    b.exec(
+        "roles/base/provision.sh",
+        "set -eu\necho other > /etc/motd\n",
+    );
+    b.layer(&["build", "base", "--no-progress", "--no-remote"])
+        .expect(0);
+    b.exec("roles/base/provision.sh", &role);
+    b.file("images/edge.toml", "from = \"app\"\n");
+    let (p, _) = plan(&b, &[]);
+    assert_eq!(actions(&p)[0], row("base", "fresh", Some("remote")));
+    let out = b.layer(&["build", "--no-progress"]).expect(0);
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert!(
+        warnings[0].starts_with("warning: pull of `base` failed: "),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        warnings[0].contains("does not match the digest and size the record names"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        warnings[0].ends_with(": building it instead"),
+        "{}",
+        out.stderr
+    );
+    for name in ["base", "edge"] {
+        assert!(
+            out.stderr.contains(&format!("built {name} ")),
+            "{}",
+            out.stderr
+        );
+    }
+    // `app` was built on A's build of base, not on the one B just made: built again.
+    assert_eq!(
+        warnings[1..],
+        ["warning: the remote's build of `app` stands on another build of `base` than this run's: building it instead"],
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("built app "), "{}", out.stderr);
+    // The remote is as it was: this run had no key.
+    assert_eq!(s.records("base").len(), 1);
+}
+
 /// A deep rootfs chain on a busybox origin, built on A, pulled by B (layers verified), and
 /// exported to the same bytes on both.
 #[test]
