@@ -708,31 +708,9 @@ fn a_damaged_blob_is_built_instead_with_a_warning() {
 fn a_rootfs_chain_round_trips_through_the_remote() {
     needs::check(&[Need::Root, Need::Busybox]);
     let s = Shared::new();
-    let chain = |p: &Project| {
-        p.file(
-            "layer.toml",
-            &format!(
-                "[project]\n\n[origins.bb]\nbusybox = \"{}\"\n{}",
-                needs::busybox().unwrap().display(),
-                s.remote_table(&[&s.public])
-            ),
-        );
-        p.file("images/base.toml", "origin = \"bb\"\nroles = [\"base\"]\n");
-        p.file("images/app.toml", "from = \"base\"\nroles = [\"app\"]\n");
-        p.exec(
-            "roles/base/provision.sh",
-            "set -eu\necho base > /etc/motd\nrm /bin/vi\nmkdir -p /srv\necho 1 > /srv/one\n",
-        );
-        p.exec(
-            "roles/app/provision.sh",
-            "set -eu\nrm /srv/one\necho app > /srv/app\n",
-        );
-    };
-    let a = Project::new();
-    chain(&a);
+    let a = rootfs_chain(&s);
     s.signed(&a, &["build", "--no-progress"]).expect(0);
-    let b = Project::new();
-    chain(&b);
+    let b = rootfs_chain(&s);
     b.file("images/edge.toml", "from = \"app\"\nroles = [\"edge\"]\n");
     b.exec(
         "roles/edge/provision.sh",
