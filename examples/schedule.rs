@@ -96,6 +96,7 @@ fn main() {
         work_dir: &run.dir,
         commit: "bench".into(),
         secrets: vec![Vec::new(); IMAGES],
+        remote: None,
     };
     let t = Instant::now();
     let report = exec::execute(
@@ -105,6 +106,7 @@ fn main() {
             jobs: JOBS,
             keep_going: false,
             force: false,
+            pull: false,
         },
     );
     let inproc = t.elapsed();

@@ -357,6 +357,43 @@ impl Cache {
         Ok(rel)
     }
 
+    /// Puts an artifact fetched from elsewhere (a remote cache) at `rel` (`artifacts/NAME/FILE`,
+    /// as a record names it): `fill` makes it at a temporary path beside its place (a file or
+    /// a folder; it must verify it), then it is renamed in, over whatever was there. On error
+    /// nothing is left. Returns its path.
+    pub fn install_artifact(
+        &self,
+        rel: &str,
+        fill: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<PathBuf> {
+        let parts: Vec<&str> = rel.split('/').collect();
+        if parts.len() != 3
+            || parts[0] != "artifacts"
+            || parts[1..]
+                .iter()
+                .any(|p| p.is_empty() || *p == "." || *p == "..")
+        {
+            return Err(Error::Cache {
+                kind: ErrorKind::NoRecord,
+                path: self.dir.clone(),
+                message: format!("`{rel}` is not an artifact path"),
+            });
+        }
+        let to = self.dir.join(rel);
+        let dir = to.parent().expect("artifacts have a folder");
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let tmp = crate::fsutil::temp_beside(&to);
+        let guard = crate::fsutil::Remove::new(&tmp);
+        fill(&tmp)?;
+        if fs::symlink_metadata(&to).is_ok_and(|m| m.is_dir()) {
+            remove_tree(&to)?;
+        }
+        fs::rename(&tmp, &to).map_err(|e| Error::io(&to, e))?;
+        guard.keep();
+        crate::fsutil::sync_parent(&to)?;
+        Ok(to)
+    }
+
     /// Starts a run: a private work folder, held by a lock for as long as the run lives, and
     /// the cache lock, shared. Folders of runs that died (their lock is free) are removed first.
     pub fn start_run(&self) -> Result<Run> {

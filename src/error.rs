@@ -148,6 +148,15 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
+
+    /// The remote cache: a bad `[remote]` setting or signing key, a store that cannot be
+    /// reached, or a transfer that failed or did not verify.
+    #[error("{message}")]
+    Remote {
+        kind: ErrorKind,
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 /// Which failure an [`Error`] is. The message says it to people, with the names and paths of
@@ -243,6 +252,17 @@ pub enum ErrorKind {
     CacheBusy,
     /// A tree to remove holds a mount point.
     MountPoint,
+
+    // The remote cache.
+    /// A remote URL or trusted key that cannot be used.
+    RemoteConfig,
+    /// The remote store cannot be reached (connection refused, timeout, denied).
+    RemoteUnreachable,
+    /// A signing key that cannot be read, or a key file that would be overwritten.
+    SigningKey,
+    /// A pull or push that failed: a record refused, a blob missing, truncated or not matching
+    /// its digest, a local artifact missing or damaged.
+    RemoteTransfer,
 }
 
 impl Error {
@@ -250,6 +270,15 @@ impl Error {
         Error::Io {
             path: path.as_ref().to_path_buf(),
             source,
+        }
+    }
+
+    /// An [`Error::Remote`] of `kind` without a hint.
+    pub fn remote(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error::Remote {
+            kind,
+            message: message.into(),
+            hint: None,
         }
     }
 
@@ -269,9 +298,10 @@ impl Error {
             Error::NoProject { .. } => ErrorKind::NoProject,
             Error::Io { .. } => ErrorKind::Io,
             Error::UnknownImage { .. } => ErrorKind::UnknownImage,
-            Error::Usage { kind, .. } | Error::Cache { kind, .. } | Error::Input { kind, .. } => {
-                *kind
-            }
+            Error::Usage { kind, .. }
+            | Error::Cache { kind, .. }
+            | Error::Input { kind, .. }
+            | Error::Remote { kind, .. } => *kind,
         }
     }
 
@@ -288,7 +318,9 @@ impl Error {
             Error::UnknownImage {
                 suggestion: None, ..
             } => Some("`layer list` shows the images of this project".to_string()),
-            Error::Usage { hint, .. } | Error::Input { hint, .. } => hint.clone(),
+            Error::Usage { hint, .. } | Error::Input { hint, .. } | Error::Remote { hint, .. } => {
+                hint.clone()
+            }
             _ => None,
         }
     }
@@ -301,6 +333,10 @@ impl Error {
             | Error::UnknownImage { .. }
             | Error::Usage { .. }
             | Error::Input { .. } => 2,
+            Error::Remote { kind, .. } => match kind {
+                ErrorKind::RemoteTransfer => 1,
+                _ => 2,
+            },
             Error::Io { .. } | Error::Cache { .. } => 1,
         }
     }

@@ -71,6 +71,17 @@ pub struct Project {
     /// In topological order, ties broken by name.
     pub images: Vec<Image>,
     pub lock: Lock,
+    /// `[remote]`: the shared cache, when the project declares one.
+    pub remote: Option<RemoteConfig>,
+}
+
+/// `[remote]` of `layer.toml` (SPEC §8), validated: a URL layer can open and well-formed keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteConfig {
+    /// `s3://BUCKET[/PREFIX]`, `file:///PATH`, `http(s)://...`.
+    pub url: String,
+    /// Public keys (`ed25519:BASE64`) whose signed records are trusted.
+    pub trusted_keys: Vec<String>,
 }
 
 impl Project {
@@ -260,6 +271,42 @@ pub struct LockedOrigin {
     /// `debian` origins: the suite's Release file date and its blake3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+}
+
+/// Why `url` cannot name a remote cache (SPEC §8), or `None` when it can: `s3://BUCKET[/PREFIX]`,
+/// `file:///ABSOLUTE/PATH`, or `http(s)://HOST[/PATH]`.
+pub fn remote_url_problem(url: &str) -> Option<String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Some(format!("`{url}` is not a URL"));
+    };
+    match scheme {
+        "s3" | "http" | "https" => {
+            let host = rest.split('/').next().unwrap_or_default();
+            if host.is_empty() {
+                let what = if scheme == "s3" { "bucket" } else { "host" };
+                return Some(format!("`{url}` names no {what}"));
+            }
+            None
+        }
+        "file" if rest.starts_with('/') && rest.len() > 1 => None,
+        "file" => Some(format!("`{url}` is not an absolute `file:///PATH`")),
+        _ => Some(format!(
+            "`{url}`: `{scheme}://` is not a remote layer can use"
+        )),
+    }
+}
+
+/// Whether `key` is a public key as `layer keygen` prints it: `ed25519:` and the 32 bytes of
+/// the key in standard base64 (44 characters, one `=` of padding; the padding may be left off).
+pub fn valid_public_key(key: &str) -> bool {
+    let Some(b64) = key.strip_prefix("ed25519:") else {
+        return false;
+    };
+    let b64 = b64.strip_suffix('=').unwrap_or(b64);
+    b64.len() == 43
+        && b64
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 #[cfg(test)]

@@ -120,11 +120,24 @@ impl Reason {
     }
 }
 
+/// Which cache holds the record of a fresh image (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cached {
+    /// The local cache.
+    Local,
+    /// Only the remote cache: a trusted record, not downloaded yet.
+    Remote,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlannedImage {
     pub name: String,
     pub key: String,
     pub action: Action,
+    /// `fresh`: where its record is; absent for images to build or skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached: Option<Cached>,
     pub reasons: Vec<Reason>,
     pub parent: Option<String>,
     pub origin: Option<String>,
@@ -185,6 +198,11 @@ pub trait History: Sync {
     /// Whether build `version` of image `name` was revoked.
     fn revoked(&self, _name: &str, _version: &str) -> bool {
         false
+    }
+    /// A trusted record of image `name`'s current key on the remote cache, looked up (and
+    /// verified, without its blobs) before planning; only asked for images not fresh locally.
+    fn remote(&self, _name: &str) -> Option<&Record> {
+        None
     }
 }
 
@@ -456,6 +474,8 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
         }
     }
 
+    let remote = remote_fresh(input, &mut reasons, sel.max_age.as_ref());
+
     let mut actions = vec![Action::Skip; n];
     let mut waves: Vec<Option<usize>> = vec![None; n];
     for i in 0..n {
@@ -498,6 +518,11 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
                 name: image.name.clone(),
                 key: input.keys[i].key.clone(),
                 action: actions[i],
+                cached: (actions[i] == Action::Fresh).then_some(if remote[i] {
+                    Cached::Remote
+                } else {
+                    Cached::Local
+                }),
                 reasons: std::mem::take(&mut reasons[i]),
                 parent: image.parent().map(str::to_string),
                 origin: image.origin().map(str::to_string),
@@ -514,6 +539,71 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
         images,
         summary,
     }
+}
+
+/// By image: whether a trusted remote record makes it fresh where the local cache does not.
+/// Such images lose their stale reasons. A remote record is held to the rules of a local one
+/// (not revoked, not expired) and, deep, must be built on the parent build the plan stands on:
+/// the parent's local record, or its remote one when that is what makes it fresh.
+fn remote_fresh(
+    input: &PlanInput,
+    reasons: &mut [Vec<Reason>],
+    max_age: Option<&(Duration, String)>,
+) -> Vec<bool> {
+    let n = reasons.len();
+    let mut remote = vec![false; n];
+    for i in 0..n {
+        if reasons[i].is_empty() {
+            continue;
+        }
+        let image = &input.project.images[i];
+        let Some(rec) = input.history.remote(&image.name) else {
+            continue;
+        };
+        if rec.key != input.keys[i].key || Status::of(rec) == Status::Revoked {
+            continue;
+        }
+        if parent_revoked(input, rec).is_some() {
+            continue;
+        }
+        let limit = max_age.cloned().or_else(|| {
+            image
+                .max_age
+                .map(|d| (d, image.max_age_text.clone().unwrap_or_default()))
+        });
+        if let (Some((limit, _)), Some(built)) = (limit, rec.built_at_time()) {
+            if input.now.duration_since(built).unwrap_or_default() > limit {
+                continue;
+            }
+        }
+        if input.strategy == Strategy::Deep {
+            let on = |version: Option<&String>| rec.parent.as_ref().map(|r| &r.version) == version;
+            if let Some(p) = input.graph.parent[ImageId::new(i)] {
+                let p = p.index();
+                let parent = if remote[p] {
+                    input.history.remote(&input.project.images[p].name)
+                } else if reasons[p].is_empty() {
+                    match &input.lookups[p] {
+                        Lookup::Found(r) => Some(&**r),
+                        _ => None,
+                    }
+                } else {
+                    // The parent is stale: it builds, and this image with it.
+                    continue;
+                };
+                if !on(parent.map(|r| &r.version)) {
+                    continue;
+                }
+            } else if let Some(pin) = input.history.pin(&image.name) {
+                if !on(Some(&pin.version)) {
+                    continue;
+                }
+            }
+        }
+        reasons[i].clear();
+        remote[i] = true;
+    }
+    remote
 }
 
 /// One line for a file change, as `layer explain` prints it.
@@ -548,6 +638,8 @@ mod tests {
         /// `(image, version)` of revoked builds.
         revoked: Vec<(String, String)>,
         asked: Mutex<Vec<String>>,
+        /// Trusted remote records, by name.
+        remote: BTreeMap<String, Record>,
     }
 
     impl History for FakeHistory {
@@ -563,6 +655,9 @@ mod tests {
         }
         fn revoked(&self, name: &str, version: &str) -> bool {
             self.revoked.iter().any(|(n, v)| n == name && v == version)
+        }
+        fn remote(&self, name: &str) -> Option<&Record> {
+            self.remote.get(name)
         }
     }
 
@@ -626,6 +721,7 @@ mod tests {
             roles,
             images,
             lock: Lock::default(),
+            remote: None,
         }
     }
 
@@ -739,6 +835,108 @@ mod tests {
             .iter()
             .map(|i| (i.name.as_str(), i.action, i.wave))
             .collect()
+    }
+
+    /// `java` changed: `app` and `svc` have no local build; the remote has builds of their
+    /// current keys (`svc`'s on `parent_version` of `app`).
+    fn remote_world(parent_version: &str) -> World {
+        let mut w = World::new("java 17", "java 21");
+        let app = record(
+            "app",
+            &w.keys[1],
+            Some(("base", &w.keys[0])),
+            "2026-11-09T00:00:00Z",
+        );
+        let mut svc = record(
+            "svc",
+            &w.keys[3],
+            Some(("app", &w.keys[1])),
+            "2026-11-09T00:00:00Z",
+        );
+        svc.parent.as_mut().unwrap().version = parent_version.into();
+        w.history.remote.insert("app".into(), app);
+        w.history.remote.insert("svc".into(), svc);
+        w
+    }
+
+    fn cached(p: &Plan) -> Vec<(&str, Action, Option<Cached>)> {
+        p.images
+            .iter()
+            .map(|i| (i.name.as_str(), i.action, i.cached))
+            .collect()
+    }
+
+    #[test]
+    fn trusted_remote_records_make_images_fresh_from_the_remote() {
+        let w = remote_world("1.0.0-app");
+        let p = w.plan(&Selection::default());
+        assert_eq!(
+            cached(&p),
+            [
+                ("base", Action::Fresh, Some(Cached::Local)),
+                ("app", Action::Fresh, Some(Cached::Remote)),
+                ("node", Action::Fresh, Some(Cached::Local)),
+                ("svc", Action::Fresh, Some(Cached::Remote)),
+            ]
+        );
+        assert!(p.images.iter().all(|i| i.reasons.is_empty()));
+        // Forced images build anyway, and say nothing of a cache.
+        let p = w.plan(&Selection {
+            targets: vec![3],
+            force: true,
+            ..Selection::default()
+        });
+        assert_eq!(p.images[3].action, Action::Build);
+        assert_eq!(p.images[3].cached, None);
+    }
+
+    #[test]
+    fn a_remote_build_on_another_parent_build_is_not_used() {
+        // svc's remote build was made on another build of app's key: app comes from the
+        // remote, svc builds on it.
+        let w = remote_world("1.0.0-other");
+        let p = w.plan(&Selection::default());
+        assert_eq!(p.images[1].cached, Some(Cached::Remote));
+        assert_eq!(
+            (p.images[3].action, p.images[3].wave),
+            (Action::Build, Some(0))
+        );
+        assert_eq!(
+            p.images[3].reasons,
+            [Reason::ParentChanged {
+                parent: "app".into()
+            }]
+        );
+        // Without app on the remote, svc's record cannot stand on anything.
+        let mut w = remote_world("1.0.0-app");
+        w.history.remote.remove("app");
+        let p = w.plan(&Selection::default());
+        assert_eq!(
+            actions(&p)[1..],
+            [
+                ("app", Action::Build, Some(0)),
+                ("node", Action::Fresh, None),
+                ("svc", Action::Build, Some(1))
+            ]
+        );
+    }
+
+    #[test]
+    fn remote_records_follow_the_rules_of_local_ones() {
+        // Expired under --max-age.
+        let w = remote_world("1.0.0-app");
+        let p = w.plan(&Selection {
+            max_age: Some((std::time::Duration::from_secs(3600), "1h".into())),
+            ..Selection::default()
+        });
+        assert_eq!(p.images[1].action, Action::Build);
+        // Revoked.
+        let mut w = remote_world("1.0.0-app");
+        let app = w.history.remote.get_mut("app").unwrap();
+        app.tags.insert("Release_Status".into(), "revoked".into());
+        let p = w.plan(&Selection::default());
+        assert_eq!(p.images[1].action, Action::Build);
+        assert_eq!(p.images[3].action, Action::Build);
     }
 
     #[test]

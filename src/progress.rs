@@ -44,6 +44,26 @@ pub enum Event<'a> {
         image: &'a str,
         cause: &'a str,
     },
+    /// Downloading a build from the remote cache.
+    Pulling {
+        image: &'a str,
+        version: &'a str,
+    },
+    /// Downloaded and verified from the remote cache.
+    Pulled {
+        image: &'a str,
+        version: &'a str,
+        elapsed: Duration,
+    },
+    /// A new build uploaded to the remote cache.
+    Pushed {
+        image: &'a str,
+        version: &'a str,
+    },
+    /// Something that does not stop the run (a failed push, a pull that falls back to a build).
+    Warning {
+        message: &'a str,
+    },
 }
 
 pub trait Progress: Sync {
@@ -101,6 +121,17 @@ impl Progress for Plain {
                 format!("built {image} {version} in {:.1}s\n", elapsed.as_secs_f64())
             }
             Event::Skipped { image, cause } => format!("skipped {image}: {cause}\n"),
+            Event::Pulling { image, version } => format!("pulling {image} {version}\n"),
+            Event::Pulled {
+                image,
+                version,
+                elapsed,
+            } => format!(
+                "pulled {image} {version} in {:.1}s\n",
+                elapsed.as_secs_f64()
+            ),
+            Event::Pushed { image, version } => format!("pushed {image} {version}\n"),
+            Event::Warning { message } => format!("warning: {message}\n"),
         };
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
@@ -149,7 +180,15 @@ impl Progress for Bars {
     fn event(&self, e: Event) {
         let mut running = self.running.lock().expect("no panics while locked");
         match e {
-            Event::Waiting { image } | Event::Started { image, .. } => {
+            Event::Pushed { image, version } => {
+                let _ = self.multi.println(format!("pushed {image} {version}"));
+            }
+            Event::Warning { message } => {
+                let _ = self.multi.println(format!("warning: {message}"));
+            }
+            Event::Waiting { image }
+            | Event::Started { image, .. }
+            | Event::Pulling { image, .. } => {
                 let bar = running.entry(image.to_string()).or_insert_with(|| {
                     let b = self.multi.add(ProgressBar::new_spinner());
                     b.set_style(
@@ -165,6 +204,7 @@ impl Progress for Bars {
                 match e {
                     Event::Waiting { .. } => bar.set_message("waiting for another run"),
                     Event::Started { version, .. } => bar.set_message(version.to_string()),
+                    Event::Pulling { version, .. } => bar.set_message(format!("pulling {version}")),
                     _ => {}
                 }
             }
@@ -174,6 +214,7 @@ impl Progress for Bars {
                 }
             }
             Event::Reused { image, .. }
+            | Event::Pulled { image, .. }
             | Event::Built { image, .. }
             | Event::Failed { image, .. }
             | Event::Skipped { image, .. } => {
@@ -183,6 +224,11 @@ impl Progress for Bars {
                 }
                 let line = match e {
                     Event::Reused { version, .. } => format!("reused {image} {version}"),
+                    Event::Pulled {
+                        version, elapsed, ..
+                    } => {
+                        format!("pulled {image} {version} in {:.1}s", elapsed.as_secs_f64())
+                    }
                     Event::Built {
                         version, elapsed, ..
                     } => {

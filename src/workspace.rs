@@ -1,5 +1,7 @@
 //! A workspace: a loaded project with its role trees scanned, its keys computed and the
-//! cache's records of those keys looked up — what every command that plans starts from.
+//! cache's records of those keys looked up — what every command that plans starts from —
+//! and, when a run has a remote cache, the remote's trusted records of the keys the local
+//! cache lacks.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -15,6 +17,7 @@ use crate::key::{self, ImageKey};
 use crate::model::{Project, Strategy};
 use crate::plan::{self, History, Plan, PlanInput, Selection};
 use crate::record::{Lookup, Record};
+use crate::remote::{Found, Remote};
 use crate::scan::{self, Scanned, Tree};
 
 pub struct Workspace {
@@ -29,6 +32,10 @@ pub struct Workspace {
     pub lookups: Vec<Lookup>,
     /// By image index: the released parent build a pinned image is built on.
     pub pins: Vec<Option<crate::release::Pin>>,
+    /// By image index: a trusted record of the current key on the remote cache, for images
+    /// the local cache has no usable build of ([`Workspace::ask_remote`]); none without a
+    /// remote.
+    pub remote: Vec<Option<Record>>,
     /// Whether the artifact of each found record is in the cache, checked for all images at
     /// once and in parallel when a plan first asks (see [`History`] below).
     artifacts: OnceLock<Vec<bool>>,
@@ -107,6 +114,7 @@ impl Workspace {
         let mut graph = graph;
         let pinned_keys = crate::release::unlink_pinned(&pins, &mut graph);
         let keys = key::compute_with_pins(&project, &graph, strategy, &scanned, &pinned_keys)?;
+        let n = keys.len();
         let lookups = keys
             .par_iter()
             .zip(project.images.par_iter())
@@ -121,6 +129,7 @@ impl Workspace {
             keys,
             lookups,
             pins,
+            remote: vec![None; n],
             artifacts: OnceLock::new(),
         })
     }
@@ -149,6 +158,47 @@ impl Workspace {
 
     pub fn plan(&self, sel: &Selection) -> Plan {
         plan::make(&self.input(), sel)
+    }
+
+    /// Whether the local cache holds a usable build of image `i`'s current key: a record and
+    /// its artifact.
+    pub fn cached_locally(&self, i: usize) -> bool {
+        match &self.lookups[i] {
+            Lookup::Found(r) => self.artifact_exists(r),
+            _ => false,
+        }
+    }
+
+    /// Asks `remote`, all at once and in parallel, for the records of the images the local
+    /// cache has no usable build of; downloads no blob. The trusted records are kept for plans
+    /// ([`History::remote`]); the refusals come back, each a warning naming the key. `Err`
+    /// when the remote cannot be reached.
+    pub fn ask_remote(&mut self, remote: &Remote) -> Result<Vec<String>> {
+        let asked: Vec<usize> = (0..self.keys.len())
+            .filter(|&i| !self.cached_locally(i))
+            .collect();
+        let wanted: Vec<(String, String)> = asked
+            .iter()
+            .map(|&i| {
+                (
+                    self.project.images[i].name.clone(),
+                    self.keys[i].key.clone(),
+                )
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let answers = remote.lookup_all(&wanted)?;
+        let mut refused = Vec::new();
+        for (i, found) in asked.into_iter().zip(answers) {
+            match found {
+                Found::Hit(record) => self.remote[i] = Some(*record),
+                Found::Miss => {}
+                Found::Refused(why) => refused.push(why),
+            }
+        }
+        Ok(refused)
     }
 }
 
@@ -188,6 +238,10 @@ impl History for Workspace {
                 .map(Status::of)
         });
         status == Some(Status::Revoked)
+    }
+
+    fn remote(&self, name: &str) -> Option<&Record> {
+        self.index(name).and_then(|i| self.remote[i].as_ref())
     }
 
     fn artifact_exists(&self, record: &Record) -> bool {

@@ -35,6 +35,17 @@ pub struct Global {
     /// Plain status lines instead of progress bars
     #[arg(long, global = true)]
     pub no_progress: bool,
+    /// The remote cache, over `LAYER_REMOTE` and `[remote].url` (`s3://BUCKET/PREFIX`,
+    /// `file:///PATH`, `https://...`); without URL (`cache ls|verify --remote`): the one
+    /// configured
+    #[arg(long, global = true, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    pub remote: Option<String>,
+    /// Use no remote cache in this run
+    #[arg(long, global = true)]
+    pub no_remote: bool,
+    /// Fail (exit 2) when the remote cache cannot be reached, instead of warning
+    #[arg(long, global = true, conflicts_with = "no_remote")]
+    pub remote_required: bool,
 }
 
 /// `--color WHEN`.

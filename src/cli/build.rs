@@ -11,12 +11,12 @@ use clap::Args;
 use super::args::{Global, JsonResults, MaxAge, Select};
 use super::plan::{open, selection};
 use super::print::{out, pin_warnings};
-use super::resolve::jobs;
+use super::resolve::{connect, jobs, signer};
 use crate::backend::{Builder, CommandBackend, Procs};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec;
 use crate::model::BackendKind;
-use crate::plan::Plan;
+use crate::plan::{Action, Cached, Plan};
 use crate::progress::{Bars, Plain, Progress};
 use crate::render::{self, Style};
 use crate::workspace::Workspace;
@@ -41,10 +41,19 @@ pub struct BuildArgs {
     json: JsonResults,
     #[command(flatten)]
     max_age: MaxAge,
+    /// Also download the selected images the remote cache makes fresh (parents that a build
+    /// stands on are always downloaded)
+    #[arg(long)]
+    pull: bool,
 }
 
 pub fn run(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
-    let (ws, since) = open(g, &args.select)?;
+    let (mut ws, since) = open(g, &args.select)?;
+    let remote = connect(g, &mut ws)?;
+    let signer = match &remote {
+        Some(_) => signer()?,
+        None => None,
+    };
     let sel = selection(&ws, &args.targets, &args.select, &args.max_age, args.force)?;
     let plan = crate::since::plan(&ws, sel, since.as_ref());
     pin_warnings(g, &ws);
@@ -74,6 +83,10 @@ pub fn run(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
         work_dir: &run.dir,
         commit: exec::git_commit(&ws.project.root, ws.cache.dir()),
         secrets,
+        remote: remote.as_ref().map(|remote| exec::Shared {
+            remote,
+            signer: signer.as_ref(),
+        }),
     };
     let report = exec::execute(
         &env,
@@ -82,6 +95,7 @@ pub fn run(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
             jobs: jobs(g),
             keep_going: args.keep_going,
             force: args.force,
+            pull: args.pull,
         },
     );
     drop(run);
@@ -109,10 +123,16 @@ fn check_rootfs(ws: &Workspace, plan: &Plan) -> Result<()> {
     crate::backend::rootfs::check_packages(&ws.project, &ws.graph, rootfs.into_iter())
 }
 
-/// A builder per backend the images to build use, by backend name.
+/// A builder per backend the images to build use, by backend name; and, where one can be
+/// made, for the images the remote makes fresh, which are built instead when their pull fails.
 fn builders<'a>(ws: &'a Workspace, plan: &Plan) -> Result<BTreeMap<String, Box<dyn Builder + 'a>>> {
     let mut builders: BTreeMap<String, Box<dyn Builder + 'a>> = BTreeMap::new();
-    for p in plan.to_build() {
+    let remote_fresh = plan
+        .images
+        .iter()
+        .filter(|p| p.cached == Some(Cached::Remote));
+    for p in plan.to_build().chain(remote_fresh) {
+        let fallback = p.action != Action::Build;
         let image = ws.project.image(&p.name).expect("planned images exist");
         let backend = ws.project.backend_of(image);
         if builders.contains_key(&backend.name) {
@@ -127,6 +147,7 @@ fn builders<'a>(ws: &'a Workspace, plan: &Plan) -> Result<BTreeMap<String, Box<d
             )),
             BackendKind::Packer => match crate::backend::packer::PackerBackend::new(backend) {
                 Ok(b) => Box::new(b),
+                Err(_) if fallback => continue,
                 Err(message) => {
                     return Err(Error::Usage { kind: ErrorKind::ToolMissing,
                         message: format!("`{}` cannot be built: {message}", p.name),

@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 
 use super::args::{Global, Json};
 use super::print::{out, waiting};
-use super::resolve::{cache_in, cache_of, project_root};
+use super::resolve::{cache_in, cache_of, project_root, required_remote};
 use crate::cache::gc;
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::Lookup;
@@ -21,12 +21,14 @@ pub struct CacheArgs {
 /// `layer cache ls|verify|gc`.
 #[derive(Subcommand, Debug)]
 enum CacheCommand {
-    /// Every recorded build with its release status and artifact size
+    /// Every recorded build with its release status and artifact size; with --remote, every
+    /// record of the remote cache with its signer and whether it is trusted
     Ls {
         #[command(flatten)]
         json: Json,
     },
-    /// Re-hash every local artifact; a corrupt one is moved aside and counts as missing
+    /// Re-hash every local artifact; a corrupt one is moved aside and counts as missing; with
+    /// --remote, check every record's signature and every blob's digest on the remote cache
     Verify {
         #[command(flatten)]
         json: Json,
@@ -51,10 +53,31 @@ struct GcArgs {
 
 pub fn run(g: &Global, args: &CacheArgs) -> Result<i32> {
     match &args.command {
+        CacheCommand::Ls { json } if g.remote.is_some() => remote_entries(g, json.json, false),
+        CacheCommand::Verify { json } if g.remote.is_some() => remote_entries(g, json.json, true),
         CacheCommand::Ls { json } => ls(g, json.json),
         CacheCommand::Verify { json } => verify(g, json.json),
         CacheCommand::Gc(args) => run_gc(g, args),
     }
+}
+
+/// `layer cache ls --remote`, and with `verify` every blob downloaded and checked too:
+/// exit code 1 when a record is not trusted.
+fn remote_entries(g: &Global, json: bool, verify: bool) -> Result<i32> {
+    let project = crate::decl::load(&project_root(g)?)?;
+    let remote = required_remote(g, &project)?;
+    let entries = if verify {
+        remote.verify()?
+    } else {
+        remote.list()?
+    };
+    out(&if json {
+        render::json(&entries)
+    } else {
+        render::remote_entries_text(&entries)
+    })?;
+    let bad = entries.iter().any(|e| e.verdict != crate::remote::TRUSTED);
+    Ok(i32::from(verify && bad))
 }
 
 /// `layer cache ls`.

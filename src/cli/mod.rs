@@ -23,6 +23,9 @@ pub mod versions;
 pub mod release;
 pub mod report;
 pub mod cache;
+pub mod keygen;
+pub mod push;
+pub mod pull;
 
 use std::io::{IsTerminal, Write};
 
@@ -74,8 +77,14 @@ enum Command {
     Revoke(release::RevokeArgs),
     /// Running instances per image version, the ones to rebuild after a fix, the expired ones
     Report(report::ReportArgs),
-    /// Inspect, re-hash and prune the cache
+    /// Inspect, re-hash and prune the cache (with --remote: the remote cache)
     Cache(cache::CacheArgs),
+    /// Write a new signing key for the remote cache; print its public key
+    Keygen(keygen::KeygenArgs),
+    /// Upload the current builds the remote cache lacks (needs `LAYER_SIGNING_KEY`)
+    Push(push::PushArgs),
+    /// Download the remote cache's trusted builds of the current keys
+    Pull(pull::PullArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -130,5 +139,8 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Revoke(args) => release::revoke(g, args),
         Command::Report(args) => report::run(g, args),
         Command::Cache(args) => cache::run(g, args),
+        Command::Keygen(args) => keygen::run(g, args),
+        Command::Push(args) => push::run(g, args),
+        Command::Pull(args) => pull::run(g, args),
     }
 }

@@ -4,7 +4,7 @@ use clap::{Args, ValueEnum};
 
 use super::args::{Global, MaxAge, Select};
 use super::print::{out, pin_warnings};
-use super::resolve::{no_teardown, project_root, resolve_targets};
+use super::resolve::{connect, no_teardown, project_root, resolve_targets};
 use crate::error::Result;
 use crate::model::Strategy;
 use crate::plan::Selection;
@@ -44,8 +44,9 @@ pub enum PlanFormat {
 }
 
 pub fn run(g: &Global, args: &PlanArgs, style: Style) -> Result<i32> {
-    let (ws, since) = open(g, &args.select)?;
-    let (ws, since) = (no_teardown(ws), no_teardown(since));
+    let (mut ws, since) = open(g, &args.select)?;
+    let remote = connect(g, &mut ws)?;
+    let (ws, since, _remote) = (no_teardown(ws), no_teardown(since), no_teardown(remote));
     let sel = selection(&ws, &args.targets, &args.select, &args.max_age, false)?;
     let plan = no_teardown(crate::since::plan(&ws, sel, since.as_ref()));
     pin_warnings(g, &ws);

@@ -1,5 +1,6 @@
 //! What the global flags and the names on the command line resolve to: the project root, the
-//! workspace, the cache, the number of jobs, the indices of target images.
+//! workspace, the cache, the number of jobs, the indices of target images; the remote cache
+//! (`--remote`, `--no-remote`, `--remote-required`, `[remote]`) and the signing key.
 
 use std::path::PathBuf;
 
@@ -8,6 +9,7 @@ use crate::cache::Cache;
 use crate::decl;
 use crate::error::{did_you_mean, Error, ErrorKind, Result};
 use crate::model::{Project, Strategy};
+use crate::remote::{Remote, Signer};
 use crate::workspace::Workspace;
 
 /// The project root: from `-C DIR` or the current folder, the first folder upwards holding
@@ -84,4 +86,86 @@ pub fn resolve_targets(project: &Project, names: &[String]) -> Result<Vec<usize>
 /// `build`, which runs for long and owns those.
 pub fn no_teardown<T>(v: T) -> std::mem::ManuallyDrop<T> {
     std::mem::ManuallyDrop::new(v)
+}
+
+/// The remote cache of this run: `--remote URL`, else `LAYER_REMOTE`, else `[remote].url`;
+/// none with `--no-remote` or when nothing names one. Trusted keys come from `[remote]`
+/// only: a URL on the command line never brings its own trust.
+pub fn remote(g: &Global, project: &Project) -> Result<Option<Remote>> {
+    if g.no_remote {
+        return Ok(None);
+    }
+    let url = g
+        .remote
+        .clone()
+        .filter(|u| !u.is_empty())
+        .or_else(|| std::env::var("LAYER_REMOTE").ok().filter(|u| !u.is_empty()))
+        .or_else(|| project.remote.as_ref().map(|r| r.url.clone()));
+    let Some(url) = url else {
+        return Ok(None);
+    };
+    let trusted = project
+        .remote
+        .as_ref()
+        .map(|r| r.trusted_keys.clone())
+        .unwrap_or_default();
+    Remote::open(&url, &trusted).map(Some)
+}
+
+/// [`remote`], for the commands that are about it (`push`, `pull`, `cache ls|verify
+/// --remote`): none is an error.
+pub fn required_remote(g: &Global, project: &Project) -> Result<Remote> {
+    remote(g, project)?.ok_or_else(|| Error::Remote {
+        kind: ErrorKind::RemoteConfig,
+        message: if g.no_remote {
+            "`--no-remote`: this command needs the remote cache".into()
+        } else {
+            "no remote cache: `layer.toml` has no `[remote]`".into()
+        },
+        hint: Some(
+            "add `[remote]` with `url = \"s3://BUCKET/PREFIX\"` to `layer.toml`, or give `--remote URL`"
+                .into(),
+        ),
+    })
+}
+
+/// The signing key `LAYER_SIGNING_KEY` names (a path, or the key itself): with one, a run
+/// writes to the remote; without, it only reads.
+pub fn signer() -> Result<Option<Signer>> {
+    match std::env::var("LAYER_SIGNING_KEY") {
+        Ok(v) if !v.trim().is_empty() => Signer::from_env_value(v.trim()).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Connects the workspace to the run's remote cache: asks it for the images the local cache
+/// lacks and warns of every record it refuses. A remote that cannot be reached is one warning
+/// and no remote for the rest of the run, or with `--remote-required` the error.
+pub fn connect(g: &Global, ws: &mut Workspace) -> Result<Option<Remote>> {
+    let remote = if g.remote_required {
+        Some(required_remote(g, &ws.project)?)
+    } else {
+        remote(g, &ws.project)?
+    };
+    let Some(remote) = remote else {
+        return Ok(None);
+    };
+    match ws.ask_remote(&remote) {
+        Ok(refused) => {
+            if !g.quiet {
+                for why in refused {
+                    eprintln!("warning: {why}");
+                }
+            }
+            Ok(Some(remote))
+        }
+        Err(e) if e.kind() == ErrorKind::RemoteUnreachable && !g.remote_required => {
+            if !g.quiet {
+                eprintln!("warning: {e}");
+                eprintln!("  note: going on with the local cache only (`--remote-required` makes this an error)");
+            }
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -7,7 +7,7 @@
 //!
 //! The parts, each using only those above it: the raw TOML mirrors; one file read and its
 //! parse errors worded; the checks all declarations share; then one validator per kind of
-//! declaration (origins, backends, the project's own files, roles, images). This file puts
+//! declaration (origins, backends, the remote cache, the project's own files, roles, images). This file puts
 //! them together: [`load_from`] loads each kind, then rejects cycles and orders the images.
 
 mod raw;
@@ -15,6 +15,7 @@ mod file;
 mod check;
 mod origin;
 mod backend;
+mod remote;
 mod project;
 mod role;
 mod image;
@@ -85,6 +86,7 @@ pub fn load_from(root: &Path, files: &dyn ProjectFiles) -> Result<Project> {
         backend: project.backend,
         origins: project.origins,
         backends: project.backends,
+        remote: project.remote,
         roles,
         images,
         lock,

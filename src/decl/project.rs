@@ -1,4 +1,4 @@
-//! The project's own files: `layer.toml` (`[project]`, its origins and backends, each checked
+//! The project's own files: `layer.toml` (`[project]`, its origins, backends and remote, each checked
 //! by its validator) and `layer.lock`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -8,8 +8,11 @@ use super::check::{unknown, NAME_HINT};
 use super::file::read_source;
 use super::origin::origin_source;
 use super::raw::{LockRaw, ProjectFileRaw};
+use super::remote::remote;
 use crate::error::Diagnostics;
-use crate::model::{valid_name, Backend, Lock, Origin, Strategy, LOCK_FILE, PROJECT_FILE};
+use crate::model::{
+    valid_name, Backend, Lock, Origin, RemoteConfig, Strategy, LOCK_FILE, PROJECT_FILE,
+};
 use crate::source::files::ProjectFiles;
 
 /// What `layer.toml` declares, and every name it declares. Without a readable `layer.toml`,
@@ -22,6 +25,8 @@ pub(super) struct ProjectFile {
     pub origins: BTreeMap<String, Origin>,
     /// The backends that are valid, and the built-in `rootfs`.
     pub backends: BTreeMap<String, Backend>,
+    /// `[remote]`, when declared and valid.
+    pub remote: Option<RemoteConfig>,
     /// Every declared name, valid or not: a reference to a declaration that has its own error
     /// is not also an "unknown" reference.
     pub origin_names: BTreeSet<String>,
@@ -41,6 +46,7 @@ pub(super) fn load_project_file(files: &dyn ProjectFiles, diags: &mut Diagnostic
         backend_names: backends.keys().cloned().collect(),
         backends,
         origin_names: BTreeSet::new(),
+        remote: None,
         loaded: false,
     };
     let Some(src) = read_source(files, PROJECT_FILE, diags) else {
@@ -78,6 +84,10 @@ pub(super) fn load_project_file(files: &dyn ProjectFiles, diags: &mut Diagnostic
         if let Some(backend) = backend(&src, line, &name, b.into_inner(), diags) {
             out.backends.insert(name, backend);
         }
+    }
+    if let Some(r) = raw.remote {
+        let line = src.line_of(&r);
+        out.remote = remote(&src, line, r.into_inner(), diags);
     }
     if let Some(b) = raw.project.backend {
         if !out.backend_names.contains(b.get_ref()) {

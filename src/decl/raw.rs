@@ -20,6 +20,16 @@ pub(super) struct ProjectFileRaw {
     pub origins: BTreeMap<String, Spanned<OriginRaw>>,
     #[serde(default)]
     pub backends: BTreeMap<String, Spanned<BackendRaw>>,
+    pub remote: Option<Spanned<RemoteRaw>>,
+}
+
+/// `[remote]` in `layer.toml` (SPEC §8).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RemoteRaw {
+    pub url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub trusted_keys: Vec<Spanned<String>>,
 }
 
 /// `[project]` in `layer.toml`.

@@ -1,5 +1,6 @@
 //! What a run is given besides the plan: the [`Options`] of `layer build`, and the [`Env`] the
-//! command prepares before anything starts, with the secrets it reads from the environment
+//! command prepares before anything starts (with the remote cache, [`Shared`], when there is
+//! one), with the secrets it reads from the environment
 //! ([`resolve_secrets`]) and the `Commit` tag ([`git_commit`]).
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::Project;
 use crate::plan::{Action, Plan};
 use crate::progress::Progress;
+use crate::remote::{Remote, Signer};
 use crate::workspace::Workspace;
 
 /// How to run the plan's builds.
@@ -23,6 +25,17 @@ pub struct Options {
     pub keep_going: bool,
     /// `--force`: build even a key another run recorded meanwhile.
     pub force: bool,
+    /// `--pull`: download the selected images the remote cache makes fresh, not only the
+    /// parents a build stands on.
+    pub pull: bool,
+}
+
+/// The remote cache of a run: builds are pulled from it, and with a signing key each new
+/// build is pushed to it.
+pub struct Shared<'a> {
+    pub remote: &'a Remote,
+    /// `LAYER_SIGNING_KEY`: none makes the run read-only.
+    pub signer: Option<&'a Signer>,
 }
 
 /// What the executor needs besides the plan.
@@ -40,6 +53,8 @@ pub struct Env<'a> {
     pub commit: String,
     /// Per image index: secret variable name and value.
     pub secrets: Vec<Vec<(String, String)>>,
+    /// The remote cache, when the run has one it could reach.
+    pub remote: Option<Shared<'a>>,
 }
 
 /// Reads the `[secrets]` of the images to build from the environment; a missing variable is

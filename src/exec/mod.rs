@@ -12,6 +12,7 @@ mod result;
 mod env;
 mod log;
 mod worker;
+mod transfer;
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -19,24 +20,27 @@ use std::time::Duration;
 
 use crate::graph::{ImageId, ImageMap};
 use crate::model::Strategy;
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Cached, Plan};
 use crate::progress::Event;
 use crate::record::{Lookup, Record};
 use crate::workspace::Workspace;
 use schedule::{Scheduler, Skip};
 use worker::{Outcome, Task};
 
-pub use env::{git_commit, resolve_secrets, Env, Options};
+pub use env::{git_commit, resolve_secrets, Env, Options, Shared};
 pub use result::{Done, ImageResult, Report};
 pub use worker::origin_id;
 
 /// Runs the plan's builds.
 pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
     let ws = env.ws;
+    let pull = to_pull(env, plan, opts);
+    // A pull is a step of the run as a build is: images built on it wait for it.
     let build: ImageMap<bool> = plan
         .images
         .iter()
-        .map(|i| i.action == Action::Build)
+        .zip(pull.values())
+        .map(|(i, p)| i.action == Action::Build || *p)
         .collect();
     let mut schedule = Scheduler::new(
         &ws.graph.parent,
@@ -59,11 +63,12 @@ pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
             env.procs.cancel();
         }
         while let Some(id) = schedule.start() {
-            let task = task(ws, id, &outcomes);
+            let task = task(ws, id, &outcomes, pull[id]);
             let tx = tx.clone();
             s.spawn(move || {
-                let outcome = worker::run_task(env, &task, opts);
-                let _ = tx.send((task.id, outcome));
+                transfer::run_step(env, &task, opts, |outcome| {
+                    let _ = tx.send((task.id, outcome));
+                });
             });
         }
         if schedule.done() {
@@ -88,6 +93,14 @@ pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
                 env.progress.event(Event::Reused {
                     image: name,
                     version: &record.version,
+                });
+                schedule.succeeded(id);
+            }
+            Outcome::Pulled(record, elapsed) => {
+                env.progress.event(Event::Pulled {
+                    image: name,
+                    version: &record.version,
+                    elapsed: *elapsed,
                 });
                 schedule.succeeded(id);
             }
@@ -119,7 +132,7 @@ pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
         .ids()
         .map(|id| {
             let outcome = outcomes[id].take();
-            image_result(plan, id, &schedule, outcome, &ws.lookups[id.index()])
+            image_result(plan, id, &schedule, outcome, found(ws, id))
         })
         .collect();
     Report {
@@ -128,9 +141,44 @@ pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
     }
 }
 
-/// What a worker needs to build image `id`, from the records as they stand: deep, the parent's
-/// (built by this run, or found by the plan) or the pinned parent build's.
-fn task(ws: &Workspace, id: ImageId, outcomes: &ImageMap<Option<Outcome>>) -> Task {
+/// The images the run downloads from the remote cache: those it makes fresh that an image to
+/// build stands on (deep: every one up its chain, as a layer stack needs them all), and with
+/// `--pull` every one the plan made fresh from it.
+fn to_pull(env: &Env, plan: &Plan, opts: &Options) -> ImageMap<bool> {
+    let ws = env.ws;
+    let remote_fresh = |id: ImageId| {
+        env.remote.is_some() && plan.images[id.index()].cached == Some(Cached::Remote)
+    };
+    let mut pull: ImageMap<bool> = ws
+        .graph
+        .ids()
+        .map(|id| opts.pull && remote_fresh(id))
+        .collect();
+    if ws.strategy == Strategy::Deep {
+        for p in plan.to_build() {
+            let id = ws.graph.index[&p.name];
+            for a in ws.graph.chain(id) {
+                if remote_fresh(a) {
+                    pull[a] = true;
+                }
+            }
+        }
+    }
+    pull
+}
+
+/// The record the plan found for image `id`: the local cache's, else the remote's.
+fn found(ws: &Workspace, id: ImageId) -> Option<&Record> {
+    match &ws.lookups[id.index()] {
+        Lookup::Found(record) => Some(record),
+        _ => ws.remote[id.index()].as_ref(),
+    }
+}
+
+/// What a worker needs to build (or pull) image `id`, from the records as they stand: deep,
+/// the parent's (built or pulled by this run, or found by the plan) or the pinned parent
+/// build's.
+fn task(ws: &Workspace, id: ImageId, outcomes: &ImageMap<Option<Outcome>>, pull: bool) -> Task {
     let lookup = &ws.lookups[id.index()];
     let parent = match ws.strategy {
         Strategy::Deep => ws.graph.parent[id]
@@ -142,6 +190,7 @@ fn task(ws: &Workspace, id: ImageId, outcomes: &ImageMap<Option<Outcome>>) -> Ta
         id,
         parent,
         recheck: !matches!(lookup, Lookup::Found(_)),
+        pull,
     }
 }
 
@@ -179,7 +228,7 @@ fn image_result(
     id: ImageId,
     schedule: &Scheduler,
     outcome: Option<Outcome>,
-    lookup: &Lookup,
+    found: Option<&Record>,
 ) -> ImageResult {
     let image = &plan.images[id.index()];
     match outcome {
@@ -187,14 +236,15 @@ fn image_result(
             ImageResult::built(image, &record, &log, elapsed)
         }
         Some(Outcome::Reused(record)) => ImageResult::reused(image, &record),
+        Some(Outcome::Pulled(record, elapsed)) => ImageResult::pulled(image, &record, elapsed),
         Some(Outcome::Failed {
             error,
             log,
             duration,
         }) => ImageResult::failed(image, error, log.as_deref(), duration),
-        None => match (schedule.not_built(id), image.action, lookup) {
+        None => match (schedule.not_built(id), image.action, found) {
             (Some(skip), _, _) => ImageResult::skipped(image, cause(skip, plan)),
-            (None, Action::Fresh, Lookup::Found(record)) => ImageResult::fresh(image, record),
+            (None, Action::Fresh, Some(record)) => ImageResult::fresh(image, record),
             (None, _, _) => ImageResult::skipped(image, "not selected".into()),
         },
     }

@@ -30,7 +30,8 @@ pub struct ImageResult {
     pub duration_ms: Option<u64>,
     pub log: Option<String>,
     /// Skipped: why (`` `app` failed ``, `` not started: `app` failed ``, `interrupted`,
-    /// `not selected`). Fresh: `built meanwhile by another run` when another run recorded it.
+    /// `not selected`). Fresh: `built meanwhile by another run` when another run recorded it,
+    /// `pulled from the remote cache` when this run downloaded it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
     /// Failed: the one-line reason.
@@ -52,6 +53,15 @@ impl ImageResult {
     pub fn reused(image: &PlannedImage, record: &Record) -> Self {
         ImageResult {
             cause: Some("built meanwhile by another run".into()),
+            ..ImageResult::recorded(image, Done::Fresh, record)
+        }
+    }
+
+    /// Fresh on the remote cache, downloaded and verified by this run.
+    pub fn pulled(image: &PlannedImage, record: &Record, elapsed: Duration) -> Self {
+        ImageResult {
+            duration_ms: Some(elapsed.as_millis() as u64),
+            cause: Some("pulled from the remote cache".into()),
             ..ImageResult::recorded(image, Done::Fresh, record)
         }
     }

@@ -22,6 +22,7 @@ use crate::record::{Artifact, Lookup, ParentRef, Record, RECORD_FORMAT};
 use crate::workspace::Workspace;
 
 /// Everything a worker needs for one image, prepared by the main thread.
+#[derive(Clone)]
 pub(super) struct Task {
     pub id: ImageId,
     /// Deep: the record of the parent build it is built on (this run's, the cache's, or the
@@ -29,6 +30,8 @@ pub(super) struct Task {
     pub parent: Option<Record>,
     /// The plan found no record: another run may have built the key since.
     pub recheck: bool,
+    /// Fresh on the remote cache: download it (`transfer::pull`) rather than build it.
+    pub pull: bool,
 }
 
 /// What a worker did with its image.
@@ -37,6 +40,8 @@ pub(super) enum Outcome {
     Built(Box<Record>, PathBuf, Duration),
     /// Another run recorded the key while this one waited for the lock.
     Reused(Box<Record>),
+    /// Downloaded from the remote cache and verified; how long it took.
+    Pulled(Box<Record>, Duration),
     /// Not built: the one-line reason, the log if one was started, how long it took.
     Failed {
         error: String,
@@ -49,7 +54,9 @@ impl Outcome {
     /// The record it built or found.
     pub(super) fn record(&self) -> Option<&Record> {
         match self {
-            Outcome::Built(record, ..) | Outcome::Reused(record) => Some(record),
+            Outcome::Built(record, ..) | Outcome::Reused(record) | Outcome::Pulled(record, _) => {
+                Some(record)
+            }
             Outcome::Failed { .. } => None,
         }
     }

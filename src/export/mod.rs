@@ -62,6 +62,7 @@ mod materialize;
 mod disk;
 
 pub use oci::oci_arch;
+pub use tar::write_layer_tar;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -135,6 +135,38 @@ pub(super) fn write_merged_tar(
     tar.finish()
 }
 
+/// A layer folder as one archive, for the remote cache (`crate::remote`): `./` then `./PATH`
+/// for every entry of `root`, sorted by path, with owners, modes, mtimes as they are (not
+/// clamped), hard links, device nodes and overlayfs's marks — whiteouts are character devices
+/// 0/0, opaque folders carry `trusted.overlay.opaque` as a `SCHILY.xattr` record — so that
+/// unpacking it gives a tree with the same [`layerfs::digest`]. A socket cannot be archived
+/// and is an error.
+pub fn write_layer_tar(root: &Path, w: impl Write, out: &Path) -> Result<()> {
+    let mut tar = TarWriter::new(w, out);
+    let mut first_link: HashMap<(usize, u64, u64), Vec<u8>> = HashMap::new();
+    for n in layerfs::walk(root)? {
+        let src = layerfs::join_rel(root, &n.rel);
+        let mut name = b"./".to_vec();
+        name.extend_from_slice(&n.rel);
+        let dir = n.meta.is_dir();
+        if dir && !n.rel.is_empty() {
+            name.push(b'/');
+        }
+        let link = hard_link_of(&mut first_link, 0, &n.meta, &name);
+        let Some(mut it) = item(name, &src, &n.meta, i64::MAX, link)? else {
+            return Err(Error::io(
+                &src,
+                io::Error::other("a socket cannot be archived"),
+            ));
+        };
+        if dir && layerfs::is_opaque(&src) {
+            it.xattrs.push((layerfs::OPAQUE_XATTR, b"y".to_vec()));
+        }
+        tar.append(&it)?;
+    }
+    tar.finish()
+}
+
 /// For a non-folder with more than one link: the name of the first entry seen with the same
 /// inode in the same layer (then this entry is a hard link to it), or `None` after noting this
 /// one as the first.

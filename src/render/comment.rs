@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::plan::{Action, Plan, PlannedImage, Reason};
+use crate::plan::{Action, Cached, Plan, PlannedImage, Reason};
 
 /// Images with a reason of their own, as opposed to those built because a parent is or only
 /// for want of a cache (`not cached`); those with a change to show (a role, a field, an
@@ -77,10 +77,11 @@ pub fn plan_markdown(plan: &Plan) -> String {
     let table = |rows: &[&PlannedImage]| {
         let mut t = String::from("| image | action | reasons | wave |\n|---|---|---|---|\n");
         for i in rows {
-            let action = match i.action {
-                Action::Build => "**build**",
-                Action::Fresh => "fresh",
-                Action::Skip => "skip",
+            let action = match (i.action, i.cached) {
+                (Action::Build, _) => "**build**",
+                (Action::Fresh, Some(Cached::Remote)) => "fresh (remote)",
+                (Action::Fresh, _) => "fresh",
+                (Action::Skip, _) => "skip",
             };
             let reasons: Vec<String> = i
                 .reasons

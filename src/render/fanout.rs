@@ -132,6 +132,7 @@ mod tests {
             roles: vec![],
             wave,
             pin: None,
+            cached: None,
         }
     }
 

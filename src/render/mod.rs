@@ -12,6 +12,7 @@ pub mod build;
 pub mod versions;
 pub mod explain;
 pub mod cache;
+pub mod remote;
 
 pub use build::{build_summary, image_tests_text};
 pub use cache::{cache_gc_text, cache_ls_text, cache_verify_failed, cache_verify_text};
@@ -22,5 +23,6 @@ pub use graph::{graph_dot, graph_json, graph_mermaid};
 pub use json::json;
 pub use list::{hash_text, list_text, LatestArtifact, ListRow};
 pub use plan::plan_text;
+pub use remote::{remote_entries_text, transfer_text, Transfer, TransferOutcome};
 pub use style::Style;
 pub use versions::{versions_text, VersionRow};

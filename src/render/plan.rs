@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use super::style::Style;
-use crate::plan::{Action, Plan, Reason};
+use crate::plan::{Action, Cached, Plan, Reason};
 
 /// The plan for the terminal: `build`, `fresh` or `skip` and why, one image a line.
 pub fn plan_text(plan: &Plan, style: Style) -> String {
@@ -41,12 +41,17 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         );
     }
     let width = plan.images.iter().map(|i| i.name.len()).max().unwrap_or(0);
+    // `fresh (remote)` widens the action column, only in plans that have one.
+    let remote = plan.images.iter().any(|i| i.cached == Some(Cached::Remote));
+    let action_width = if remote { 14 } else { 5 };
     for img in &plan.images {
-        let word = match img.action {
-            Action::Build => style.paint("build", "1;33"),
-            Action::Fresh => style.paint("fresh", "32"),
-            Action::Skip => style.paint("skip ", "2"),
+        let (word, colour) = match (img.action, img.cached) {
+            (Action::Build, _) => ("build", "1;33"),
+            (Action::Fresh, Some(Cached::Remote)) => ("fresh (remote)", "32"),
+            (Action::Fresh, _) => ("fresh", "32"),
+            (Action::Skip, _) => ("skip", "2"),
         };
+        let word = style.paint(&format!("{word:action_width$}"), colour);
         let mut line = format!("  {word}  {:width$}", img.name);
         if let Some(w) = img.wave {
             let _ = write!(line, "  wave {w}");

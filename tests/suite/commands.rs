@@ -100,10 +100,15 @@ fn plan_json_has_the_documented_shape() {
             .map(String::as_str)
             .collect();
         fields.sort();
-        assert_eq!(
-            fields,
-            ["action", "key", "name", "origin", "parent", "reasons", "roles", "wave"]
-        );
+        // `cached` only on fresh images (SPEC §8): `local` here, as the cache is local.
+        let mut expected = vec![
+            "action", "key", "name", "origin", "parent", "reasons", "roles", "wave",
+        ];
+        if img["action"] == "fresh" {
+            assert_eq!(img["cached"], "local", "{img}");
+            expected.insert(1, "cached");
+        }
+        assert_eq!(fields, expected);
         assert!(is_key(img["key"].as_str().unwrap()), "{img}");
     }
 }

@@ -366,6 +366,8 @@ pub(crate) fn run_layer(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> Out
     cmd.args(args)
         .current_dir(cwd)
         .env_remove("LAYER_CACHE")
+        .env_remove("LAYER_REMOTE")
+        .env_remove("LAYER_SIGNING_KEY")
         .env("NO_COLOR", "1");
     for (k, v) in env {
         cmd.env(k, v);
@@ -511,6 +513,8 @@ fn layer_command(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     cmd.args(args)
         .current_dir(cwd)
         .env_remove("LAYER_CACHE")
+        .env_remove("LAYER_REMOTE")
+        .env_remove("LAYER_SIGNING_KEY")
         .env("NO_COLOR", "1");
     for (k, v) in env {
         cmd.env(k, v);

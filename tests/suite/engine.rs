@@ -182,6 +182,7 @@ fn execute(ws: &Workspace, plan: &Plan, setup: Setup) -> Run {
         work_dir: work.path(),
         commit: "test-commit".into(),
         secrets: vec![Vec::new(); ws.project.images.len()],
+        remote: None,
     };
     let report = exec::execute(
         &env,
@@ -190,6 +191,7 @@ fn execute(ws: &Workspace, plan: &Plan, setup: Setup) -> Run {
             jobs: setup.jobs,
             keep_going: setup.keep_going,
             force: setup.force,
+            pull: false,
         },
     );
     drop(builders);

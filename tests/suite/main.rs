@@ -30,6 +30,8 @@ mod keys;
 mod lock;
 mod packer;
 mod release;
+mod remote;
+mod remote_use;
 mod report;
 mod rootfs;
 mod since;

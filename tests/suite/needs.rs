@@ -32,18 +32,21 @@ pub(crate) enum Need {
     E2fsprogs,
     /// `qemu-img`, for qcow2 exports.
     QemuImg,
+    /// `python3` with `venv`, for the S3 server of the remote tests (`moto`, from the Python package index).
+    Python3,
 }
 
 impl Need {
     /// Every need, in the order `build.rs` declares them.
     #[allow(dead_code)] // build.rs's
-    pub(crate) const ALL: [Need; 6] = [
+    pub(crate) const ALL: [Need; 7] = [
         Need::Root,
         Need::Busybox,
         Need::Packer,
         Need::Skopeo,
         Need::E2fsprogs,
         Need::QemuImg,
+        Need::Python3,
     ];
 
     /// The value of `cfg(missing = ...)` that says this need is not met.
@@ -56,6 +59,7 @@ impl Need {
             Need::Skopeo => "skopeo",
             Need::E2fsprogs => "e2fsprogs",
             Need::QemuImg => "qemu-img",
+            Need::Python3 => "python3",
         }
     }
 
@@ -68,6 +72,7 @@ impl Need {
             Need::Skopeo => "needs `skopeo`: apt-get install skopeo",
             Need::E2fsprogs => "needs `mkfs.ext4`, `debugfs`, `e2fsck`: apt-get install e2fsprogs",
             Need::QemuImg => "needs `qemu-img`: apt-get install qemu-utils",
+            Need::Python3 => "needs `python3` with `venv`: apt-get install python3-venv",
         }
     }
 
@@ -83,6 +88,7 @@ impl Need {
                 .iter()
                 .all(|t| tool(t).is_some()),
             Need::QemuImg => tool("qemu-img").is_some(),
+            Need::Python3 => tool("python3").is_some(),
         }
     }
 }
