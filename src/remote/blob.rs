@@ -75,6 +75,9 @@ pub(super) fn pack(src: &Path, out: &Path) -> Result<(String, u64)> {
     let hashing = Hashing::new(io::BufWriter::with_capacity(1 << 20, file));
     let mut z = zstd::Encoder::new(hashing, ZSTD_LEVEL).map_err(|e| Error::io(out, e))?;
     z.include_checksum(true).map_err(|e| Error::io(out, e))?;
+    // Compress on a second thread while this one reads files and writes the archive (zstd's
+    // output does not depend on the number of workers).
+    z.multithread(2).map_err(|e| Error::io(out, e))?;
     if meta.is_dir() {
         crate::export::write_layer_tar(src, &mut z, out)?;
     } else {

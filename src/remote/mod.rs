@@ -28,7 +28,7 @@
 //! pushing one key, the first wins and the second is told the record is there (`Ok(false)`).
 //! Plain HTTP servers take no condition; there it is HEAD, then PUT (see `store`). Blobs are
 //! packed into a temporary file beside the artifact (memory stays flat whatever the layer's
-//! size), then uploaded in 8 MiB parts, four at a time, where the store has multipart uploads
+//! size), then uploaded in 16 MiB parts, three at a time, where the store has multipart uploads
 //! (S3, local folders); a plain HTTP server takes a blob in one PUT, from memory.
 //!
 //! A [`Remote`] can be shared by threads: each call drives its runtime (`block_on`) from the

@@ -496,6 +496,15 @@ fn missing_truncated_and_flipped_blobs_are_refused_or_fail_the_pull() {
         format!("remote record of `app` {short} refused: its blob `{blob}` is missing (evicted?)")
     );
     assert!(w.remote.pull(&r, &w.b).is_err());
+    let listed = w.remote.list().unwrap();
+    assert_eq!(
+        (listed[0].signer.as_deref(), listed[0].verdict.as_str()),
+        (
+            Some(w.signer.public().as_str()),
+            format!("its blob `{blob}` is missing (evicted?)").as_str()
+        )
+    );
+    assert_eq!(w.remote.verify().unwrap(), listed);
 
     // Put back, the pull goes through.
     put(&w.mem, &blob, bytes);
