@@ -1,0 +1,284 @@
+//! The plan: which images a build would build, in which wave, and why. `layer plan` prints a
+//! `Plan`; `layer build` hands the same value to the executor. Pure: records come in as
+//! [`Lookup`]s and through [`History`], so tests plan against fakes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::graph::{Graph, ImageId, ImageMap};
+use crate::key::ImageKey;
+use crate::model::{Project, Strategy};
+use crate::record::{Lookup, Record};
+use crate::release::Pin;
+use crate::scan::Tree;
+
+mod reason;
+mod stale;
+#[cfg(test)]
+mod tests;
+
+pub use reason::{describe_file_change, Reason};
+use stale::remote_fresh;
+pub use stale::{changes_since, reasons_from, stale_reasons};
+
+/// The schema of `layer plan --format json`.
+pub const PLAN_SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Stale and selected.
+    Build,
+    /// The cache holds a usable record.
+    Fresh,
+    /// Not selected.
+    Skip,
+}
+
+/// Which cache holds the record of a fresh image (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cached {
+    /// The local cache.
+    Local,
+    /// Only the remote cache: a trusted record, not downloaded yet.
+    Remote,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedImage {
+    pub name: String,
+    pub key: String,
+    pub action: Action,
+    /// `fresh`: where its record is; absent for images to build or skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached: Option<Cached>,
+    pub reasons: Vec<Reason>,
+    pub parent: Option<String>,
+    pub origin: Option<String>,
+    pub roles: Vec<String>,
+    pub wave: Option<usize>,
+    /// `from = "PARENT@PIN"`: the released parent build the image is built on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<Pin>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub build: usize,
+    pub fresh: usize,
+    pub skip: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub schema: u32,
+    pub strategy: Strategy,
+    /// With `--since REF`: the revision compared with, and the images it had that are gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<SinceInfo>,
+    /// In topological order, ties by name.
+    pub images: Vec<PlannedImage>,
+    pub summary: Summary,
+}
+
+/// What `--since REF` adds to a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SinceInfo {
+    /// As given (`origin/main`).
+    pub rev: String,
+    /// The commit it named.
+    pub commit: String,
+    /// Images declared at the revision and no longer.
+    pub removed: Vec<String>,
+    /// Images whose key differs from their key at the revision (new ones included).
+    pub changed: Vec<String>,
+}
+
+impl Plan {
+    pub fn to_build(&self) -> impl Iterator<Item = &PlannedImage> {
+        self.images.iter().filter(|i| i.action == Action::Build)
+    }
+}
+
+/// What the plan may ask of the cache beyond the lookups of current keys.
+pub trait History: Sync {
+    fn latest(&self, name: &str) -> Option<Record>;
+    fn tree(&self, digest: &str) -> Option<Tree>;
+    fn artifact_exists(&self, record: &Record) -> bool;
+    /// The released parent build image `name` is pinned to, if it is pinned.
+    fn pin(&self, _name: &str) -> Option<&Pin> {
+        None
+    }
+    /// Whether build `version` of image `name` was revoked.
+    fn revoked(&self, _name: &str, _version: &str) -> bool {
+        false
+    }
+    /// A trusted record of image `name`'s current key on the remote cache, looked up (and
+    /// verified, without its blobs) before planning; only asked for images not fresh locally.
+    fn remote(&self, _name: &str) -> Option<&Record> {
+        None
+    }
+}
+
+/// Which images a command is about.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Indices of the named targets; empty means every image.
+    pub targets: Vec<usize>,
+    /// `--changed`: only stale images and their descendants.
+    pub changed: bool,
+    /// `--force`: build the selected images even when fresh.
+    pub force: bool,
+    /// `--max-age`: one age limit for every image, over their own `max_age`.
+    pub max_age: Option<(Duration, String)>,
+    /// `--since REF`: by image, why its key differs from REF's (empty when it does not). Only
+    /// those images and their descendants are selected, and a stale one gives these reasons.
+    pub since: Option<Vec<Vec<Reason>>>,
+}
+
+/// Everything a plan is made from.
+pub struct PlanInput<'a> {
+    pub project: &'a Project,
+    pub graph: &'a Graph,
+    pub strategy: Strategy,
+    pub keys: &'a [ImageKey],
+    /// The record of each image's current key, by index.
+    pub lookups: &'a [Lookup],
+    /// Current role trees, by role name.
+    pub trees: &'a BTreeMap<String, Tree>,
+    pub history: &'a dyn History,
+    pub now: SystemTime,
+}
+
+/// Makes the plan for `sel`.
+pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
+    let g = input.graph;
+    let n = g.len();
+    let mut reasons: Vec<Vec<Reason>> = (0..n)
+        .map(|i| stale_reasons(input, i, sel.max_age.as_ref()))
+        .collect();
+
+    let mut selected = vec![sel.targets.is_empty(); n];
+    for &t in &sel.targets {
+        selected[t] = true;
+        if input.strategy == Strategy::Deep {
+            for a in g.chain(ImageId::new(t)) {
+                selected[a.index()] = true;
+            }
+        }
+    }
+    if let Some(since) = &sel.since {
+        let mut below_changed = ImageMap::filled(n, false);
+        for (i, r) in since.iter().enumerate() {
+            if !r.is_empty() {
+                g.mark_descendants(ImageId::new(i), &mut below_changed);
+            }
+        }
+        // Deep: what a changed image is built on comes too, as with targets (fresh, or built
+        // when the cache lacks it).
+        if input.strategy == Strategy::Deep {
+            for i in g.ids() {
+                if below_changed[i] {
+                    for a in g.chain(i) {
+                        below_changed[a] = true;
+                    }
+                }
+            }
+        }
+        for i in 0..n {
+            selected[i] &= below_changed[ImageId::new(i)];
+            if reasons[i].is_empty() {
+                continue;
+            }
+            // Stale: why, relative to the revision. The same key as there and no usable
+            // record of it: stale only for want of a cache.
+            if !since[i].is_empty() {
+                reasons[i] = since[i].clone();
+            } else if matches!(input.lookups[i], Lookup::Missing | Lookup::Unusable(_))
+                || matches!(reasons[i][..], [Reason::MissingArtifact { .. }])
+            {
+                reasons[i] = vec![Reason::NotCached];
+            }
+        }
+    }
+    if sel.changed {
+        let mut below_stale = ImageMap::filled(n, false);
+        for (i, r) in reasons.iter().enumerate() {
+            if !r.is_empty() {
+                g.mark_descendants(ImageId::new(i), &mut below_stale);
+            }
+        }
+        for (s, below) in selected.iter_mut().zip(below_stale.values()) {
+            *s &= *below;
+        }
+    }
+
+    let remote = remote_fresh(input, &mut reasons, sel.max_age.as_ref());
+
+    let mut actions = vec![Action::Skip; n];
+    let mut waves: Vec<Option<usize>> = vec![None; n];
+    for i in 0..n {
+        if !selected[i] {
+            continue;
+        }
+        let parent_builds =
+            g.parent[ImageId::new(i)].filter(|&p| actions[p.index()] == Action::Build);
+        if sel.force && reasons[i].is_empty() {
+            reasons[i].push(Reason::Forced);
+        }
+        if input.strategy == Strategy::Deep && reasons[i].is_empty() {
+            if let Some(p) = parent_builds {
+                reasons[i].push(Reason::ParentChanged {
+                    parent: g.names[p].clone(),
+                });
+            }
+        }
+        if reasons[i].is_empty() {
+            actions[i] = Action::Fresh;
+            continue;
+        }
+        actions[i] = Action::Build;
+        waves[i] = Some(match (input.strategy, parent_builds) {
+            (Strategy::Deep, Some(p)) => waves[p.index()].expect("a built parent has a wave") + 1,
+            _ => 0,
+        });
+    }
+
+    let mut summary = Summary::default();
+    let images = (0..n)
+        .map(|i| {
+            let image = &input.project.images[i];
+            match actions[i] {
+                Action::Build => summary.build += 1,
+                Action::Fresh => summary.fresh += 1,
+                Action::Skip => summary.skip += 1,
+            }
+            PlannedImage {
+                name: image.name.clone(),
+                key: input.keys[i].key.clone(),
+                action: actions[i],
+                cached: (actions[i] == Action::Fresh).then_some(if remote[i] {
+                    Cached::Remote
+                } else {
+                    Cached::Local
+                }),
+                reasons: std::mem::take(&mut reasons[i]),
+                parent: image.parent().map(str::to_string),
+                origin: image.origin().map(str::to_string),
+                roles: g.applied_roles(ImageId::new(i), input.strategy).to_vec(),
+                wave: waves[i],
+                pin: input.history.pin(&image.name).cloned(),
+            }
+        })
+        .collect();
+    Plan {
+        schema: PLAN_SCHEMA,
+        strategy: input.strategy,
+        since: None,
+        images,
+        summary,
+    }
+}
