@@ -18,13 +18,15 @@ lint:
 
 # `layer plan` against `ninja -n` on synthetic estates of 1,000 and 10,000 images,
 # `layer plan --since HEAD~1` against the no-op plan, the scheduling overhead of
-# `layer build` against its bound, and the rootfs backend against podman.
+# `layer build` against its bound, the rootfs backend against podman, and the remote cache
+# against tar|zstd|curl on a local S3 server.
 bench:
     bash benches/plan.sh
     bash benches/since.sh
     cargo build --release
     cargo run --release --example schedule
     bash benches/podman.sh
+    bash benches/remote.sh
 
 # What CI runs: the README's two quick-start commands, the tests then the main job (as root;
 # installs packages).
