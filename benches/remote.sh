@@ -179,9 +179,8 @@ pick_files() {
     for d in "$@"; do find "$d" -type f -size -4M -printf '%s\t%p\n' | LC_ALL=C sort -t "$(printf '\t')" -k2; done |
         awk -F'\t' -v mb="$mb" -v skip="$skip" '
             { s += $1 }
-            s <= skip * 1e6 { next }
-            { print substr($2, 2); t += $1 }
-            t >= mb * 1e6 { exit }'
+            s <= skip * 1e6 || t >= mb * 1e6 { next }
+            { print substr($2, 2); t += $1 }'
 }
 copy_files() { # copy_files LIST DEST: the files of LIST (relative to /) under DEST, modes kept
     mkdir -p "$2"
@@ -213,6 +212,9 @@ layer_push() { # layer_push ROUND
     LAYER_SIGNING_KEY=$KEY /usr/bin/time -v -o "$W/push$1.time" \
         "$LAYER" -C "$BIG" --cache "$W/big-cache" --remote "s3://$BUCKET/x$1" --remote-required --no-progress push
 }
+# what every command of layer does before it moves a byte: open the project, hash its inputs
+# (the stat cache spares unchanged role files), read the local cache
+layer_plan() { "$LAYER" -C "$BIG" --cache "$W/big-cache" --no-remote plan; }
 anchor_push() { # anchor_push ROUND
     tar -C "$ART" -cf - . | zstd -3 -T0 -q | "${CURL[@]}" -o /dev/null -T - "$EP/$BUCKET/anchor$1"
 }
@@ -225,7 +227,7 @@ anchor_pull() { # anchor_pull URL
     "${CURL[@]}" "$1" | zstd -d -q | tar -C "$W/anchor-out" -xf -
 }
 
-declare -a push_l=() push_a=() pull_l=() pull_a=() rss_push=() rss_pull=()
+declare -a push_l=() push_a=() pull_l=() pull_a=() rss_push=() rss_pull=() plans=()
 say "push and pull, $RUNS rounds (each: layer push, anchor push, layer pull, anchor pull)"
 for ((i = 1; i <= RUNS; i++)); do
     lp=$(timed layer_push "$i")
@@ -246,10 +248,11 @@ for ((i = 1; i <= RUNS; i++)); do
             die "the anchor's extracted tree differs from the artifact"
         ANCHOR_BYTES=$(curl -sS -I --noproxy '*' "$url" | awk -F': *' 'tolower($1) == "content-length" { print $2 + 0 }')
     fi
-    push_l+=("$lp") push_a+=("$ap") pull_l+=("$ll") pull_a+=("$al")
+    pl=$(timed layer_plan)
+    push_l+=("$lp") push_a+=("$ap") pull_l+=("$ll") pull_a+=("$al") plans+=("$pl")
     rss_push+=("$(maxrss_mb "$W/push$i.time")") rss_pull+=("$(maxrss_mb "$W/pull$i.time")")
-    printf '    round %d/%d: push layer %.3fs anchor %.3fs   pull layer %.3fs anchor %.3fs   peak %s / %s MB\n' \
-        "$i" "$RUNS" "$lp" "$ap" "$ll" "$al" "${rss_push[-1]}" "${rss_pull[-1]}" >&2
+    printf '    round %d/%d: push layer %.3fs anchor %.3fs   pull layer %.3fs anchor %.3fs   plan %.3fs   peak %s / %s MB\n' \
+        "$i" "$RUNS" "$lp" "$ap" "$ll" "$al" "$pl" "${rss_push[-1]}" "${rss_pull[-1]}" >&2
 done
 rm -rf "$W/pull-cache" "$W/anchor-out" "$W/big-pull/roles" "$BIG/roles"
 
@@ -303,26 +306,30 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 verdict() { awk -v r="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == "<=") ? r <= t : (op == "<") ? r < t : r >= t; print ok ? "ok" : "MISSED" }'; }
 mb() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1e6 }'; }
 PL=$(median "${push_l[@]}") PA=$(median "${push_a[@]}") GL=$(median "${pull_l[@]}") GA=$(median "${pull_a[@]}")
+PP=$(median "${plans[@]}")
 RP=$(max "${rss_push[@]}") RG=$(max "${rss_pull[@]}")
 WM=$(median "${warm[@]}") W0=$(median "${warm0[@]}") CM=$(median "${cold[@]}")
 echo
 echo "layer $("$LAYER" --version 2>/dev/null | awk '{ print $2 }'), moto_server $("$VENV/bin/python" -c 'import moto; print(moto.__version__)') on 127.0.0.1, $(nproc) cores; median of $RUNS rounds, interleaved"
 echo "layer: $(mb "$LAYER_BYTES") MB in $LAYER_FILES entries ($(mb "${ANCHOR_BYTES:-0}") MB as tar.zst -3)"
-printf '%-30s %10s %10s %8s %9s %7s\n' "" "layer" "anchor" "ratio" "target" ""
+printf '%-30s %12s %12s %8s %9s %7s\n' "" "layer" "anchor" "ratio" "target" ""
 r=$(ratio "$PL" "$PA")
-printf '%-30s %9.3fs %9.3fs %8s %9s %7s\n' "push $(mb "$LAYER_BYTES") MB layer" "$PL" "$PA" "$r" "<= 1.5" "$(verdict "$r" 1.5 "<=")"
-printf '%-30s %10s %10s\n' "  (range)" "$(range "${push_l[@]}")" "$(range "${push_a[@]}")"
+printf '%-30s %11.3fs %11.3fs %8s %9s %7s\n' "push $(mb "$LAYER_BYTES") MB layer" "$PL" "$PA" "$r" "<= 1.5" "$(verdict "$r" 1.5 "<=")"
+printf '%-30s %12s %12s\n' "  (range)" "$(range "${push_l[@]}")" "$(range "${push_a[@]}")"
+printf '%-30s %11.3fs\n' "  of it, opening the project" "$PP"
 r=$(ratio "$GL" "$GA")
-printf '%-30s %9.3fs %9.3fs %8s %9s %7s\n' "pull $(mb "$LAYER_BYTES") MB layer" "$GL" "$GA" "$r" "<= 1.5" "$(verdict "$r" 1.5 "<=")"
-printf '%-30s %10s %10s\n' "  (range)" "$(range "${pull_l[@]}")" "$(range "${pull_a[@]}")"
-printf '%-30s %8s MB %10s %8s %9s %7s\n' "peak RSS, layer push" "$RP" "" "" "< 100 MB" "$(verdict "$RP" 100 "<")"
-printf '%-30s %8s MB %10s %8s %9s %7s\n' "peak RSS, layer pull" "$RG" "" "" "< 100 MB" "$(verdict "$RG" 100 "<")"
-printf '%-30s %10s %10s %8s %9s %7s\n' "" "warm (B)" "scratch" "ratio" "target" ""
+printf '%-30s %11.3fs %11.3fs %8s %9s %7s\n' "pull $(mb "$LAYER_BYTES") MB layer" "$GL" "$GA" "$r" "<= 1.5" "$(verdict "$r" 1.5 "<=")"
+printf '%-30s %12s %12s\n' "  (range)" "$(range "${pull_l[@]}")" "$(range "${pull_a[@]}")"
+printf '%-30s %10s MB %12s %8s %9s %7s\n' "peak RSS, layer push" "$RP" "" "" "< 100 MB" "$(verdict "$RP" 100 "<")"
+printf '%-30s %10s MB %12s %8s %9s %7s\n' "peak RSS, layer pull" "$RG" "" "" "< 100 MB" "$(verdict "$RG" 100 "<")"
+printf '%-30s %12s %12s %8s %9s %7s\n' "" "warm (B)" "scratch" "ratio" "target" ""
 r=$(ratio "$CM" "$WM")
-printf '%-30s %9.3fs %9.3fs %8s %9s %7s\n' "4 images, build --pull" "$WM" "$CM" "$r" ">= 10" "$(verdict "$r" 10 ">=")"
-printf '%-30s %10s %10s\n' "  (range)" "$(range "${warm[@]}")" "$(range "${cold[@]}")"
-printf '%-30s %9.3fs %9.3fs %8s\n' "4 images, build (no download)" "$W0" "$CM" "$(ratio "$CM" "$W0")"
+printf '%-30s %11.3fs %11.3fs %8s %9s %7s\n' "4 images, build --pull" "$WM" "$CM" "$r" ">= 10" "$(verdict "$r" 10 ">=")"
+printf '%-30s %12s %12s\n' "  (range)" "$(range "${warm[@]}")" "$(range "${cold[@]}")"
+printf '%-30s %11.3fs %11.3fs %8s\n' "4 images, build (no download)" "$W0" "$CM" "$(ratio "$CM" "$W0")"
 echo
+echo "opening the project: \`layer plan\` of the pushing project (keys, stat cache, local records), which"
+echo "        every layer command does before it moves a byte"
 echo "anchor: push = tar | zstd -3 -T0 | curl -T (unsigned PUT); pull = curl (presigned GET) | zstd -d | tar -x"
 echo "estate: base <- app <- svc, base <- tool; each role $(mb $((EST_BYTES / 4))) MB of files + sleep 2 (for apt-get);"
 echo "        machine A built and pushed it in $(printf '%.1f' "$A_T") s; B's warm builds start from an empty local cache"
