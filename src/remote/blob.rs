@@ -157,22 +157,9 @@ pub(super) fn unpack_tree(r: impl Read, root: &Path, limit: u64) -> Result<()> {
             )
         })?;
         let h = entry.header().clone();
-        let meta = Meta {
-            mode: h.mode().map_err(|e| bad(root, &e))? & 0o7777,
-            uid: u32::try_from(h.uid().map_err(|e| bad(root, &e))?).unwrap_or(u32::MAX),
-            gid: u32::try_from(h.gid().map_err(|e| bad(root, &e))?).unwrap_or(u32::MAX),
-            mtime: h.mtime().map_err(|e| bad(root, &e))?,
-        };
+        let meta = Meta::of(&h, root)?;
         let kind = h.entry_type();
-        let mut xattrs: Vec<(String, Vec<u8>)> = Vec::new();
-        if let Some(exts) = entry.pax_extensions().map_err(|e| bad(root, &e))? {
-            for ext in exts {
-                let ext = ext.map_err(|e| bad(root, &e))?;
-                if let Some(k) = ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr.")) {
-                    xattrs.push((k.to_string(), ext.value_bytes().to_vec()));
-                }
-            }
-        }
+        let xattrs = pax_xattrs(&mut entry, root)?;
         if rel.is_empty() {
             if kind != EntryType::Directory || saw_root {
                 return Err(corrupt(root, "the layer's root is not its first folder"));
@@ -251,23 +238,7 @@ pub(super) fn unpack_tree(r: impl Read, root: &Path, limit: u64) -> Result<()> {
                 made_files.insert(rel.to_vec());
                 continue;
             }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let major = h.device_major().ok().flatten().unwrap_or(0);
-                let minor = h.device_minor().ok().flatten().unwrap_or(0);
-                let ft = match kind {
-                    EntryType::Char => rustix::fs::FileType::CharacterDevice,
-                    EntryType::Block => rustix::fs::FileType::BlockDevice,
-                    _ => rustix::fs::FileType::Fifo,
-                };
-                rustix::fs::mknodat(
-                    rustix::fs::CWD,
-                    &path,
-                    ft,
-                    rustix::fs::Mode::from_raw_mode(meta.mode),
-                    rustix::fs::makedev(major, minor),
-                )
-                .map_err(|e| Error::io(&path, e.into()))?;
-            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => make_node(&path, &h, meta)?,
             other => {
                 return Err(corrupt(
                     root,
@@ -307,6 +278,55 @@ struct Meta {
     uid: u32,
     gid: u32,
     mtime: u64,
+}
+
+impl Meta {
+    /// The owner, mode and time an archive entry's header gives.
+    fn of(h: &::tar::Header, root: &Path) -> Result<Meta> {
+        Ok(Meta {
+            mode: h.mode().map_err(|e| bad(root, &e))? & 0o7777,
+            uid: u32::try_from(h.uid().map_err(|e| bad(root, &e))?).unwrap_or(u32::MAX),
+            gid: u32::try_from(h.gid().map_err(|e| bad(root, &e))?).unwrap_or(u32::MAX),
+            mtime: h.mtime().map_err(|e| bad(root, &e))?,
+        })
+    }
+}
+
+/// The extended attributes an entry carries in its PAX records (`SCHILY.xattr.NAME`).
+fn pax_xattrs<R: Read>(
+    entry: &mut ::tar::Entry<'_, R>,
+    root: &Path,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut xattrs = Vec::new();
+    if let Some(exts) = entry.pax_extensions().map_err(|e| bad(root, &e))? {
+        for ext in exts {
+            let ext = ext.map_err(|e| bad(root, &e))?;
+            if let Some(k) = ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr.")) {
+                xattrs.push((k.to_string(), ext.value_bytes().to_vec()));
+            }
+        }
+    }
+    Ok(xattrs)
+}
+
+/// A device node or fifo at `path`, as the entry's header describes it (overlayfs whiteouts
+/// are character devices 0/0).
+fn make_node(path: &Path, h: &::tar::Header, meta: Meta) -> Result<()> {
+    let major = h.device_major().ok().flatten().unwrap_or(0);
+    let minor = h.device_minor().ok().flatten().unwrap_or(0);
+    let ft = match h.entry_type() {
+        EntryType::Char => rustix::fs::FileType::CharacterDevice,
+        EntryType::Block => rustix::fs::FileType::BlockDevice,
+        _ => rustix::fs::FileType::Fifo,
+    };
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        ft,
+        rustix::fs::Mode::from_raw_mode(meta.mode),
+        rustix::fs::makedev(major, minor),
+    )
+    .map_err(|e| Error::io(path, e.into()))
 }
 
 /// `./PATH` or `./PATH/` (or `./` for the root, as "") with plain components, as bytes;
