@@ -249,5 +249,66 @@ fn busybox(host_binary: &Path, root: &Path) -> Result<(), String> {
         let p = root.join(file);
         fs::write(&p, text).map_err(|err| e(&p, err))?;
     }
+    // Every entry gets the busybox binary's own mtime (its package's, as dpkg keeps it), not
+    // the time this machine made the origin: two machines with the same busybox make origins
+    // whose exports are the same bytes.
+    let mtime = fs::metadata(host_binary)
+        .map_err(|err| e(host_binary, err))?
+        .modified()
+        .map_err(|err| e(host_binary, err))?;
+    for entry in walkdir::WalkDir::new(root).contents_first(true) {
+        let entry = entry.map_err(|err| format!("{}: {err}", root.display()))?;
+        set_mtime(entry.path(), mtime).map_err(|err| e(entry.path(), err))?;
+    }
     Ok(())
+}
+
+/// Sets the access and modification times of `path`, a link itself rather than its target.
+fn set_mtime(path: &Path, t: std::time::SystemTime) -> std::io::Result<()> {
+    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let ts = rustix::fs::Timespec {
+        tv_sec: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: since.subsec_nanos().into(),
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &rustix::fs::Timestamps {
+            last_access: ts,
+            last_modification: ts,
+        },
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(std::io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    #[cfg_attr(
+        missing = "busybox",
+        ignore = "needs a static busybox: apt-get install busybox-static"
+    )]
+    fn a_busybox_origin_has_the_binary_s_mtime_on_every_entry() {
+        let host = [Path::new("/bin/busybox"), Path::new("/usr/bin/busybox")]
+            .into_iter()
+            .find(|p| p.is_file())
+            .expect("a static busybox (apt-get install busybox-static)");
+        let want = fs::metadata(host).unwrap().mtime();
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        fs::create_dir(&root).unwrap();
+        busybox(host, &root).unwrap();
+        let mut seen = 0;
+        for entry in walkdir::WalkDir::new(&root) {
+            let entry = entry.unwrap();
+            let m = fs::symlink_metadata(entry.path()).unwrap();
+            assert_eq!(m.mtime(), want, "{}", entry.path().display());
+            seen += 1;
+        }
+        assert!(seen > 100, "applet links and folders: {seen}");
+    }
 }
