@@ -132,6 +132,26 @@ pub fn remove_tree(dir: &Path) -> Result<()> {
     walk(dir, top.dev())
 }
 
+/// Sets the access and modification times of `path` to `secs` since the epoch (whole
+/// seconds, as archives keep them), on a link itself rather than its target.
+pub fn set_mtime(path: &Path, secs: u64) -> Result<()> {
+    let t = rustix::fs::Timespec {
+        tv_sec: i64::try_from(secs).unwrap_or(i64::MAX),
+        tv_nsec: 0,
+    };
+    let times = rustix::fs::Timestamps {
+        last_access: t,
+        last_modification: t,
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &times,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| Error::io(path, e.into()))
+}
+
 /// The content of the (small) file at `path`. Like `fs::read` without its `statx` for a size
 /// hint: one `open`, reads until end of file, one `close`. Declarations and records are read
 /// this way, tens of thousands of them in a large project.

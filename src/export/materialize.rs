@@ -8,9 +8,10 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{mknodat, utimensat, AtFlags, FileType, Mode, Timespec, Timestamps, CWD};
+use rustix::fs::{mknodat, FileType, Mode, CWD};
 
 use crate::error::{Error, Result};
+use crate::fsutil::set_mtime;
 use crate::layerfs::{self, get_xattr, set_xattr, Merged};
 
 use super::tar::{clamp, KEPT_XATTRS};
@@ -91,19 +92,6 @@ fn set_owner_mode(p: &Path, meta: &fs::Metadata) -> Result<()> {
         .map_err(|e| Error::io(p, e))?;
     fs::set_permissions(p, fs::Permissions::from_mode(meta.mode() & 0o7777))
         .map_err(|e| Error::io(p, e))
-}
-
-/// Sets atime and mtime of `p` (a symlink itself, not its target) to `t`.
-fn set_mtime(p: &Path, t: u64) -> Result<()> {
-    let ts = Timespec {
-        tv_sec: t as i64,
-        tv_nsec: 0,
-    };
-    let times = Timestamps {
-        last_access: ts,
-        last_modification: ts,
-    };
-    utimensat(CWD, p, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| Error::io(p, e.into()))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use ::tar::EntryType;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::fsutil::set_mtime;
 use crate::layerfs;
 
 /// zstd's level for blobs: its default, fast on both ends.
@@ -356,24 +357,6 @@ fn set_xattrs(path: &Path, xattrs: &[(String, Vec<u8>)]) -> Result<()> {
         layerfs::set_xattr(path, k, v).map_err(|e| Error::io(path, e))?;
     }
     Ok(())
-}
-
-fn set_mtime(path: &Path, mtime: u64) -> Result<()> {
-    let t = rustix::fs::Timespec {
-        tv_sec: i64::try_from(mtime).unwrap_or(i64::MAX),
-        tv_nsec: 0,
-    };
-    let times = rustix::fs::Timestamps {
-        last_access: t,
-        last_modification: t,
-    };
-    rustix::fs::utimensat(
-        rustix::fs::CWD,
-        path,
-        &times,
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(|e| Error::io(path, e.into()))
 }
 
 fn corrupt(at: &Path, why: impl std::fmt::Display) -> Error {

@@ -255,31 +255,14 @@ fn busybox(host_binary: &Path, root: &Path) -> Result<(), String> {
     let mtime = fs::metadata(host_binary)
         .map_err(|err| e(host_binary, err))?
         .modified()
-        .map_err(|err| e(host_binary, err))?;
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
     for entry in walkdir::WalkDir::new(root).contents_first(true) {
         let entry = entry.map_err(|err| format!("{}: {err}", root.display()))?;
-        set_mtime(entry.path(), mtime).map_err(|err| e(entry.path(), err))?;
+        crate::fsutil::set_mtime(entry.path(), mtime).map_err(|err| err.to_string())?;
     }
     Ok(())
-}
-
-/// Sets the access and modification times of `path`, a link itself rather than its target.
-fn set_mtime(path: &Path, t: std::time::SystemTime) -> std::io::Result<()> {
-    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let ts = rustix::fs::Timespec {
-        tv_sec: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
-        tv_nsec: since.subsec_nanos().into(),
-    };
-    rustix::fs::utimensat(
-        rustix::fs::CWD,
-        path,
-        &rustix::fs::Timestamps {
-            last_access: ts,
-            last_modification: ts,
-        },
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(std::io::Error::from)
 }
 
 #[cfg(test)]
