@@ -374,7 +374,7 @@ impl Cache {
                 .any(|p| p.is_empty() || *p == "." || *p == "..")
         {
             return Err(Error::Cache {
-                kind: ErrorKind::NoRecord,
+                kind: ErrorKind::ArtifactPath,
                 path: self.dir.clone(),
                 message: format!("`{rel}` is not an artifact path"),
             });

@@ -248,6 +248,8 @@ pub enum ErrorKind {
     // The cache.
     /// A record expected on disk is not there.
     NoRecord,
+    /// A record names an artifact outside the cache's `artifacts/NAME/FILE`.
+    ArtifactPath,
     /// `layer cache gc` while a build uses the cache.
     CacheBusy,
     /// A tree to remove holds a mount point.
