@@ -4,7 +4,7 @@
 //! modules listed before it (`tests/suite/architecture.rs` holds this):
 //!
 //! ```text
-//! error fsutil                  errors and exit codes; atomic writes, tree removal
+//! error fsutil process          errors and exit codes; atomic writes, tree removal; child setup
 //! model version graph           validated declarations, names; versions and pins; the image graph
 //! scan layerfs export           file trees -> digests; layer trees on the host; tar, oci, disk
 //! source decl                   the project as files (work tree or git); TOML -> model
@@ -18,6 +18,7 @@
 
 pub mod error;
 pub mod fsutil;
+pub mod process;
 
 pub mod model;
 pub mod version;

@@ -53,13 +53,7 @@ impl Procs {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        crate::process::dies_with_layer(cmd);
         let mut child = cmd.spawn()?;
         let pg = child.id() as i32;
         self.groups

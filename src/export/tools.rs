@@ -72,18 +72,8 @@ fn find_tool(tool: &str) -> Option<PathBuf> {
 /// Runs a tool with stdin closed and its output captured. It stays in layer's process group,
 /// so that Ctrl-C stops it too, and is killed if layer dies.
 pub(super) fn output(cmd: &mut Command) -> Result<std::process::Output> {
-    use rustix::process::{set_parent_process_death_signal, Signal};
-    use std::os::unix::process::CommandExt;
     cmd.stdin(std::process::Stdio::null());
-    // SAFETY: the hook runs in the child between fork and exec, where only async-signal-safe
-    // calls are allowed: it makes one prctl system call (rustix's wrapper neither allocates nor
-    // locks) and touches no memory of the parent. Its result is ignored, as it always was.
-    unsafe {
-        cmd.pre_exec(|| {
-            let _ = set_parent_process_death_signal(Some(Signal::KILL));
-            Ok(())
-        });
-    }
+    crate::process::dies_with_layer(cmd);
     cmd.output()
         .map_err(|e| Error::io(Path::new(cmd.get_program()), e))
 }

@@ -504,14 +504,7 @@ impl Sandbox<'_> {
         }
         // If the sandbox dies (layer was killed), `unshare` dies with it, and `--kill-child`
         // takes the command's whole pid namespace along.
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        crate::process::dies_with_layer(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| {
             io::Error::new(e.kind(), format!("starting `unshare` (util-linux): {e}"))
         })?;
