@@ -245,6 +245,12 @@ pub enum ErrorKind {
     /// An export's output path cannot be written: missing folder, existing file, a folder.
     ExportOutput,
 
+    // Everyday commands (SPEC §10).
+    /// `layer logs` of an image or version without a log of the kind asked.
+    NoLog,
+    /// `layer init` in a folder that already holds one of the files it writes.
+    InitExists,
+
     // The cache.
     /// A record expected on disk is not there.
     NoRecord,
