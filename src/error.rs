@@ -250,6 +250,8 @@ pub enum ErrorKind {
     NoLog,
     /// `layer init` in a folder that already holds one of the files it writes.
     InitExists,
+    /// `layer validate`: `packer validate` refused a backend's template.
+    TemplateInvalid,
 
     // The cache.
     /// A record expected on disk is not there.

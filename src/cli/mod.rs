@@ -29,6 +29,7 @@ pub mod pull;
 pub mod logs;
 pub mod init;
 pub mod shell;
+pub mod validate;
 
 use std::io::{IsTerminal, Write};
 
@@ -95,6 +96,8 @@ enum Command {
     Init(init::InitArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions(shell::CompletionsArgs),
+    /// Check the declarations (and packer templates) without planning
+    Validate(validate::ValidateArgs),
     /// Print the man page (`layer man > /usr/local/share/man/man1/layer.1`)
     Man,
 }
@@ -158,5 +161,6 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Init(args) => init::run(g, args),
         Command::Completions(args) => shell::completions(args),
         Command::Man => shell::man(),
+        Command::Validate(args) => validate::run(g, args),
     }
 }

@@ -316,3 +316,46 @@ fn version_names_the_commit_it_was_built_from() {
     assert_eq!(commit.len(), 12);
     assert!(commit.bytes().all(|b| b.is_ascii_hexdigit()), "{line}");
 }
+
+#[test]
+fn validate_checks_declarations_without_planning() {
+    let p = Project::estate();
+    let ok = p.layer(&["validate"]).expect(0);
+    assert_eq!(
+        ok.stderr,
+        "valid: 4 images, 3 roles, 1 origins, 1 backends\n"
+    );
+    assert!(!p.path("cache").exists(), "nothing scanned or written");
+    p.file(
+        "images/app.toml",
+        "version = \"2.0\"\nfrom = \"base-linux\"\nrole = [\"java\"]\n",
+    );
+    let bad = p.layer(&["validate"]).expect(2);
+    assert!(bad.stderr.contains("images/app.toml"), "{}", bad.stderr);
+}
+
+#[test]
+#[cfg_attr(missing = "packer", ignore = "needs `packer`: apt-get install packer")]
+fn validate_runs_packer_validate_on_templates() {
+    needs::check(&[Need::Packer]);
+    let p = Project::new();
+    p.file(
+        "layer.toml",
+        "[project]\nbackend = \"local\"\n\n[origins.ubuntu]\nid = \"ami-0origin\"\n\n[backends.local]\nkind = \"packer\"\ntemplate = \"packer/local.pkr.hcl\"\n",
+    );
+    p.file(
+        "images/base.toml",
+        "version = \"1.0\"\norigin = \"ubuntu\"\n",
+    );
+    p.file("packer/local.pkr.hcl", "source \"file\" \"x\" {\n  content = \"a\"\n  target = \"out/a\"\n}\nbuild {\n  sources = [\"source.file.x\"]\n}\n");
+    p.layer(&["validate"]).expect(0);
+    p.file("packer/local.pkr.hcl", "build {\n  sources = [\n");
+    let bad = p.layer(&["validate"]).expect(2);
+    assert!(
+        bad.stderr.starts_with(
+            "error: backend `local`: `packer validate` of `packer/local.pkr.hcl` failed:\n"
+        ),
+        "{}",
+        bad.stderr
+    );
+}
