@@ -359,3 +359,28 @@ fn validate_runs_packer_validate_on_templates() {
         bad.stderr
     );
 }
+
+#[test]
+fn list_shows_each_images_release_status_and_latest_version() {
+    let p = Project::command_estate(&format!("{SCRIPT_START}{SCRIPT_DONE}"));
+    p.layer(&["build", "base"]).expect(0);
+    p.layer(&["promote", "base", "--force"]).expect(0);
+    let json: serde_json::Value =
+        serde_json::from_str(&p.layer(&["list", "--format", "json"]).expect(0).stdout).unwrap();
+    let base = &json[0];
+    assert_eq!(base["name"], "base");
+    assert_eq!(base["latest"]["release_status"], "released");
+    assert!(base["latest"]["version"]
+        .as_str()
+        .unwrap()
+        .starts_with("1.0.0-"));
+    assert_eq!(json[1]["latest"], serde_json::Value::Null);
+    let text = p.layer(&["list"]).expect(0).stdout;
+    let row = text.lines().find(|l| l.starts_with("base ")).unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells[..7],
+        ["base", "origin", "cloud", "1.0", "fresh", "1.0.0", "released"],
+        "{text}"
+    );
+}
