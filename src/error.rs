@@ -252,6 +252,8 @@ pub enum ErrorKind {
     InitExists,
     /// `layer validate`: `packer validate` refused a backend's template.
     TemplateInvalid,
+    /// `--var IMAGE.KEY=VALUE` of a variable the image does not declare.
+    UnknownVar,
 
     // The cache.
     /// A record expected on disk is not there.

@@ -46,6 +46,20 @@ pub struct Global {
     /// Fail (exit 2) when the remote cache cannot be reached, instead of warning
     #[arg(long, global = true, conflicts_with = "no_remote")]
     pub remote_required: bool,
+    /// Override an entry of an image's `[vars]` for this run (repeatable; part of the key, so
+    /// the plan shows it)
+    #[arg(long = "var", global = true, value_name = "IMAGE.KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String, String)>,
+}
+
+/// `--var IMAGE.KEY=VALUE`: the image, the variable and its value for this run.
+pub fn parse_var(s: &str) -> std::result::Result<(String, String, String), String> {
+    let parsed = s.split_once('=').and_then(|(target, value)| {
+        let (image, key) = target.split_once('.')?;
+        (crate::model::valid_name(image) && !key.is_empty())
+            .then(|| (image.to_string(), key.to_string(), value.to_string()))
+    });
+    parsed.ok_or_else(|| format!("`{s}` is not IMAGE.KEY=VALUE: write, say, `app.PORT=8081`"))
 }
 
 /// `--color WHEN`.

@@ -79,6 +79,7 @@ pub fn open(g: &Global, select: &Select) -> Result<(Workspace, Option<AtRevision
         g.cache.clone(),
         select.strategy.map(Strategy::from),
         select.since.as_deref(),
+        &g.vars,
     )
 }
 

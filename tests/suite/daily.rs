@@ -384,3 +384,53 @@ fn list_shows_each_images_release_status_and_latest_version() {
         "{text}"
     );
 }
+
+#[test]
+fn var_overrides_a_vars_entry_for_one_run_and_is_part_of_the_key() {
+    let p = Project::command_estate(&format!("{SCRIPT_START}{SCRIPT_DONE}"));
+    p.layer(&["build"]).expect(0);
+    let plan = p
+        .layer(&["plan", "--var", "app.PORT=9090"])
+        .expect(0)
+        .stdout;
+    let json = p.plan_json(&["--var", "app.PORT=9090"]);
+    let app = &json["images"][1];
+    assert_eq!(
+        (app["name"].as_str(), app["action"].as_str()),
+        (Some("app"), Some("build")),
+        "{plan}"
+    );
+    assert!(
+        app["reasons"].to_string().contains("PORT"),
+        "{}",
+        app["reasons"]
+    );
+    assert!(plan.contains("PORT"), "{plan}");
+    p.layer(&["build", "--var", "app.PORT=9090"]).expect(0);
+    assert_eq!(
+        p.plan_json(&["--var", "app.PORT=9090"])["summary"]["build"],
+        0
+    );
+    // Without it, the declared value's builds are still the cached ones.
+    assert_eq!(p.plan_json(&[])["summary"]["build"], 0);
+    assert_ne!(
+        p.layer(&["hash", "app"]).expect(0).stdout,
+        p.layer(&["hash", "app", "--var", "app.PORT=9090"])
+            .expect(0)
+            .stdout
+    );
+
+    let typo = p.layer(&["plan", "--var", "app.PROT=1"]).expect(2);
+    assert_eq!(
+        typo.stderr,
+        "error: `--var app.PROT`: `app` declares no variable `PROT` in `[vars]`\n  hint: did you mean `app.PORT`?\n"
+    );
+    let bad = p.layer(&["plan", "--var", "PORT=1"]).expect(2);
+    assert!(
+        bad.stderr
+            .contains("`PORT=1` is not IMAGE.KEY=VALUE: write, say, `app.PORT=8081`"),
+        "{}",
+        bad.stderr
+    );
+    p.layer(&["plan", "--var", "nope.PORT=1"]).expect(2);
+}
