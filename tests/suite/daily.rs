@@ -265,6 +265,30 @@ fn init_busybox_builds_and_tests_as_it_is() {
         assert!(r["tests"].as_array().unwrap().len() >= 2, "{r}");
     }
     run_layer(dir.path(), &["logs", "app", "--test"], &[]).expect(0);
+
+    // An inherited test of base runs in app too, without a rebuild (tests are not inputs).
+    let base = std::fs::read_to_string(dir.path().join("images/base.toml")).unwrap();
+    let base = base.replace(
+        "run = 'grep -q \"^Welcome to base\" /etc/greeting'",
+        "run = 'grep -q \"^Welcome to base\" /etc/greeting'\ninherit = true",
+    );
+    std::fs::write(dir.path().join("images/base.toml"), base).unwrap();
+    let again = run_layer(dir.path(), &["test", "app", "--json"], &[]).expect(0);
+    let app: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    let names: Vec<&str> = app[0]["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "motd/motd.sh",
+            "base/the greeting names the image",
+            "the app is in place on the base's files"
+        ]
+    );
 }
 
 #[test]
