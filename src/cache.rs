@@ -6,6 +6,7 @@
 //!   records/NAME/KEY.json   the record of the latest successful build of KEY
 //!   trees/DIGEST.json       role trees named by records, for `layer explain`
 //!   stat-cache              (size, mtime, inode, ctime) -> blake3 of input files
+//!   logs/NAME/VERSION.log   build logs, and `VERSION.test.log` of test runs (see `logs`)
 //!   cache.lock              held shared by builds and release changes, exclusive by `gc`
 //! ```
 //!
@@ -26,6 +27,7 @@ use crate::version::{build_number, version_fields};
 
 pub mod gc;
 pub mod release;
+pub mod logs;
 
 #[derive(Debug, Clone)]
 pub struct Cache {
@@ -318,7 +320,8 @@ impl Cache {
         names
     }
 
-    /// A new, empty build log. A failed build takes no build number, so a retry can have the
+    /// A new, empty build log (named as [`logs`] says), locked until the file is closed. A
+    /// failed build takes no build number, so a retry can have the
     /// same version: its log gets a suffix rather than overwriting the failure's.
     pub fn create_log(&self, name: &str, version: &str) -> Result<(PathBuf, fs::File)> {
         let dir = self.dir.join("logs").join(name);
@@ -335,7 +338,11 @@ impl Cache {
                 .create_new(true)
                 .open(&path)
             {
-                Ok(f) => return Ok((path, f)),
+                Ok(f) => {
+                    // Held while the log is written (see `logs`): new, so nobody else has it.
+                    f.lock().map_err(|e| Error::io(&path, e))?;
+                    return Ok((path, f));
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(Error::io(&path, e)),
             }

@@ -245,6 +245,16 @@ pub enum ErrorKind {
     /// An export's output path cannot be written: missing folder, existing file, a folder.
     ExportOutput,
 
+    // Everyday commands (SPEC §10).
+    /// `layer logs` of an image or version without a log of the kind asked.
+    NoLog,
+    /// `layer init` in a folder that already holds one of the files it writes.
+    InitExists,
+    /// `layer validate`: `packer validate` refused a backend's template.
+    TemplateInvalid,
+    /// `--var IMAGE.KEY=VALUE` of a variable the image does not declare.
+    UnknownVar,
+
     // The cache.
     /// A record expected on disk is not there.
     NoRecord,

@@ -252,6 +252,9 @@ impl Image {
 pub struct ImageTest {
     pub name: String,
     pub run: String,
+    /// `inherit = true`: also run in every image built on this one (as role tests follow
+    /// their role).
+    pub inherit: bool,
 }
 
 /// `layer.lock`: origins resolved by `layer lock`.

@@ -1,6 +1,7 @@
 //! What a build shows while it runs, on stderr: indicatif bars on a terminal (the overall count
 //! and a line per running image with its stage and elapsed time), one plain line per event
-//! otherwise (CI, pipes, `--no-progress`).
+//! otherwise (CI, pipes, `--no-progress`); with `-v` ([`Streaming`]) also every line the builds
+//! print, prefixed with the image (`IMAGE | LINE`, as `docker buildx --progress=plain` does).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -60,6 +61,11 @@ pub enum Event<'a> {
         image: &'a str,
         version: &'a str,
     },
+    /// A line a build printed (only sent when [`Progress::streams_output`]).
+    Output {
+        image: &'a str,
+        line: &'a str,
+    },
     /// Something that does not stop the run (a failed push, a pull that falls back to a build).
     Warning {
         message: &'a str,
@@ -72,6 +78,36 @@ pub trait Progress: Sync {
     fn event(&self, e: Event);
     /// The run is over: clear bars.
     fn finish(&self);
+    /// Whether to send it [`Event::Output`] for every line a build prints (`-v`).
+    fn streams_output(&self) -> bool {
+        false
+    }
+}
+
+/// `-v`: another progress that also shows every line a build prints.
+pub struct Streaming(pub Box<dyn Progress>);
+
+impl Progress for Streaming {
+    fn start(&self, total: usize) {
+        self.0.start(total);
+    }
+
+    fn event(&self, e: Event) {
+        self.0.event(e);
+    }
+
+    fn finish(&self) {
+        self.0.finish();
+    }
+
+    fn streams_output(&self) -> bool {
+        true
+    }
+}
+
+/// A line of a build's output as `-v` shows it.
+fn output_line(image: &str, line: &str) -> String {
+    format!("{image} | {line}")
 }
 
 /// One line per event.
@@ -131,6 +167,7 @@ impl Progress for Plain {
                 elapsed.as_secs_f64()
             ),
             Event::Pushed { image, version } => format!("pushed {image} {version}\n"),
+            Event::Output { image, line } => output_line(image, line) + "\n",
             Event::Warning { message } => format!("warning: {message}\n"),
         };
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
@@ -185,6 +222,9 @@ impl Progress for Bars {
             }
             Event::Warning { message } => {
                 let _ = self.multi.println(format!("warning: {message}"));
+            }
+            Event::Output { image, line } => {
+                let _ = self.multi.println(output_line(image, line));
             }
             Event::Waiting { image }
             | Event::Started { image, .. }

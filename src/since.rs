@@ -57,12 +57,13 @@ pub fn open(
     cache: Option<PathBuf>,
     strategy: Option<Strategy>,
     since: Option<&str>,
+    vars: &[(String, String, String)],
 ) -> Result<(Workspace, Option<AtRevision>)> {
     let Some(rev) = since else {
-        return Ok((Workspace::open(root, cache, strategy)?, None));
+        return Ok((Workspace::open_with(root, cache, strategy, vars)?, None));
     };
     let (ws, at) = rayon::join(
-        || Workspace::open(root, cache.clone(), strategy),
+        || Workspace::open_with(root, cache.clone(), strategy, vars),
         || at_revision(root, cache.as_deref(), rev, strategy),
     );
     Ok((ws?, Some(at?)))

@@ -63,6 +63,17 @@ impl Workspace {
         cache_dir: Option<PathBuf>,
         strategy: Option<Strategy>,
     ) -> Result<Workspace> {
+        Workspace::open_with(root, cache_dir, strategy, &[])
+    }
+
+    /// [`Workspace::open`] with `--var IMAGE.KEY=VALUE` overrides of `[vars]` entries
+    /// ([`decl::override_vars`]), applied before anything is keyed.
+    pub fn open_with(
+        root: &Path,
+        cache_dir: Option<PathBuf>,
+        strategy: Option<Strategy>,
+        vars: &[(String, String, String)],
+    ) -> Result<Workspace> {
         grow_heap_in_large_steps();
         // Independent steps run side by side: the stat cache loads while the declarations
         // do (the cache folder is known from the root, which `decl::load` canonicalizes the
@@ -74,7 +85,8 @@ impl Workspace {
             || decl::load(root),
             || early_dir.as_ref().map(|d| Cache::new(d).load_stat_cache()),
         );
-        let project = project?;
+        let mut project = project?;
+        decl::override_vars(&mut project, vars)?;
         let cache = Cache::new(cache_dir.unwrap_or_else(|| project.root.join("cache")));
         let stat = match early_stat {
             Some(stat) if early_dir.as_deref() == Some(cache.dir()) => stat,

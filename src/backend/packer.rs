@@ -41,6 +41,23 @@ impl PackerBackend {
         })
     }
 
+    /// `packer validate -syntax-only` of the template, in the project root (the template's
+    /// variables get their values only at build time); Packer's output when it fails.
+    pub fn validate(&self, root: &Path) -> Result<(), String> {
+        let out = Command::new(&self.program)
+            .args(["validate", "-syntax-only"])
+            .arg(&self.template)
+            .current_dir(root)
+            .output()
+            .map_err(|e| format!("`packer` cannot be started: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        Err(text.trim().to_string())
+    }
+
     /// `packer build` with the job's variables.
     pub fn command(&self, job: &Job, bundle: &Path) -> Command {
         let mut cmd = Command::new(&self.program);

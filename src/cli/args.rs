@@ -46,6 +46,20 @@ pub struct Global {
     /// Fail (exit 2) when the remote cache cannot be reached, instead of warning
     #[arg(long, global = true, conflicts_with = "no_remote")]
     pub remote_required: bool,
+    /// Override an entry of an image's `[vars]` for this run (repeatable; part of the key, so
+    /// the plan shows it)
+    #[arg(long = "var", global = true, value_name = "IMAGE.KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String, String)>,
+}
+
+/// `--var IMAGE.KEY=VALUE`: the image, the variable and its value for this run.
+pub fn parse_var(s: &str) -> std::result::Result<(String, String, String), String> {
+    let parsed = s.split_once('=').and_then(|(target, value)| {
+        let (image, key) = target.split_once('.')?;
+        (crate::model::valid_name(image) && !key.is_empty())
+            .then(|| (image.to_string(), key.to_string(), value.to_string()))
+    });
+    parsed.ok_or_else(|| format!("`{s}` is not IMAGE.KEY=VALUE: write, say, `app.PORT=8081`"))
 }
 
 /// `--color WHEN`.
@@ -69,21 +83,49 @@ impl ColorWhen {
     }
 }
 
-/// `--json` of the commands that print a table or JSON (`list`, `hash`, `versions`,
-/// `cache ls|verify`).
+/// `--format text|json` of the commands that print a table or JSON (`list`, `hash`,
+/// `versions`, `cache ls|verify`), with `--json` as its alias.
 #[derive(Args, Debug)]
 pub struct Json {
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
+    /// Print JSON (the same as `--format json`)
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
+    /// How to print it
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = DataFormat::Text)]
+    format: DataFormat,
 }
 
-/// `--json` of the commands that print a result per image (`build`, `test`).
+impl Json {
+    /// Whether to print JSON.
+    pub fn json(&self) -> bool {
+        self.json || matches!(self.format, DataFormat::Json)
+    }
+}
+
+/// `--format text|json` of the commands that print a result per image (`build`, `test`):
+/// results as text on stderr, or also as JSON on stdout; `--json` is its alias.
 #[derive(Args, Debug)]
 pub struct JsonResults {
-    /// Print a JSON result per image on stdout
-    #[arg(long)]
-    pub json: bool,
+    /// Print a JSON result per image on stdout (the same as `--format json`)
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
+    /// `json`: a JSON result per image on stdout
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = DataFormat::Text)]
+    format: DataFormat,
+}
+
+impl JsonResults {
+    /// Whether to print JSON.
+    pub fn json(&self) -> bool {
+        self.json || matches!(self.format, DataFormat::Json)
+    }
+}
+
+/// The `--format` of commands that print text or JSON.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DataFormat {
+    Text,
+    Json,
 }
 
 /// What `plan` and `build` select beyond their targets, and under which strategy.
@@ -118,6 +160,21 @@ pub fn parse_age(s: &str) -> std::result::Result<(Duration, String), String> {
     }
 }
 
+/// A time limit as `test --timeout` takes it, in whole seconds: a number and a unit (`90s`,
+/// `5m`, `2h`, `7d`, as ages are written) or a bare number of seconds.
+pub fn parse_seconds(s: &str) -> std::result::Result<u64, String> {
+    let secs = match s.parse::<u64>() {
+        Ok(n) => Some(n),
+        Err(_) => humantime::parse_duration(s).ok().map(|d| d.as_secs()),
+    };
+    match secs {
+        Some(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a time limit: write a number and a unit, such as `90s`, `5m` or `2h`"
+        )),
+    }
+}
+
 /// `--strategy deep|shallow`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum StrategyArg {
@@ -140,4 +197,33 @@ pub enum TextFormat {
     Text,
     Json,
     Markdown,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_everywhere() {
+        for (text, secs) in [
+            ("90s", 90),
+            ("5m", 300),
+            ("2h", 7200),
+            ("7d", 604_800),
+            ("45", 45),
+        ] {
+            assert_eq!(parse_seconds(text), Ok(secs), "{text}");
+        }
+        for text in ["0", "0s", "soon", "-5m", "200ms"] {
+            assert_eq!(
+                parse_seconds(text),
+                Err(format!(
+                    "`{text}` is not a time limit: write a number and a unit, such as `90s`, `5m` or `2h`"
+                )),
+            );
+        }
+        for (text, secs) in [("90s", 90), ("5m", 300), ("2h", 7200), ("7d", 604_800)] {
+            assert_eq!(parse_age(text).unwrap().0.as_secs(), secs, "{text}");
+        }
+    }
 }

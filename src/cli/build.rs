@@ -17,7 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::exec;
 use crate::model::BackendKind;
 use crate::plan::{Action, Cached, Plan};
-use crate::progress::{Bars, Plain, Progress};
+use crate::progress::{Bars, Plain, Progress, Streaming};
 use crate::render::{self, Style};
 use crate::workspace::Workspace;
 
@@ -58,7 +58,7 @@ pub fn run(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
     let plan = crate::since::plan(&ws, sel, since.as_ref());
     pin_warnings(g, &ws);
     if args.dry_run {
-        return out(&if args.json.json {
+        return out(&if args.json.json() {
             render::json(&plan)
         } else {
             render::plan_text(&plan, style)
@@ -70,6 +70,7 @@ pub fn run(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
     check_rootfs(&ws, &plan)?;
     let builders = builders(&ws, &plan)?;
 
+    let started = std::time::Instant::now();
     let interrupt = watch_signals()?;
     let run = ws.cache.start_run()?;
     let procs = Procs::default();
@@ -100,11 +101,11 @@ pub fn run(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
     );
     drop(run);
 
-    if args.json.json {
+    if args.json.json() {
         out(&render::json(&report.images))?;
     }
     if !g.quiet {
-        eprint!("{}", render::build_summary(&report));
+        eprint!("{}", render::build_summary(&report, started.elapsed()));
     }
     Ok(report.exit_code())
 }
@@ -179,11 +180,18 @@ fn watch_signals() -> Result<Arc<AtomicI32>> {
     Ok(interrupt)
 }
 
-/// Progress bars on a terminal, plain lines otherwise (and with `--no-progress`).
+/// Progress bars on a terminal, plain lines otherwise (and with `--no-progress`); with `-v`,
+/// every line of the builds' output too.
 fn progress(g: &Global) -> Box<dyn Progress> {
-    if !g.no_progress && !g.quiet && std::io::stderr().is_terminal() {
+    let shown: Box<dyn Progress> = if !g.no_progress && !g.quiet && std::io::stderr().is_terminal()
+    {
         Box::new(Bars::new())
     } else {
         Box::new(Plain { quiet: g.quiet })
+    };
+    if g.verbose > 0 {
+        Box::new(Streaming(shown))
+    } else {
+        shown
     }
 }

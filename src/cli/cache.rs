@@ -53,10 +53,10 @@ struct GcArgs {
 
 pub fn run(g: &Global, args: &CacheArgs) -> Result<i32> {
     match &args.command {
-        CacheCommand::Ls { json } if g.remote.is_some() => remote_entries(g, json.json, false),
-        CacheCommand::Verify { json } if g.remote.is_some() => remote_entries(g, json.json, true),
-        CacheCommand::Ls { json } => ls(g, json.json),
-        CacheCommand::Verify { json } => verify(g, json.json),
+        CacheCommand::Ls { json } if g.remote.is_some() => remote_entries(g, json.json(), false),
+        CacheCommand::Verify { json } if g.remote.is_some() => remote_entries(g, json.json(), true),
+        CacheCommand::Ls { json } => ls(g, json.json()),
+        CacheCommand::Verify { json } => verify(g, json.json()),
         CacheCommand::Gc(args) => run_gc(g, args),
     }
 }

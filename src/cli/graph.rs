@@ -17,6 +17,9 @@ pub struct GraphArgs {
     targets: Vec<String>,
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
     format: GraphFormat,
+    /// The same as `--format json`
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
 }
 
 /// `layer graph --format`.
@@ -32,7 +35,12 @@ pub fn run(g: &Global, args: &GraphArgs) -> Result<i32> {
     let project = decl::load(&root)?;
     let graph = Graph::new(&project);
     let keep = with_ancestors(&graph, &resolve_targets(&project, &args.targets)?);
-    out(&match args.format {
+    let format = if args.json {
+        GraphFormat::Json
+    } else {
+        args.format
+    };
+    out(&match format {
         GraphFormat::Dot => render::graph_dot(&project, &keep),
         GraphFormat::Mermaid => render::graph_mermaid(&project, &keep),
         GraphFormat::Json => render::graph_json(&project, &keep),

@@ -41,7 +41,7 @@ pub fn run(g: &Global, args: &HashArgs) -> Result<i32> {
         .iter()
         .map(|&i| (ws.project.images[i].name.as_str(), &ws.keys[i]))
         .collect();
-    if args.json.json {
+    if args.json.json() {
         let rows: Vec<Row> = chosen
             .iter()
             .map(|(n, k)| Row {

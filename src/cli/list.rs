@@ -50,7 +50,7 @@ pub fn run(g: &Global, args: &ListArgs, style: Style) -> Result<i32> {
             }
         })
         .collect();
-    out(&if args.json.json {
+    out(&if args.json.json() {
         render::json(&rows)
     } else {
         render::list_text(&rows, style)

@@ -26,6 +26,10 @@ pub mod cache;
 pub mod keygen;
 pub mod push;
 pub mod pull;
+pub mod logs;
+pub mod init;
+pub mod shell;
+pub mod validate;
 
 use std::io::{IsTerminal, Write};
 
@@ -38,7 +42,8 @@ use args::Global;
 #[derive(Parser, Debug)]
 #[command(
     name = "layer",
-    version,
+    // The version and the git commit it was built from (see build.rs).
+    version = env!("LAYER_VERSION"),
     about = "make for server images: builds what is stale, in parallel, from content hashes"
 )]
 pub struct Cli {
@@ -85,6 +90,16 @@ enum Command {
     Push(push::PushArgs),
     /// Download the remote cache's trusted builds of the current keys
     Pull(pull::PullArgs),
+    /// Print a build's log, or a test run's (the newest, or of IMAGE@VERSION)
+    Logs(logs::LogsArgs),
+    /// Write a new project that builds and tests as it is
+    Init(init::InitArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell)
+    Completions(shell::CompletionsArgs),
+    /// Check the declarations (and packer templates) without planning
+    Validate(validate::ValidateArgs),
+    /// Print the man page (`layer man > /usr/local/share/man/man1/layer.1`)
+    Man,
 }
 
 /// Runs the command line and returns the process exit code.
@@ -142,5 +157,10 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Keygen(args) => keygen::run(g, args),
         Command::Push(args) => push::run(g, args),
         Command::Pull(args) => pull::run(g, args),
+        Command::Logs(args) => logs::run(g, args),
+        Command::Init(args) => init::run(g, args),
+        Command::Completions(args) => shell::completions(args),
+        Command::Man => shell::man(),
+        Command::Validate(args) => validate::run(g, args),
     }
 }

@@ -21,6 +21,9 @@ pub struct PlanArgs {
     select: Select,
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     format: PlanFormat,
+    /// The same as `--format json`
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
     /// Exit 1 when something would be built, 0 when nothing would
     #[arg(long)]
     exit_code: bool,
@@ -50,7 +53,12 @@ pub fn run(g: &Global, args: &PlanArgs, style: Style) -> Result<i32> {
     let sel = selection(&ws, &args.targets, &args.select, &args.max_age, false)?;
     let plan = no_teardown(crate::since::plan(&ws, sel, since.as_ref()));
     pin_warnings(g, &ws);
-    out(&match args.format {
+    let format = if args.json {
+        PlanFormat::Json
+    } else {
+        args.format
+    };
+    out(&match format {
         PlanFormat::Text => render::plan_text(&plan, style),
         PlanFormat::Json => render::json(&*plan),
         PlanFormat::Markdown => render::plan_markdown(&plan),
@@ -71,6 +79,7 @@ pub fn open(g: &Global, select: &Select) -> Result<(Workspace, Option<AtRevision
         g.cache.clone(),
         select.strategy.map(Strategy::from),
         select.since.as_deref(),
+        &g.vars,
     )
 }
 

@@ -25,6 +25,9 @@ pub struct ReportArgs {
     max_age: Option<(std::time::Duration, String)>,
     #[arg(long, value_enum, default_value_t = TextFormat::Text)]
     format: TextFormat,
+    /// The same as `--format json`
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
 }
 
 /// `--fixed-in IMAGE=VERSION`, the version cut to its short form.
@@ -52,7 +55,12 @@ pub fn run(g: &Global, args: &ReportArgs) -> Result<i32> {
         now: Some(std::time::SystemTime::now()),
     };
     let r = report::make(&instances, &records, &opts);
-    match args.format {
+    let format = if args.json {
+        TextFormat::Json
+    } else {
+        args.format
+    };
+    match format {
         TextFormat::Text => out(&report::text(&r)),
         TextFormat::Markdown => out(&report::markdown(&r)),
         TextFormat::Json => {

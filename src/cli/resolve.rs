@@ -33,7 +33,7 @@ pub fn project_root(g: &Global) -> Result<PathBuf> {
 
 /// The workspace of the project: loaded, scanned, keyed and looked up.
 pub fn open(g: &Global, strategy: Option<Strategy>) -> Result<Workspace> {
-    Workspace::open(&project_root(g)?, g.cache.clone(), strategy)
+    Workspace::open_with(&project_root(g)?, g.cache.clone(), strategy, &g.vars)
 }
 
 /// The cache `--cache` names, else `cache/` in the project `root`.

@@ -18,8 +18,9 @@ pub struct TestArgs {
     targets: Vec<String>,
     #[command(flatten)]
     json: JsonResults,
-    /// Seconds a test may run before it is stopped and fails
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    /// How long a test may run before it is stopped and fails (`90s`, `5m`, `2h`; a bare
+    /// number is seconds)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::args::parse_seconds)]
     timeout: u64,
     /// Test the builds of this strategy [default: `[project].strategy`]
     #[arg(long, value_enum)]
@@ -36,6 +37,7 @@ pub fn run(g: &Global, args: &TestArgs, style: Style) -> Result<i32> {
     if let Some((i, _)) = images.first() {
         crate::backend::rootfs::check_root(&ws.project.images[*i].name, "tested")?;
     }
+    let started = std::time::Instant::now();
     let procs = crate::backend::Procs::default();
     let quiet = g.quiet;
     let print = |r: &check::ImageTests| {
@@ -44,7 +46,7 @@ pub fn run(g: &Global, args: &TestArgs, style: Style) -> Result<i32> {
         }
     };
     let results = check::run(&ws, &images, jobs(g), args.timeout, &procs, &print)?;
-    if args.json.json {
+    if args.json.json() {
         out(&render::json(&results))?;
     }
     let failed = results.iter().filter(|r| r.result != "passed").count();
@@ -55,8 +57,9 @@ pub fn run(g: &Global, args: &TestArgs, style: Style) -> Result<i32> {
             .map(|r| r.tests.iter().filter(|t| t.passed).count())
             .sum();
         eprintln!(
-            "tested {} images: {passed} of {tests} tests passed, {failed} images failed",
-            results.len()
+            "tested {} images: {passed} of {tests} tests passed, {failed} images failed in {:.1}s",
+            results.len(),
+            started.elapsed().as_secs_f64()
         );
     }
     Ok(if failed > 0 { 1 } else { 0 })

@@ -24,7 +24,7 @@ pub fn run(g: &Global, args: &VersionsArgs) -> Result<i32> {
     resolve_targets(&project, std::slice::from_ref(image))?;
     let cache = cache_in(g, &project.root);
     let records = cache.records(image);
-    if args.json.json {
+    if args.json.json() {
         let rows: Vec<render::VersionRow> = records.iter().map(render::VersionRow::of).collect();
         out(&render::json(&rows))
     } else if records.is_empty() {

@@ -297,6 +297,7 @@ fn tests(src: &Source, raw: &[Spanned<TestRaw>], diags: &mut Diagnostics) -> Vec
         tests.push(ImageTest {
             name: t_ref.name.clone(),
             run: t_ref.run.clone(),
+            inherit: t_ref.inherit,
         });
     }
     tests

@@ -23,7 +23,7 @@ mod image;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Diagnostic, Diagnostics, Error, Result};
+use crate::error::{Diagnostic, Diagnostics, Error, ErrorKind, Result};
 use crate::graph;
 use crate::model::{Image, Project, Role, PROJECT_FILE};
 use crate::source::files::{ProjectFiles, WorkTree};
@@ -131,4 +131,36 @@ fn check_cycles(
             .hint("remove one of these `depends` entries"),
         );
     }
+}
+
+/// Applies `--var IMAGE.KEY=VALUE` overrides: each replaces an entry the image's `[vars]`
+/// declares, for this run (values are part of the key, so the plan shows them). An override
+/// of an undeclared image or variable is an error, so a typo does not pass unnoticed.
+pub fn override_vars(project: &mut Project, overrides: &[(String, String, String)]) -> Result<()> {
+    for (image, key, value) in overrides {
+        let Some(img) = project.images.iter_mut().find(|i| &i.name == image) else {
+            let names = project.images.iter().map(|i| i.name.as_str());
+            return Err(Error::UnknownImage {
+                name: image.clone(),
+                suggestion: crate::error::did_you_mean(image, names),
+            });
+        };
+        match img.vars.get_mut(key) {
+            Some(v) => *v = value.clone(),
+            None => {
+                let near = crate::error::did_you_mean(key, img.vars.keys().map(String::as_str));
+                return Err(Error::Usage {
+                    kind: ErrorKind::UnknownVar,
+                    message: format!(
+                        "`--var {image}.{key}`: `{image}` declares no variable `{key}` in `[vars]`"
+                    ),
+                    hint: Some(match near {
+                        Some(n) => format!("did you mean `{image}.{n}`?"),
+                        None => format!("declare it in `images/{image}.toml` under `[vars]` first"),
+                    }),
+                });
+            }
+        }
+    }
+    Ok(())
 }

@@ -111,6 +111,8 @@ pub(super) struct SecretRaw {
 pub(super) struct TestRaw {
     pub name: String,
     pub run: String,
+    #[serde(default)]
+    pub inherit: bool,
 }
 
 /// `roles/NAME/role.toml` (a role folder without one reads as the default: no fields).

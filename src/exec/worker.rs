@@ -171,8 +171,17 @@ pub(super) fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
             stage,
         });
     };
+    let on_line = |line: &str| {
+        env.progress.event(Event::Output {
+            image: &image.name,
+            line,
+        });
+    };
+    let streaming = env.progress.streams_output();
+    let sniffer = StageSniffer::new(file, &on_stage)
+        .streaming(streaming.then_some(&on_line as &(dyn Fn(&str) + Sync)));
     let log = Mutex::new(Redactor::new(
-        StageSniffer::new(file, &on_stage),
+        sniffer,
         secrets.iter().map(|(_, v)| v.clone()),
     ));
     // Made by the backend if it needs one (inside the run's private folder); removed after.
@@ -221,9 +230,9 @@ pub(super) fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
             let _ = writeln!(l, "\nlayer: build of {} failed: {e}", image.name);
         }
     }
-    let _ = log
-        .into_inner()
-        .map(crate::backend::redact::Redactor::finish);
+    if let Ok(Ok(sniffer)) = log.into_inner().map(Redactor::finish) {
+        sniffer.finish();
+    }
     let _ = crate::fsutil::remove_tree(&work);
     match outcome {
         Ok(record) => Outcome::Built(Box::new(record), log_path, started.elapsed()),

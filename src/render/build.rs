@@ -6,7 +6,8 @@ use std::fmt::Write;
 use super::style::Style;
 
 /// The closing status of `layer build`, for stderr.
-pub fn build_summary(report: &crate::exec::Report) -> String {
+/// Each failure names its log; the first line ends with how long the run took.
+pub fn build_summary(report: &crate::exec::Report, elapsed: std::time::Duration) -> String {
     use crate::exec::Done;
     let mut s = String::new();
     if let Some(sig) = report.interrupted {
@@ -14,16 +15,18 @@ pub fn build_summary(report: &crate::exec::Report) -> String {
     }
     let _ = writeln!(
         s,
-        "built {}, fresh {}, failed {}, skipped {}",
+        "built {}, fresh {}, failed {}, skipped {} in {:.1}s",
         report.count(Done::Built),
         report.count(Done::Fresh),
         report.count(Done::Failed),
         report.count(Done::Skipped),
+        elapsed.as_secs_f64(),
     );
     for i in &report.images {
         match (i.action, &i.cause, &i.error) {
             (Done::Failed, _, Some(e)) => {
-                let _ = writeln!(s, "  failed   {}: {e}", i.name);
+                let log = i.log.as_ref().map(|l| format!(" (log: {l})"));
+                let _ = writeln!(s, "  failed   {}: {e}{}", i.name, log.unwrap_or_default());
             }
             (Done::Skipped, Some(c), _) if c != "not selected" => {
                 let _ = writeln!(s, "  skipped  {}: {c}", i.name);
@@ -51,7 +54,10 @@ pub fn image_tests_text(r: &crate::backend::rootfs::check::ImageTests, style: St
         r.release_status
     );
     if let Some(e) = &r.error {
-        let _ = writeln!(s, "  error: {e}\n  log: {}", r.log);
+        let _ = writeln!(s, "  error: {e}");
+    }
+    if r.result != "passed" {
+        let _ = writeln!(s, "  log: {}", r.log);
     }
     for t in &r.tests {
         let mark = if t.passed {

@@ -27,6 +27,8 @@ pub struct LatestArtifact {
     pub version: String,
     pub artifact: String,
     pub built_at: String,
+    /// `candidate`, `tested`, `failed`, `released` or `revoked` (SPEC §6).
+    pub release_status: &'static str,
 }
 
 impl LatestArtifact {
@@ -35,6 +37,7 @@ impl LatestArtifact {
             version: r.version.clone(),
             artifact: r.artifact.id.clone(),
             built_at: r.built_at.clone(),
+            release_status: crate::release::Status::of(r).as_str(),
         }
     }
 }
@@ -46,15 +49,22 @@ pub fn list_text(rows: &[ListRow], style: Style) -> String {
         (_, Some(o)) => format!("origin {o}"),
         _ => String::new(),
     };
-    let header = ["IMAGE", "BASE", "VERSION", "STATUS", "LATEST", "ROLES"];
-    let cells: Vec<[String; 6]> = rows
+    let header = [
+        "IMAGE", "BASE", "VERSION", "STATUS", "BUILD", "RELEASE", "LATEST", "ROLES",
+    ];
+    let cells: Vec<[String; 8]> = rows
         .iter()
         .map(|r| {
+            let latest = |f: fn(&LatestArtifact) -> String| {
+                r.latest.as_ref().map_or_else(|| "-".to_string(), f)
+            };
             [
                 r.name.to_string(),
                 base(r),
                 r.version.to_string(),
                 r.status.to_string(),
+                latest(|l| crate::version::short(&l.version).to_string()),
+                latest(|l| l.release_status.to_string()),
                 r.latest
                     .as_ref()
                     .map(|l| l.artifact.clone())
@@ -70,7 +80,7 @@ pub fn list_text(rows: &[ListRow], style: Style) -> String {
         }
     }
     let mut out = String::new();
-    let line = |cols: [&str; 6], status_painted: Option<String>| {
+    let line = |cols: [&str; 8], status_painted: Option<String>| {
         let mut l = String::new();
         for (k, (c, w)) in cols.iter().zip(widths).enumerate() {
             if k == 3 {
@@ -90,7 +100,7 @@ pub fn list_text(rows: &[ListRow], style: Style) -> String {
             other => style.paint(other, "33"),
         };
         out.push_str(&line(
-            [&c[0], &c[1], &c[2], &c[3], &c[4], &c[5]],
+            [&c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7]],
             Some(painted),
         ));
     }

@@ -72,6 +72,14 @@ fn tests_of(ws: &Workspace, i: usize) -> Vec<(String, Option<PathBuf>, String)> 
             ));
         }
     }
+    // The inherited tests of its ancestors, the farthest first, then its own.
+    let chain = ws.graph.chain(id);
+    for &a in &chain[..chain.len() - 1] {
+        let ancestor = &p.images[a.index()];
+        for t in ancestor.tests.iter().filter(|t| t.inherit) {
+            out.push((format!("{}/{}", ancestor.name, t.name), None, t.run.clone()));
+        }
+    }
     for t in &p.images[i].tests {
         out.push((t.name.clone(), None, t.run.clone()));
     }
