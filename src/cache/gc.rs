@@ -348,12 +348,7 @@ impl Cache {
                 let Some(stem) = name.strip_suffix(".log") else {
                     continue;
                 };
-                // `VERSION.log`, or `VERSION.N.log` for a retry of the same version.
-                let version = match stem.rsplit_once('.') {
-                    Some((v, n)) if v.contains('-') && n.bytes().all(|b| b.is_ascii_digit()) => v,
-                    _ => stem,
-                };
-                if !kept.contains(&(image.clone(), version.to_string())) {
+                if !kept.contains(&(image.clone(), log_version(stem).to_string())) {
                     out.push(log.path());
                 }
             }
@@ -426,6 +421,20 @@ impl Cache {
 /// A build by image and version.
 type BuildId = (String, String);
 
+/// The version a log file (its name without `.log`) belongs to: `VERSION` of a build's log
+/// (`VERSION`, `VERSION.N` for a retry) and of its test runs' (`VERSION.test`,
+/// `VERSION.test.N`), whatever follows. A version's dots are all before its `-`
+/// (`MAJOR.MINOR.BUILD-YYYYMMDD_HHMM`), so the first dot after the `-` ends it.
+fn log_version(stem: &str) -> &str {
+    match stem.find('-') {
+        Some(dash) => match stem[dash..].find('.') {
+            Some(dot) => &stem[..dash + dot],
+            None => stem,
+        },
+        None => stem,
+    }
+}
+
 /// What gc keeps: the roots, released builds and the newest `keep_newest` of each image; then,
 /// transitively, the parent builds they were made on.
 fn kept_builds(
@@ -453,4 +462,22 @@ fn kept_builds(
         }
     }
     kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_version;
+
+    #[test]
+    fn logs_belong_to_the_version_they_start_with() {
+        for name in [
+            "1.0.2-20261122_0600",
+            "1.0.2-20261122_0600.1",
+            "1.0.2-20261122_0600.test",
+            "1.0.2-20261122_0600.test.3",
+        ] {
+            assert_eq!(log_version(name), "1.0.2-20261122_0600", "{name}");
+        }
+        assert_eq!(log_version("odd"), "odd");
+    }
 }
