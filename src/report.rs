@@ -39,7 +39,12 @@ pub struct Instance {
 
 /// Reads an inventory: a JSON array when the file starts with `[`, CSV with a header otherwise.
 pub fn read_inventory(path: &Path) -> Result<Vec<Instance>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::Input {
+        kind: ErrorKind::InventoryUnreadable,
+        path: path.display().to_string(),
+        message: format!("cannot read the inventory: {}", crate::error::io_words(&e)),
+        hint: Some("give the path of a CSV or JSON inventory with `--inventory FILE`".into()),
+    })?;
     let text = String::from_utf8(bytes).map_err(|_| bad(path, "is not UTF-8 text".into()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let instances = if text.trim_start().starts_with('[') {

@@ -29,6 +29,7 @@ mod freshness;
 mod keys;
 mod lock;
 mod packer;
+mod regressions;
 mod release;
 mod remote;
 mod remote_use;

@@ -1,0 +1,82 @@
+//! Bugs found on a day of using `layer` as a new user would (issue 13), each pinned by the test
+//! that failed before its fix: `--force` of one target, declaration errors of one file, exits of
+//! missing files and unwritable caches, the instance report and revoked builds, reasons across
+//! strategies, role tests and keys. (`cache gc` and its test logs are in `cache_cmd`; the
+//! rootfs ones — no tests, `export -o -`, OCI digests and tags — in `regressions_rootfs`.)
+
+use crate::common::{redact, Project, SCRIPT_DONE, SCRIPT_START};
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+
+use serde_json::{json, Value};
+
+// ---------------------------------------------------------------------------------------------
+// Exit codes: a missing file, an unwritable cache.
+
+#[test]
+fn a_missing_inventory_is_a_usage_error() {
+    let p = Project::estate();
+    let out = p
+        .layer(&["report", "--inventory", "nowhere.csv"])
+        .expect(2);
+    assert_eq!(
+        out.stderr,
+        "error: nowhere.csv: cannot read the inventory: no such file or directory\n  hint: give the path of a CSV or JSON inventory with `--inventory FILE`\n"
+    );
+}
+
+/// `layer ARGS` in `p` as the user `nobody`, with `--cache cache`.
+fn as_nobody(p: &Project, cache: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_layer"))
+        .arg("-C")
+        .arg(p.root())
+        .arg("--cache")
+        .arg(cache)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+#[cfg_attr(missing = "root", ignore = "needs root (mounts, chroot, owners, device nodes)")]
+fn a_cache_the_user_cannot_write_is_a_usage_error_that_says_so() {
+    crate::needs::check(&[crate::needs::Need::Root]);
+    let p = Project::command_estate(&format!("{SCRIPT_START}{SCRIPT_DONE}"));
+    fs::set_permissions(p.root(), fs::Permissions::from_mode(0o777)).unwrap();
+    p.chmod("roles/base/files/etc/base.key", 0o644);
+    let cache = tempfile::tempdir().unwrap();
+    fs::set_permissions(cache.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, stderr) = as_nobody(&p, cache.path(), &["build", "--no-progress"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("cannot write to the cache"), "{stderr}");
+    assert!(stderr.contains("permission denied"), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+}
+
+#[test]
+#[cfg_attr(missing = "root", ignore = "needs root (mounts, chroot, owners, device nodes)")]
+fn a_rootfs_build_without_root_says_so_whatever_the_cache() {
+    crate::needs::check(&[crate::needs::Need::Root]);
+    let p = Project::estate();
+    fs::set_permissions(p.root(), fs::Permissions::from_mode(0o755)).unwrap();
+    for mode in [0o700, 0o755] {
+        let cache = tempfile::tempdir().unwrap();
+        fs::set_permissions(cache.path(), fs::Permissions::from_mode(mode)).unwrap();
+        let (code, stderr) = as_nobody(&p, cache.path(), &["build", "--no-progress"]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            stderr.contains("is built with the `rootfs` backend, which needs root"),
+            "{stderr}"
+        );
+    }
+}
+
