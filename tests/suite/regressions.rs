@@ -80,3 +80,41 @@ fn a_rootfs_build_without_root_says_so_whatever_the_cache() {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The instance report and revoked builds.
+
+#[test]
+fn instances_on_revoked_builds_are_to_rebuild_with_the_reason() {
+    let p = Project::estate();
+    p.record(&[]);
+    let app = p
+        .layer(&["versions", "app", "--json"])
+        .expect(0)
+        .stdout;
+    let app: Value = serde_json::from_str(&app).unwrap();
+    let version = app[0]["version"].as_str().unwrap().to_string();
+    p.layer(&["revoke", &format!("app@{version}")]).expect(0);
+    let base: Value =
+        serde_json::from_str(&p.layer(&["versions", "base-linux", "--json"]).expect(0).stdout)
+            .unwrap();
+    let base_version = base[0]["version"].as_str().unwrap().to_string();
+    p.layer(&["revoke", &format!("base-linux@{base_version}")])
+        .expect(0);
+    p.file(
+        "inventory.csv",
+        "instance,image,version\ni-1,app,2.0.0\ni-2,node,1.0.0\ni-3,svc,1.0.0\n",
+    );
+    let out = p
+        .layer(&["report", "--inventory", "inventory.csv", "--format", "json"])
+        .expect(0);
+    let r: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(r["rebuild"]["count"], 3, "{}", out.stdout);
+    assert_eq!(r["rebuild"]["instances"], json!(["i-1", "i-2", "i-3"]));
+    let text = p
+        .layer(&["report", "--inventory", "inventory.csv"])
+        .expect(0)
+        .stdout;
+    assert!(text.contains("app 2.0.0 is revoked"), "{text}");
+    assert!(text.contains("built on revoked base-linux 1.0.0"), "{text}");
+}
+
