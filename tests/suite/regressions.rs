@@ -13,6 +13,72 @@ use std::os::unix::fs::PermissionsExt;
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------------
+// Every problem of one declaration file in one run.
+
+/// `layer plan` failing with exit 2; stderr with paths redacted.
+fn plan_error(p: &Project) -> String {
+    let out = p.layer(&["plan"]).expect(2);
+    redact(p, &out.stderr)
+}
+
+#[test]
+fn every_unknown_key_of_an_image_file_is_reported_in_one_run() {
+    let p = Project::estate();
+    p.file(
+        "images/node.toml",
+        "version = \"1.0\"\nform = \"base-linux\"\nrolez = [\"web\"]\n\n[vars]\nA = \"1\"\n\n[[test]]\nname = \"t\"\nrun = \"true\"\ntimeout = 3\n",
+    );
+    let err = plan_error(&p);
+    assert!(err.contains("images/node.toml:2: unknown key `form`"), "{err}");
+    assert!(err.contains("images/node.toml:3: unknown key `rolez`"), "{err}");
+    assert!(err.contains("images/node.toml:11: unknown key `timeout`"), "{err}");
+    assert!(err.contains("did you mean `from`?"), "{err}");
+    assert!(err.contains("did you mean `roles`?"), "{err}");
+}
+
+#[test]
+fn every_unknown_key_of_layer_toml_is_reported_in_one_run() {
+    let p = Project::estate();
+    p.file(
+        "layer.toml",
+        "[project]\nstrategi = \"deep\"\nbakend = \"rootfs\"\n\n[origins.bb]\ntarr = \"origins/base.tar\"\n",
+    );
+    let err = plan_error(&p);
+    for (line, key) in [(2, "strategi"), (3, "bakend"), (6, "tarr")] {
+        assert!(
+            err.contains(&format!("layer.toml:{line}: unknown key `{key}`")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_duplicate_key_is_named() {
+    let p = Project::estate();
+    p.file(
+        "images/node.toml",
+        "version = \"1.0\"\nfrom = \"base-linux\"\nversion = \"1.1\"\n",
+    );
+    let err = plan_error(&p);
+    assert!(err.contains("images/node.toml:3: duplicate key `version`"), "{err}");
+}
+
+#[test]
+fn a_key_after_a_table_header_gets_a_hint_about_toml_tables() {
+    let p = Project::estate();
+    p.file(
+        "roles/java/role.toml",
+        "packages = [\"openjdk\"]\n\n[vars]\nJAVA_OPTS = \"-Xmx1g\"\ndepends = [\"base\"]\n",
+    );
+    let err = plan_error(&p);
+    assert!(err.contains("roles/java/role.toml:5:"), "{err}");
+    assert!(err.contains("`depends`"), "{err}");
+    assert!(err.contains("[vars]"), "{err}");
+    assert!(err.contains("belongs to the table"), "{err}");
+    assert!(!err.contains("quote the value"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Exit codes: a missing file, an unwritable cache.
 
 #[test]
