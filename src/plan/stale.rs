@@ -56,7 +56,7 @@ pub fn stale_reasons(
                 // (forced, expired) is a new artifact to build on.
                 if let Lookup::Found(prec) = &input.lookups[p.index()] {
                     if rec.parent.as_ref().map(|r| &r.version) != Some(&prec.version) {
-                        return vec![Reason::ParentChanged {
+                        return vec![Reason::ParentRebuilt {
                             parent: input.graph.names[p].clone(),
                         }];
                     }

@@ -13,7 +13,12 @@ fn root_causes(plan: &Plan) -> Vec<&PlannedImage> {
         .filter(|i| {
             i.reasons
                 .iter()
-                .any(|r| !matches!(r, Reason::ParentChanged { .. } | Reason::NotCached))
+                .any(|r| {
+                    !matches!(
+                        r,
+                        Reason::ParentChanged { .. } | Reason::ParentRebuilt { .. } | Reason::NotCached
+                    )
+                })
         })
         .collect();
     causes.sort_by_key(|i| i.reasons.iter().all(|r| matches!(r, Reason::New)));

@@ -13,6 +13,45 @@ use std::os::unix::fs::PermissionsExt;
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------------
+// `--force` forces the named targets; `--force-deps` their chain too.
+
+#[test]
+fn force_rebuilds_the_named_targets_only_and_force_deps_their_chain() {
+    let p = Project::command_estate(&format!("{SCRIPT_START}{SCRIPT_DONE}"));
+    p.layer(&["build", "--no-progress"]).expect(0);
+    p.layer(&["build", "--force", "app", "--no-progress"])
+        .expect(0);
+    assert_eq!(p.count_lines("out/marks", "start base"), 1, "base is fresh");
+    assert_eq!(p.count_lines("out/marks", "start app"), 2);
+    assert_eq!(p.count_lines("out/marks", "start svc"), 1, "not selected");
+
+    // svc was built on the build of app's same inputs that --force replaced: a rebuild of the
+    // same inputs, not a change.
+    let (action, reasons) = p.verdict(&[], "svc");
+    assert_eq!(action, "build");
+    assert_eq!(reasons, json!([{"kind": "parent-rebuilt", "parent": "app"}]));
+    let explain = p.layer(&["explain", "svc"]).expect(0).stdout;
+    assert!(
+        explain.contains("parent `app` was rebuilt from the same inputs"),
+        "{explain}"
+    );
+    assert!(!explain.contains("parent `app` changed"), "{explain}");
+    let plan = p.layer(&["plan"]).expect(0).stdout;
+    assert!(
+        plan.contains("parent `app` was rebuilt from the same inputs"),
+        "{plan}"
+    );
+
+    // --force-deps: the target and everything it is built on.
+    p.layer(&["build", "--force-deps", "app", "--no-progress"])
+        .expect(0);
+    assert_eq!(p.count_lines("out/marks", "start base"), 2);
+    assert_eq!(p.count_lines("out/marks", "start app"), 3);
+    let help = p.layer(&["build", "--help"]).expect(0).stdout;
+    assert!(help.contains("--force-deps"), "{help}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Every problem of one declaration file in one run.
 
 /// `layer plan` failing with exit 2; stderr with paths redacted.
