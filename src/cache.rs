@@ -145,6 +145,14 @@ impl Cache {
         self.records(name).into_iter().next()
     }
 
+    /// The newest usable record of image `name` built under `strategy`, else its newest:
+    /// what a plan of that strategy compares with.
+    pub fn latest_of(&self, name: &str, strategy: crate::model::Strategy) -> Option<Record> {
+        let records = self.records(name);
+        let same = records.iter().position(|r| r.inputs.strategy == strategy);
+        records.into_iter().nth(same.unwrap_or(0))
+    }
+
     /// Every usable record of every image the cache knows, by image name, newest first.
     pub fn all_records(&self) -> BTreeMap<String, Vec<Record>> {
         self.recorded_images()

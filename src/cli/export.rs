@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::Global;
+use super::args::{Global, StrategyArg};
 use super::print::waiting;
 use super::resolve::{open, resolve_targets};
 use crate::error::{Error, ErrorKind, Result};
@@ -23,11 +23,15 @@ pub struct ExportArgs {
     /// Where to write it (a file; a new or empty folder for `oci`)
     #[arg(short = 'o', long = "output", value_name = "PATH")]
     output: PathBuf,
+    /// Without a VERSION: the build of the current inputs under this strategy
+    /// [default: `[project].strategy`]
+    #[arg(long, value_enum)]
+    strategy: Option<StrategyArg>,
 }
 
 pub fn run(g: &Global, args: &ExportArgs) -> Result<i32> {
     let (format, output) = (args.format, &args.output);
-    let ws = open(g, None)?;
+    let ws = open(g, args.strategy.map(crate::model::Strategy::from))?;
     let (name, spec) = crate::version::split_target(&args.target);
     let i = resolve_targets(&ws.project, &[name.to_string()])?[0];
     let records = ws.cache.records(name);

@@ -105,7 +105,9 @@ impl Plan {
 
 /// What the plan may ask of the cache beyond the lookups of current keys.
 pub trait History: Sync {
-    fn latest(&self, name: &str) -> Option<Record>;
+    /// The build stale reasons compare with: image `name`'s newest build of `strategy`, else
+    /// its newest of any strategy (a deep plan after shallow builds compares with the deep ones).
+    fn latest(&self, name: &str, strategy: Strategy) -> Option<Record>;
     fn tree(&self, digest: &str) -> Option<Tree>;
     fn artifact_exists(&self, record: &Record) -> bool;
     /// The released parent build image `name` is pinned to, if it is pinned.

@@ -75,7 +75,7 @@ pub fn stale_reasons(
         Lookup::Unusable(why) => vec![Reason::MissingArtifact {
             detail: why.clone(),
         }],
-        Lookup::Missing => match input.history.latest(&image.name) {
+        Lookup::Missing => match input.history.latest(&image.name, input.strategy) {
             None => vec![Reason::New],
             Some(old) => {
                 let changes = changes_since(input, i, &old);

@@ -22,7 +22,7 @@ struct FakeHistory {
 }
 
 impl History for FakeHistory {
-    fn latest(&self, name: &str) -> Option<Record> {
+    fn latest(&self, name: &str, _strategy: Strategy) -> Option<Record> {
         self.asked.lock().unwrap().push(name.to_string());
         self.latest.get(name).cloned()
     }

@@ -9,7 +9,7 @@ use crate::common::{redact, Project, SCRIPT_DONE, SCRIPT_START};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-
+use layer::model::Strategy;
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------------
@@ -221,5 +221,63 @@ fn instances_on_revoked_builds_are_to_rebuild_with_the_reason() {
         .stdout;
     assert!(text.contains("app 2.0.0 is revoked"), "{text}");
     assert!(text.contains("built on revoked base-linux 1.0.0"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reasons compare builds of the same strategy.
+
+#[test]
+fn reasons_and_explain_compare_with_the_latest_build_of_the_same_strategy() {
+    let p = Project::estate();
+    p.record(&[]);
+    p.record_with(Strategy::Shallow, &[]);
+    p.file(
+        "images/app.toml",
+        "version = \"2.0\"\nfrom = \"base-linux\"\nroles = [\"java\"]\n[vars]\nPORT = \"9090\"\n",
+    );
+    let (_, reasons) = p.verdict(&[], "app");
+    assert_eq!(
+        reasons,
+        json!([{"kind": "declaration-changed", "fields": ["vars.PORT"]}])
+    );
+    let (_, reasons) = p.verdict(&[], "svc");
+    assert_eq!(reasons, json!([{"kind": "parent-changed", "parent": "app"}]));
+    let (_, reasons) = p.verdict(&["--strategy", "shallow"], "svc");
+    assert_eq!(
+        reasons,
+        json!([{"kind": "declaration-changed", "fields": ["app.vars.PORT"]}])
+    );
+    let explain = p.layer(&["explain", "app"]).expect(0).stdout;
+    assert!(explain.contains("vars.PORT"), "{explain}");
+    assert!(!explain.contains("strategy"), "{explain}");
+    assert!(!explain.contains("no longer applied"), "{explain}");
+
+    // Which strategy each build used.
+    let v: Value =
+        serde_json::from_str(&p.layer(&["versions", "app", "--json"]).expect(0).stdout).unwrap();
+    let strategies: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["strategy"].as_str().unwrap())
+        .collect();
+    assert_eq!(strategies, ["shallow", "deep"]);
+    let text = p.layer(&["versions", "app"]).expect(0).stdout;
+    assert!(text.contains("STRATEGY"), "{text}");
+
+    // hash, export and test take --strategy.
+    let deep = p.layer(&["hash", "app"]).expect(0).stdout;
+    let shallow = p
+        .layer(&["hash", "app", "--strategy", "shallow"])
+        .expect(0)
+        .stdout;
+    assert_ne!(deep, shallow);
+    for args in [
+        &["export", "app", "--strategy", "shallow", "--format", "tar", "-o", "x.tar"][..],
+        &["test", "app", "--strategy", "shallow"][..],
+    ] {
+        let out = p.layer(args);
+        assert!(!out.stderr.contains("unexpected argument"), "{}", out.stderr);
+    }
 }
 
