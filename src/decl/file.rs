@@ -42,9 +42,8 @@ impl Source {
     /// run. `None` when anything was reported.
     pub(super) fn parse<T: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<T> {
         let mut text = self.text.clone();
-        let mut blanked = 0;
         // Each round blanks one key; a file has fewer keys than bytes.
-        for _ in 0..=self.text.len() {
+        for blanked in 0..=self.text.len() {
             let e = match toml::from_str::<T>(&text) {
                 // With keys blanked, the rest would be checked without them: `form` for
                 // `from` would also be "neither `from` nor `origin`".
@@ -69,12 +68,11 @@ impl Source {
             };
             let unknown = message.starts_with("unknown key");
             diags.push(self.diag(line, message).maybe_hint(hint));
-            let entry = e.span().filter(|_| unknown).and_then(|s| entry_at(&text, s.start));
-            let Some(entry) = entry else {
-                return None;
-            };
-            text = blank(&text, entry);
-            blanked += 1;
+            let entry = e
+                .span()
+                .filter(|_| unknown)
+                .and_then(|s| entry_at(&text, s.start));
+            text = blank(&text, entry?);
         }
         None
     }
@@ -199,7 +197,10 @@ mod tests {
         let at = text.find("bad").unwrap();
         let r = entry_at(text, at).unwrap();
         assert_eq!(&text[r.clone()], "bad = [\n  \"x\",\n]");
-        assert_eq!(blank(text, r), "a = 1\n       \n      \n \n[t]\nc = { d = 1 }\n");
+        assert_eq!(
+            blank(text, r),
+            "a = 1\n       \n      \n \n[t]\nc = { d = 1 }\n"
+        );
         // A table under a header is not blanked; a key inside it is.
         assert_eq!(entry_at(text, text.find("[t]").unwrap() + 1), None);
         let c = text.find("c =").unwrap();

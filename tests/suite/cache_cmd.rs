@@ -474,5 +474,7 @@ fn gc_keeps_the_test_logs_of_kept_builds() {
     for f in kept {
         assert!(p.path(&format!("cache/{f}")).exists(), "{f} is kept");
     }
-    assert!(!p.path("cache/logs/old/3.0.0-20261120_1000.test.log").exists());
+    assert!(!p
+        .path("cache/logs/old/3.0.0-20261120_1000.test.log")
+        .exists());
 }

@@ -29,7 +29,10 @@ fn force_rebuilds_the_named_targets_only_and_force_deps_their_chain() {
     // same inputs, not a change.
     let (action, reasons) = p.verdict(&[], "svc");
     assert_eq!(action, "build");
-    assert_eq!(reasons, json!([{"kind": "parent-rebuilt", "parent": "app"}]));
+    assert_eq!(
+        reasons,
+        json!([{"kind": "parent-rebuilt", "parent": "app"}])
+    );
     let explain = p.layer(&["explain", "svc"]).expect(0).stdout;
     assert!(
         explain.contains("parent `app` was rebuilt from the same inputs"),
@@ -68,9 +71,18 @@ fn every_unknown_key_of_an_image_file_is_reported_in_one_run() {
         "version = \"1.0\"\nform = \"base-linux\"\nrolez = [\"web\"]\n\n[vars]\nA = \"1\"\n\n[[test]]\nname = \"t\"\nrun = \"true\"\ntimeout = 3\n",
     );
     let err = plan_error(&p);
-    assert!(err.contains("images/node.toml:2: unknown key `form`"), "{err}");
-    assert!(err.contains("images/node.toml:3: unknown key `rolez`"), "{err}");
-    assert!(err.contains("images/node.toml:11: unknown key `timeout`"), "{err}");
+    assert!(
+        err.contains("images/node.toml:2: unknown key `form`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("images/node.toml:3: unknown key `rolez`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("images/node.toml:11: unknown key `timeout`"),
+        "{err}"
+    );
     assert!(err.contains("did you mean `from`?"), "{err}");
     assert!(err.contains("did you mean `roles`?"), "{err}");
 }
@@ -99,7 +111,10 @@ fn a_duplicate_key_is_named() {
         "version = \"1.0\"\nfrom = \"base-linux\"\nversion = \"1.1\"\n",
     );
     let err = plan_error(&p);
-    assert!(err.contains("images/node.toml:3: duplicate key `version`"), "{err}");
+    assert!(
+        err.contains("images/node.toml:3: duplicate key `version`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -123,9 +138,7 @@ fn a_key_after_a_table_header_gets_a_hint_about_toml_tables() {
 #[test]
 fn a_missing_inventory_is_a_usage_error() {
     let p = Project::estate();
-    let out = p
-        .layer(&["report", "--inventory", "nowhere.csv"])
-        .expect(2);
+    let out = p.layer(&["report", "--inventory", "nowhere.csv"]).expect(2);
     assert_eq!(
         out.stderr,
         "error: nowhere.csv: cannot read the inventory: no such file or directory\n  hint: give the path of a CSV or JSON inventory with `--inventory FILE`\n"
@@ -152,7 +165,10 @@ fn as_nobody(p: &Project, cache: &std::path::Path, args: &[&str]) -> (i32, Strin
 }
 
 #[test]
-#[cfg_attr(missing = "root", ignore = "needs root (mounts, chroot, owners, device nodes)")]
+#[cfg_attr(
+    missing = "root",
+    ignore = "needs root (mounts, chroot, owners, device nodes)"
+)]
 fn a_cache_the_user_cannot_write_is_a_usage_error_that_says_so() {
     crate::needs::check(&[crate::needs::Need::Root]);
     let p = Project::command_estate(&format!("{SCRIPT_START}{SCRIPT_DONE}"));
@@ -168,7 +184,10 @@ fn a_cache_the_user_cannot_write_is_a_usage_error_that_says_so() {
 }
 
 #[test]
-#[cfg_attr(missing = "root", ignore = "needs root (mounts, chroot, owners, device nodes)")]
+#[cfg_attr(
+    missing = "root",
+    ignore = "needs root (mounts, chroot, owners, device nodes)"
+)]
 fn a_rootfs_build_without_root_says_so_whatever_the_cache() {
     crate::needs::check(&[crate::needs::Need::Root]);
     let p = Project::estate();
@@ -192,16 +211,16 @@ fn a_rootfs_build_without_root_says_so_whatever_the_cache() {
 fn instances_on_revoked_builds_are_to_rebuild_with_the_reason() {
     let p = Project::estate();
     p.record(&[]);
-    let app = p
-        .layer(&["versions", "app", "--json"])
-        .expect(0)
-        .stdout;
+    let app = p.layer(&["versions", "app", "--json"]).expect(0).stdout;
     let app: Value = serde_json::from_str(&app).unwrap();
     let version = app[0]["version"].as_str().unwrap().to_string();
     p.layer(&["revoke", &format!("app@{version}")]).expect(0);
-    let base: Value =
-        serde_json::from_str(&p.layer(&["versions", "base-linux", "--json"]).expect(0).stdout)
-            .unwrap();
+    let base: Value = serde_json::from_str(
+        &p.layer(&["versions", "base-linux", "--json"])
+            .expect(0)
+            .stdout,
+    )
+    .unwrap();
     let base_version = base[0]["version"].as_str().unwrap().to_string();
     p.layer(&["revoke", &format!("base-linux@{base_version}")])
         .expect(0);
@@ -241,7 +260,10 @@ fn reasons_and_explain_compare_with_the_latest_build_of_the_same_strategy() {
         json!([{"kind": "declaration-changed", "fields": ["vars.PORT"]}])
     );
     let (_, reasons) = p.verdict(&[], "svc");
-    assert_eq!(reasons, json!([{"kind": "parent-changed", "parent": "app"}]));
+    assert_eq!(
+        reasons,
+        json!([{"kind": "parent-changed", "parent": "app"}])
+    );
     let (_, reasons) = p.verdict(&["--strategy", "shallow"], "svc");
     assert_eq!(
         reasons,
@@ -273,11 +295,23 @@ fn reasons_and_explain_compare_with_the_latest_build_of_the_same_strategy() {
         .stdout;
     assert_ne!(deep, shallow);
     for args in [
-        &["export", "app", "--strategy", "shallow", "--format", "tar", "-o", "x.tar"][..],
+        &[
+            "export",
+            "app",
+            "--strategy",
+            "shallow",
+            "--format",
+            "tar",
+            "-o",
+            "x.tar",
+        ][..],
         &["test", "app", "--strategy", "shallow"][..],
     ] {
         let out = p.layer(args);
-        assert!(!out.stderr.contains("unexpected argument"), "{}", out.stderr);
+        assert!(
+            !out.stderr.contains("unexpected argument"),
+            "{}",
+            out.stderr
+        );
     }
 }
-
