@@ -176,14 +176,14 @@ fn switching_strategy_gives_strategy_changed_and_nothing_that_did_not_change() {
 #[test]
 fn a_mode_change_alone_makes_the_image_stale_and_explain_says_so() {
     let p = built_estate();
-    p.chmod("roles/web/tests/http.sh", 0o755);
-    let web = role_changed("web", &["roles/web/tests/http.sh"]);
+    p.chmod("roles/web/provision.sh", 0o644);
+    let web = role_changed("web", &["roles/web/provision.sh"]);
     assert_eq!(p.verdict(&[], "node"), build(web.clone()));
     assert_eq!(p.verdict(&[], "svc"), build(web));
     assert_eq!(build_names(&p), ["node", "svc"]);
     let explain = p.layer(&["explain", "node"]).expect(0).stdout;
     assert!(
-        explain.contains("role `web`: `roles/web/tests/http.sh` became executable"),
+        explain.contains("role `web`: `roles/web/provision.sh` is no longer executable"),
         "{explain}"
     );
 }
@@ -249,21 +249,18 @@ fn a_symlink_pointing_outside_the_role_is_hashed_as_a_link_not_read_through() {
 #[test]
 fn adding_or_removing_a_role_file_makes_the_image_stale_and_explain_names_it() {
     let p = built_estate();
-    p.file("roles/web/tests/tls.sh", "true\n");
-    p.remove("roles/web/tests/http.sh");
-    let web = role_changed(
-        "web",
-        &["roles/web/tests/http.sh", "roles/web/tests/tls.sh"],
-    );
+    p.file("roles/web/tls.sh", "true\n");
+    p.remove("roles/web/provision.sh");
+    let web = role_changed("web", &["roles/web/provision.sh", "roles/web/tls.sh"]);
     assert_eq!(p.verdict(&[], "node"), build(web.clone()));
     assert_eq!(p.verdict(&[], "svc"), build(web));
     let explain = p.layer(&["explain", "node"]).expect(0).stdout;
     assert!(
-        explain.contains("role `web`: `roles/web/tests/http.sh` removed"),
+        explain.contains("role `web`: `roles/web/provision.sh` removed"),
         "{explain}"
     );
     assert!(
-        explain.contains("role `web`: `roles/web/tests/tls.sh` added"),
+        explain.contains("role `web`: `roles/web/tls.sh` added"),
         "{explain}"
     );
 }

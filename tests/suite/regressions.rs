@@ -315,3 +315,17 @@ fn reasons_and_explain_compare_with_the_latest_build_of_the_same_strategy() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Role tests are not part of the key.
+
+#[test]
+fn a_role_test_leaves_the_keys_of_the_images_that_apply_the_role() {
+    let p = Project::estate();
+    let before = p.layer(&["hash"]).expect(0).stdout;
+    p.file("roles/web/tests/more.sh", "true\n");
+    p.file("roles/base/tests/motd.sh", "grep -q welcome /etc/motd\n");
+    assert_eq!(p.layer(&["hash"]).expect(0).stdout, before);
+    p.file("roles/base/files/etc/motd", "changed\n");
+    assert_ne!(p.layer(&["hash"]).expect(0).stdout, before);
+}
