@@ -10,7 +10,8 @@
 //!   an image's current key, released, the pinned parent of an image, among the `--keep N`
 //!   newest builds of its image, or the parent (deep builds, transitively) of a kept build.
 //!   Everything else of a build goes: its record, its artifact (unless a kept record names the
-//!   same one), its logs. Role trees no kept record names go too, logs of builds without a
+//!   same one), its logs (its build's and its test runs', `VERSION[.test][.N].log`); a kept
+//!   build keeps all of its logs. Role trees no kept record names go too, logs of builds without a
 //!   kept record (failed builds among them), and the work folders of dead runs. Folders of the
 //!   cache this module does not know are left alone. The caller holds the cache lock exclusively
 //!   ([`super::Cache::lock_exclusive`]).
