@@ -147,6 +147,14 @@ impl Cache {
         self.records(name).into_iter().next()
     }
 
+    /// The newest usable record of image `name` built under `strategy`, else its newest:
+    /// what a plan of that strategy compares with.
+    pub fn latest_of(&self, name: &str, strategy: crate::model::Strategy) -> Option<Record> {
+        let records = self.records(name);
+        let same = records.iter().position(|r| r.inputs.strategy == strategy);
+        records.into_iter().nth(same.unwrap_or(0))
+    }
+
     /// Every usable record of every image the cache knows, by image name, newest first.
     pub fn all_records(&self) -> BTreeMap<String, Vec<Record>> {
         self.recorded_images()
@@ -406,7 +414,7 @@ impl Cache {
     pub fn start_run(&self) -> Result<Run> {
         let cache_lock = self.lock_shared(&mut || {})?;
         let runs = self.dir.join("runs");
-        fs::create_dir_all(&runs).map_err(|e| Error::io(&runs, e))?;
+        fs::create_dir_all(&runs).map_err(|e| not_writable(&runs, e))?;
         self.remove_dead_runs()?;
         let nanos = SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -507,13 +515,34 @@ enum Lock {
 /// Opens, creating it and its folder, the lock file at `path`.
 fn open_lock(path: &Path) -> Result<fs::File> {
     let dir = path.parent().expect("lock files have a folder");
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    fs::create_dir_all(dir).map_err(|e| not_writable(dir, e))?;
     fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(|e| Error::io(path, e))
+        .map_err(|e| not_writable(path, e))
+}
+
+/// An I/O error of writing `path` in the cache; refused permission (another user's cache, a
+/// read-only mount) is a usage error that says whose it is to fix, not a failed build.
+fn not_writable(path: &Path, e: std::io::Error) -> Error {
+    use std::io::ErrorKind as K;
+    if !matches!(e.kind(), K::PermissionDenied | K::ReadOnlyFilesystem) {
+        return Error::io(path, e);
+    }
+    Error::Usage {
+        kind: ErrorKind::CacheNotWritable,
+        message: format!(
+            "cannot write to the cache at `{}`: {}",
+            path.display(),
+            crate::error::io_words(&e)
+        ),
+        hint: Some(
+            "run layer as the user that owns the cache, or use a cache of your own with `--cache DIR` (or `LAYER_CACHE`)"
+                .into(),
+        ),
+    }
 }
 
 /// Takes `f`'s OS lock (a killed holder frees it), calling `waiting` first when it is busy.

@@ -212,6 +212,8 @@ pub enum ErrorKind {
     SecretsMissing,
     /// An inventory for `layer report` cannot be read as CSV or JSON.
     Inventory,
+    /// An inventory file for `layer report` that is not there or cannot be opened.
+    InventoryUnreadable,
 
     // `--since REF`.
     /// The project is not in a git repository, or outside its work tree.
@@ -264,6 +266,8 @@ pub enum ErrorKind {
     CacheBusy,
     /// A tree to remove holds a mount point.
     MountPoint,
+    /// The cache folder (or a file in it) cannot be written by this user.
+    CacheNotWritable,
 
     // The remote cache.
     /// A remote URL or trusted key that cannot be used.
@@ -355,6 +359,25 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An I/O error in words for a message: `no such file or directory`, `permission denied`
+/// (the standard library's description, lowercase, without the OS error number).
+pub fn io_words(e: &std::io::Error) -> String {
+    let s = e.kind().to_string();
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => {
+            let text = e.to_string();
+            let text = text.split(" (os error").next().unwrap_or(&text).to_string();
+            if text.is_empty() {
+                s
+            } else {
+                text[..1].to_lowercase() + &text[1..]
+            }
+        }
+    }
+}
 
 /// The closest of `candidates` to `name`, when it is close enough to be a likely typo: at most
 /// a third of the longer name's length (and at least one) edits away; of equally close names,

@@ -31,10 +31,10 @@
 //! | image declaration: `version`, `roles`, `packages`, `[vars]` | they change the build or its version | this image | every image of the chain, root first |
 //! | per role applied, in order: name and tree digest | the configuration code itself | roles not applied by the parent chain | every role of the chain |
 //!
-//! A role's tree digest ([`crate::scan::Tree`]) covers every entry below the role folder: path
-//! relative to the folder, type (file, folder, symlink), the executable bit, content (blake3) and
-//! a symlink's target. `role.toml` is a file of the tree, so a role's `depends`, `packages` and
-//! `[vars]` are covered by it.
+//! A role's tree digest ([`crate::scan::Tree`]) covers every entry below the role folder but its
+//! `tests/`: path relative to the folder, type (file, folder, symlink), the executable bit,
+//! content (blake3) and a symlink's target. `role.toml` is a file of the tree, so a role's
+//! `depends`, `packages` and `[vars]` are covered by it.
 //!
 //! Origin identities: `busybox` and `tar` files — the blake3 of the file; a `tar` URL — its
 //! pinned sha256; `debian` — suite, variant, mirror, components, and the snapshot recorded in
@@ -49,7 +49,7 @@
 //! | directory listing order | filesystems list entries in any order; trees are sorted by path |
 //! | the environment | only declared `[vars]` reach a build |
 //! | `[secrets]` | values must never be written into keys, records or logs; rotate a secret and rebuild with `--force` |
-//! | `description`, `max_age`, `[tags]`, `[[test]]` | they describe, age or test an artifact; they do not change it |
+//! | `description`, `max_age`, `[tags]`, `[[test]]`, a role's `tests/` | they describe, age or test an artifact; they do not change it (a build records the digest of the tests it passed, `Tested_With`, so a changed test shows without a rebuild) |
 //! | the parent's name (deep) | its key says everything the name would, and more |
 //! | an origin's name | renaming an origin with the same identity changes nothing that is built |
 //! | the time of the build, the version's build number | these name a build; they are not inputs to it |

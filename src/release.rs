@@ -24,6 +24,26 @@ use crate::version::{compare, names, short, under_pin, valid_version, version_fi
 pub const STATUS_TAG: &str = "Release_Status";
 /// The tag a promotion with `--force` of an untested build leaves.
 pub const FORCED_TAG: &str = "Release_Forced";
+/// The tag `layer test` leaves: the digest of the tests it ran ([`tests_digest`]), so a build
+/// whose tests changed since is not trusted as `tested` blindly.
+pub const TESTED_WITH_TAG: &str = "Tested_With";
+/// The tags that change after a build (release status, tests): never part of what an export
+/// writes, so its bytes — a digest someone signed or pushed — stay the same.
+pub const MUTABLE_TAGS: [&str; 3] = [STATUS_TAG, FORCED_TAG, TESTED_WITH_TAG];
+
+/// The digest of a set of tests: each test's name and script (a role test's file content, or
+/// a `[[test]]`'s command), in order.
+pub fn tests_digest<'a>(tests: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"layer-tests-v1\0");
+    for (name, script) in tests {
+        h.update(&(name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update(&(script.len() as u64).to_le_bytes());
+        h.update(script);
+    }
+    h.finalize().to_hex().to_string()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {

@@ -10,7 +10,8 @@
 //! An instance needs a rebuild after a fix in `IMAGE` at `VERSION` (`--fixed-in`) when it runs
 //! `IMAGE` older than `VERSION`, or an image whose recorded build was made (deep, at any depth)
 //! on `IMAGE` older than `VERSION`: an app server built on the unfixed base is not fixed either.
-//! Versions compare numerically field by field (`2` < `2.0.1` < `10`).
+//! Versions compare numerically field by field (`2` < `2.0.1` < `10`). An instance running a
+//! revoked build, or a build made on one, needs a rebuild too, with or without `--fixed-in`.
 //!
 //! Making the report is pure: records come in as values. Reading the file is the one I/O.
 
@@ -39,7 +40,12 @@ pub struct Instance {
 
 /// Reads an inventory: a JSON array when the file starts with `[`, CSV with a header otherwise.
 pub fn read_inventory(path: &Path) -> Result<Vec<Instance>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::Input {
+        kind: ErrorKind::InventoryUnreadable,
+        path: path.display().to_string(),
+        message: format!("cannot read the inventory: {}", crate::error::io_words(&e)),
+        hint: Some("give the path of a CSV or JSON inventory with `--inventory FILE`".into()),
+    })?;
     let text = String::from_utf8(bytes).map_err(|_| bad(path, "is not UTF-8 text".into()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let instances = if text.trim_start().starts_with('[') {
@@ -304,7 +310,9 @@ pub fn make(
             version: version.clone(),
             why,
         };
-        if let Some(why) = needs_rebuild(&image, &version, record, &opts.fixed_in, &find) {
+        if let Some(why) = needs_rebuild(&image, &version, record, &opts.fixed_in, &find)
+            .or_else(|| revoked(&image, &version, record, &find))
+        {
             report.rebuild.push(listed(why));
         }
         match too_old(record, opts) {
@@ -408,6 +416,30 @@ fn needs_rebuild<'a>(
     None
 }
 
+/// Why an instance of `image` `version` runs a revoked build, if it does: the build itself was
+/// revoked, or a build it was made on (deep, at any depth).
+fn revoked<'a>(
+    image: &str,
+    version: &str,
+    record: Option<&'a Record>,
+    find: &dyn Fn(&str, &str) -> Option<&'a Record>,
+) -> Option<String> {
+    let is_revoked = |r: &Record| crate::release::Status::of(r) == crate::release::Status::Revoked;
+    if record.is_some_and(is_revoked) {
+        return Some(format!("{image} {version} is revoked"));
+    }
+    let mut cur = record;
+    for _ in 0..64 {
+        let p = cur?.parent.as_ref()?;
+        let parent = find(&p.name, &p.version);
+        if parent.is_some_and(is_revoked) {
+            return Some(format!("built on revoked {} {}", p.name, short(&p.version)));
+        }
+        cur = parent;
+    }
+    None
+}
+
 // ---------------------------------------------------------------------------------------------
 // Output.
 
@@ -449,6 +481,15 @@ fn fixes(r: &Report) -> String {
         .map(|(i, v)| format!("{i} {v}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `template` with the fixes for `{}`, or nothing without `--fixed-in` (revoked builds only).
+fn fixed_in_note(r: &Report, template: &str) -> String {
+    if r.fixed_in.is_empty() {
+        String::new()
+    } else {
+        template.replace("{}", &fixes(r))
+    }
 }
 
 fn table(out: &mut String, header: [&str; 3], rows: &[[String; 3]]) {
@@ -510,11 +551,11 @@ pub fn text(r: &Report) -> String {
             let _ = writeln!(out, "  {line}");
         }
     };
-    if !r.fixed_in.is_empty() {
+    if !r.fixed_in.is_empty() || !r.rebuild.is_empty() {
         let _ = writeln!(
             out,
-            "\nrebuild (fixed in {}): {}",
-            fixes(r),
+            "\nrebuild{}: {}",
+            fixed_in_note(r, " (fixed in {})"),
             instances(r.rebuild.len())
         );
         if !r.rebuild.is_empty() {
@@ -579,12 +620,12 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     };
-    if !r.fixed_in.is_empty() {
+    if !r.fixed_in.is_empty() || !r.rebuild.is_empty() {
         let _ = writeln!(
             out,
-            "\n#### Rebuild: {} (fixed in {})",
+            "\n#### Rebuild: {}{}",
             instances(r.rebuild.len()),
-            fixes(r)
+            fixed_in_note(r, " (fixed in {})")
         );
         if !r.rebuild.is_empty() {
             listed(&mut out, &r.rebuild);

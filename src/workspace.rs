@@ -218,8 +218,8 @@ impl Workspace {
 /// found record exists, one `stat` after another; the workspace answers for the records it
 /// looked up from checks made all at once, in parallel. Any other record goes to the cache.
 impl History for Workspace {
-    fn latest(&self, name: &str) -> Option<Record> {
-        self.cache.latest(name)
+    fn latest(&self, name: &str, strategy: Strategy) -> Option<Record> {
+        self.cache.latest_of(name, strategy)
     }
 
     fn tree(&self, digest: &str) -> Option<Tree> {
@@ -280,8 +280,8 @@ impl History for Workspace {
 
 /// A bare cache as a plan's history: no pins, nothing revoked.
 impl History for Cache {
-    fn latest(&self, name: &str) -> Option<Record> {
-        Cache::latest(self, name)
+    fn latest(&self, name: &str, strategy: Strategy) -> Option<Record> {
+        Cache::latest_of(self, name, strategy)
     }
     fn tree(&self, digest: &str) -> Option<Tree> {
         Cache::tree(self, digest)

@@ -10,7 +10,8 @@
 //!   an image's current key, released, the pinned parent of an image, among the `--keep N`
 //!   newest builds of its image, or the parent (deep builds, transitively) of a kept build.
 //!   Everything else of a build goes: its record, its artifact (unless a kept record names the
-//!   same one), its logs. Role trees no kept record names go too, logs of builds without a
+//!   same one), its logs (its build's and its test runs', `VERSION[.test][.N].log`); a kept
+//!   build keeps all of its logs. Role trees no kept record names go too, logs of builds without a
 //!   kept record (failed builds among them), and the work folders of dead runs. Folders of the
 //!   cache this module does not know are left alone. The caller holds the cache lock exclusively
 //!   ([`super::Cache::lock_exclusive`]).
@@ -348,12 +349,7 @@ impl Cache {
                 let Some(stem) = name.strip_suffix(".log") else {
                     continue;
                 };
-                // `VERSION.log`, or `VERSION.N.log` for a retry of the same version.
-                let version = match stem.rsplit_once('.') {
-                    Some((v, n)) if v.contains('-') && n.bytes().all(|b| b.is_ascii_digit()) => v,
-                    _ => stem,
-                };
-                if !kept.contains(&(image.clone(), version.to_string())) {
+                if !kept.contains(&(image.clone(), log_version(stem).to_string())) {
                     out.push(log.path());
                 }
             }
@@ -426,6 +422,20 @@ impl Cache {
 /// A build by image and version.
 type BuildId = (String, String);
 
+/// The version a log file (its name without `.log`) belongs to: `VERSION` of a build's log
+/// (`VERSION`, `VERSION.N` for a retry) and of its test runs' (`VERSION.test`,
+/// `VERSION.test.N`), whatever follows. A version's dots are all before its `-`
+/// (`MAJOR.MINOR.BUILD-YYYYMMDD_HHMM`), so the first dot after the `-` ends it.
+fn log_version(stem: &str) -> &str {
+    match stem.find('-') {
+        Some(dash) => match stem[dash..].find('.') {
+            Some(dot) => &stem[..dash + dot],
+            None => stem,
+        },
+        None => stem,
+    }
+}
+
 /// What gc keeps: the roots, released builds and the newest `keep_newest` of each image; then,
 /// transitively, the parent builds they were made on.
 fn kept_builds(
@@ -453,4 +463,22 @@ fn kept_builds(
         }
     }
     kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_version;
+
+    #[test]
+    fn logs_belong_to_the_version_they_start_with() {
+        for name in [
+            "1.0.2-20261122_0600",
+            "1.0.2-20261122_0600.1",
+            "1.0.2-20261122_0600.test",
+            "1.0.2-20261122_0600.test.3",
+        ] {
+            assert_eq!(log_version(name), "1.0.2-20261122_0600", "{name}");
+        }
+        assert_eq!(log_version("odd"), "odd");
+    }
 }

@@ -2,6 +2,8 @@
 //! which moves are allowed are [`crate::release`]'s; this takes the locks and rewrites.
 
 use crate::error::{Error, ErrorKind, Result};
+#[cfg(doc)]
+use crate::release::TESTED_WITH_TAG;
 use crate::release::{check, Change, Changed, Status, FORCED_TAG, STATUS_TAG};
 use crate::version::short;
 
@@ -16,6 +18,19 @@ pub fn apply(
     image: &str,
     spec: Option<&str>,
     change: Change,
+    waiting: &mut dyn FnMut(),
+) -> Result<Changed> {
+    apply_with(cache, image, spec, change, &[], waiting)
+}
+
+/// [`apply`], setting the tags `tags` too (`layer test`'s [`TESTED_WITH_TAG`]): the record is
+/// rewritten when the status or one of them changes.
+pub fn apply_with(
+    cache: &Cache,
+    image: &str,
+    spec: Option<&str>,
+    change: Change,
+    tags: &[(&str, String)],
     waiting: &mut dyn FnMut(),
 ) -> Result<Changed> {
     let _cache_lock = cache.lock_shared(waiting)?;
@@ -45,7 +60,13 @@ pub fn apply(
         }
     }
     let mut record = record.clone();
-    if from == to {
+    let same_tags = tags
+        .iter()
+        .all(|(k, v)| record.tags.get(*k).is_some_and(|t| t == v));
+    for (k, v) in tags {
+        record.tags.insert((*k).to_string(), v.clone());
+    }
+    if from == to && same_tags {
         return Ok(Changed {
             record,
             from,
@@ -62,6 +83,6 @@ pub fn apply(
         record,
         from,
         to,
-        changed: true,
+        changed: from != to,
     })
 }

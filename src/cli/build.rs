@@ -31,9 +31,13 @@ pub struct BuildArgs {
     /// Keep going: build every image that does not depend on a failure
     #[arg(short = 'k', long)]
     keep_going: bool,
-    /// Rebuild the selected images even when they are fresh
+    /// Rebuild the named targets (every image when none is named) even when fresh; what
+    /// they are built on is built only when stale
     #[arg(long)]
     force: bool,
+    /// Rebuild the targets and every image they are built on, even when fresh
+    #[arg(long)]
+    force_deps: bool,
     /// Print the plan instead of building
     #[arg(short = 'n', long)]
     dry_run: bool,
@@ -54,7 +58,8 @@ pub fn run(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
         Some(_) => signer()?,
         None => None,
     };
-    let sel = selection(&ws, &args.targets, &args.select, &args.max_age, args.force)?;
+    let mut sel = selection(&ws, &args.targets, &args.select, &args.max_age, args.force)?;
+    sel.force_deps = args.force_deps;
     let plan = crate::since::plan(&ws, sel, since.as_ref());
     pin_warnings(g, &ws);
     if args.dry_run {
@@ -95,7 +100,7 @@ pub fn run(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
         &exec::Options {
             jobs: jobs(g),
             keep_going: args.keep_going,
-            force: args.force,
+            force: args.force || args.force_deps,
             pull: args.pull,
         },
     );

@@ -37,7 +37,7 @@ fn explain(ws: &Workspace, i: usize) -> String {
             _ => None,
         })
     } else {
-        latest = ws.cache.latest(&image.name);
+        latest = ws.cache.latest_of(&image.name, ws.strategy);
         match (&ws.lookups[i], &latest) {
             (Lookup::Missing, None) => Verdict::NeverBuilt,
             (Lookup::Missing, Some(old)) => {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::Global;
+use super::args::{Global, StrategyArg};
 use super::print::waiting;
 use super::resolve::{open, resolve_targets};
 use crate::error::{Error, ErrorKind, Result};
@@ -20,14 +20,30 @@ pub struct ExportArgs {
     target: String,
     #[arg(long, value_name = "FORMAT", value_parser = clap::value_parser!(crate::export::Format))]
     format: Format,
-    /// Where to write it (a file; a new or empty folder for `oci`)
+    /// Where to write it (a file; a new or empty folder for `oci`; `-` streams a `tar` to
+    /// standard output)
     #[arg(short = 'o', long = "output", value_name = "PATH")]
     output: PathBuf,
+    /// Without a VERSION: the build of the current inputs under this strategy
+    /// [default: `[project].strategy`]
+    #[arg(long, value_enum)]
+    strategy: Option<StrategyArg>,
 }
 
 pub fn run(g: &Global, args: &ExportArgs) -> Result<i32> {
     let (format, output) = (args.format, &args.output);
-    let ws = open(g, None)?;
+    let to_stdout = output.as_os_str() == "-";
+    if to_stdout && format != Format::Tar {
+        return Err(Error::Usage {
+            kind: ErrorKind::ExportOutput,
+            message: format!("a `{format}` export cannot be streamed to standard output (`-o -`)"),
+            hint: Some(format!(
+                "give a path (an OCI layout is a folder, a disk image a file), or stream a tar: `layer export {} --format tar -o -`",
+                args.target
+            )),
+        });
+    }
+    let ws = open(g, args.strategy.map(crate::model::Strategy::from))?;
     let (name, spec) = crate::version::split_target(&args.target);
     let i = resolve_targets(&ws.project, &[name.to_string()])?[0];
     let records = ws.cache.records(name);
@@ -53,24 +69,32 @@ pub fn run(g: &Global, args: &ExportArgs) -> Result<i32> {
         .built_at_time()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs() as i64);
-    export::export(
-        &ExportSpec {
-            layers: &stack.trees,
-            layer_names: &stack.names,
-            image: name,
-            version: &record.version,
-            mtime,
-            tags: &record.tags,
-        },
-        format,
-        output,
-    )?;
+    // What the build is, not what became of it: a status change must not change the bytes.
+    let mut tags = record.tags.clone();
+    tags.retain(|k, _| !crate::release::MUTABLE_TAGS.contains(&k.as_str()));
+    let spec = ExportSpec {
+        layers: &stack.trees,
+        layer_names: &stack.names,
+        image: name,
+        version: &record.version,
+        mtime,
+        tags: &tags,
+    };
+    if to_stdout {
+        export::export_tar_to(&spec, &mut std::io::stdout().lock())?;
+    } else {
+        export::export(&spec, format, output)?;
+    }
     if !g.quiet {
         eprintln!(
             "exported {name} {} ({} layers) as {format} to {}",
             record.version,
             stack.trees.len(),
-            output.display()
+            if to_stdout {
+                "standard output".to_string()
+            } else {
+                output.display().to_string()
+            }
         );
     }
     Ok(0)

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::args::{Global, Json};
+use super::args::{Global, Json, StrategyArg};
 use super::print::out;
 use super::resolve::{no_teardown, open, resolve_targets};
 use crate::error::Result;
@@ -18,6 +18,9 @@ pub struct HashArgs {
     inputs: bool,
     #[command(flatten)]
     json: Json,
+    /// Keys under this strategy [default: `[project].strategy`]
+    #[arg(long, value_enum)]
+    strategy: Option<StrategyArg>,
 }
 
 /// A key as `layer hash --json` prints it.
@@ -30,7 +33,7 @@ struct Row<'a> {
 }
 
 pub fn run(g: &Global, args: &HashArgs) -> Result<i32> {
-    let ws = no_teardown(open(g, None)?);
+    let ws = no_teardown(open(g, args.strategy.map(crate::model::Strategy::from))?);
     let sel = resolve_targets(&ws.project, &args.targets)?;
     let keep: Vec<usize> = if sel.is_empty() {
         (0..ws.keys.len()).collect()

@@ -27,6 +27,13 @@ pub fn run(g: &Global, args: &ListArgs, style: Style) -> Result<i32> {
         .enumerate()
         .map(|(i, img)| {
             let p = &plan.images[i];
+            let tests_changed = match &ws.lookups[i] {
+                Lookup::Found(r) => crate::backend::rootfs::check::tests_changed(
+                    r,
+                    &crate::backend::rootfs::check::tests_digest(&ws, i),
+                ),
+                _ => false,
+            };
             let latest = match &ws.lookups[i] {
                 Lookup::Found(r) => Some(render::LatestArtifact::of(r)),
                 _ => ws
@@ -47,6 +54,7 @@ pub fn run(g: &Global, args: &ListArgs, style: Style) -> Result<i32> {
                 },
                 reasons: p.reasons.clone(),
                 latest,
+                tests_changed,
             }
         })
         .collect();

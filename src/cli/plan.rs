@@ -96,6 +96,7 @@ pub fn selection(
         targets: resolve_targets(&ws.project, targets)?,
         changed: select.changed,
         force,
+        force_deps: false,
         max_age: max_age.max_age.clone(),
         since: None,
     })

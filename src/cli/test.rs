@@ -49,7 +49,11 @@ pub fn run(g: &Global, args: &TestArgs, style: Style) -> Result<i32> {
     if args.json.json() {
         out(&render::json(&results))?;
     }
-    let failed = results.iter().filter(|r| r.result != "passed").count();
+    let failed = results
+        .iter()
+        .filter(|r| r.result != "passed" && r.result != "no-tests")
+        .count();
+    let untested = results.iter().filter(|r| r.result == "no-tests").count();
     if !quiet {
         let tests: usize = results.iter().map(|r| r.tests.len()).sum();
         let passed: usize = results
@@ -57,8 +61,13 @@ pub fn run(g: &Global, args: &TestArgs, style: Style) -> Result<i32> {
             .map(|r| r.tests.iter().filter(|t| t.passed).count())
             .sum();
         eprintln!(
-            "tested {} images: {passed} of {tests} tests passed, {failed} images failed in {:.1}s",
-            results.len(),
+            "tested {} images: {passed} of {tests} tests passed, {failed} images failed{} in {:.1}s",
+            results.len() - untested,
+            match untested {
+                0 => String::new(),
+                1 => ", 1 image has no tests".into(),
+                n => format!(", {n} images have no tests"),
+            },
             started.elapsed().as_secs_f64()
         );
     }

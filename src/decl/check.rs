@@ -34,9 +34,11 @@ fn scalar_to_string(v: &toml::Value) -> Option<String> {
 }
 
 /// `[vars]` of an image or a role: valid, unreserved names and scalar values, as strings.
+/// `top_keys`: the keys of the file itself, which, written below `[vars]`, TOML puts in it.
 pub(super) fn check_vars(
     src: &Source,
     vars: &BTreeMap<String, Spanned<toml::Value>>,
+    top_keys: &[&str],
     diags: &mut Diagnostics,
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -63,6 +65,15 @@ pub(super) fn check_vars(
             Some(s) => {
                 out.insert(k.clone(), s);
             }
+            None if top_keys.contains(&k.as_str()) => diags.push(
+                src.diag(
+                    line,
+                    format!("`{k}` is written below `[vars]`, so it is read as a variable"),
+                )
+                .hint(format!(
+                    "in TOML every key after a `[table]` header belongs to the table, up to the next header: move `{k} = ...` above `[vars]`"
+                )),
+            ),
             None => diags.push(
                 src.diag(
                     line,

@@ -36,18 +36,91 @@ impl Source {
         Diagnostic::new(self.rel.clone(), message).at(line)
     }
 
-    /// The file parsed as `T`, or `None` with the parser's complaint pushed to `diags`.
+    /// The file parsed as `T`, with every complaint of the parser pushed to `diags`: an
+    /// unknown key is reported and blanked out (its line kept, so later lines keep their
+    /// numbers) and the file parsed again, so a file with three typos shows all three in one
+    /// run. `None` when anything was reported.
     pub(super) fn parse<T: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<T> {
-        match toml::from_str::<T>(&self.text) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let line = e.span().map(|s| self.line(s.start));
-                let (message, hint) = explain_toml_error(e.message());
-                diags.push(self.diag(line, message).maybe_hint(hint));
-                None
+        let mut text = self.text.clone();
+        // Each round blanks one key; a file has fewer keys than bytes.
+        for blanked in 0..=self.text.len() {
+            let e = match toml::from_str::<T>(&text) {
+                // With keys blanked, the rest would be checked without them: `form` for
+                // `from` would also be "neither `from` nor `origin`".
+                Ok(v) => return (blanked == 0).then_some(v),
+                Err(e) => e,
+            };
+            if blanked > 0 && toml::de::DeTable::parse(&text).is_err() {
+                // Blanking made the syntax wrong (a key of an inline table, say): what is
+                // reported already is what the user wrote.
+                return None;
             }
+            let line = e.span().map(|s| self.line(s.start));
+            let (message, hint) = match e.message().trim_end() {
+                "duplicate key" => (
+                    format!(
+                        "duplicate key `{}`",
+                        e.span().map_or("", |s| text[s].trim_matches('"'))
+                    ),
+                    Some("a key is set once per table: remove one of them".into()),
+                ),
+                m => explain_toml_error(m),
+            };
+            let unknown = message.starts_with("unknown key");
+            diags.push(self.diag(line, message).maybe_hint(hint));
+            let entry = e
+                .span()
+                .filter(|_| unknown)
+                .and_then(|s| entry_at(&text, s.start));
+            text = blank(&text, entry?);
+        }
+        None
+    }
+}
+
+/// Where the entry (`key = value`) whose key starts at byte `at` is, key to end of value; `None`
+/// when there is none or its value is a table under a `[header]` (blanking its key would
+/// hand the table's keys to the table before it).
+fn entry_at(text: &str, at: usize) -> Option<std::ops::Range<usize>> {
+    use toml::de::{DeTable, DeValue};
+    fn inline(text: &str, v: &Spanned<DeValue>) -> bool {
+        match v.get_ref() {
+            DeValue::Table(_) => text[v.span()].starts_with('{'),
+            DeValue::Array(a) => a.iter().all(|x| inline(text, x)),
+            _ => true,
         }
     }
+    fn in_table(text: &str, t: &DeTable, at: usize) -> Option<std::ops::Range<usize>> {
+        t.iter().find_map(|(k, v)| {
+            if k.span().start == at {
+                inline(text, v).then(|| k.span().start..v.span().end)
+            } else {
+                in_value(text, v, at)
+            }
+        })
+    }
+    fn in_value(text: &str, v: &Spanned<DeValue>, at: usize) -> Option<std::ops::Range<usize>> {
+        match v.get_ref() {
+            DeValue::Table(t) => in_table(text, t, at),
+            DeValue::Array(a) => a.iter().find_map(|x| in_value(text, x, at)),
+            _ => None,
+        }
+    }
+    let doc = DeTable::parse(text).ok()?;
+    in_table(text, doc.get_ref(), at)
+}
+
+/// `text` with the bytes of `range` made spaces, line breaks kept.
+fn blank(text: &str, range: std::ops::Range<usize>) -> String {
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..range.start]);
+    out.extend(
+        text[range.clone()]
+            .chars()
+            .map(|c| if c == '\n' || c == '\r' { c } else { ' ' }),
+    );
+    out.push_str(&text[range.end..]);
+    out
 }
 
 /// Reads the declaration file `rel` as UTF-8 text, or pushes why it cannot be read.
@@ -117,6 +190,22 @@ pub(super) fn explain_toml_error(message: &str) -> (String, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_is_blanked_from_key_to_value_keeping_lines() {
+        let text = "a = 1\nbad = [\n  \"x\",\n]\n[t]\nc = { d = 1 }\n";
+        let at = text.find("bad").unwrap();
+        let r = entry_at(text, at).unwrap();
+        assert_eq!(&text[r.clone()], "bad = [\n  \"x\",\n]");
+        assert_eq!(
+            blank(text, r),
+            "a = 1\n       \n      \n \n[t]\nc = { d = 1 }\n"
+        );
+        // A table under a header is not blanked; a key inside it is.
+        assert_eq!(entry_at(text, text.find("[t]").unwrap() + 1), None);
+        let c = text.find("c =").unwrap();
+        assert!(entry_at(text, c).is_some());
+    }
 
     #[test]
     fn toml_errors_get_hints() {

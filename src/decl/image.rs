@@ -16,6 +16,21 @@ use crate::model::{valid_name, Base, Image, ImageTest};
 use crate::source::files::{Kind, ProjectFiles};
 use crate::version::{split_target, valid_pin};
 
+/// The keys of an image file itself: below `[vars]`, TOML reads them as variables.
+const IMAGE_KEYS: &[&str] = &[
+    "description",
+    "version",
+    "from",
+    "origin",
+    "roles",
+    "packages",
+    "backend",
+    "max_age",
+    "secrets",
+    "tags",
+    "test",
+];
+
 /// The names an image may refer to.
 struct Refs<'a> {
     image_names: &'a BTreeSet<String>,
@@ -126,7 +141,7 @@ fn image(
         }
     }
     let max_age = max_age(src, &raw.max_age, diags);
-    let vars = check_vars(src, &raw.vars, diags);
+    let vars = check_vars(src, &raw.vars, IMAGE_KEYS, diags);
     let secrets = secrets(src, &raw.secrets, &vars, diags);
     let tests = tests(src, &raw.test, diags);
     if diags.len() > before {

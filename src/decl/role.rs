@@ -62,7 +62,7 @@ fn load_role(
         Some(src) => (
             check_list(src, "role", &raw.depends, diags),
             check_list(src, "package", &raw.packages, diags),
-            check_vars(src, &raw.vars, diags),
+            check_vars(src, &raw.vars, &["depends", "packages"], diags),
         ),
         None => Default::default(),
     };

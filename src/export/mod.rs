@@ -133,30 +133,15 @@ pub struct ExportSpec<'a> {
     /// The record's build time, in Unix seconds: the latest mtime an export holds, and the
     /// date of every OCI history entry and file system time.
     pub mtime: i64,
-    /// The record's tags: OCI labels and manifest annotations.
+    /// The record's tags: OCI labels and manifest annotations. The caller leaves out those
+    /// that change after the build ([`crate::release::MUTABLE_TAGS`]): the bytes of an export
+    /// must not depend on a release status.
     pub tags: &'a BTreeMap<String, String>,
 }
 
 /// Writes the image described by `spec` to `out` in `format`.
-/// Writes the image described by `spec` to `out` in `format`.
 pub fn export(spec: &ExportSpec, format: Format, out: &Path) -> Result<()> {
-    if spec.layers.is_empty() {
-        return Err(Error::usage(
-            ErrorKind::NothingToExport,
-            format!("`{}` has no layers to export", spec.image),
-        ));
-    }
-    if spec.layers.len() != spec.layer_names.len() {
-        return Err(Error::usage(
-            ErrorKind::NothingToExport,
-            format!(
-                "`{}`: the numbers of layers ({}) and layer names ({}) differ",
-                spec.image,
-                spec.layers.len(),
-                spec.layer_names.len()
-            ),
-        ));
-    }
+    check_spec(spec)?;
     check_out(format, out)?;
     match format {
         Format::Tar => atomic_file(out, |tmp| {
@@ -179,6 +164,40 @@ pub fn export(spec: &ExportSpec, format: Format, out: &Path) -> Result<()> {
             atomic_file(out, |tmp| write_qcow2(spec, &tools, tmp, out))
         }
     }
+}
+
+/// The `tar` export written to a stream (`-o -`: standard output), the same bytes as the file
+/// [`export`] writes. Only `tar` streams: a layout is a folder, a disk image is written in
+/// place by the tools that make it.
+pub fn export_tar_to(spec: &ExportSpec, w: &mut impl std::io::Write) -> Result<()> {
+    check_spec(spec)?;
+    let merged = merge(spec.layers)?;
+    let name = Path::new("-");
+    let mut w = BufWriter::with_capacity(1 << 20, w);
+    write_merged_tar(spec, &merged, &mut w, name)?;
+    std::io::Write::flush(&mut w).map_err(|e| Error::io(name, e))
+}
+
+/// The spec has layers, and a name for each.
+fn check_spec(spec: &ExportSpec) -> Result<()> {
+    if spec.layers.is_empty() {
+        return Err(Error::usage(
+            ErrorKind::NothingToExport,
+            format!("`{}` has no layers to export", spec.image),
+        ));
+    }
+    if spec.layers.len() != spec.layer_names.len() {
+        return Err(Error::usage(
+            ErrorKind::NothingToExport,
+            format!(
+                "`{}`: the numbers of layers ({}) and layer names ({}) differ",
+                spec.image,
+                spec.layers.len(),
+                spec.layer_names.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses an `out` that cannot be written: a folder for a file format, a non-empty folder for

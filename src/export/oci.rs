@@ -143,16 +143,22 @@ pub(super) fn write_oci(spec: &ExportSpec, dir: &Path, out: &Path) -> Result<()>
     });
     let manifest = write_json_blob(&blobs, &manifest, out)?;
 
+    let manifests: Vec<serde_json::Value> = ref_names(spec)
+        .into_iter()
+        .map(|name| {
+            serde_json::json!({
+                "mediaType": MEDIA_MANIFEST,
+                "digest": manifest.digest,
+                "size": manifest.size,
+                "platform": {"architecture": oci_arch(), "os": "linux"},
+                "annotations": {"org.opencontainers.image.ref.name": name},
+            })
+        })
+        .collect();
     let index = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": MEDIA_INDEX,
-        "manifests": [{
-            "mediaType": MEDIA_MANIFEST,
-            "digest": manifest.digest,
-            "size": manifest.size,
-            "platform": {"architecture": oci_arch(), "os": "linux"},
-            "annotations": {"org.opencontainers.image.ref.name": spec.version},
-        }],
+        "manifests": manifests,
     });
     write_file(&dir.join("index.json"), &json_bytes(&index), out)?;
     write_file(
@@ -160,6 +166,24 @@ pub(super) fn write_oci(spec: &ExportSpec, dir: &Path, out: &Path) -> Result<()>
         br#"{"imageLayoutVersion":"1.0.0"}"#,
         out,
     )
+}
+
+/// The names the layout's one manifest is listed under: the version alone (as before), then
+/// as registries tag images, `IMAGE:VERSION` (the build's full version), `IMAGE:MAJOR.MINOR`
+/// and `IMAGE:latest`, so `skopeo copy oci:DIR:IMAGE:latest docker://...` works.
+fn ref_names(spec: &ExportSpec) -> Vec<String> {
+    let image = spec.image;
+    let mut names = vec![
+        spec.version.to_string(),
+        format!("{image}:{}", spec.version),
+    ];
+    let fields: Vec<&str> = spec.version.split(['.', '-']).take(2).collect();
+    if let [major, minor] = fields[..] {
+        names.push(format!("{image}:{major}.{minor}"));
+    }
+    names.push(format!("{image}:latest"));
+    names.dedup();
+    names
 }
 
 /// `v` as compact JSON; `serde_json` keeps object keys sorted.

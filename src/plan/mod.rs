@@ -105,7 +105,9 @@ impl Plan {
 
 /// What the plan may ask of the cache beyond the lookups of current keys.
 pub trait History: Sync {
-    fn latest(&self, name: &str) -> Option<Record>;
+    /// The build stale reasons compare with: image `name`'s newest build of `strategy`, else
+    /// its newest of any strategy (a deep plan after shallow builds compares with the deep ones).
+    fn latest(&self, name: &str, strategy: Strategy) -> Option<Record>;
     fn tree(&self, digest: &str) -> Option<Tree>;
     fn artifact_exists(&self, record: &Record) -> bool;
     /// The released parent build image `name` is pinned to, if it is pinned.
@@ -130,8 +132,11 @@ pub struct Selection {
     pub targets: Vec<usize>,
     /// `--changed`: only stale images and their descendants.
     pub changed: bool,
-    /// `--force`: build the selected images even when fresh.
+    /// `--force`: build the targets (every image when there are none) even when fresh; what
+    /// they are built on is built only when stale.
     pub force: bool,
+    /// `--force-deps`: build the targets and every image they are built on even when fresh.
+    pub force_deps: bool,
     /// `--max-age`: one age limit for every image, over their own `max_age`.
     pub max_age: Option<(Duration, String)>,
     /// `--since REF`: by image, why its key differs from REF's (empty when it does not). Only
@@ -162,12 +167,15 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
         .collect();
 
     let mut selected = vec![sel.targets.is_empty(); n];
+    let mut forced = vec![sel.targets.is_empty() && (sel.force || sel.force_deps); n];
     for &t in &sel.targets {
         selected[t] = true;
-        if input.strategy == Strategy::Deep {
-            for a in g.chain(ImageId::new(t)) {
+        forced[t] = sel.force || sel.force_deps;
+        for a in g.chain(ImageId::new(t)) {
+            if input.strategy == Strategy::Deep {
                 selected[a.index()] = true;
             }
+            forced[a.index()] |= sel.force_deps;
         }
     }
     if let Some(since) = &sel.since {
@@ -226,12 +234,14 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
         }
         let parent_builds =
             g.parent[ImageId::new(i)].filter(|&p| actions[p.index()] == Action::Build);
-        if sel.force && reasons[i].is_empty() {
+        if forced[i] && reasons[i].is_empty() {
             reasons[i].push(Reason::Forced);
         }
         if input.strategy == Strategy::Deep && reasons[i].is_empty() {
+            // Its key is current, so the parent builds under the key it had: a new build of
+            // the same inputs (forced, expired, its artifact lost), not a change.
             if let Some(p) = parent_builds {
-                reasons[i].push(Reason::ParentChanged {
+                reasons[i].push(Reason::ParentRebuilt {
                     parent: g.names[p].clone(),
                 });
             }

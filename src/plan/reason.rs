@@ -26,8 +26,13 @@ pub enum Reason {
     OriginChanged {
         origin: String,
     },
-    /// The parent's key changed, or the parent is being built, or was rebuilt since.
+    /// The parent's key changed (or, pinned, the pinned build is another).
     ParentChanged {
+        parent: String,
+    },
+    /// The parent was (or is being) built again under the same key — forced, expired, or its
+    /// artifact lost — so this build stands on an older build of the same inputs.
+    ParentRebuilt {
         parent: String,
     },
     StrategyChanged {
@@ -79,6 +84,9 @@ impl Reason {
             }
             Reason::OriginChanged { origin } => format!("origin `{origin}` changed"),
             Reason::ParentChanged { parent } => format!("parent `{parent}` changed"),
+            Reason::ParentRebuilt { parent } => {
+                format!("parent `{parent}` was rebuilt from the same inputs")
+            }
             Reason::StrategyChanged { from, to } => {
                 format!("strategy changed from {} to {}", from.as_str(), to.as_str())
             }

@@ -56,7 +56,7 @@ pub fn stale_reasons(
                 // (forced, expired) is a new artifact to build on.
                 if let Lookup::Found(prec) = &input.lookups[p.index()] {
                     if rec.parent.as_ref().map(|r| &r.version) != Some(&prec.version) {
-                        return vec![Reason::ParentChanged {
+                        return vec![Reason::ParentRebuilt {
                             parent: input.graph.names[p].clone(),
                         }];
                     }
@@ -75,7 +75,7 @@ pub fn stale_reasons(
         Lookup::Unusable(why) => vec![Reason::MissingArtifact {
             detail: why.clone(),
         }],
-        Lookup::Missing => match input.history.latest(&image.name) {
+        Lookup::Missing => match input.history.latest(&image.name, input.strategy) {
             None => vec![Reason::New],
             Some(old) => {
                 let changes = changes_since(input, i, &old);

@@ -22,7 +22,7 @@ struct FakeHistory {
 }
 
 impl History for FakeHistory {
-    fn latest(&self, name: &str) -> Option<Record> {
+    fn latest(&self, name: &str, _strategy: Strategy) -> Option<Record> {
         self.asked.lock().unwrap().push(name.to_string());
         self.latest.get(name).cloned()
     }
@@ -416,6 +416,15 @@ fn expiry_and_force() {
         ..Default::default()
     });
     assert_eq!(p.images[2].reasons, [Reason::Forced]);
+    // What the target is built on is built only when stale.
+    assert_eq!(p.images[0].action, Action::Fresh);
+    assert_eq!(p.images[1].action, Action::Skip);
+    let p = w.plan(&Selection {
+        force_deps: true,
+        targets: vec![2],
+        ..Default::default()
+    });
+    assert_eq!(p.images[2].reasons, [Reason::Forced]);
     assert_eq!(p.images[0].reasons, [Reason::Forced]);
     assert_eq!(p.images[1].action, Action::Skip);
 }
@@ -430,7 +439,7 @@ fn a_child_built_on_an_older_parent_build_is_stale() {
     let p = w.plan(&Selection::default());
     assert_eq!(
         p.images[1].reasons,
-        [Reason::ParentChanged {
+        [Reason::ParentRebuilt {
             parent: "base".into()
         }]
     );
@@ -460,7 +469,11 @@ fn a_revoked_build_and_the_builds_on_it_are_stale() {
             }]
         );
     }
-    assert_eq!(p.images[3].reasons[0].sentence(), "parent `app` changed");
+    // app is built again from the same inputs: svc's inputs did not change.
+    assert_eq!(
+        p.images[3].reasons[0].sentence(),
+        "parent `app` was rebuilt from the same inputs"
+    );
     assert_eq!(
         p.images[1].reasons[0].sentence(),
         "built on revoked base 1.0.0"

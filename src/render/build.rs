@@ -40,6 +40,22 @@ pub fn build_summary(report: &crate::exec::Report, elapsed: std::time::Duration)
 /// One image's test results for the terminal: a line per test, the output of failed ones.
 pub fn image_tests_text(r: &crate::backend::rootfs::check::ImageTests, style: Style) -> String {
     let mut s = String::new();
+    if r.result == "no-tests" {
+        let _ = writeln!(
+            s,
+            "{} {} {} -> {}: an image without tests is not tested",
+            r.name,
+            r.version,
+            style.paint("no tests", "33"),
+            r.release_status
+        );
+        let _ = writeln!(
+            s,
+            "  hint: add a `[[test]]` to `images/{}.toml`, or a `tests/*.sh` to one of its roles",
+            r.name
+        );
+        return s;
+    }
     let head = match r.result.as_str() {
         "passed" => style.paint("passed", "32"),
         other => style.paint(other, "1;31"),
@@ -53,6 +69,12 @@ pub fn image_tests_text(r: &crate::backend::rootfs::check::ImageTests, style: St
         r.duration_ms as f64 / 1000.0,
         r.release_status
     );
+    if r.tests_changed {
+        let _ = writeln!(
+            s,
+            "  note: its tests changed since it was last tested: the status is of these tests"
+        );
+    }
     if let Some(e) = &r.error {
         let _ = writeln!(s, "  error: {e}");
     }

@@ -11,9 +11,12 @@ fn root_causes(plan: &Plan) -> Vec<&PlannedImage> {
     let mut causes: Vec<&PlannedImage> = plan
         .to_build()
         .filter(|i| {
-            i.reasons
-                .iter()
-                .any(|r| !matches!(r, Reason::ParentChanged { .. } | Reason::NotCached))
+            i.reasons.iter().any(|r| {
+                !matches!(
+                    r,
+                    Reason::ParentChanged { .. } | Reason::ParentRebuilt { .. } | Reason::NotCached
+                )
+            })
         })
         .collect();
     causes.sort_by_key(|i| i.reasons.iter().all(|r| matches!(r, Reason::New)));

@@ -19,6 +19,8 @@ pub struct ListRow<'a> {
     pub status: &'static str,
     pub reasons: Vec<Reason>,
     pub latest: Option<LatestArtifact>,
+    /// The current build was tested with other tests than the image has now.
+    pub tests_changed: bool,
 }
 
 /// The build `layer list` shows for an image: of its current key, else its newest.
@@ -113,6 +115,13 @@ pub fn list_text(rows: &[ListRow], style: Style) -> String {
             ) {
                 let _ = writeln!(out, "{}: {}", r.name, reason.sentence());
             }
+        }
+        if r.tests_changed {
+            let _ = writeln!(
+                out,
+                "{}: tests changed since it was last tested: run `layer test {}`",
+                r.name, r.name
+            );
         }
     }
     out

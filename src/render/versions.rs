@@ -11,6 +11,8 @@ use crate::record::Record;
 pub struct VersionRow<'a> {
     pub version: &'a str,
     pub status: &'a str,
+    /// The strategy it was built under: a deep and a shallow build of one version differ.
+    pub strategy: &'static str,
     pub built_at: &'a str,
     pub artifact: &'a str,
     pub key: &'a str,
@@ -27,6 +29,7 @@ impl<'a> VersionRow<'a> {
                 .get("Release_Status")
                 .map(String::as_str)
                 .unwrap_or("candidate"),
+            strategy: r.inputs.strategy.as_str(),
             built_at: &r.built_at,
             artifact: &r.artifact.id,
             key: &r.key,
@@ -42,22 +45,24 @@ pub fn versions_text(records: &[Record]) -> String {
     let w = |f: &dyn Fn(&VersionRow) -> usize, h: &str| {
         rows.iter().map(f).max().unwrap_or(0).max(h.len())
     };
-    let (wv, ws, wb, wa) = (
+    let (wv, ws, wt, wb, wa) = (
         w(&|r| r.version.len(), "VERSION"),
         w(&|r| r.status.len(), "STATUS"),
+        w(&|r| r.strategy.len(), "STRATEGY"),
         w(&|r| r.built_at.len(), "BUILT"),
         w(&|r| r.artifact.len(), "ARTIFACT"),
     );
     let mut s = format!(
-        "{:wv$}  {:ws$}  {:wb$}  {:wa$}  KEY\n",
-        "VERSION", "STATUS", "BUILT", "ARTIFACT"
+        "{:wv$}  {:ws$}  {:wt$}  {:wb$}  {:wa$}  KEY\n",
+        "VERSION", "STATUS", "STRATEGY", "BUILT", "ARTIFACT"
     );
     for r in &rows {
         let _ = writeln!(
             s,
-            "{:wv$}  {:ws$}  {:wb$}  {:wa$}  {}",
+            "{:wv$}  {:ws$}  {:wt$}  {:wb$}  {:wa$}  {}",
             r.version,
             r.status,
+            r.strategy,
             r.built_at,
             r.artifact,
             &r.key[..12.min(r.key.len())]

@@ -28,11 +28,24 @@ pub struct Tree {
     pub digest: String,
 }
 
+/// The folder of a role's tests (`roles/NAME/tests/`): not part of its tree, so not of any
+/// key. Tests change what is checked, not what is built (SPEC §2), as `[[test]]` entries of
+/// an image do; `layer test` reads them from the role folder.
+const ROLE_TESTS: &str = "tests";
+
+/// Whether `path` (relative to the role folder) is the tests folder or inside it.
+fn is_role_test(path: &str) -> bool {
+    path.strip_prefix(ROLE_TESTS)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 impl Tree {
-    /// Sorts the entries by path and computes the digest over a canonical encoding:
+    /// Leaves out the role's tests ([`is_role_test`]), sorts the entries by path and computes
+    /// the digest over a canonical encoding:
     /// `layer-tree-v1\0` then, per entry, `f` + exec flag + digest, `d`, or `l` + target,
     /// each followed by `\0` + path + `\0`.
     pub fn new(mut entries: Vec<Entry>) -> Tree {
+        entries.retain(|e| !is_role_test(&e.path));
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         // The encoding is built whole and hashed at once: blake3 is many times faster over
         // one buffer than over a hundred small updates per entry.
@@ -162,6 +175,21 @@ mod tests {
                 blake3: blake3::hash(content.as_bytes()).to_hex().to_string(),
             },
         }
+    }
+
+    #[test]
+    fn a_roles_tests_are_not_in_its_tree() {
+        let with = Tree::new(vec![
+            file("provision.sh", true, "x"),
+            Entry {
+                path: "tests".into(),
+                kind: EntryKind::Dir,
+            },
+            file("tests/a.sh", false, "true"),
+        ]);
+        let without = Tree::new(vec![file("provision.sh", true, "x")]);
+        assert_eq!(with, without);
+        assert!(!is_role_test("testsuite.sh") && !is_role_test("files/tests/x"));
     }
 
     #[test]

@@ -438,3 +438,43 @@ fn gc_waits_for_or_refuses_to_run_beside_a_build() {
     build.wait().expect(0);
     assert_eq!(p.count_lines("out/marks", "done svc"), 1);
 }
+
+#[test]
+fn gc_keeps_the_test_logs_of_kept_builds() {
+    let p = two_generations();
+    set_status(&p, "app", "2.0.0", "released");
+    // Test logs (`VERSION.test.log`, a second run's `VERSION.test.1.log`) of a released build
+    // and of current ones; and of a build gc removes.
+    let kept = [
+        "logs/app/2.0.0-20261120_1000.test.log",
+        "logs/app/2.0.0-20261120_1000.test.1.log",
+        "logs/app/2.0.1-20261120_1000.test.log",
+        "logs/svc/1.0.0-20261120_1000.test.log",
+    ];
+    for f in kept {
+        p.file(&format!("cache/{f}"), "tests\n");
+    }
+    p.file(
+        "images/old.toml",
+        "version = \"3.0\"\nfrom = \"base-linux\"\n",
+    );
+    p.record(&["old"]);
+    p.remove("images/old.toml");
+    p.file("cache/logs/old/3.0.0-20261120_1000.test.log", "tests\n");
+
+    let dry = p.layer(&["cache", "gc", "--dry-run"]).expect(0).stdout;
+    for f in kept {
+        assert!(!dry.contains(f), "{f} is kept:\n{dry}");
+    }
+    assert!(
+        dry.contains("would remove logs/old/3.0.0-20261120_1000.test.log\n"),
+        "{dry}"
+    );
+    p.layer(&["cache", "gc"]).expect(0);
+    for f in kept {
+        assert!(p.path(&format!("cache/{f}")).exists(), "{f} is kept");
+    }
+    assert!(!p
+        .path("cache/logs/old/3.0.0-20261120_1000.test.log")
+        .exists());
+}

@@ -117,10 +117,10 @@ fn plan_json_has_the_documented_shape() {
 fn markdown_escapes_table_cells() {
     let p = Project::estate();
     p.record(&[]);
-    p.file("roles/web/tests/a|b<c>.sh", "true\n");
+    p.file("roles/web/a|b<c>.sh", "true\n");
     let md = stdout(&p, &["plan", "--format", "markdown"]);
     assert!(
-        md.contains("role `web` changed: roles/web/tests/a\\|b&lt;c&gt;.sh"),
+        md.contains("role `web` changed: roles/web/a\\|b&lt;c&gt;.sh"),
         "{md}"
     );
 }

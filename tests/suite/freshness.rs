@@ -28,6 +28,12 @@ fn parent_changed(parent: &str) -> serde_json::Value {
     json!([{"kind": "parent-changed", "parent": parent}])
 }
 
+/// The parent is built again under the key it has (its record lost, expired, forced): the
+/// child's inputs are the same, it stands on an older build.
+fn parent_rebuilt(parent: &str) -> serde_json::Value {
+    json!([{"kind": "parent-rebuilt", "parent": parent}])
+}
+
 fn role_changed(role: &str, paths: &[&str]) -> serde_json::Value {
     json!([{"kind": "role-changed", "role": role, "paths": paths}])
 }
@@ -170,14 +176,14 @@ fn switching_strategy_gives_strategy_changed_and_nothing_that_did_not_change() {
 #[test]
 fn a_mode_change_alone_makes_the_image_stale_and_explain_says_so() {
     let p = built_estate();
-    p.chmod("roles/web/tests/http.sh", 0o755);
-    let web = role_changed("web", &["roles/web/tests/http.sh"]);
+    p.chmod("roles/web/provision.sh", 0o644);
+    let web = role_changed("web", &["roles/web/provision.sh"]);
     assert_eq!(p.verdict(&[], "node"), build(web.clone()));
     assert_eq!(p.verdict(&[], "svc"), build(web));
     assert_eq!(build_names(&p), ["node", "svc"]);
     let explain = p.layer(&["explain", "node"]).expect(0).stdout;
     assert!(
-        explain.contains("role `web`: `roles/web/tests/http.sh` became executable"),
+        explain.contains("role `web`: `roles/web/provision.sh` is no longer executable"),
         "{explain}"
     );
 }
@@ -243,21 +249,18 @@ fn a_symlink_pointing_outside_the_role_is_hashed_as_a_link_not_read_through() {
 #[test]
 fn adding_or_removing_a_role_file_makes_the_image_stale_and_explain_names_it() {
     let p = built_estate();
-    p.file("roles/web/tests/tls.sh", "true\n");
-    p.remove("roles/web/tests/http.sh");
-    let web = role_changed(
-        "web",
-        &["roles/web/tests/http.sh", "roles/web/tests/tls.sh"],
-    );
+    p.file("roles/web/tls.sh", "true\n");
+    p.remove("roles/web/provision.sh");
+    let web = role_changed("web", &["roles/web/provision.sh", "roles/web/tls.sh"]);
     assert_eq!(p.verdict(&[], "node"), build(web.clone()));
     assert_eq!(p.verdict(&[], "svc"), build(web));
     let explain = p.layer(&["explain", "node"]).expect(0).stdout;
     assert!(
-        explain.contains("role `web`: `roles/web/tests/http.sh` removed"),
+        explain.contains("role `web`: `roles/web/provision.sh` removed"),
         "{explain}"
     );
     assert!(
-        explain.contains("role `web`: `roles/web/tests/tls.sh` added"),
+        explain.contains("role `web`: `roles/web/tls.sh` added"),
         "{explain}"
     );
 }
@@ -410,7 +413,7 @@ fn a_truncated_record_is_stale_with_a_detail_and_no_crash() {
     std::fs::write(&record, &bytes[..bytes.len() / 2]).unwrap();
     let detail = missing_artifact(&p, "app");
     assert!(detail.starts_with("record is corrupt: "), "{detail}");
-    assert_eq!(p.verdict(&[], "svc"), build(parent_changed("app")));
+    assert_eq!(p.verdict(&[], "svc"), build(parent_rebuilt("app")));
     assert_eq!(p.verdict(&[], "node"), fresh());
     p.layer(&["plan"]).expect(0);
     p.layer(&["list"]).expect(0);
@@ -423,7 +426,7 @@ fn a_garbage_record_is_stale() {
     std::fs::write(p.record_path("base-linux"), b"\x00\xffnot json").unwrap();
     let detail = missing_artifact(&p, "base-linux");
     assert!(detail.starts_with("record is corrupt: "), "{detail}");
-    assert_eq!(p.verdict(&[], "app"), build(parent_changed("base-linux")));
+    assert_eq!(p.verdict(&[], "app"), build(parent_rebuilt("base-linux")));
 }
 
 #[test]
@@ -449,7 +452,7 @@ fn a_record_of_another_format_is_stale() {
         missing_artifact(&p, "app"),
         "record has format 99; this layer reads format 1"
     );
-    assert_eq!(p.verdict(&[], "svc"), build(parent_changed("app")));
+    assert_eq!(p.verdict(&[], "svc"), build(parent_rebuilt("app")));
 }
 
 #[test]
@@ -470,7 +473,7 @@ fn a_parent_rebuilt_under_the_same_key_makes_children_stale() {
     // A second build of `app` (forced, say): same key, new version.
     p.record(&["app"]);
     assert_eq!(p.verdict(&[], "app"), fresh());
-    assert_eq!(p.verdict(&[], "svc"), build(parent_changed("app")));
+    assert_eq!(p.verdict(&[], "svc"), build(parent_rebuilt("app")));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -488,7 +491,7 @@ fn an_image_older_than_its_max_age_is_expired_and_its_descendants_follow() {
         p.verdict(&[], "app"),
         build(json!([{"kind": "expired", "max_age": "30d", "built_at": "2000-01-01T00:00:00Z"}]))
     );
-    assert_eq!(p.verdict(&[], "svc"), build(parent_changed("app")));
+    assert_eq!(p.verdict(&[], "svc"), build(parent_rebuilt("app")));
     assert_eq!(p.verdict(&[], "base-linux"), fresh());
     assert_eq!(p.verdict(&[], "node"), fresh());
 }

@@ -50,19 +50,19 @@ fn the_example_estate_keeps_its_deep_keys() {
         pinned(&[
             (
                 "base-linux",
-                "24453bbf63f2c8f5ea98c0b7a5d0f200c39edc6cf2ca01f7f6fe2da8dd88df3f"
+                "6828d8fcf75683d6afb46da39233e63f7474cf2e3eb7a3c64fac8f47f410a392"
             ),
             (
                 "app-server",
-                "bc4668b0cb28ef284298b850ca9e851634e3d7aba6540a7976ddbc35df7791d8"
+                "abb0743ea8e61655ab72788cc2d7c69838ce317d386cfdca40d6254222e35976"
             ),
             (
                 "catalog-service",
-                "e8f1da21ad6ed76781f918326e064db1d3f6ad8dc539435b8396e7db5d4db043"
+                "3f66fd99be7f93ca7667fd2ab73dc43da51eb12dca931a717262319b000fa8c7"
             ),
             (
                 "container-node",
-                "8a761f3979b68f5670a572e7f7abfcb5c2425cb5950a9a78cdf2a86f9c850111"
+                "40ac10be95938f2b48ed829c6e3ef3e053badecedc242f4190c57b7680fb2045"
             ),
         ])
     );
@@ -75,19 +75,19 @@ fn the_example_estate_keeps_its_shallow_keys() {
         pinned(&[
             (
                 "base-linux",
-                "2435c9af3d53a830dae618c873ed8dd57d2df28b1385030fd18e455e78441e6f"
+                "634e912750597697443170058e12b6a3030ab13ea7dbb6b80019489e6849b979"
             ),
             (
                 "app-server",
-                "c73fed6ee87bde05652a74bb3cbf3a51fd61932a8a6bcb4dc5d78c4a7d2bc693"
+                "a3cfdfa9e351967d09d632029f42f10badbf648d2e4f1ed772095e3b3fe2bdb6"
             ),
             (
                 "catalog-service",
-                "af5818fe17186f9ce0be5c16036f1d0dae595a8bc109c8cf70253f491d8ad259"
+                "5b255653ae3fb4ba024be7ce87a3b93596cd9b070ec0134fa2b7df1295c1f7c1"
             ),
             (
                 "container-node",
-                "a06d8d36866f0f9ab9f29dde4fc96d72454d7e159e32e140a2038fa0f31a1bfc"
+                "f0899dde5fd842e1f63d75fa99844be62963450d54e9345623736ad8c64426df"
             ),
         ])
     );

@@ -30,6 +30,9 @@ mod freshness;
 mod keys;
 mod lock;
 mod packer;
+mod regressions;
+mod regressions_rootfs;
+
 mod release;
 mod remote;
 mod remote_use;

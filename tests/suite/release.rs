@@ -236,7 +236,7 @@ fn images_built_on_a_revoked_parent_are_flagged_and_rebuilt() {
         p.verdict(&[], "svc"),
         (
             "build".into(),
-            json!([{"kind": "parent-changed", "parent": "app"}])
+            json!([{"kind": "parent-rebuilt", "parent": "app"}])
         )
     );
     let plan = p.layer(&["plan"]).expect(0).stdout;

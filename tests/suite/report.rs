@@ -278,8 +278,10 @@ fn inventory_errors() {
     p.file("d.csv", "instance,image,version\n\"i-1,app,2.0.0\n");
     assert!(run(&["report", "--inventory", "d.csv"], 2)
         .starts_with("error: d.csv: line 2: a quoted field is not closed\n"));
-    assert!(run(&["report", "--inventory", "missing.csv"], 1)
-        .starts_with("error: missing.csv: No such file"));
+    assert_eq!(
+        run(&["report", "--inventory", "missing.csv"], 2),
+        "error: missing.csv: cannot read the inventory: no such file or directory\n  hint: give the path of a CSV or JSON inventory with `--inventory FILE`\n"
+    );
     let bad_fix = run(&["report", "--inventory", "a.csv", "--fixed-in", "app"], 2);
     assert!(bad_fix.contains("`app` is not IMAGE=VERSION"), "{bad_fix}");
 }

@@ -2,7 +2,10 @@
 //! in namespaces of its own, a network namespace with only loopback among them — running the
 //! tests of every role of its chain (`roles/NAME/tests/*.sh`) and its own `[[test]]` entries.
 //! The instance's upper folder is thrown away, so the artifact is never changed; the record's
-//! `Release_Status` becomes `tested` or `failed`.
+//! `Release_Status` becomes `tested` or `failed`, and `Tested_With` holds the digest of the
+//! tests that ran ([`tests_digest`]): role tests are not part of keys, so a build can be
+//! `tested` with other tests than it has now, and `layer list` and `layer test` say so. An
+//! image without tests is not tested: it stays as it is (`no-tests`).
 
 use std::fs;
 use std::io::Write;
@@ -26,7 +29,8 @@ use crate::workspace::Workspace;
 pub struct ImageTests {
     pub name: String,
     pub version: String,
-    /// `passed`, `failed`, or `error` (the instance could not run).
+    /// `passed`, `failed`, `error` (the instance could not run), or `no-tests` (none
+    /// declared: the status stays as it was).
     pub result: String,
     pub tests: Vec<TestOutcome>,
     pub duration_ms: u64,
@@ -35,6 +39,8 @@ pub struct ImageTests {
     pub error: Option<String>,
     /// The record's status afterwards.
     pub release_status: String,
+    /// The build was tested before with other tests than it has now.
+    pub tests_changed: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +90,34 @@ fn tests_of(ws: &Workspace, i: usize) -> Vec<(String, Option<PathBuf>, String)> 
         out.push((t.name.clone(), None, t.run.clone()));
     }
     out
+}
+
+/// The digest of the tests image `i` has now (see [`crate::release::tests_digest`]); a role
+/// test that cannot be read counts as empty, and fails when it runs.
+pub fn tests_digest(ws: &Workspace, i: usize) -> String {
+    digest_of(&tests_of(ws, i))
+}
+
+fn digest_of(tests: &[(String, Option<PathBuf>, String)]) -> String {
+    let scripts: Vec<(&str, Vec<u8>)> = tests
+        .iter()
+        .map(|(name, role, script)| {
+            let bytes = match role {
+                Some(dir) => fs::read(dir.join(script)).unwrap_or_default(),
+                None => script.as_bytes().to_vec(),
+            };
+            (name.as_str(), bytes)
+        })
+        .collect();
+    release::tests_digest(scripts.iter().map(|(n, b)| (*n, b.as_slice())))
+}
+
+/// Whether `record` was tested with other tests than `digest` (never, when it was not tested).
+pub fn tests_changed(record: &Record, digest: &str) -> bool {
+    record
+        .tags
+        .get(release::TESTED_WITH_TAG)
+        .is_some_and(|d| d != digest)
 }
 
 /// Checks, before anything runs, that every target is a `rootfs` image built at its current
@@ -181,6 +215,17 @@ fn test_one(
     let started = Instant::now();
     let image = &ws.project.images[i];
     let declared = tests_of(ws, i);
+    let digest = digest_of(&declared);
+    let tests_changed = tests_changed(record, &digest);
+    if declared.is_empty() {
+        return ImageTests {
+            result: "no-tests".into(),
+            log: String::new(),
+            error: None,
+            tests_changed,
+            ..failed(record, started, String::new(), String::new())
+        };
+    }
     let (log_path, file) = match ws
         .cache
         .create_log(&image.name, &format!("{}.test", record.version))
@@ -192,9 +237,6 @@ fn test_one(
     let log_str = log_path.display().to_string();
     let work = run_dir.join(format!("test-{}", image.name));
     let outcome = (|| -> std::result::Result<Vec<TestOutcome>, String> {
-        if declared.is_empty() {
-            return Ok(vec![]);
-        }
         let stack = backend.stack_of_record(record, &log, procs)?;
         let mut env = sandbox::base_env(&image.vars);
         env.extend([
@@ -229,7 +271,7 @@ fn test_one(
     if let Some(e) = &error {
         let _ = writeln!(log.lock().expect("no panics while locked"), "layer: {e}");
     }
-    let status = set_status(ws, record, passed);
+    let status = set_status(ws, record, passed, digest);
     ImageTests {
         name: image.name.clone(),
         version: record.version.clone(),
@@ -244,6 +286,7 @@ fn test_one(
         log: log_str,
         error,
         release_status: status,
+        tests_changed,
     }
 }
 
@@ -324,18 +367,20 @@ fn failed(record: &Record, started: Instant, log: String, error: String) -> Imag
         log,
         error: Some(error),
         release_status: release::Status::of(record).as_str().to_string(),
+        tests_changed: false,
     }
 }
 
 /// Records the outcome of the tests on the build (see [`release::Change::Tested`]); returns the
 /// status afterwards, or the status before when the record could not be rewritten.
-fn set_status(ws: &Workspace, record: &Record, passed: bool) -> String {
+fn set_status(ws: &Workspace, record: &Record, passed: bool, digest: String) -> String {
     let change = release::Change::Tested { passed };
-    match crate::cache::release::apply(
+    match crate::cache::release::apply_with(
         &ws.cache,
         &record.name,
         Some(&record.version),
         change,
+        &[(release::TESTED_WITH_TAG, digest)],
         &mut || {},
     ) {
         Ok(done) => done.to.as_str().to_string(),
