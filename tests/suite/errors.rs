@@ -553,6 +553,6 @@ fn unknown_key_in_layer_lock() {
 #[test]
 fn unknown_layer_lock_version() {
     let p = Project::estate();
-    p.file("layer.lock", "version = 2\n");
+    p.file("layer.lock", "version = 3\n");
     insta::assert_snapshot!(plan_fails(&p));
 }

@@ -21,6 +21,7 @@ mod architecture;
 mod build;
 mod cache_cmd;
 mod commands;
+mod debian;
 mod engine;
 mod errors;
 mod export_lib;
