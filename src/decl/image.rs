@@ -8,7 +8,9 @@ use std::time::Duration;
 use rayon::prelude::*;
 use toml::Spanned;
 
-use super::check::{check_list, check_sources, check_vars, list_dir, unknown, valid_var_name, NAME_HINT};
+use super::check::{
+    check_list, check_sources, check_vars, list_dir, unknown, valid_var_name, NAME_HINT,
+};
 use super::file::{read_source, Source};
 use super::raw::{ImageRaw, SecretRaw, TestRaw};
 use crate::error::{Diagnostic, Diagnostics};

@@ -64,7 +64,9 @@ fn debian_source(
             diags.push(
                 src.diag(
                     line,
-                    format!("origin `{name}`: `security = {v}` is neither `true`, `false` nor a URL"),
+                    format!(
+                        "origin `{name}`: `security = {v}` is neither `true`, `false` nor a URL"
+                    ),
                 )
                 .hint("e.g. `security = \"http://deb.debian.org/debian-security\"`"),
             );

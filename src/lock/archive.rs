@@ -61,7 +61,10 @@ fn host_sources() -> Vec<(String, Vec<String>)> {
             };
             if let (Some(uris), suites) = (field("URIs:"), field("Suites:")) {
                 for u in uris {
-                    out.push((u.trim_end_matches('/').to_string(), suites.clone().unwrap_or_default()));
+                    out.push((
+                        u.trim_end_matches('/').to_string(),
+                        suites.clone().unwrap_or_default(),
+                    ));
                 }
             }
         }
@@ -237,12 +240,7 @@ pub fn served(source: &AptSource, release: &[u8], arch: &str) -> Result<BTreeSet
         let pick = ["Packages.xz", "Packages.gz", "Packages"]
             .into_iter()
             .find(|f| listed.contains(&format!("{dir}{f}")))
-            .ok_or_else(|| {
-                format!(
-                    "`{}` lists no `{dir}Packages` index",
-                    source.release_url()
-                )
-            })?;
+            .ok_or_else(|| format!("`{}` lists no `{dir}Packages` index", source.release_url()))?;
         let url = source.file_url(&format!("{dir}{pick}"));
         let bytes = fetch(&url)?;
         let text = match pick {
@@ -328,19 +326,27 @@ mod tests {
             lines,
             [
                 ("bookworm", "deb http://m.example/debian bookworm main"),
-                ("bookworm-updates", "deb http://m.example/debian bookworm-updates main"),
+                (
+                    "bookworm-updates",
+                    "deb http://m.example/debian bookworm-updates main"
+                ),
                 (
                     "bookworm-security",
                     "deb http://m.example/debian-security bookworm-security main"
                 ),
-                ("file:///srv/repo ./", "deb [trusted=yes] file:///srv/repo ./"),
+                (
+                    "file:///srv/repo ./",
+                    "deb [trusted=yes] file:///srv/repo ./"
+                ),
             ]
             .map(|(a, b)| (a.to_string(), b.to_string()))
         );
         let flat = AptSource::parse("deb [trusted=yes] file:///srv/repo ./").unwrap();
         assert_eq!(flat.release_url(), "file:///srv/repo/Release");
         assert_eq!(
-            AptSource::parse("deb http://m/debian bookworm main").unwrap().file_url("main/binary-amd64/Packages.xz"),
+            AptSource::parse("deb http://m/debian bookworm main")
+                .unwrap()
+                .file_url("main/binary-amd64/Packages.xz"),
             "http://m/debian/dists/bookworm/main/binary-amd64/Packages.xz"
         );
     }

@@ -52,27 +52,44 @@ fn publish(repo: &Path, version: &str) {
         ),
     )
     .unwrap();
-    std::fs::write(pkg.join("usr/share/layer-hello/version"), format!("{version}\n")).unwrap();
+    std::fs::write(
+        pkg.join("usr/share/layer-hello/version"),
+        format!("{version}\n"),
+    )
+    .unwrap();
     let deb = repo.join(format!("layer-hello_{version}_all.deb"));
-    run(Command::new("dpkg-deb").args(["--build", "--root-owner-group"]).arg(&pkg).arg(&deb));
+    run(Command::new("dpkg-deb")
+        .args(["--build", "--root-owner-group"])
+        .arg(&pkg)
+        .arg(&deb));
     std::fs::remove_dir_all(&pkg).unwrap();
     index(repo);
 }
 
 /// `Packages` and `Release` of the flat repository `repo`, made again.
 fn index(repo: &Path) {
-    let packages = run(Command::new("apt-ftparchive").arg("packages").arg(".").current_dir(repo));
+    let packages = run(Command::new("apt-ftparchive")
+        .arg("packages")
+        .arg(".")
+        .current_dir(repo));
     std::fs::write(repo.join("Packages"), packages).unwrap();
     let _ = std::fs::remove_file(repo.join("Release"));
     // A second apart, so the new Release's `Date:` differs as well as its bytes.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let release = run(Command::new("apt-ftparchive").arg("release").arg(".").current_dir(repo));
+    let release = run(Command::new("apt-ftparchive")
+        .arg("release")
+        .arg(".")
+        .current_dir(repo));
     std::fs::write(repo.join("Release"), release).unwrap();
 }
 
 fn run(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().expect("the tool runs");
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -118,12 +135,17 @@ fn a_debian_origin_gets_updates_and_security_and_the_lock_pins_all_three() {
     let lock = p.read("layer.lock");
     for suite in ["bookworm", "bookworm-updates", "bookworm-security"] {
         assert!(
-            lock.lines().any(|l| l.trim_start().starts_with(&format!("\"{suite} 20"))),
+            lock.lines()
+                .any(|l| l.trim_start().starts_with(&format!("\"{suite} 20"))),
             "{suite} in\n{lock}"
         );
     }
     assert!(lock.contains(&format!("[images.{name}]")), "{lock}");
-    assert!(out.stdout.contains("bookworm: locked bookworm-security 20"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("bookworm: locked bookworm-security 20"),
+        "{}",
+        out.stdout
+    );
     layer(&p, &["build"]).expect(0);
     layer(&p, &["test", &name]).expect(0);
 }
@@ -153,19 +175,30 @@ fn a_new_version_in_an_archive_makes_exactly_the_images_that_install_it_stale() 
     layer(&p, &["lock"]).expect(0);
     assert!(p.read("layer.lock").contains("\"layer-hello=1.0\","));
     layer(&p, &["build"]).expect(0);
-    assert_eq!(in_layer(&a, "usr/share/layer-hello/version").as_deref(), Some("1.0\n"));
+    assert_eq!(
+        in_layer(&a, "usr/share/layer-hello/version").as_deref(),
+        Some("1.0\n")
+    );
 
     publish(repo, "2.0");
     let out = layer(&p, &["lock", "--update"]).expect(0);
-    assert!(out.stdout.contains("layer-hello 1.0 -> 2.0\n"), "{}", out.stdout);
-    let mut stale = vec![a.clone(), b.clone()];
-    stale.sort();
     assert!(
-        out.stdout.ends_with(&format!("2 of 3 images stale: {}\n", stale.join(", "))),
+        out.stdout.contains("layer-hello 1.0 -> 2.0\n"),
         "{}",
         out.stdout
     );
-    let plan = p.layer_env(&["plan", "--format", "json"], &[("LAYER_CACHE", &shared_cache())]);
+    let mut stale = [a.clone(), b.clone()];
+    stale.sort();
+    assert!(
+        out.stdout
+            .ends_with(&format!("2 of 3 images stale: {}\n", stale.join(", "))),
+        "{}",
+        out.stdout
+    );
+    let plan = p.layer_env(
+        &["plan", "--format", "json"],
+        &[("LAYER_CACHE", &shared_cache())],
+    );
     let plan: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
     let building: Vec<&str> = plan["images"]
         .as_array()
@@ -177,7 +210,10 @@ fn a_new_version_in_an_archive_makes_exactly_the_images_that_install_it_stale() 
     assert_eq!(building.len(), 2, "{plan}");
     assert!(!building.contains(&plain.as_str()));
     layer(&p, &["build"]).expect(0);
-    assert_eq!(in_layer(&a, "usr/share/layer-hello/version").as_deref(), Some("2.0\n"));
+    assert_eq!(
+        in_layer(&a, "usr/share/layer-hello/version").as_deref(),
+        Some("2.0\n")
+    );
 }
 
 #[test]
@@ -209,8 +245,15 @@ fn a_locked_version_the_archive_no_longer_serves_stops_the_build_before_it_start
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("hint: run `layer lock --update`"), "{}", out.stderr);
-    assert!(!Path::new(&shared_cache()).join("records").join(&name).exists());
+    assert!(
+        out.stderr.contains("hint: run `layer lock --update`"),
+        "{}",
+        out.stderr
+    );
+    assert!(!Path::new(&shared_cache())
+        .join("records")
+        .join(&name)
+        .exists());
 }
 
 #[test]
@@ -226,5 +269,70 @@ fn an_image_on_a_debian_origin_without_locked_packages_is_refused_before_buildin
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("hint: run `layer lock` and commit `layer.lock`"));
+    assert!(out
+        .stderr
+        .contains("hint: run `layer lock` and commit `layer.lock`"));
+}
+
+#[test]
+#[cfg_attr(
+    any(missing = "root", missing = "mmdebstrap"),
+    ignore = "needs root and mmdebstrap: apt-get install mmdebstrap"
+)]
+fn a_package_no_archive_serves_is_a_lock_error_that_writes_nothing() {
+    needs::check(&[Need::Root, Need::Mmdebstrap]);
+    let p = project(&[(
+        &unique("nosuch"),
+        "origin = \"bookworm\"\npackages = [\"layer-no-such-package\"]\n",
+    )]);
+    let out = layer(&p, &["lock"]).expect(2);
+    assert!(
+        out.stderr.starts_with(
+            "error: layer.lock: resolving the packages of images on origin `bookworm`: `resolve nosuch-"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("Unable to locate package layer-no-such-package"),
+        "{}",
+        out.stderr
+    );
+    assert!(out
+        .stderr
+        .contains("hint: check the images' and roles' `packages` and `sources`"));
+    assert!(!p.path("layer.lock").exists());
+}
+
+/// A lock whose suite `Release` the mirror no longer serves cannot make the origin as locked:
+/// refused before anything builds (a `file://` mirror holding only `Release` files is enough,
+/// since nothing is fetched beyond them).
+#[test]
+#[cfg_attr(missing = "root", ignore = "needs root (the rootfs backend's checks)")]
+fn a_moved_suite_release_is_refused_before_the_origin_is_made() {
+    needs::check(&[Need::Root]);
+    let p = Project::new();
+    p.file(
+        "layer.toml",
+        &format!(
+            "[project]\n\n[origins.old]\ndebian = {{ suite = \"bookworm\", mirror = \"file://{}/mirror\", updates = false, security = false }}\n",
+            p.root().display()
+        ),
+    );
+    p.file(
+        "mirror/dists/bookworm/Release",
+        "Suite: stable\nDate: Sat, 18 Jan 2025 09:00:00 UTC\n",
+    );
+    p.file("images/deb.toml", "origin = \"old\"\n");
+    p.file(
+        "layer.lock",
+        "version = 2\n\n[origins.old]\nreleases = [\"bookworm 2025-01-11T10:48:02Z 00\"]\n\n[images.deb]\n",
+    );
+    let out = p.layer(&["build", "--no-progress"]).expect(2);
+    assert_eq!(
+        out.stderr,
+        "error: layer.lock: origin `old`: the mirror's `bookworm` Release is no longer the one `layer.lock` pins (locked 2025-01-11T10:48:02Z, now 2025-01-18T09:00:00Z), so the origin cannot be made as locked\n  hint: run `layer lock --update` to lock what the mirror serves now, and commit `layer.lock`\n"
+    );
+    assert!(!p.path("cache/records").exists());
 }

@@ -50,22 +50,38 @@ fn the_example_estate_keeps_its_deep_keys() {
         pinned(&[
             (
                 "base-linux",
-                "24453bbf63f2c8f5ea98c0b7a5d0f200c39edc6cf2ca01f7f6fe2da8dd88df3f"
+                "f45562d37b355cacda1726bc949961c4e421e3b89ddb02caed9c94f845ccf683"
             ),
             (
                 "app-server",
-                "bc4668b0cb28ef284298b850ca9e851634e3d7aba6540a7976ddbc35df7791d8"
+                "a8da1cd68d29b493ddd5c999ef4b52c15efd1ec0157721b880492d48419fe5a1"
             ),
             (
                 "catalog-service",
-                "e8f1da21ad6ed76781f918326e064db1d3f6ad8dc539435b8396e7db5d4db043"
+                "404723d95df5a0a73a068fd0b394ca96ea1057f2b245596a5e1ca1767bbdd6f6"
             ),
             (
                 "container-node",
-                "8a761f3979b68f5670a572e7f7abfcb5c2425cb5950a9a78cdf2a86f9c850111"
+                "43a44e74d059f88ae19a0aee1fe823c98cb603b94725d500138fba7fd8c8de40"
             ),
         ])
     );
+}
+
+/// The package list of an image is a set: its order changes nothing that is built.
+#[test]
+fn the_order_of_an_image_s_packages_does_not_change_its_key() {
+    let p = crate::common::Project::estate();
+    p.file(
+        "images/base-linux.toml",
+        "version = \"1.0\"\norigin = \"bb\"\nroles = [\"base\"]\npackages = [\"curl\", \"less\"]\n",
+    );
+    let before = p.layer(&["hash"]).expect(0).stdout;
+    p.file(
+        "images/base-linux.toml",
+        "version = \"1.0\"\norigin = \"bb\"\nroles = [\"base\"]\npackages = [\"less\", \"curl\"]\n",
+    );
+    assert_eq!(p.layer(&["hash"]).expect(0).stdout, before);
 }
 
 #[test]
@@ -75,19 +91,19 @@ fn the_example_estate_keeps_its_shallow_keys() {
         pinned(&[
             (
                 "base-linux",
-                "2435c9af3d53a830dae618c873ed8dd57d2df28b1385030fd18e455e78441e6f"
+                "3b0232f3ffca633ae5094cd97863d8bf63328fe061b064d27df2193b97921323"
             ),
             (
                 "app-server",
-                "c73fed6ee87bde05652a74bb3cbf3a51fd61932a8a6bcb4dc5d78c4a7d2bc693"
+                "d0ef7616892ae31dd65ad53932297412cb963174ccd01a956ede92975ecc3c50"
             ),
             (
                 "catalog-service",
-                "af5818fe17186f9ce0be5c16036f1d0dae595a8bc109c8cf70253f491d8ad259"
+                "018cf354bc33d737c3d8027beceddbc4d3648174d6c066937934c41518b2be79"
             ),
             (
                 "container-node",
-                "a06d8d36866f0f9ab9f29dde4fc96d72454d7e159e32e140a2038fa0f31a1bfc"
+                "9f404f2204d31b38a6715d97f1e0e65b53ff88bb12f57c04e02819be3f2629fd"
             ),
         ])
     );

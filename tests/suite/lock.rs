@@ -26,8 +26,14 @@ fn project() -> Project {
     p.file("ami.txt", "ami-1\n");
     release(&p, "Sat, 11 Jan 2025 10:48:02 UTC");
     for (path, suite) in [
-        ("mirror/debian/dists/bookworm-updates/Release", "stable-updates"),
-        ("mirror/debian-security/dists/bookworm-security/Release", "stable-security"),
+        (
+            "mirror/debian/dists/bookworm-updates/Release",
+            "stable-updates",
+        ),
+        (
+            "mirror/debian-security/dists/bookworm-security/Release",
+            "stable-security",
+        ),
     ] {
         p.file(
             path,
@@ -157,7 +163,9 @@ fn lock_update_prints_what_moved_and_how_many_images_it_makes_stale() {
         out.stdout,
         "bookworm: bookworm 2025-01-11T10:48:02Z -> 2025-01-18T09:00:00Z\n0 of 3 images stale\n"
     );
-    assert!(p.read("layer.lock").contains(&format!("\"bookworm 2025-01-18T09:00:00Z {}\"", digest(&p))));
+    assert!(p
+        .read("layer.lock")
+        .contains(&format!("\"bookworm 2025-01-18T09:00:00Z {}\"", digest(&p))));
     let out = p.layer(&["lock", "--update"]).expect(0);
     assert_eq!(out.stdout, "nothing moved: layer.lock is up to date\n");
 }

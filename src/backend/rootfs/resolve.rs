@@ -64,7 +64,10 @@ impl Resolver for SandboxResolver<'_> {
             .map(|a| a.source.line());
         let mut binds: Vec<PathBuf> = Vec::new();
         for line in origin_lines.chain(requests.iter().flat_map(|r| r.sources.clone())) {
-            if let Some(d) = AptSource::parse(&line).ok().and_then(|a| a.local_dir().map(PathBuf::from)) {
+            if let Some(d) = AptSource::parse(&line)
+                .ok()
+                .and_then(|a| a.local_dir().map(PathBuf::from))
+            {
                 if !binds.contains(&d) {
                     binds.push(d);
                 }
@@ -87,7 +90,8 @@ impl Resolver for SandboxResolver<'_> {
         let ok = backend
             .run_sandbox(&stack, None, &work, spec, &[], &log, &procs)
             .map_err(|e| fail(format!("{e}{}", tail())))?;
-        let read = |n: usize| fs::read_to_string(results.join(format!("{n:03}.out"))).unwrap_or_default();
+        let read =
+            |n: usize| fs::read_to_string(results.join(format!("{n:03}.out"))).unwrap_or_default();
         let passed: Vec<sandbox::TestResult> = fs::read(results.join("results.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -99,7 +103,10 @@ impl Resolver for SandboxResolver<'_> {
             let out = read(n);
             let last: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
             let last = last[last.len().saturating_sub(8)..].join("\n  ");
-            return Err(fail(format!("`{}` failed ({}):\n  {last}", r.name, r.status)));
+            return Err(fail(format!(
+                "`{}` failed ({}):\n  {last}",
+                r.name, r.status
+            )));
         }
         let base = installed(&read(0));
         let images = (0..requests.len())
@@ -116,7 +123,10 @@ fn log_tail(path: &std::path::Path) -> String {
     if lines.is_empty() {
         return String::new();
     }
-    format!(":\n  {}", lines[lines.len().saturating_sub(8)..].join("\n  "))
+    format!(
+        ":\n  {}",
+        lines[lines.len().saturating_sub(8)..].join("\n  ")
+    )
 }
 
 /// The shell script that simulates one chain's packages.
@@ -206,6 +216,9 @@ mod tests {
             packages: vec!["hello".into()],
         });
         assert!(s.contains("printf '%s\\n' 'deb [trusted=yes] file:///srv/repo ./' > /etc/apt/sources.list.d/layer-lock.list"), "{s}");
-        assert!(s.ends_with("apt-get -s -q install --no-install-recommends 'hello'; "), "{s}");
+        assert!(
+            s.ends_with("apt-get -s -q install --no-install-recommends 'hello'; "),
+            "{s}"
+        );
     }
 }
