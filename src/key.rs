@@ -28,7 +28,8 @@
 //! | backend: name, kind, command or template, and the content of project files they name | the builder is part of the build | ✓ | ✓ |
 //! | parent's **key** (a pinned image: the key of the released parent build it is pinned to) | a changed parent changes what the child is built on; keys chain, so a change anywhere above ripples down | ✓ | — |
 //! | origin identity (below) | the starting root filesystem | when the image has `origin` | the root origin of the chain |
-//! | image declaration: `version`, `roles`, `packages`, `[vars]` | they change the build or its version | this image | every image of the chain, root first |
+//! | image declaration: `version`, `roles`, `packages` and `sources` (each sorted: sets), `[vars]` | they change the build or its version | this image | every image of the chain, root first |
+//! | the image's locked packages (`NAME=VERSION`, from `layer.lock`) | a new version of a package makes exactly the images that install it stale | this image | every image of the chain |
 //! | per role applied, in order: name and tree digest | the configuration code itself | roles not applied by the parent chain | every role of the chain |
 //!
 //! A role's tree digest ([`crate::scan::Tree`]) covers every entry below the role folder: path
@@ -37,8 +38,10 @@
 //! `[vars]` are covered by it.
 //!
 //! Origin identities: `busybox` and `tar` files — the blake3 of the file; a `tar` URL — its
-//! pinned sha256; `debian` — suite, variant, mirror, components, and the snapshot recorded in
-//! `layer.lock` when there is one; `id` — the id; `resolve` — the id recorded in `layer.lock`.
+//! pinned sha256; `debian` — suite, variant, mirror, components, `updates`, `security`,
+//! `sources`, and the suite's `Release` pin recorded in `layer.lock` when there is one (the
+//! `-updates`, `-security` and other archives are not: what they bring reaches keys as each
+//! image's locked packages); `id` — the id; `resolve` — the id recorded in `layer.lock`.
 //!
 //! # What stays out, and why
 //!
