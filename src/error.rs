@@ -203,6 +203,14 @@ pub enum ErrorKind {
     ResolveFailed,
     /// A Debian suite's `Release` file could not be fetched or read.
     ReleaseFetch,
+    /// `layer lock` could not resolve an image's packages in a sandbox of its origin (a
+    /// package no archive serves, conflicting dependencies, an origin that cannot be made).
+    PackagesUnresolved,
+    /// An image to build on a `debian` origin has no package versions in `layer.lock`.
+    PackagesNotLocked,
+    /// A package version `layer.lock` pins is no longer served by the mirror, or the suite's
+    /// `Release` an origin must be made from moved.
+    LockedVersionGone,
     /// A backend's project file leads out of the project.
     BackendFile,
     /// A role holds what cannot be an input: a name or link target that is not UTF-8, a

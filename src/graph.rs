@@ -479,6 +479,7 @@ mod tests {
             dir: format!("roles/{n}"),
             depends: deps.iter().map(ToString::to_string).collect(),
             packages: vec![],
+            sources: vec![],
             vars: BTreeMap::new(),
         };
         let roles: BTreeMap<String, Role> = [

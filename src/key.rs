@@ -28,7 +28,8 @@
 //! | backend: name, kind, command or template, and the content of project files they name | the builder is part of the build | ✓ | ✓ |
 //! | parent's **key** (a pinned image: the key of the released parent build it is pinned to) | a changed parent changes what the child is built on; keys chain, so a change anywhere above ripples down | ✓ | — |
 //! | origin identity (below) | the starting root filesystem | when the image has `origin` | the root origin of the chain |
-//! | image declaration: `version`, `roles`, `packages`, `[vars]` | they change the build or its version | this image | every image of the chain, root first |
+//! | image declaration: `version`, `roles`, `packages` and `sources` (each sorted: sets), `[vars]` | they change the build or its version | this image | every image of the chain, root first |
+//! | the image's locked packages (`NAME=VERSION`, from `layer.lock`) | a new version of a package makes exactly the images that install it stale | this image | every image of the chain |
 //! | per role applied, in order: name and tree digest | the configuration code itself | roles not applied by the parent chain | every role of the chain |
 //!
 //! A role's tree digest ([`crate::scan::Tree`]) covers every entry below the role folder but its
@@ -37,8 +38,10 @@
 //! `depends`, `packages` and `[vars]` are covered by it.
 //!
 //! Origin identities: `busybox` and `tar` files — the blake3 of the file; a `tar` URL — its
-//! pinned sha256; `debian` — suite, variant, mirror, components, and the snapshot recorded in
-//! `layer.lock` when there is one; `id` — the id; `resolve` — the id recorded in `layer.lock`.
+//! pinned sha256; `debian` — suite, variant, mirror, components, `updates`, `security`,
+//! `sources`, and the suite's `Release` pin recorded in `layer.lock` when there is one (the
+//! `-updates`, `-security` and other archives are not: what they bring reaches keys as each
+//! image's locked packages); `id` — the id; `resolve` — the id recorded in `layer.lock`.
 //!
 //! # What stays out, and why
 //!
@@ -65,11 +68,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{Graph, ImageId};
-use crate::model::{Backend, BackendKind, Base, Image, OriginSource, Project, Strategy};
+use crate::model::{
+    Backend, BackendKind, Base, Image, Lock, OriginSource, Project, Security, Strategy,
+};
 use crate::scan::{diff_trees, FileChange, Scanned, Tree};
 
 /// Bump when the meaning or encoding of [`Inputs`] changes.
-pub const KEY_SCHEMA: u32 = 1;
+pub const KEY_SCHEMA: u32 = 2;
 
 /// The canonical inputs of one image's build; its key is their blake3.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +118,12 @@ pub enum OriginIdentity {
         variant: String,
         mirror: Option<String>,
         components: Vec<String>,
+        updates: bool,
+        security: Security,
+        sources: Vec<String>,
+        /// The suite's `Release` as `layer.lock` pins it (`DATE BLAKE3`): what mmdebstrap
+        /// makes the origin from. The `-updates`, `-security` and other archives are not
+        /// here: what they bring reaches keys as each image's locked package versions.
         snapshot: Option<String>,
     },
     Tar {
@@ -132,7 +143,13 @@ pub struct DeclInputs {
     pub name: String,
     pub version: String,
     pub roles: Vec<String>,
+    /// Sorted: a set, whose order changes nothing that is built.
     pub packages: Vec<String>,
+    /// Extra apt sources of the image, sorted.
+    pub sources: Vec<String>,
+    /// `NAME=VERSION` of the packages `layer.lock` says the image installs (images on
+    /// `debian` origins), sorted.
+    pub locked: Vec<String>,
     pub vars: BTreeMap<String, String>,
 }
 
@@ -194,12 +211,18 @@ pub fn origin_identity(project: &Project, name: &str, scanned: &Scanned) -> Resu
             variant,
             mirror,
             components,
+            updates,
+            security,
+            sources,
         } => OriginIdentity::Debian {
             suite: suite.clone(),
             variant: variant.clone(),
             mirror: mirror.clone(),
             components: components.clone(),
-            snapshot: locked.and_then(|l| l.snapshot.clone()),
+            updates: *updates,
+            security: security.clone(),
+            sources: sources.clone(),
+            snapshot: locked.and_then(|l| l.release(suite)).map(str::to_string),
         },
         OriginSource::Id { id } => OriginIdentity::Id { id: id.clone() },
         OriginSource::Resolve { .. } => match locked.and_then(|l| l.id.clone()) {
@@ -238,12 +261,20 @@ fn backend_inputs(backend: &Backend, scanned: &Scanned) -> BackendInputs {
     }
 }
 
-fn decl_inputs(image: &Image) -> DeclInputs {
+fn decl_inputs(image: &Image, lock: &Lock) -> DeclInputs {
+    let sorted = |v: &[String]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v.dedup();
+        v
+    };
     DeclInputs {
         name: image.name.clone(),
         version: image.version.clone(),
         roles: image.roles.clone(),
-        packages: image.packages.clone(),
+        packages: sorted(&image.packages),
+        sources: sorted(&image.sources),
+        locked: sorted(lock.packages_of(&image.name)),
         vars: image.vars.clone(),
     }
 }
@@ -342,11 +373,11 @@ impl Keyer<'_> {
         let (project, graph, strategy) = (self.project, self.graph, self.strategy);
         let image = &project.images[i];
         let chain = match strategy {
-            Strategy::Deep => vec![decl_inputs(image)],
+            Strategy::Deep => vec![decl_inputs(image, &project.lock)],
             Strategy::Shallow => graph
                 .chain(ImageId::new(i))
                 .iter()
-                .map(|&c| decl_inputs(&project.images[c.index()]))
+                .map(|&c| decl_inputs(&project.images[c.index()], &project.lock))
                 .collect(),
         };
         let roles = graph
@@ -528,6 +559,7 @@ fn diff_chains(old: &Inputs, new: &Inputs, same_strategy: bool, out: &mut Vec<Ch
             field("version", json(&o.version), json(&n.version));
             field("roles", json(&o.roles), json(&n.roles));
             field("packages", json(&o.packages), json(&n.packages));
+            field("sources", json(&o.sources), json(&n.sources));
             let keys: std::collections::BTreeSet<&String> =
                 o.vars.keys().chain(n.vars.keys()).collect();
             for k in keys {
@@ -538,6 +570,32 @@ fn diff_chains(old: &Inputs, new: &Inputs, same_strategy: bool, out: &mut Vec<Ch
                     show(n.vars.get(k)),
                 );
             }
+            locked_changes(&n.name, &o.locked, &n.locked, out);
+        }
+    }
+}
+
+/// Each package whose locked version moved, came or went, as a field `locked.NAME`.
+fn locked_changes(image: &str, old: &[String], new: &[String], out: &mut Vec<Change>) {
+    let map = |v: &[String]| -> BTreeMap<String, String> {
+        v.iter()
+            .map(|p| match p.split_once('=') {
+                Some((n, v)) => (n.to_string(), v.to_string()),
+                None => (p.clone(), String::new()),
+            })
+            .collect()
+    };
+    let (old, new) = (map(old), map(new));
+    let names: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for n in names {
+        let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "(none)".into());
+        if old.get(n) != new.get(n) {
+            out.push(Change::Field {
+                image: image.to_string(),
+                field: format!("locked.{n}"),
+                old: show(old.get(n)),
+                new: show(new.get(n)),
+            });
         }
     }
 }
@@ -606,6 +664,8 @@ mod tests {
                 version: "1.0".into(),
                 roles: vec!["java".into()],
                 packages: vec![],
+                sources: vec![],
+                locked: vec![],
                 vars: BTreeMap::new(),
             }],
             roles: vec![RoleInputs {

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub const PROJECT_FILE: &str = "layer.toml";
 /// Pinned resolutions of origins, beside the project file (`layer lock`).
 pub const LOCK_FILE: &str = "layer.lock";
+/// The format version `layer lock` writes.
+pub const LOCK_VERSION: u32 = 2;
 
 /// `[a-z0-9][a-z0-9_-]{0,62}`: names of images, roles, origins and backends.
 pub fn valid_name(s: &str) -> bool {
@@ -112,6 +114,12 @@ pub enum OriginSource {
         variant: String,
         mirror: Option<String>,
         components: Vec<String>,
+        /// Whether the suite's `-updates` archive is in the sources (on by default).
+        updates: bool,
+        /// The suite's `-security` archive (on by default).
+        security: Security,
+        /// Further `deb ...` lines of apt sources (third-party or local archives).
+        sources: Vec<String>,
     },
     /// A rootfs tarball in the project (relative path).
     TarFile { path: String },
@@ -133,6 +141,19 @@ impl OriginSource {
             OriginSource::Resolve { .. } => "resolve",
         }
     }
+}
+
+/// `security = ...` of a `debian` origin: where its `SUITE-security` archive comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// The host's security mirror when the origin names no mirror, else the mirror's sibling
+    /// (`.../debian` -> `.../debian-security`).
+    Default,
+    /// `security = false`.
+    Off,
+    /// `security = "URL"`.
+    Mirror(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,6 +217,8 @@ pub struct Role {
     pub dir: String,
     pub depends: Vec<String>,
     pub packages: Vec<String>,
+    /// Extra apt sources (`deb ...` lines) the role's packages come from.
+    pub sources: Vec<String>,
     pub vars: BTreeMap<String, String>,
 }
 
@@ -217,6 +240,8 @@ pub struct Image {
     pub base: Base,
     pub roles: Vec<String>,
     pub packages: Vec<String>,
+    /// Extra apt sources (`deb ...` lines) the image's packages come from.
+    pub sources: Vec<String>,
     /// Backend named by the image itself, if any.
     pub backend: Option<String>,
     pub max_age: Option<Duration>,
@@ -257,12 +282,54 @@ pub struct ImageTest {
     pub inherit: bool,
 }
 
-/// `layer.lock`: origins resolved by `layer lock`.
+/// `layer.lock`: origins resolved by `layer lock`, and the package versions of images on
+/// `debian` origins.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lock {
     #[serde(default)]
     pub origins: BTreeMap<String, LockedOrigin>,
+    #[serde(default)]
+    pub images: BTreeMap<String, LockedImage>,
+}
+
+impl Lock {
+    /// The locked packages (`NAME=VERSION`, sorted) image `name` installs, if it has any.
+    pub fn packages_of(&self, name: &str) -> &[String] {
+        self.images.get(name).map_or(&[], |l| &l.packages[..])
+    }
+}
+
+/// One `LABEL DATE BLAKE3` pin of an archive's `Release`, split: `(label, "DATE BLAKE3")`.
+pub fn split_release_pin(pin: &str) -> Option<(&str, &str)> {
+    let (rest, digest) = pin.rsplit_once(' ')?;
+    let (label, date) = rest.rsplit_once(' ')?;
+    let at = label.len() + 1;
+    Some((label, &pin[at..at + date.len() + 1 + digest.len()]))
+}
+
+impl LockedOrigin {
+    /// `DATE BLAKE3` of the archive labelled `label` (a suite, or `URI SUITE`).
+    pub fn release(&self, label: &str) -> Option<&str> {
+        self.releases
+            .iter()
+            .filter_map(|p| split_release_pin(p))
+            .find(|(l, _)| *l == label)
+            .map(|(_, pin)| pin)
+    }
+}
+
+/// `[images.NAME]` of `layer.lock`: what an image on a `debian` origin installs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedImage {
+    /// `NAME=VERSION`, sorted: the packages the image's build installs or upgrades on what it
+    /// is built on (its parent's build, or the origin), dependencies included.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// `LABEL DATE BLAKE3` of the `Release` of every extra source of the image and its roles.
+    #[serde(default)]
+    pub releases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -274,6 +341,99 @@ pub struct LockedOrigin {
     /// `debian` origins: the suite's Release file date and its blake3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// `debian` origins: `LABEL DATE BLAKE3` of every archive's `Release` (the suite, its
+    /// `-updates` and `-security`, then `sources`); the label is the suite for the first
+    /// three, `URI SUITE` for the others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub releases: Vec<String>,
+}
+
+/// One `deb [OPTIONS] URI SUITE [COMPONENT...]` line of apt sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AptSource {
+    /// `[...]` as written, or empty.
+    pub options: String,
+    /// Without a trailing `/`.
+    pub uri: String,
+    /// A suite (`bookworm-security`) or, for a flat repository, a path ending in `/` (`./`).
+    pub suite: String,
+    pub components: Vec<String>,
+}
+
+impl AptSource {
+    /// Parses a `deb` line; the error says what is wrong with it.
+    pub fn parse(line: &str) -> Result<AptSource, String> {
+        let rest = line
+            .trim()
+            .strip_prefix("deb ")
+            .ok_or_else(|| format!("`{line}` is not a `deb URI SUITE [COMPONENT...]` line"))?
+            .trim_start();
+        let (options, rest) = match rest.strip_prefix('[') {
+            Some(r) => {
+                let (o, r) = r
+                    .split_once(']')
+                    .ok_or_else(|| format!("`{line}`: `[` without `]`"))?;
+                (format!("[{}]", o.trim()), r)
+            }
+            None => (String::new(), rest),
+        };
+        let mut words = rest.split_whitespace();
+        let (Some(uri), Some(suite)) = (words.next(), words.next()) else {
+            return Err(format!("`{line}` needs a URI and a suite"));
+        };
+        if !uri.contains("://") {
+            return Err(format!("`{line}`: `{uri}` is not a URI"));
+        }
+        let components: Vec<String> = words.map(str::to_string).collect();
+        if !suite.ends_with('/') && components.is_empty() {
+            return Err(format!(
+                "`{line}` names no component (a flat repository's suite ends in `/`, as `./`)"
+            ));
+        }
+        Ok(AptSource {
+            options,
+            uri: uri.trim_end_matches('/').to_string(),
+            suite: suite.to_string(),
+            components,
+        })
+    }
+
+    /// The line again, normalized.
+    pub fn line(&self) -> String {
+        let mut out = String::from("deb ");
+        if !self.options.is_empty() {
+            out.push_str(&self.options);
+            out.push(' ');
+        }
+        out.push_str(&self.uri);
+        out.push(' ');
+        out.push_str(&self.suite);
+        for c in &self.components {
+            out.push(' ');
+            out.push_str(c);
+        }
+        out
+    }
+
+    /// Where the archive's `Release` file is.
+    pub fn release_url(&self) -> String {
+        self.file_url("Release")
+    }
+
+    /// A file of the archive's index, relative to its `Release` (`main/binary-amd64/Packages`).
+    pub fn file_url(&self, rel: &str) -> String {
+        if self.suite.ends_with('/') {
+            let suite = self.suite.trim_start_matches("./");
+            format!("{}/{suite}{rel}", self.uri)
+        } else {
+            format!("{}/dists/{}/{rel}", self.uri, self.suite)
+        }
+    }
+
+    /// The host folder of a `file://` archive, which sandboxes need to see.
+    pub fn local_dir(&self) -> Option<&str> {
+        self.uri.strip_prefix("file://")
+    }
 }
 
 /// Why `url` cannot name a remote cache (SPEC §8), or `None` when it can: `s3://BUCKET[/PREFIX]`,

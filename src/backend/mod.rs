@@ -33,8 +33,13 @@ pub struct Job {
     pub source: String,
     /// The roles to apply, in order: name, folder (absolute), the role's `[vars]`.
     pub roles: Vec<JobRole>,
-    /// Installed before the roles run.
+    /// Installed before the roles run: names, or on `debian` origins the locked
+    /// `NAME=VERSION`s.
     pub packages: Vec<String>,
+    /// Extra apt sources the packages come from (`deb ...` lines).
+    pub sources: Vec<String>,
+    /// Host folders of `file://` apt archives the build must see (bound read-only).
+    pub binds: Vec<PathBuf>,
     /// The image's `[vars]` (in shallow builds, the chain's, the image's own winning).
     pub vars: BTreeMap<String, String>,
     /// Secret variables and their values: environment only, never argv, files or records.

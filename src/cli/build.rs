@@ -126,7 +126,18 @@ fn check_rootfs(ws: &Workspace, plan: &Plan) -> Result<()> {
     if let Some(&i) = rootfs.first() {
         crate::backend::rootfs::check_root(&ws.project.images[i].name, "built")?;
     }
-    crate::backend::rootfs::check_packages(&ws.project, &ws.graph, rootfs.into_iter())
+    crate::backend::rootfs::check_packages(&ws.project, &ws.graph, rootfs.iter().copied())?;
+    // Images on `debian` origins install their locked versions: the mirror must serve them.
+    let made = |origin: &str| {
+        crate::key::origin_identity(&ws.project, origin, &ws.scanned)
+            .ok()
+            .and_then(|id| ws.cache.origin(&id))
+            .is_some()
+    };
+    for note in crate::lock::check_served(&ws.project, &ws.graph, &rootfs, &made)? {
+        eprintln!("layer: {note}");
+    }
+    Ok(())
 }
 
 /// A builder per backend the images to build use, by backend name; and, where one can be

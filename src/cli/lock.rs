@@ -16,6 +16,15 @@ pub struct LockArgs {
 }
 
 pub fn run(g: &Global, args: &LockArgs) -> Result<i32> {
-    let outcome = crate::lock::lock(&project_root(g)?, g.cache.as_deref(), args.update)?;
+    let root = project_root(g)?;
+    let cache = super::resolve::cache_in(g, &root);
+    // Origins are made as builds make them; only `debian` origins are read from (no role
+    // tree or origin file is needed to resolve packages).
+    let scanned = crate::scan::Scanned::default();
+    let resolver = crate::backend::rootfs::resolve::SandboxResolver {
+        scanned: &scanned,
+        cache: &cache,
+    };
+    let outcome = crate::lock::lock(&root, g.cache.as_deref(), args.update, &resolver)?;
     out(&crate::lock::report(&outcome, args.update))
 }

@@ -112,6 +112,32 @@ pub(super) fn check_list(
     out
 }
 
+/// `sources = ["deb ..."]`: each a `deb` line apt reads (kept normalized), none twice.
+pub(super) fn check_sources(
+    src: &Source,
+    items: &[Spanned<String>],
+    diags: &mut Diagnostics,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for it in items {
+        match crate::model::AptSource::parse(it.get_ref()) {
+            Ok(s) if out.contains(&s.line()) => diags.push(
+                src.diag(
+                    src.line_of(it),
+                    format!("source `{}` is listed twice", it.get_ref()),
+                )
+                .hint("remove the second entry"),
+            ),
+            Ok(s) => out.push(s.line()),
+            Err(e) => diags.push(
+                src.diag(src.line_of(it), format!("source {e}"))
+                    .hint("e.g. `deb [signed-by=/etc/apt/keyrings/x.gpg] https://example.com/debian bookworm main`"),
+            ),
+        }
+    }
+    out
+}
+
 /// A relative path in the project that must stay inside it.
 pub(super) fn check_project_path(
     src: &Source,

@@ -8,7 +8,9 @@ use std::time::Duration;
 use rayon::prelude::*;
 use toml::Spanned;
 
-use super::check::{check_list, check_vars, list_dir, unknown, valid_var_name, NAME_HINT};
+use super::check::{
+    check_list, check_sources, check_vars, list_dir, unknown, valid_var_name, NAME_HINT,
+};
 use super::file::{read_source, Source};
 use super::raw::{ImageRaw, SecretRaw, TestRaw};
 use crate::error::{Diagnostic, Diagnostics};
@@ -24,6 +26,7 @@ const IMAGE_KEYS: &[&str] = &[
     "origin",
     "roles",
     "packages",
+    "sources",
     "backend",
     "max_age",
     "secrets",
@@ -129,6 +132,7 @@ fn image(
         }
     }
     let packages = check_list(src, "package", &raw.packages, diags);
+    let sources = check_sources(src, &raw.sources, diags);
     if let (Some(b), Some(backends)) = (&raw.backend, refs.backends) {
         if !backends.contains(b.get_ref()) {
             diags.push(unknown(
@@ -155,6 +159,7 @@ fn image(
         base: base?,
         roles,
         packages,
+        sources,
         backend: raw.backend.map(Spanned::into_inner),
         max_age,
         max_age_text: raw.max_age.map(Spanned::into_inner),

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use super::check::{check_project_path, check_script_path};
 use super::file::Source;
-use super::raw::OriginRaw;
+use super::raw::{DebianRaw, OriginRaw};
 use crate::error::Diagnostics;
-use crate::model::OriginSource;
+use crate::model::{AptSource, OriginSource, Security};
 
 /// Where the origin `name` declared at `line` comes from, or `None` with its problems pushed
 /// to `diags`.
@@ -28,13 +28,7 @@ pub(super) fn origin_source(
         });
     }
     if let Some(d) = raw.debian {
-        let variant = d.variant.unwrap_or_else(|| "minbase".to_string());
-        return Some(OriginSource::Debian {
-            suite: d.suite,
-            variant,
-            mirror: d.mirror,
-            components: d.components,
-        });
+        return debian_source(src, line, name, d, diags);
     }
     if let Some(tar) = raw.tar {
         return tar_source(src, line, name, tar, raw.sha256, diags);
@@ -47,6 +41,60 @@ pub(super) fn origin_source(
         return Some(OriginSource::Id { id });
     }
     resolve_source(src, line, name, raw.resolve.unwrap_or_default(), diags)
+}
+
+/// `debian = { suite, variant, mirror, components, updates, security, sources }`. `sid`,
+/// `unstable` and `experimental` have no `-updates` or `-security` archives: both default off.
+fn debian_source(
+    src: &Source,
+    line: Option<usize>,
+    name: &str,
+    d: DebianRaw,
+    diags: &mut Diagnostics,
+) -> Option<OriginSource> {
+    let rolling = matches!(d.suite.as_str(), "sid" | "unstable" | "experimental");
+    let security = match d.security {
+        None if rolling => Security::Off,
+        None | Some(toml::Value::Boolean(true)) => Security::Default,
+        Some(toml::Value::Boolean(false)) => Security::Off,
+        Some(toml::Value::String(u)) if u.contains("://") => {
+            Security::Mirror(u.trim_end_matches('/').to_string())
+        }
+        Some(v) => {
+            diags.push(
+                src.diag(
+                    line,
+                    format!(
+                        "origin `{name}`: `security = {v}` is neither `true`, `false` nor a URL"
+                    ),
+                )
+                .hint("e.g. `security = \"http://deb.debian.org/debian-security\"`"),
+            );
+            return None;
+        }
+    };
+    let mut sources = Vec::new();
+    for s in &d.sources {
+        match AptSource::parse(s) {
+            Ok(a) => sources.push(a.line()),
+            Err(e) => {
+                diags.push(
+                    src.diag(line, format!("origin `{name}`: source {e}"))
+                        .hint("e.g. `sources = [\"deb [trusted=yes] file:///srv/repo ./\"]`"),
+                );
+                return None;
+            }
+        }
+    }
+    Some(OriginSource::Debian {
+        suite: d.suite,
+        variant: d.variant.unwrap_or_else(|| "minbase".to_string()),
+        mirror: d.mirror.map(|m| m.trim_end_matches('/').to_string()),
+        components: d.components,
+        updates: d.updates.unwrap_or(!rolling),
+        security,
+        sources,
+    })
 }
 
 /// Whether the origin names exactly one source, and `sha256` only beside a `tar`.

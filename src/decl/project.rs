@@ -117,7 +117,9 @@ pub(super) fn load_lock(files: &dyn ProjectFiles, diags: &mut Diagnostics) -> Lo
     let Some(raw) = src.parse::<LockRaw>(diags) else {
         return lock;
     };
-    if raw.version != 1 {
+    // Version 1 had no package versions; it still reads (its Debian origins count as not
+    // locked, so `layer lock` writes version 2).
+    if raw.version != 1 && raw.version != crate::model::LOCK_VERSION {
         diags.push(
             src.diag(
                 None,
@@ -130,5 +132,6 @@ pub(super) fn load_lock(files: &dyn ProjectFiles, diags: &mut Diagnostics) -> Lo
         );
     }
     lock.origins = raw.origins;
+    lock.images = raw.images;
     lock
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::model::{BackendKind, LockedOrigin, Strategy};
+use crate::model::{BackendKind, LockedImage, LockedOrigin, Strategy};
 
 /// `layer.toml`.
 #[derive(Deserialize, Default)]
@@ -63,6 +63,14 @@ pub(super) struct DebianRaw {
     pub mirror: Option<String>,
     #[serde(default)]
     pub components: Vec<String>,
+    /// `SUITE-updates` (on unless `false`).
+    #[serde(default)]
+    pub updates: Option<bool>,
+    /// `SUITE-security`: `false`, `true` or the URL of a security mirror.
+    #[serde(default)]
+    pub security: Option<toml::Value>,
+    #[serde(default)]
+    pub sources: Vec<String>,
 }
 
 /// `[backends.NAME]`.
@@ -86,6 +94,8 @@ pub(super) struct ImageRaw {
     pub roles: Vec<Spanned<String>>,
     #[serde(default)]
     pub packages: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub sources: Vec<Spanned<String>>,
     pub backend: Option<Spanned<String>>,
     pub max_age: Option<Spanned<String>>,
     #[serde(default)]
@@ -124,6 +134,8 @@ pub(super) struct RoleRaw {
     #[serde(default)]
     pub packages: Vec<Spanned<String>>,
     #[serde(default)]
+    pub sources: Vec<Spanned<String>>,
+    #[serde(default)]
     pub vars: BTreeMap<String, Spanned<toml::Value>>,
 }
 
@@ -134,4 +146,6 @@ pub(super) struct LockRaw {
     pub version: u32,
     #[serde(default)]
     pub origins: BTreeMap<String, LockedOrigin>,
+    #[serde(default)]
+    pub images: BTreeMap<String, LockedImage>,
 }

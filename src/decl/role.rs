@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rayon::prelude::*;
 use toml::Spanned;
 
-use super::check::{check_list, check_vars, list_dir, unknown, NAME_HINT};
+use super::check::{check_list, check_sources, check_vars, list_dir, unknown, NAME_HINT};
 use super::file::{read_source, Source};
 use super::raw::RoleRaw;
 use crate::error::{Diagnostic, Diagnostics};
@@ -58,11 +58,12 @@ fn load_role(
         return None;
     }
     let (src, raw) = read_role_toml(files, rel, diags)?;
-    let (depends, packages, vars) = match &src {
+    let (depends, packages, sources, vars) = match &src {
         Some(src) => (
             check_list(src, "role", &raw.depends, diags),
             check_list(src, "package", &raw.packages, diags),
-            check_vars(src, &raw.vars, &["depends", "packages"], diags),
+            check_sources(src, &raw.sources, diags),
+            check_vars(src, &raw.vars, &["depends", "packages", "sources"], diags),
         ),
         None => Default::default(),
     };
@@ -71,6 +72,7 @@ fn load_role(
         dir: rel.to_string(),
         depends,
         packages,
+        sources,
         vars,
     };
     if let Some(src) = src {

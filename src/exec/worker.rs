@@ -89,11 +89,19 @@ fn stamps(t: SystemTime) -> (String, String) {
     (format!("{}_{}", &digits[..8], &digits[8..12]), rfc)
 }
 
-/// The roles, packages and variables of image `id`'s build under the workspace's strategy.
-fn job_inputs(
-    ws: &Workspace,
-    id: ImageId,
-) -> (Vec<JobRole>, Vec<String>, BTreeMap<String, String>) {
+/// What image `id`'s build applies under the workspace's strategy.
+struct JobInputs {
+    roles: Vec<JobRole>,
+    packages: Vec<String>,
+    sources: Vec<String>,
+    binds: Vec<PathBuf>,
+    vars: BTreeMap<String, String>,
+}
+
+/// The roles, packages, apt sources and variables of image `id`'s build under the workspace's
+/// strategy. On a `debian` origin the packages are the locked `NAME=VERSION`s (the image's
+/// own, or in a shallow build the chain's, later images winning).
+fn job_inputs(ws: &Workspace, id: ImageId) -> JobInputs {
     let p = &ws.project;
     let roles: Vec<JobRole> = ws
         .graph
@@ -120,7 +128,46 @@ fn job_inputs(
     }
     let mut seen = std::collections::BTreeSet::new();
     packages.retain(|x| seen.insert(x.clone()));
-    (roles, packages, vars)
+    let root = &p.images[ws.graph.chain(id)[0].index()];
+    let origin = root.origin().and_then(|o| p.origins.get(o));
+    let (mut sources, mut binds) = (Vec::new(), Vec::new());
+    if let Some(o) = origin.filter(|o| matches!(o.source, OriginSource::Debian { .. })) {
+        let mut locked: BTreeMap<&str, &str> = BTreeMap::new();
+        for &c in &chain {
+            for pkg in p.lock.packages_of(&p.images[c.index()].name) {
+                let (n, v) = pkg.split_once('=').unwrap_or((pkg, ""));
+                locked.insert(n, v);
+            }
+        }
+        packages = locked.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let whole = crate::lock::request(p, &ws.graph, id.index()).sources;
+        sources = match ws.strategy {
+            Strategy::Deep => crate::lock::own_sources(p, &ws.graph, id.index()),
+            Strategy::Shallow => whole.clone(),
+        };
+        let mut lines: Vec<String> = crate::lock::archive::origin_archives(&o.source)
+            .into_iter()
+            .map(|a| a.source.line())
+            .collect();
+        lines.extend(whole);
+        for l in lines {
+            if let Some(dir) = crate::model::AptSource::parse(&l)
+                .ok()
+                .and_then(|a| a.local_dir().map(PathBuf::from))
+            {
+                if !binds.contains(&dir) {
+                    binds.push(dir);
+                }
+            }
+        }
+    }
+    JobInputs {
+        roles,
+        packages,
+        sources,
+        binds,
+        vars,
+    }
 }
 
 /// Builds one image: everything from taking its lock to writing its record.
@@ -194,7 +241,13 @@ pub(super) fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
         (Some(p), Strategy::Deep) => p.artifact.id.clone(),
         _ => origin_id(&ws.project, &root_origin),
     };
-    let (roles, packages, vars) = job_inputs(ws, task.id);
+    let JobInputs {
+        roles,
+        packages,
+        sources,
+        binds,
+        vars,
+    } = job_inputs(ws, task.id);
     let job = Job {
         image: image.name.clone(),
         key: key.key.clone(),
@@ -203,6 +256,8 @@ pub(super) fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
         source,
         roles,
         packages,
+        sources,
+        binds,
         vars,
         secrets: secrets.clone(),
         work: work.clone(),

@@ -49,6 +49,7 @@ fn image(name: &str, base: Base, roles: &[&str]) -> Image {
         base,
         roles: roles.iter().map(ToString::to_string).collect(),
         packages: vec![],
+        sources: vec![],
         backend: None,
         max_age: None,
         max_age_text: None,
@@ -71,6 +72,7 @@ fn project() -> Project {
                 dir: format!("roles/{r}"),
                 depends: vec![],
                 packages: vec![],
+                sources: vec![],
                 vars: BTreeMap::new(),
             },
         );

@@ -97,6 +97,9 @@ fn describe_identity(id: &OriginIdentity) -> String {
             variant,
             mirror,
             components,
+            updates,
+            security,
+            sources,
             snapshot,
         } => {
             let mut d = format!("debian {suite}/{variant}");
@@ -105,6 +108,17 @@ fn describe_identity(id: &OriginIdentity) -> String {
             }
             if !components.is_empty() {
                 d.push_str(&format!(" ({})", components.join(", ")));
+            }
+            if !updates {
+                d.push_str(" without updates");
+            }
+            match security {
+                crate::model::Security::Off => d.push_str(" without security"),
+                crate::model::Security::Mirror(u) => d.push_str(&format!(" security from {u}")),
+                crate::model::Security::Default => {}
+            }
+            for s in sources {
+                d.push_str(&format!(" + `{s}`"));
             }
             match snapshot {
                 Some(s) => d.push_str(&format!(" at snapshot {s}")),

@@ -297,7 +297,7 @@ fn gc_keeps_current_released_and_pinned_builds_their_parents_and_the_newest() {
     let freed: u64 = gone.iter().map(|f| sizes[*f]).sum();
     assert!(
         out.stdout.ends_with(&format!(
-            "freed {freed} bytes (1.1 KiB): 1 build, 2 other files; kept 6 builds\n"
+            "freed {freed} bytes (1.2 KiB): 1 build, 2 other files; kept 6 builds\n"
         )),
         "{}",
         out.stdout

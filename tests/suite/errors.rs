@@ -553,6 +553,38 @@ fn unknown_key_in_layer_lock() {
 #[test]
 fn unknown_layer_lock_version() {
     let p = Project::estate();
-    p.file("layer.lock", "version = 2\n");
+    p.file("layer.lock", "version = 3\n");
     insta::assert_snapshot!(plan_fails(&p));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Apt sources and Debian archives.
+
+#[test]
+fn an_apt_source_that_is_not_a_deb_line() {
+    let p = Project::estate();
+    p.file(
+        "images/base-linux.toml",
+        "origin = \"bb\"\nsources = [\"https://example.com/debian bookworm main\", \"deb https://example.com/debian bookworm\"]\n",
+    );
+    insta::assert_snapshot!(plan_fails(&p), @r"
+    error: images/base-linux.toml:2: source `https://example.com/debian bookworm main` is not a `deb URI SUITE [COMPONENT...]` line
+      hint: e.g. `deb [signed-by=/etc/apt/keyrings/x.gpg] https://example.com/debian bookworm main`
+    error: images/base-linux.toml:2: source `deb https://example.com/debian bookworm` names no component (a flat repository's suite ends in `/`, as `./`)
+      hint: e.g. `deb [signed-by=/etc/apt/keyrings/x.gpg] https://example.com/debian bookworm main`
+    2 declaration errors; nothing was built
+    ");
+}
+
+#[test]
+fn a_debian_origin_whose_security_is_neither_a_switch_nor_a_url() {
+    let p = Project::estate();
+    p.file(
+        "layer.toml",
+        "[project]\n\n[origins.bb]\ndebian = { suite = \"bookworm\", security = \"yes\" }\n",
+    );
+    insta::assert_snapshot!(plan_fails(&p), @r#"
+    error: layer.toml:3: origin `bb`: `security = "yes"` is neither `true`, `false` nor a URL
+      hint: e.g. `security = "http://deb.debian.org/debian-security"`
+    "#);
 }

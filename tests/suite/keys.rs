@@ -50,22 +50,38 @@ fn the_example_estate_keeps_its_deep_keys() {
         pinned(&[
             (
                 "base-linux",
-                "6828d8fcf75683d6afb46da39233e63f7474cf2e3eb7a3c64fac8f47f410a392"
+                "56a921b9a36c56994b5f2bbbcabb1d220cd2b7ff6cc6d215654f4b2a8ee3c15c"
             ),
             (
                 "app-server",
-                "abb0743ea8e61655ab72788cc2d7c69838ce317d386cfdca40d6254222e35976"
+                "bdb20b9616d71779f133797c00a33ed3d4ff56b82b8a982883fb42ebdc0f4b7d"
             ),
             (
                 "catalog-service",
-                "3f66fd99be7f93ca7667fd2ab73dc43da51eb12dca931a717262319b000fa8c7"
+                "9197ef6bc6d12f15890e1cb5a7bfc22ee922933f128e9f7c42403b10b929f984"
             ),
             (
                 "container-node",
-                "40ac10be95938f2b48ed829c6e3ef3e053badecedc242f4190c57b7680fb2045"
+                "529bfb7e1de13836d364d10277f5a2dcb77f2b978d56e019056a4fd66ab8ba67"
             ),
         ])
     );
+}
+
+/// The package list of an image is a set: its order changes nothing that is built.
+#[test]
+fn the_order_of_an_image_s_packages_does_not_change_its_key() {
+    let p = crate::common::Project::estate();
+    p.file(
+        "images/base-linux.toml",
+        "version = \"1.0\"\norigin = \"bb\"\nroles = [\"base\"]\npackages = [\"curl\", \"less\"]\n",
+    );
+    let before = p.layer(&["hash"]).expect(0).stdout;
+    p.file(
+        "images/base-linux.toml",
+        "version = \"1.0\"\norigin = \"bb\"\nroles = [\"base\"]\npackages = [\"less\", \"curl\"]\n",
+    );
+    assert_eq!(p.layer(&["hash"]).expect(0).stdout, before);
 }
 
 #[test]
@@ -75,19 +91,19 @@ fn the_example_estate_keeps_its_shallow_keys() {
         pinned(&[
             (
                 "base-linux",
-                "634e912750597697443170058e12b6a3030ab13ea7dbb6b80019489e6849b979"
+                "0179013bf5f105027860902dbee0bad18baacfcdeb07e58f0ae063527583cef0"
             ),
             (
                 "app-server",
-                "a3cfdfa9e351967d09d632029f42f10badbf648d2e4f1ed772095e3b3fe2bdb6"
+                "04ec06ebaf1df5e9305f9e985b115843f73c0d9bb72965688a51f4cf0dd78a1a"
             ),
             (
                 "catalog-service",
-                "5b255653ae3fb4ba024be7ce87a3b93596cd9b070ec0134fa2b7df1295c1f7c1"
+                "795cbb18093c2dc470c9f52ebe6b1159be548441f658897fd1bdc95dc249547a"
             ),
             (
                 "container-node",
-                "f0899dde5fd842e1f63d75fa99844be62963450d54e9345623736ad8c64426df"
+                "7d01bcb601d70c662ad62962a77d172ff5bef9e4e5ae05b457bc131d1872b113"
             ),
         ])
     );

@@ -4,8 +4,10 @@
 use crate::common::{redact, Project};
 
 /// Origins `cloud` (a script printing the content of `ami.txt`) and `bookworm` (a Debian suite
-/// on a `file://` mirror in the project's `mirror/`); images on each, and one on `cloud`'s
-/// image.
+/// on a `file://` mirror in the project's `mirror/`, with its `-updates` and, in the mirror's
+/// `debian-security` sibling, its `-security`); images on `cloud` and `fixed`, and one on
+/// `cloud`'s image. (Images on `debian` origins, whose packages are locked in a sandbox of
+/// the origin, are `debian`'s tests.)
 fn project() -> Project {
     let p = Project::new();
     let mirror = format!("file://{}/mirror/debian", p.root().display());
@@ -23,9 +25,23 @@ fn project() -> Project {
     );
     p.file("ami.txt", "ami-1\n");
     release(&p, "Sat, 11 Jan 2025 10:48:02 UTC");
+    for (path, suite) in [
+        (
+            "mirror/debian/dists/bookworm-updates/Release",
+            "stable-updates",
+        ),
+        (
+            "mirror/debian-security/dists/bookworm-security/Release",
+            "stable-security",
+        ),
+    ] {
+        p.file(
+            path,
+            &format!("Suite: {suite}\nDate: Sat, 11 Jan 2025 10:48:02 UTC\nArchitectures: amd64\n"),
+        );
+    }
     p.file("images/app.toml", "origin = \"cloud\"\n");
     p.file("images/svc.toml", "from = \"app\"\n");
-    p.file("images/deb.toml", "origin = \"bookworm\"\n");
     p.file("images/other.toml", "origin = \"fixed\"\n");
     p
 }
@@ -58,19 +74,34 @@ fn lock_pins_resolve_and_debian_origins_and_plan_reads_them() {
     let out = p.layer(&["lock"]).expect(0);
     let d = digest(&p);
     assert_eq!(
-        out.stdout.replace(&d, "[BLAKE3]"),
-        "bookworm: locked 2025-01-11T10:48:02Z [BLAKE3]\ncloud: locked ami-1\n3 of 4 images stale\n"
+        out.stdout,
+        "bookworm: locked bookworm 2025-01-11T10:48:02Z\n\
+         bookworm: locked bookworm-updates 2025-01-11T10:48:02Z\n\
+         bookworm: locked bookworm-security 2025-01-11T10:48:02Z\n\
+         cloud: locked ami-1\n2 of 3 images stale: app, svc\n"
     );
+    let lock = p.read("layer.lock");
+    let lock = lock.replace(&d, "[BLAKE3]");
+    let lock: String = lock
+        .lines()
+        .map(|l| match l.rsplit_once(' ') {
+            Some((a, b)) if b.len() == 66 => format!("{a} [OTHER]\","),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     assert_eq!(
-        p.read("layer.lock").replace(&d, "[BLAKE3]"),
-        "# Written by `layer lock`: origins pinned for planning. Commit it.\nversion = 1\n\n\
-         [origins.bookworm]\nsnapshot = \"2025-01-11T10:48:02Z [BLAKE3]\"\n\n\
-         [origins.cloud]\nid = \"ami-1\"\n"
+        lock,
+        "# Written by `layer lock`: origins and package versions pinned for planning. Commit it.\nversion = 2\n\n\
+         [origins.bookworm]\nreleases = [\n    \"bookworm 2025-01-11T10:48:02Z [BLAKE3]\",\n\
+         \x20   \"bookworm-updates 2025-01-11T10:48:02Z [OTHER]\",\n\
+         \x20   \"bookworm-security 2025-01-11T10:48:02Z [OTHER]\",\n]\n\n\
+         [origins.cloud]\nid = \"ami-1\""
     );
     assert_eq!(p.count_lines("resolved", "ran"), 1);
     // Planning reads the pins and runs nothing.
     let plan = p.plan_json(&[]);
-    assert_eq!(plan["summary"]["build"], 4);
+    assert_eq!(plan["summary"]["build"], 3);
     assert_eq!(p.count_lines("resolved", "ran"), 1);
 
     // Again: nothing moves; the file is the same byte for byte and is not rewritten.
@@ -115,7 +146,7 @@ fn lock_update_prints_what_moved_and_how_many_images_it_makes_stale() {
     let out = p.layer(&["lock", "--update"]).expect(0);
     insta::assert_snapshot!(out.stdout, @r"
     cloud: ami-1 -> ami-2
-    2 of 4 images stale
+    2 of 3 images stale: app, svc
     ");
     assert_eq!(p.count_lines("resolved", "ran"), 2);
     let (action, reasons) = p.verdict(&[], "app");
@@ -126,15 +157,15 @@ fn lock_update_prints_what_moved_and_how_many_images_it_makes_stale() {
     );
 
     // A new Release of the suite.
-    let old = digest(&p);
     release(&p, "Sat, 18 Jan 2025 09:00:00 UTC");
     let out = p.layer(&["lock", "--update"]).expect(0);
     assert_eq!(
-        out.stdout
-            .replace(&old, "[OLD]")
-            .replace(&digest(&p), "[NEW]"),
-        "bookworm: 2025-01-11T10:48:02Z [OLD] -> 2025-01-18T09:00:00Z [NEW]\n1 of 4 images stale\n"
+        out.stdout,
+        "bookworm: bookworm 2025-01-11T10:48:02Z -> 2025-01-18T09:00:00Z\n0 of 3 images stale\n"
     );
+    assert!(p
+        .read("layer.lock")
+        .contains(&format!("\"bookworm 2025-01-18T09:00:00Z {}\"", digest(&p))));
     let out = p.layer(&["lock", "--update"]).expect(0);
     assert_eq!(out.stdout, "nothing moved: layer.lock is up to date\n");
 }
@@ -147,9 +178,7 @@ fn pins_of_origins_no_longer_declared_are_dropped() {
         "layer.toml",
         "[project]\n\n[origins.fixed]\nid = \"ami-fixed\"\n",
     );
-    p.remove("images/app.toml")
-        .remove("images/svc.toml")
-        .remove("images/deb.toml");
+    p.remove("images/app.toml").remove("images/svc.toml");
     let out = p.layer(&["lock"]).expect(0);
     assert_eq!(
         out.stdout,
@@ -157,7 +186,7 @@ fn pins_of_origins_no_longer_declared_are_dropped() {
     );
     assert_eq!(
         p.read("layer.lock"),
-        "# Written by `layer lock`: origins pinned for planning. Commit it.\nversion = 1\n"
+        "# Written by `layer lock`: origins and package versions pinned for planning. Commit it.\nversion = 2\n"
     );
 }
 

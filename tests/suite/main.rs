@@ -22,6 +22,7 @@ mod build;
 mod cache_cmd;
 mod commands;
 mod daily;
+mod debian;
 mod engine;
 mod errors;
 mod export_lib;

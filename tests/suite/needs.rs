@@ -34,12 +34,16 @@ pub(crate) enum Need {
     QemuImg,
     /// `python3` with `venv`, for the S3 server of the remote tests (`moto`, from the Python package index).
     Python3,
+    /// `mmdebstrap`, for `debian` origins (made from the machine's own Debian mirror).
+    Mmdebstrap,
+    /// `apt-ftparchive` and `dpkg-deb`, for the apt repositories tests make.
+    AptFtparchive,
 }
 
 impl Need {
     /// Every need, in the order `build.rs` declares them.
     #[allow(dead_code)] // build.rs's
-    pub(crate) const ALL: [Need; 7] = [
+    pub(crate) const ALL: [Need; 9] = [
         Need::Root,
         Need::Busybox,
         Need::Packer,
@@ -47,6 +51,8 @@ impl Need {
         Need::E2fsprogs,
         Need::QemuImg,
         Need::Python3,
+        Need::Mmdebstrap,
+        Need::AptFtparchive,
     ];
 
     /// The value of `cfg(missing = ...)` that says this need is not met.
@@ -60,6 +66,8 @@ impl Need {
             Need::E2fsprogs => "e2fsprogs",
             Need::QemuImg => "qemu-img",
             Need::Python3 => "python3",
+            Need::Mmdebstrap => "mmdebstrap",
+            Need::AptFtparchive => "apt-ftparchive",
         }
     }
 
@@ -73,6 +81,10 @@ impl Need {
             Need::E2fsprogs => "needs `mkfs.ext4`, `debugfs`, `e2fsck`: apt-get install e2fsprogs",
             Need::QemuImg => "needs `qemu-img`: apt-get install qemu-utils",
             Need::Python3 => "needs `python3` with `venv`: apt-get install python3-venv",
+            Need::Mmdebstrap => "needs `mmdebstrap`: apt-get install mmdebstrap",
+            Need::AptFtparchive => {
+                "needs `apt-ftparchive` (and dpkg's `dpkg-deb`): apt-get install apt-utils"
+            }
         }
     }
 
@@ -89,6 +101,8 @@ impl Need {
                 .all(|t| tool(t).is_some()),
             Need::QemuImg => tool("qemu-img").is_some(),
             Need::Python3 => tool("python3").is_some(),
+            Need::Mmdebstrap => tool("mmdebstrap").is_some(),
+            Need::AptFtparchive => tool("apt-ftparchive").is_some() && tool("dpkg-deb").is_some(),
         }
     }
 }

@@ -765,18 +765,22 @@ fn tar_origins_in_the_project_or_at_a_url_pinned_by_sha256() {
 fn a_debian_origin_without_mmdebstrap_names_the_package_to_install() {
     needs::check(&[Need::Root, Need::Busybox]);
     let p = Project::new();
+    // A `file://` mirror with only the suite's Release: enough to lock the archive, and then
+    // the origin is made to resolve the image's packages in it.
     p.file(
         "layer.toml",
-        "[project]\n\n[origins.bookworm]\ndebian = { suite = \"bookworm\", variant = \"minbase\" }\n",
+        &format!(
+            "[project]\n\n[origins.bookworm]\ndebian = {{ suite = \"bookworm\", variant = \"minbase\", mirror = \"file://{}/mirror\", updates = false, security = false }}\n",
+            p.root().display()
+        ),
+    );
+    p.file(
+        "mirror/dists/bookworm/Release",
+        "Suite: stable\nDate: Sat, 11 Jan 2025 10:48:02 UTC\n",
     );
     p.file("images/deb.toml", "origin = \"bookworm\"\n");
     let empty = tempfile::tempdir().unwrap();
-    let out = common::run_layer(
-        p.root(),
-        &["build", "--no-progress"],
-        &[("PATH", empty.path())],
-    )
-    .expect(1);
+    let out = common::run_layer(p.root(), &["lock"], &[("PATH", empty.path())]).expect(2);
     assert!(
         out.stderr
             .contains("needs mmdebstrap on the build host: apt-get install mmdebstrap"),

@@ -324,6 +324,7 @@ impl Instance<'_> {
                 timeout_secs: self.timeout_secs,
             }],
             results: Some(results_dir.clone()),
+            binds: Vec::new(),
         };
         let ok = self.backend.run_sandbox(
             self.stack,

@@ -16,6 +16,7 @@
 pub mod sandbox;
 pub mod origin;
 pub mod check;
+pub mod resolve;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -416,6 +417,7 @@ impl Builder for RootfsBackend<'_> {
         if !job.packages.is_empty() {
             steps.push(sandbox::Step::Packages {
                 names: job.packages.clone(),
+                sources: job.sources.clone(),
             });
         }
         for (name, dir, role_vars) in &job.roles {
@@ -442,6 +444,7 @@ impl Builder for RootfsBackend<'_> {
             secret_names: job.secrets.iter().map(|(k, _)| k.clone()).collect(),
             steps,
             results: None,
+            binds: job.binds.clone(),
         };
         let upper = job.work.join("layer");
         let ok = self.run_sandbox(

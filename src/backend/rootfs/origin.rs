@@ -107,12 +107,7 @@ fn make(
             let _ = fs::remove_file(&file);
             r
         }
-        OriginSource::Debian {
-            suite,
-            variant,
-            mirror,
-            components,
-        } => {
+        OriginSource::Debian { suite, variant, .. } => {
             if crate::backend::find_program("mmdebstrap").is_none() {
                 return Err(
                     "the `debian` origin needs mmdebstrap on the build host: apt-get install mmdebstrap".into(),
@@ -122,12 +117,11 @@ fn make(
             cmd.arg(format!("--variant={variant}"))
                 .arg("--mode=root")
                 .arg("--format=directory");
-            if !components.is_empty() {
-                cmd.arg(format!("--components={}", components.join(",")));
-            }
             cmd.arg(suite).arg(root);
-            if let Some(m) = mirror.clone().or_else(host_mirror) {
-                cmd.arg(m);
+            // Every archive as a whole `deb` line (the suite, `-updates`, `-security`,
+            // `sources`): mmdebstrap writes them into the origin's sources list as given.
+            for a in crate::lock::archive::origin_archives(&origin.source) {
+                cmd.arg(a.source.line());
             }
             run(&mut cmd, "mmdebstrap")
         }
@@ -148,40 +142,6 @@ fn untar(file: &Path, root: &Path) -> Command {
         .arg(root)
         .arg("--numeric-owner");
     cmd
-}
-
-/// The first Debian mirror of the host's apt sources (one-line or deb822 format).
-pub fn host_mirror() -> Option<String> {
-    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
-    if let Ok(rd) = fs::read_dir("/etc/apt/sources.list.d") {
-        let mut more: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
-        more.sort();
-        files.extend(more);
-    }
-    for f in files {
-        let Ok(text) = fs::read_to_string(&f) else {
-            continue;
-        };
-        for line in text.lines().map(str::trim) {
-            if let Some(rest) = line.strip_prefix("URIs:") {
-                if let Some(u) = rest.split_whitespace().next() {
-                    if !u.contains("security") {
-                        return Some(u.to_string());
-                    }
-                }
-            }
-            if let Some(rest) = line.strip_prefix("deb ") {
-                let u = rest
-                    .split_whitespace()
-                    .find(|w| w.contains("://"))
-                    .map(str::to_string);
-                if let Some(u) = u.filter(|u| !u.contains("security")) {
-                    return Some(u);
-                }
-            }
-        }
-    }
-    None
 }
 
 /// The sha256 of a downloaded file, in hex, as `layer.toml` pins it.

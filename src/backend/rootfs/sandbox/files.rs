@@ -10,8 +10,14 @@ use std::path::Path;
 
 use super::mounts::check;
 
-/// The shell commands that install `names` with the root's own package manager.
-pub(super) fn install_script(root: &Path, names: &[String]) -> io::Result<String> {
+/// The shell commands that install `names` with the root's own package manager; for apt,
+/// after writing `sources` (if any) to `/etc/apt/sources.list.d/LIST`.
+pub(super) fn install_script(
+    root: &Path,
+    names: &[String],
+    sources: &[String],
+    list_name: &str,
+) -> io::Result<String> {
     let has = |paths: &[&str]| paths.iter().any(|p| root.join(p).exists());
     let list: Vec<String> = names
         .iter()
@@ -19,10 +25,23 @@ pub(super) fn install_script(root: &Path, names: &[String]) -> io::Result<String
         .collect();
     let list = list.join(" ");
     if has(&["usr/bin/apt-get", "bin/apt-get"]) {
+        let write_sources = if sources.is_empty() {
+            String::new()
+        } else {
+            let lines: Vec<String> = sources
+                .iter()
+                .map(|l| crate::backend::bundle::sh_quote(l))
+                .collect();
+            format!(
+                "printf '%s\\n' {} > /etc/apt/sources.list.d/{}; ",
+                lines.join(" "),
+                crate::backend::bundle::sh_quote(list_name)
+            )
+        };
         Ok(format!(
-            "export DEBIAN_FRONTEND=noninteractive; set -e; \
+            "export DEBIAN_FRONTEND=noninteractive; set -e; {write_sources}\
              apt-get update -q; \
-             apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {list}; \
+             apt-get install -y -q --no-install-recommends --allow-downgrades -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {list}; \
              apt-get clean; rm -rf /var/lib/apt/lists/*"
         ))
     } else if has(&["sbin/apk", "usr/sbin/apk", "usr/bin/apk"]) {

@@ -51,6 +51,10 @@ pub struct Spec {
     pub steps: Vec<Step>,
     /// Tests: where each test's output goes (`NN.out`) and `results.json`.
     pub results: Option<PathBuf>,
+    /// Host folders bound read-only at the same path inside the root, for the sandbox's life:
+    /// the `file://` apt archives its sources name.
+    #[serde(default)]
+    pub binds: Vec<PathBuf>,
 }
 
 /// Where roles are staged: `/.layer/role` in builds (SPEC §1.3); in test instances under the
@@ -68,8 +72,13 @@ pub struct Overlay {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Step {
-    /// Installs packages with the tree's own package manager.
-    Packages { names: Vec<String> },
+    /// Installs packages with the tree's own package manager; apt gets `sources` first, in
+    /// `/etc/apt/sources.list.d/layer-HOSTNAME.list`, which stays in the image.
+    Packages {
+        names: Vec<String>,
+        #[serde(default)]
+        sources: Vec<String>,
+    },
     /// Copies `files/` onto the root and runs `provision.sh`, with the role staged read-only
     /// at `/.layer/role`.
     Role {
@@ -245,8 +254,44 @@ impl Sandbox<'_> {
                 )?;
             }
         }
+        for dir in &self.spec.binds.clone() {
+            self.bind_host_folder(&root, dir)?;
+        }
         self.stage_host_files(&root)?;
         self.make_stage(&root)
+    }
+
+    /// Binds the host folder `dir` read-only at the same path below the root, making (and
+    /// noting for removal) the folders on the way.
+    fn bind_host_folder(&mut self, root: &Path, dir: &Path) -> io::Result<()> {
+        let rel = dir.strip_prefix("/").unwrap_or(dir);
+        let mut at = root.to_path_buf();
+        for part in rel.components() {
+            at.push(part);
+            match fs::symlink_metadata(&at) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(io::Error::other(format!(
+                        "cannot show the apt archive `{}` to the build: `{}` in the image is not a folder",
+                        dir.display(),
+                        at.display()
+                    )))
+                }
+                Err(_) => {
+                    fs::create_dir(&at)?;
+                    self.made.push(at.clone());
+                }
+            }
+        }
+        let src = dir.display().to_string();
+        self.mount(Some(&src), &at, None, libc::MS_BIND | libc::MS_REC, None)?;
+        mount(
+            None,
+            &at,
+            None,
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC,
+            None,
+        )
     }
 
     /// A small `/dev` of the sandbox's own: a tmpfs with the harmless nodes bound from the
@@ -347,9 +392,10 @@ impl Sandbox<'_> {
         let mut results = Vec::new();
         for (n, step) in self.spec.steps.iter().enumerate() {
             match step {
-                Step::Packages { names } => {
+                Step::Packages { names, sources } => {
                     say("packages");
-                    let script = install_script(self.root(), names)?;
+                    let list = format!("layer-{}.list", self.spec.hostname);
+                    let script = install_script(self.root(), names, sources, &list)?;
                     let status = self.run_in_root(&script, &[], None, None)?;
                     if !status.success() {
                         eprintln!("layer: installing {} failed", names.join(" "));

@@ -1,0 +1,338 @@
+//! Images on `debian` origins, for real: mmdebstrap makes the origin from the machine's own
+//! Debian mirror (its apt sources), and a small apt repository made by the test (`dpkg-deb`
+//! packages indexed by `apt-ftparchive`, a flat `file://` archive) plays the security update.
+//! Every test shares one origin (`bookworm`, `minbase`, no extra origin sources) through one
+//! cache under the target folder; image names differ between tests so their records do not
+//! meet.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{Output, Project};
+use crate::needs::{self, Need};
+
+/// The cache every test here shares, so the origin is made once.
+fn shared_cache() -> String {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("debian-cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.display().to_string()
+}
+
+fn layer(p: &Project, args: &[&str]) -> Output {
+    let mut all = vec![args[0], "--no-progress"];
+    if args[0] != "build" {
+        all.pop();
+    }
+    all.extend(&args[1..]);
+    p.layer_env(&all, &[("LAYER_CACHE", &shared_cache())])
+}
+
+/// A project on the shared origin; `images` are `(file name, declaration)`.
+fn project(images: &[(&str, &str)]) -> Project {
+    let p = Project::new();
+    p.file(
+        "layer.toml",
+        "[project]\n\n[origins.bookworm]\ndebian = { suite = \"bookworm\", variant = \"minbase\" }\n",
+    );
+    for (name, text) in images {
+        p.file(&format!("images/{name}.toml"), text);
+    }
+    p
+}
+
+/// `layer-hello` at `version` as a `.deb` in `repo`, and the repository indexed again.
+fn publish(repo: &Path, version: &str) {
+    let pkg = repo.join(format!("build-{version}"));
+    std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(pkg.join("usr/share/layer-hello")).unwrap();
+    std::fs::write(
+        pkg.join("DEBIAN/control"),
+        format!(
+            "Package: layer-hello\nVersion: {version}\nArchitecture: all\nMaintainer: layer tests <t@example.com>\nDescription: a package of layer's tests\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        pkg.join("usr/share/layer-hello/version"),
+        format!("{version}\n"),
+    )
+    .unwrap();
+    let deb = repo.join(format!("layer-hello_{version}_all.deb"));
+    run(Command::new("dpkg-deb")
+        .args(["--build", "--root-owner-group"])
+        .arg(&pkg)
+        .arg(&deb));
+    std::fs::remove_dir_all(&pkg).unwrap();
+    index(repo);
+}
+
+/// `Packages` and `Release` of the flat repository `repo`, made again.
+fn index(repo: &Path) {
+    let packages = run(Command::new("apt-ftparchive")
+        .arg("packages")
+        .arg(".")
+        .current_dir(repo));
+    std::fs::write(repo.join("Packages"), packages).unwrap();
+    let _ = std::fs::remove_file(repo.join("Release"));
+    // A second apart, so the new Release's `Date:` differs as well as its bytes.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let release = run(Command::new("apt-ftparchive")
+        .arg("release")
+        .arg(".")
+        .current_dir(repo));
+    std::fs::write(repo.join("Release"), release).unwrap();
+}
+
+fn run(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().expect("the tool runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The local repository, as a `sources` line.
+fn source(repo: &Path) -> String {
+    format!("deb [trusted=yes] file://{} ./", repo.display())
+}
+
+/// The file `rel` in the layer of the current build of `image`.
+fn in_layer(image: &str, rel: &str) -> Option<String> {
+    let cache = PathBuf::from(shared_cache());
+    let dir = cache.join("records").join(image);
+    let mut newest: Option<(String, serde_json::Value)> = None;
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+        let built = v["built_at"].as_str().unwrap_or_default().to_string();
+        if newest.as_ref().is_none_or(|(b, _)| built > *b) {
+            newest = Some((built, v));
+        }
+    }
+    let (_, record) = newest?;
+    let artifact = record["artifact"]["path"].as_str()?;
+    std::fs::read_to_string(cache.join(artifact).join(rel)).ok()
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", std::process::id())
+}
+
+#[test]
+#[cfg_attr(
+    any(missing = "root", missing = "mmdebstrap"),
+    ignore = "needs root and mmdebstrap: apt-get install mmdebstrap"
+)]
+fn a_debian_origin_gets_updates_and_security_and_the_lock_pins_all_three() {
+    needs::check(&[Need::Root, Need::Mmdebstrap]);
+    let name = unique("sec");
+    let p = project(&[(
+        &name,
+        "origin = \"bookworm\"\n\n[[test]]\nname = \"sources\"\nrun = \"grep -q '^deb .* bookworm main' /etc/apt/sources.list && grep -q '^deb .* bookworm-updates main' /etc/apt/sources.list && grep -q '^deb .*-security bookworm-security main' /etc/apt/sources.list\"\n",
+    )]);
+    let out = layer(&p, &["lock"]).expect(0);
+    let lock = p.read("layer.lock");
+    for suite in ["bookworm", "bookworm-updates", "bookworm-security"] {
+        assert!(
+            lock.lines()
+                .any(|l| l.trim_start().starts_with(&format!("\"{suite} 20"))),
+            "{suite} in\n{lock}"
+        );
+    }
+    assert!(lock.contains(&format!("[images.{name}]")), "{lock}");
+    assert!(
+        out.stdout.contains("bookworm: locked bookworm-security 20"),
+        "{}",
+        out.stdout
+    );
+    layer(&p, &["build"]).expect(0);
+    layer(&p, &["test", &name]).expect(0);
+}
+
+#[test]
+#[cfg_attr(
+    any(missing = "root", missing = "mmdebstrap", missing = "apt-ftparchive"),
+    ignore = "needs root, mmdebstrap and apt-ftparchive: apt-get install mmdebstrap apt-utils"
+)]
+fn a_new_version_in_an_archive_makes_exactly_the_images_that_install_it_stale() {
+    needs::check(&[Need::Root, Need::Mmdebstrap, Need::AptFtparchive]);
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = repo_dir.path();
+    publish(repo, "1.0");
+    let (a, b, plain) = (unique("hello-a"), unique("hello-b"), unique("plain"));
+    let p = project(&[
+        (
+            &a,
+            &format!(
+                "origin = \"bookworm\"\npackages = [\"layer-hello\"]\nsources = [\"{}\"]\n",
+                source(repo)
+            ),
+        ),
+        (&b, &format!("from = \"{a}\"\n")),
+        (&plain, "origin = \"bookworm\"\n"),
+    ]);
+    layer(&p, &["lock"]).expect(0);
+    assert!(p.read("layer.lock").contains("\"layer-hello=1.0\","));
+    layer(&p, &["build"]).expect(0);
+    assert_eq!(
+        in_layer(&a, "usr/share/layer-hello/version").as_deref(),
+        Some("1.0\n")
+    );
+
+    publish(repo, "2.0");
+    let out = layer(&p, &["lock", "--update"]).expect(0);
+    assert!(
+        out.stdout.contains("layer-hello 1.0 -> 2.0\n"),
+        "{}",
+        out.stdout
+    );
+    let mut stale = [a.clone(), b.clone()];
+    stale.sort();
+    assert!(
+        out.stdout
+            .ends_with(&format!("2 of 3 images stale: {}\n", stale.join(", "))),
+        "{}",
+        out.stdout
+    );
+    let plan = p.layer_env(
+        &["plan", "--format", "json"],
+        &[("LAYER_CACHE", &shared_cache())],
+    );
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    let building: Vec<&str> = plan["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["action"] == "build")
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(building.len(), 2, "{plan}");
+    assert!(!building.contains(&plain.as_str()));
+    layer(&p, &["build"]).expect(0);
+    assert_eq!(
+        in_layer(&a, "usr/share/layer-hello/version").as_deref(),
+        Some("2.0\n")
+    );
+}
+
+#[test]
+#[cfg_attr(
+    any(missing = "root", missing = "mmdebstrap", missing = "apt-ftparchive"),
+    ignore = "needs root, mmdebstrap and apt-ftparchive: apt-get install mmdebstrap apt-utils"
+)]
+fn a_locked_version_the_archive_no_longer_serves_stops_the_build_before_it_starts() {
+    needs::check(&[Need::Root, Need::Mmdebstrap, Need::AptFtparchive]);
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = repo_dir.path();
+    publish(repo, "1.0");
+    let name = unique("gone");
+    let p = project(&[(
+        &name,
+        &format!(
+            "origin = \"bookworm\"\npackages = [\"layer-hello\"]\nsources = [\"{}\"]\n",
+            source(repo)
+        ),
+    )]);
+    layer(&p, &["lock"]).expect(0);
+    std::fs::remove_file(repo.join("layer-hello_1.0_all.deb")).unwrap();
+    index(repo);
+    let out = layer(&p, &["build"]).expect(2);
+    assert!(
+        out.stderr.contains(&format!(
+            "error: layer.lock: the mirror no longer serves a version locked in `layer.lock`: `layer-hello` 1.0 (image `{name}`)"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("hint: run `layer lock --update`"),
+        "{}",
+        out.stderr
+    );
+    assert!(!Path::new(&shared_cache())
+        .join("records")
+        .join(&name)
+        .exists());
+}
+
+#[test]
+#[cfg_attr(missing = "root", ignore = "needs root (the rootfs backend's checks)")]
+fn an_image_on_a_debian_origin_without_locked_packages_is_refused_before_building() {
+    needs::check(&[Need::Root]);
+    let p = project(&[("deb", "origin = \"bookworm\"\n")]);
+    let out = p.layer(&["build", "--no-progress"]).expect(2);
+    assert!(
+        out.stderr.contains(
+            "error: layer.lock: `deb` has no package versions in `layer.lock`: builds on `debian` origins install locked versions"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out
+        .stderr
+        .contains("hint: run `layer lock` and commit `layer.lock`"));
+}
+
+#[test]
+#[cfg_attr(
+    any(missing = "root", missing = "mmdebstrap"),
+    ignore = "needs root and mmdebstrap: apt-get install mmdebstrap"
+)]
+fn a_package_no_archive_serves_is_a_lock_error_that_writes_nothing() {
+    needs::check(&[Need::Root, Need::Mmdebstrap]);
+    let p = project(&[(
+        &unique("nosuch"),
+        "origin = \"bookworm\"\npackages = [\"layer-no-such-package\"]\n",
+    )]);
+    let out = layer(&p, &["lock"]).expect(2);
+    assert!(
+        out.stderr.starts_with(
+            "error: layer.lock: resolving the packages of images on origin `bookworm`: `resolve nosuch-"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("Unable to locate package layer-no-such-package"),
+        "{}",
+        out.stderr
+    );
+    assert!(out
+        .stderr
+        .contains("hint: check the images' and roles' `packages` and `sources`"));
+    assert!(!p.path("layer.lock").exists());
+}
+
+/// A lock whose suite `Release` the mirror no longer serves cannot make the origin as locked:
+/// refused before anything builds (a `file://` mirror holding only `Release` files is enough,
+/// since nothing is fetched beyond them).
+#[test]
+#[cfg_attr(missing = "root", ignore = "needs root (the rootfs backend's checks)")]
+fn a_moved_suite_release_is_refused_before_the_origin_is_made() {
+    needs::check(&[Need::Root]);
+    let p = Project::new();
+    p.file(
+        "layer.toml",
+        &format!(
+            "[project]\n\n[origins.old]\ndebian = {{ suite = \"bookworm\", mirror = \"file://{}/mirror\", updates = false, security = false }}\n",
+            p.root().display()
+        ),
+    );
+    p.file(
+        "mirror/dists/bookworm/Release",
+        "Suite: stable\nDate: Sat, 18 Jan 2025 09:00:00 UTC\n",
+    );
+    p.file("images/deb.toml", "origin = \"old\"\n");
+    p.file(
+        "layer.lock",
+        "version = 2\n\n[origins.old]\nreleases = [\"bookworm 2025-01-11T10:48:02Z 00\"]\n\n[images.deb]\n",
+    );
+    let out = p.layer(&["build", "--no-progress"]).expect(2);
+    assert_eq!(
+        out.stderr,
+        "error: layer.lock: origin `old`: the mirror's `bookworm` Release is no longer the one `layer.lock` pins (locked 2025-01-11T10:48:02Z, now 2025-01-18T09:00:00Z), so the origin cannot be made as locked\n  hint: run `layer lock --update` to lock what the mirror serves now, and commit `layer.lock`\n"
+    );
+    assert!(!p.path("cache/records").exists());
+}
