@@ -161,15 +161,14 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
         .map(|i| stale_reasons(input, i, sel.max_age.as_ref()))
         .collect();
 
-    let mut selected = vec![sel.targets.is_empty(); n];
+    let mut selected = ImageMap::filled(n, sel.targets.is_empty());
     for &t in &sel.targets {
-        selected[t] = true;
-        if input.strategy == Strategy::Deep {
-            for a in g.chain(ImageId::new(t)) {
-                selected[a.index()] = true;
-            }
-        }
+        selected[ImageId::new(t)] = true;
     }
+    if input.strategy == Strategy::Deep {
+        g.mark_ancestors(&mut selected);
+    }
+    let mut selected: Vec<bool> = selected.values().copied().collect();
     if let Some(since) = &sel.since {
         let mut below_changed = ImageMap::filled(n, false);
         for (i, r) in since.iter().enumerate() {
@@ -180,13 +179,7 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
         // Deep: what a changed image is built on comes too, as with targets (fresh, or built
         // when the cache lacks it).
         if input.strategy == Strategy::Deep {
-            for i in g.ids() {
-                if below_changed[i] {
-                    for a in g.chain(i) {
-                        below_changed[a] = true;
-                    }
-                }
-            }
+            g.mark_ancestors(&mut below_changed);
         }
         for i in 0..n {
             selected[i] &= below_changed[ImageId::new(i)];
