@@ -75,7 +75,7 @@ pub fn origin_id(project: &Project, name: &str) -> String {
             .get(name)
             .and_then(|l| l.id.clone())
             .unwrap_or_default(),
-        OriginSource::Busybox { path } => format!("busybox:{}", path.display()),
+        OriginSource::Busybox { path, .. } => format!("busybox:{}", path.display()),
         OriginSource::TarFile { path } => format!("tar:{path}"),
         OriginSource::TarUrl { url, .. } => url.clone(),
         OriginSource::Debian { suite, variant, .. } => format!("debian:{suite}/{variant}"),
@@ -249,6 +249,18 @@ fn finish_build(
         return Err(Error::usage(
             ErrorKind::NoArtifactId,
             "the backend reported success but no artifact id",
+        ));
+    }
+    if let Some((var, _)) = job
+        .secrets
+        .iter()
+        .find(|(_, v)| crate::backend::redact::holds_secret(&built.id, v))
+    {
+        return Err(Error::usage(
+            ErrorKind::SecretInArtifactId,
+            format!(
+                "the artifact id the backend reported holds the value of secret `{var}`; nothing was recorded"
+            ),
         ));
     }
     let mut artifact = Artifact {

@@ -36,5 +36,6 @@ mod remote;
 mod remote_use;
 mod report;
 mod rootfs;
+mod secrets;
 mod since;
 mod untrusted;
