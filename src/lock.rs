@@ -71,7 +71,26 @@ impl ProjectFiles for WithoutLock {
 
 /// The text of a pin, for messages.
 fn shown(l: &LockedOrigin) -> Option<String> {
-    l.id.clone().or_else(|| l.snapshot.clone())
+    l.id.clone().or_else(|| l.snapshot.clone()).or_else(|| {
+        l.blake3
+            .as_ref()
+            .map(|d| format!("blake3 {}", &d[..d.len().min(12)]))
+    })
+}
+
+/// The blake3 of a `busybox` origin's binary, pinned in `layer.lock` so that plans never open
+/// the host file (`layer lock` is run by the project's owners, never on untrusted input).
+fn busybox_digest(name: &str, path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Input {
+        kind: ErrorKind::OriginFile,
+        path: crate::model::PROJECT_FILE.into(),
+        message: format!("origin `{name}`: cannot read `{}`: {e}", path.display()),
+        hint: Some(
+            "install a static busybox (`apt-get install busybox-static`) or point `busybox` at one"
+                .into(),
+        ),
+    })?;
+    Ok(blake3::hash(&bytes).to_hex().to_string())
 }
 
 /// Runs `layer lock` (or `--update`) on the project at `root`.
@@ -93,21 +112,34 @@ pub fn lock(root: &Path, cache_dir: Option<&Path>, update: bool) -> Result<Outco
         let pinned = |l: &LockedOrigin| match origin.source {
             OriginSource::Resolve { .. } => l.id.is_some(),
             OriginSource::Debian { .. } => l.snapshot.is_some(),
+            OriginSource::Busybox { .. } => l.blake3.is_some(),
             _ => false,
         };
         let resolved = match (&origin.source, &old) {
-            (OriginSource::Resolve { .. } | OriginSource::Debian { .. }, Some(o))
-                if !update && pinned(o) =>
-            {
-                o.clone()
-            }
+            // A busybox pinned in its declaration needs no lock entry.
+            (
+                OriginSource::Busybox {
+                    blake3: Some(_), ..
+                },
+                _,
+            ) => continue,
+            (
+                OriginSource::Resolve { .. }
+                | OriginSource::Debian { .. }
+                | OriginSource::Busybox { .. },
+                Some(o),
+            ) if !update && pinned(o) => o.clone(),
             (OriginSource::Resolve { command }, _) => LockedOrigin {
                 id: Some(run_resolve(&root, name, command)?),
-                snapshot: None,
+                ..LockedOrigin::default()
             },
             (OriginSource::Debian { suite, mirror, .. }, _) => LockedOrigin {
-                id: None,
                 snapshot: Some(debian_snapshot(name, suite, mirror.as_deref())?),
+                ..LockedOrigin::default()
+            },
+            (OriginSource::Busybox { path, .. }, _) => LockedOrigin {
+                blake3: Some(busybox_digest(name, path)?),
+                ..LockedOrigin::default()
             },
             _ => continue,
         };
@@ -194,6 +226,9 @@ pub fn render(origins: &BTreeMap<String, LockedOrigin>) -> String {
         }
         if let Some(s) = &l.snapshot {
             let _ = writeln!(out, "snapshot = {}", q(s));
+        }
+        if let Some(d) = &l.blake3 {
+            let _ = writeln!(out, "blake3 = {}", q(d));
         }
     }
     out
@@ -396,14 +431,14 @@ mod tests {
             "zz".to_string(),
             LockedOrigin {
                 id: Some("ami-\"1\"".into()),
-                snapshot: None,
+                ..LockedOrigin::default()
             },
         );
         o.insert(
             "aa".to_string(),
             LockedOrigin {
-                id: None,
                 snapshot: Some("2025-01-11T10:48:02Z abc".into()),
+                ..LockedOrigin::default()
             },
         );
         assert_eq!(

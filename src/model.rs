@@ -105,7 +105,12 @@ pub struct Origin {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OriginSource {
     /// A rootfs of one static busybox and its applet links; the path is on the build host.
-    Busybox { path: PathBuf },
+    /// `blake3`, when the declaration pins it, is the binary's digest: plans use it without
+    /// opening the file, and the build checks the binary against it.
+    Busybox {
+        path: PathBuf,
+        blake3: Option<String>,
+    },
     /// A Debian rootfs made by mmdebstrap.
     Debian {
         suite: String,
@@ -271,6 +276,10 @@ pub struct LockedOrigin {
     /// `debian` origins: the suite's Release file date and its blake3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// `busybox` origins: the binary's blake3, written by `layer lock`; plans then never open
+    /// the host file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
 }
 
 /// Why `url` cannot name a remote cache (SPEC §8), or `None` when it can: `s3://BUCKET[/PREFIX]`,
