@@ -36,6 +36,7 @@ mod remote;
 mod remote_use;
 mod report;
 mod rootfs;
+mod sandbox;
 mod secrets;
 mod since;
 mod untrusted;
