@@ -107,3 +107,99 @@ fn a_cycle_of_ten_thousand_images() {
     );
     assert_eq!(redact(&p, &out.stderr).lines().count(), 2);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Declarations mutated at random: loading and planning never panic and end in bounded time.
+
+/// One change to a declaration file: which file (an index, wrapped), where (a fraction of its
+/// length, in 1/1000) and what (a byte written over, deleted, or a snippet inserted).
+#[derive(Debug, Clone)]
+enum Mutation {
+    Set(usize, u16, u8),
+    Delete(usize, u16),
+    Insert(usize, u16, &'static str),
+}
+
+/// Snippets that reach new paths of the loaders: names, references, nesting, odd values.
+const SNIPPETS: &[&str] = &[
+    "\nfrom = \"app\"\n",
+    "\norigin = \"bb\"\n",
+    "depends = [\"java\", \"web\", \"base\"]\n",
+    "\n[vars]\nX = [1]\n",
+    "[[[[[[[[[[",
+    "\"\\u0000\"",
+    "\n[secrets]\nS = { env = \"\" }\n",
+    "\nroles = [\"web\", \"web\"]\n",
+    "\nmax_age = \"99999999999d\"\n",
+    "\nversion = \"1.2.3.4.5\"\n",
+    "\n[origins.x]\nbusybox = \"/etc/shadow\"\n",
+    "\n[origins.y]\ntar = \"../../x\"\n",
+    "é\u{200b}",
+];
+
+const FILES: &[&str] = &[
+    "layer.toml",
+    "images/base-linux.toml",
+    "images/app.toml",
+    "images/svc.toml",
+    "images/node.toml",
+    "roles/java/role.toml",
+];
+
+fn mutation() -> impl proptest::strategy::Strategy<Value = Mutation> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0..FILES.len(), 0..1000u16, any::<u8>()).prop_map(|(f, at, b)| Mutation::Set(f, at, b)),
+        (0..FILES.len(), 0..1000u16).prop_map(|(f, at)| Mutation::Delete(f, at)),
+        (0..FILES.len(), 0..1000u16, 0..SNIPPETS.len())
+            .prop_map(|(f, at, s)| Mutation::Insert(f, at, SNIPPETS[s])),
+    ]
+}
+
+fn apply(p: &Project, m: &Mutation) {
+    let (f, at) = match m {
+        Mutation::Set(f, at, _) | Mutation::Delete(f, at) | Mutation::Insert(f, at, _) => {
+            (FILES[*f], *at)
+        }
+    };
+    let mut bytes = std::fs::read(p.path(f)).unwrap_or_default();
+    let i = bytes.len() * usize::from(at) / 1000;
+    match m {
+        Mutation::Set(_, _, b) if i < bytes.len() => bytes[i] = *b,
+        Mutation::Delete(_, _) if i < bytes.len() => {
+            bytes.remove(i);
+        }
+        Mutation::Insert(_, _, s) => {
+            bytes.splice(i..i, s.bytes());
+        }
+        _ => {}
+    }
+    std::fs::write(p.path(f), bytes).unwrap();
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 64, ..Default::default() })]
+
+    #[test]
+    fn mutated_declarations_load_and_plan_without_panic_in_bounded_time(
+        mutations in proptest::collection::vec(mutation(), 1..6)
+    ) {
+        let p = Project::estate();
+        p.record(&[]);
+        for m in &mutations {
+            apply(&p, m);
+        }
+        let started = std::time::Instant::now();
+        // In the process: a panic fails the case with its input, shrunk.
+        match layer::workspace::Workspace::open(p.root(), None, None) {
+            Ok(ws) => {
+                let plan = ws.plan(&layer::plan::Selection::default());
+                proptest::prop_assert_eq!(plan.images.len(), ws.project.images.len());
+            }
+            Err(e) => {
+                proptest::prop_assert!(matches!(e.exit_code(), 1 | 2), "{e}");
+            }
+        }
+        proptest::prop_assert!(started.elapsed() < Duration::from_secs(20));
+    }
+}
