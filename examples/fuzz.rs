@@ -39,7 +39,8 @@ impl Rng {
     /// A size on a log scale: as often 3 as 3,000.
     fn size(&mut self, max: u64) -> usize {
         let bits = 64 - max.leading_zeros() as u64;
-        (1 + self.below(1 << self.below(bits + 1)).min(max)) as usize
+        let span = 1 << self.below(bits + 1);
+        (1 + self.below(span).min(max)) as usize
     }
 }
 
@@ -81,7 +82,7 @@ fn generate(rng: &mut Rng) -> Recipe {
     let cyclic_images = rng.chance(15);
     let mut image = String::from("from = \"i{p}\"\nroles = [\"r{i}\"]\n");
     image.push_str(if cyclic_images {
-        &"?0 from = \"iLAST\"\n"[..]
+        "?0 from = \"iLAST\"\n"
     } else {
         "?0 origin = \"o\"\n"
     });

@@ -29,9 +29,12 @@ fn every_fixture_plans_to_its_expected_end() {
     for path in entries {
         let text = std::fs::read_to_string(&path).unwrap();
         let recipe = Recipe::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // What the fuzzer writes reads back the same.
+        assert_eq!(Recipe::parse(&recipe.to_text()).unwrap(), recipe);
         let dir = tempfile::tempdir().unwrap();
         recipe.write(dir.path());
         let run = recipe.run(Path::new(env!("CARGO_BIN_EXE_layer")), dir.path(), LIMIT);
+        assert!(!run.is_failure(), "{}: {}", path.display(), run.describe());
         assert!(
             run.matches(&recipe),
             "{}: expected exit {} with {:?}, got {}\n{}",
@@ -151,8 +154,11 @@ fn mutation() -> impl proptest::strategy::Strategy<Value = Mutation> {
     prop_oneof![
         (0..FILES.len(), 0..1000u16, any::<u8>()).prop_map(|(f, at, b)| Mutation::Set(f, at, b)),
         (0..FILES.len(), 0..1000u16).prop_map(|(f, at)| Mutation::Delete(f, at)),
-        (0..FILES.len(), 0..1000u16, 0..SNIPPETS.len())
-            .prop_map(|(f, at, s)| Mutation::Insert(f, at, SNIPPETS[s])),
+        (0..FILES.len(), 0..1000u16, 0..SNIPPETS.len()).prop_map(|(f, at, s)| Mutation::Insert(
+            f,
+            at,
+            SNIPPETS[s]
+        )),
     ]
 }
 

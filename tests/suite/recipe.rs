@@ -85,7 +85,7 @@ impl Recipe {
             steps: Vec::new(),
         };
         let mut lines = text.lines().enumerate();
-        let mut body = |lines: &mut std::iter::Enumerate<std::str::Lines>| -> String {
+        let body = |lines: &mut std::iter::Enumerate<std::str::Lines>| -> String {
             let mut content = String::new();
             for (_, l) in lines.by_ref() {
                 if l == "." {

@@ -4,6 +4,7 @@
 
 use crate::common::git;
 use crate::common::{redact, Project};
+use crate::needs::{self, Need};
 use std::path::Path;
 
 /// A script that leaves a marker named `what` in `markers` and exits 0.
@@ -403,12 +404,40 @@ fn a_pinned_busybox_is_never_opened_by_plans() {
     );
     let out = p.layer(&["hash", "--inputs", "--json"]).expect(0);
     assert!(out.stdout.contains(&digest), "{}", out.stdout);
-    // A bad pin is a declaration error.
+    // A bad pin is a declaration error, and so is a pin of anything but a busybox.
     let p = busybox_project("busybox = \"/usr/bin/busybox\"\nblake3 = \"xyz\"\n");
     insta::assert_snapshot!(plan_fails(&p, None), @r"
     error: layer.toml:3: origin `bb`: `blake3` must be 64 hex digits
       hint: `b3sum BUSYBOX`, or `layer lock`, which pins it in `layer.lock`
     ");
+    let p = busybox_project(&format!("id = \"ami-1\"\nblake3 = \"{digest}\"\n"));
+    insta::assert_snapshot!(plan_fails(&p, None), @r"
+    error: layer.toml:3: origin `bb`: `blake3` goes with `busybox`
+      hint: remove `blake3`
+    ");
+}
+
+#[test]
+#[cfg_attr(
+    any(missing = "root", missing = "busybox"),
+    ignore = "needs root and a static busybox: apt-get install busybox-static"
+)]
+fn a_busybox_that_is_not_the_pinned_one_fails_the_build() {
+    needs::check(&[Need::Root, Need::Busybox]);
+    let p = busybox_project(&format!(
+        "busybox = \"{}\"\nblake3 = \"{}\"\n",
+        needs::busybox().unwrap().display(),
+        "ab".repeat(32)
+    ));
+    let out = p.layer(&["build", "--no-progress"]).expect(1);
+    assert!(
+        out.stderr.contains(&format!(
+            "but the key was computed from {}; run `layer lock --update` if it was upgraded",
+            "ab".repeat(32)
+        )),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -426,6 +455,15 @@ fn a_committed_cache_link_or_a_foreign_cache_is_refused() {
         "{err}"
     );
     assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    // A file where the cache folder goes.
+    p.remove("cache");
+    p.file("cache", "x\n");
+    let out = p.layer(&["plan"]).expect(2);
+    assert!(
+        out.stderr.contains("the cache folder is not a folder"),
+        "{}",
+        out.stderr
+    );
     // A cache folder of another user.
     p.remove("cache");
     std::fs::create_dir(p.path("cache")).unwrap();

@@ -112,10 +112,8 @@ fn confine(root: &Path) -> io::Result<()> {
     read_only_proc()?;
     drop_capabilities()?;
     // SAFETY: prctl with integer arguments.
-    check(
-        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
-        "no_new_privs",
-    )?;
+    let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    check(r, "no_new_privs")?;
     install_filter()
 }
 
@@ -136,15 +134,11 @@ fn pivot_into(root: &Path) -> io::Result<()> {
     let dot = CString::new(".").expect("no NUL");
     // SAFETY: pivot_root(".", ".") with valid C strings: the old root is stacked under the new
     // one at `/`, and unmounted next (pivot_root(2), "NOTES").
-    check(
-        unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) } as libc::c_int,
-        "pivot_root",
-    )?;
+    let r = unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) };
+    check(r as libc::c_int, "pivot_root")?;
     // SAFETY: umount2 of a valid C string.
-    check(
-        unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) },
-        "detaching the host's root",
-    )?;
+    let r = unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) };
+    check(r, "detaching the host's root")?;
     std::env::set_current_dir("/")
 }
 
@@ -206,19 +200,10 @@ fn drop_capabilities() -> io::Result<()> {
         let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
         check(r, "dropping capabilities from the bounding set")?;
     }
+    let clear = libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong;
     // SAFETY: prctl with integer arguments.
-    check(
-        unsafe {
-            libc::prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-                0,
-                0,
-                0,
-            )
-        },
-        "clearing ambient capabilities",
-    )?;
+    let r = unsafe { libc::prctl(libc::PR_CAP_AMBIENT, clear, 0, 0, 0) };
+    check(r, "clearing ambient capabilities")?;
     let mut mask = [0u32; 2];
     for &c in KEPT {
         mask[(c / 32) as usize] |= 1 << (c % 32);
@@ -246,7 +231,8 @@ fn op(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
 
-const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+/// `BPF_LD | BPF_W | BPF_ABS` (`BPF_LD` and `BPF_W` are 0).
+const BPF_LD_W_ABS: u16 = 0x20;
 const BPF_JEQ_K: u16 = 0x05 | 0x10;
 const BPF_JSET_K: u16 = 0x05 | 0x40;
 const BPF_JGE_K: u16 = 0x05 | 0x30;
