@@ -142,6 +142,10 @@ fn main() {
         }
     }
     std::fs::create_dir_all(&out).expect("output folder");
+    // Each run starts in its project's folder.
+    let bin = bin
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
     let mut found = 0;
     for run in 0..runs {
         let s = seed.wrapping_add(run).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
