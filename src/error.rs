@@ -367,8 +367,12 @@ where
 {
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
-        let d = strsim::osa_distance(name, c);
         let limit = (name.len().max(c.len()) / 3).max(1);
+        // Lengths alone rule most names out, cheaply: each edit changes the length by one.
+        if name.len().abs_diff(c.len()) > limit {
+            continue;
+        }
+        let d = strsim::osa_distance(name, c);
         if d <= limit && best.is_none_or(|(bd, bc)| (d, c) < (bd, bc)) {
             best = Some((d, c));
         }
