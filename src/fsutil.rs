@@ -165,13 +165,22 @@ pub const SMALL_LIMIT: u64 = 64 << 20;
 /// forever, a device never end), with `InvalidInput` and a message such as `is not a regular
 /// file (a fifo)`; a file larger than [`SMALL_LIMIT`] is refused with `FileTooLarge`.
 pub fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
-    read_regular(path, false)
+    read_regular(path, false, SMALL_LIMIT)
+}
+
+/// The largest declaration file: far above 100,000 origins or vars (a few MiB), and small
+/// enough that parsing it takes a moment, not minutes.
+pub const DECLARATION_LIMIT: u64 = 16 << 20;
+
+/// [`read_small`] of a declaration file, up to [`DECLARATION_LIMIT`].
+pub fn read_declaration(path: &Path) -> std::io::Result<Vec<u8>> {
+    read_regular(path, false, DECLARATION_LIMIT)
 }
 
 /// [`read_small`] without following a link at `path` (`O_NOFOLLOW`): a link is refused as
 /// not a regular file. For files under the cache, which only layer writes.
 pub fn read_small_nofollow(path: &Path) -> std::io::Result<Vec<u8>> {
-    read_regular(path, true)
+    read_regular(path, true, SMALL_LIMIT)
 }
 
 /// What a file that is not regular is, in words.
@@ -188,7 +197,7 @@ fn kind_words(t: rustix::fs::FileType) -> &'static str {
     }
 }
 
-fn read_regular(path: &Path, nofollow: bool) -> std::io::Result<Vec<u8>> {
+fn read_regular(path: &Path, nofollow: bool, limit: u64) -> std::io::Result<Vec<u8>> {
     use rustix::fs::{FileType, Mode, OFlags};
     use std::io::{Error as IoError, ErrorKind as IoKind};
     // Non-blocking, so that opening a FIFO returns at once instead of waiting for a writer.
@@ -217,10 +226,10 @@ fn read_regular(path: &Path, nofollow: bool) -> std::io::Result<Vec<u8>> {
     let too_large = || {
         IoError::new(
             IoKind::FileTooLarge,
-            format!("is larger than {} MiB", SMALL_LIMIT >> 20),
+            format!("is larger than {} MiB", limit >> 20),
         )
     };
-    if u64::try_from(st.st_size).unwrap_or(u64::MAX) > SMALL_LIMIT {
+    if u64::try_from(st.st_size).unwrap_or(u64::MAX) > limit {
         return Err(too_large());
     }
     let mut f = File::from(fd);
@@ -228,7 +237,7 @@ fn read_regular(path: &Path, nofollow: bool) -> std::io::Result<Vec<u8>> {
     let mut len = 0;
     loop {
         if len == buf.len() {
-            if len as u64 > SMALL_LIMIT {
+            if len as u64 > limit {
                 // It grew while being read.
                 return Err(too_large());
             }
