@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::fsutil::{read_small, remove_tree, write_atomic};
+use crate::fsutil::{read_small_nofollow, remove_tree, write_atomic};
 use crate::record::{parse_record, Lookup, Record};
 use crate::scan::{Entry, StatCache, Tree};
 use crate::version::{build_number, version_fields};
@@ -41,6 +41,48 @@ impl Cache {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Refuses a cache folder that is a link, not a folder, or owned by another user: a
+    /// project could commit a `cache` link to make plans write elsewhere, or a cache of files
+    /// made to be read. A folder not made yet is fine.
+    pub fn check_folder(&self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let refuse = |message: String, hint: &str| Error::Input {
+            kind: ErrorKind::CacheFolder,
+            path: self.dir.display().to_string(),
+            message,
+            hint: Some(hint.into()),
+        };
+        let meta = match fs::symlink_metadata(&self.dir) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&self.dir, e)),
+        };
+        if meta.file_type().is_symlink() {
+            let to = fs::read_link(&self.dir).unwrap_or_default();
+            return Err(refuse(
+                format!("the cache folder is a link to `{}`", to.display()),
+                "remove the link (a cache is never committed), or name the real folder with `--cache`",
+            ));
+        }
+        if !meta.is_dir() {
+            return Err(refuse(
+                "the cache folder is not a folder".into(),
+                "remove it, or name another cache folder with `--cache`",
+            ));
+        }
+        let me = rustix::process::geteuid().as_raw();
+        if meta.uid() != me {
+            return Err(refuse(
+                format!(
+                    "the cache folder is owned by user {}, not by the user running layer ({me})",
+                    meta.uid()
+                ),
+                "remove it (a cache is never committed), or name your own with `--cache`",
+            ));
+        }
+        Ok(())
     }
 
     fn record_path(&self, name: &str, key: &str) -> PathBuf {
@@ -103,7 +145,7 @@ impl Cache {
 
     /// The record of `key` for image `name`, verified.
     pub fn lookup(&self, name: &str, key: &str) -> Lookup {
-        let bytes = match read_small(&self.record_path(name, key)) {
+        let bytes = match read_small_nofollow(&self.record_path(name, key)) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Lookup::Missing,
             Err(e) => return Lookup::Unusable(format!("record cannot be read: {e}")),
@@ -128,7 +170,7 @@ impl Cache {
             entries
                 .flatten()
                 .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".json")))
-                .filter_map(|e| fs::read(e.path()).ok())
+                .filter_map(|e| read_small_nofollow(&e.path()).ok())
                 .filter_map(|b| parse_record(&b).ok())
                 .filter(|r| r.name == name)
                 .collect()
@@ -169,7 +211,7 @@ impl Cache {
 
     /// A recorded role tree, if it is still in the cache and intact.
     pub fn tree(&self, digest: &str) -> Option<Tree> {
-        let bytes = fs::read(self.tree_path(digest)).ok()?;
+        let bytes = read_small_nofollow(&self.tree_path(digest)).ok()?;
         let entries: Vec<Entry> = serde_json::from_slice(&bytes).ok()?;
         let tree = Tree::new(entries);
         (tree.digest == digest).then_some(tree)
@@ -472,7 +514,7 @@ impl Cache {
     }
 
     pub fn load_stat_cache(&self) -> StatCache {
-        fs::read(self.stat_path())
+        read_small_nofollow(&self.stat_path())
             .map(StatCache::decode_owned)
             .unwrap_or_default()
     }

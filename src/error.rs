@@ -159,6 +159,9 @@ pub enum Error {
     },
 }
 
+/// The fewest characters a secret's value may have (SPEC §1.2).
+pub const MIN_SECRET: usize = 6;
+
 /// Which failure an [`Error`] is. The message says it to people, with the names and paths of
 /// the case; the kind says it to code: the CLI, tests and library users match on
 /// [`Error::kind`] instead of on wording.
@@ -218,6 +221,9 @@ pub enum ErrorKind {
     RoleEntry,
     /// A secret variable is not set in the environment.
     SecretsMissing,
+    /// A secret's value is shorter than [`crate::error::MIN_SECRET`] characters: masking it
+    /// would destroy the log and protect nothing.
+    SecretTooShort,
     /// An inventory for `layer report` cannot be read as CSV or JSON.
     Inventory,
     /// An inventory file for `layer report` that is not there or cannot be opened.
@@ -242,6 +248,8 @@ pub enum ErrorKind {
     ToolMissing,
     /// A backend reported success without an artifact id.
     NoArtifactId,
+    /// A backend reported an artifact id that holds a secret's value (or a line of one).
+    SecretInArtifactId,
     /// `layer test` or `layer export` of an image another backend builds, or of a remote
     /// artifact.
     NotRootfs,
@@ -276,6 +284,9 @@ pub enum ErrorKind {
     MountPoint,
     /// The cache folder (or a file in it) cannot be written by this user.
     CacheNotWritable,
+    /// The cache folder is a link, not a folder, or owned by another user: a project could
+    /// commit one to make layer read or write elsewhere.
+    CacheFolder,
 
     // The remote cache.
     /// A remote URL or trusted key that cannot be used.
@@ -397,8 +408,12 @@ where
 {
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
-        let d = strsim::osa_distance(name, c);
         let limit = (name.len().max(c.len()) / 3).max(1);
+        // Lengths alone rule most names out, cheaply: each edit changes the length by one.
+        if name.len().abs_diff(c.len()) > limit {
+            continue;
+        }
+        let d = strsim::osa_distance(name, c);
         if d <= limit && best.is_none_or(|(bd, bc)| (d, c) < (bd, bc)) {
             best = Some((d, c));
         }

@@ -152,15 +152,95 @@ pub fn set_mtime(path: &Path, secs: u64) -> Result<()> {
     .map_err(|e| Error::io(path, e.into()))
 }
 
-/// The content of the (small) file at `path`. Like `fs::read` without its `statx` for a size
-/// hint: one `open`, reads until end of file, one `close`. Declarations and records are read
-/// this way, tens of thousands of them in a large project.
+/// The largest file [`read_small`] reads: far above any declaration, record or stat cache a
+/// project of 100,000 images makes, far below what would exhaust memory.
+pub const SMALL_LIMIT: u64 = 64 << 20;
+
+/// The content of the (small) regular file at `path`, following links. Like `fs::read`
+/// without its `statx` for a size hint: one `open`, one `fstat`, reads until end of file, one
+/// `close`. Declarations and records are read this way, tens of thousands of them in a large
+/// project.
+///
+/// Anything but a regular file is refused without reading from it (a FIFO would block
+/// forever, a device never end), with `InvalidInput` and a message such as `is not a regular
+/// file (a fifo)`; a file larger than [`SMALL_LIMIT`] is refused with `FileTooLarge`.
 pub fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut f = File::open(path)?;
+    read_regular(path, false, SMALL_LIMIT)
+}
+
+/// The largest declaration file: far above 100,000 origins or vars (a few MiB), and small
+/// enough that parsing it takes a moment, not minutes.
+pub const DECLARATION_LIMIT: u64 = 16 << 20;
+
+/// [`read_small`] of a declaration file, up to [`DECLARATION_LIMIT`].
+pub fn read_declaration(path: &Path) -> std::io::Result<Vec<u8>> {
+    read_regular(path, false, DECLARATION_LIMIT)
+}
+
+/// [`read_small`] without following a link at `path` (`O_NOFOLLOW`): a link is refused as
+/// not a regular file. For files under the cache, which only layer writes.
+pub fn read_small_nofollow(path: &Path) -> std::io::Result<Vec<u8>> {
+    read_regular(path, true, SMALL_LIMIT)
+}
+
+/// What a file that is not regular is, in words.
+fn kind_words(t: rustix::fs::FileType) -> &'static str {
+    use rustix::fs::FileType;
+    match t {
+        FileType::Fifo => "a fifo",
+        FileType::CharacterDevice => "a character device",
+        FileType::BlockDevice => "a block device",
+        FileType::Socket => "a socket",
+        FileType::Directory => "a folder",
+        FileType::Symlink => "a symbolic link",
+        _ => "not a file",
+    }
+}
+
+fn read_regular(path: &Path, nofollow: bool, limit: u64) -> std::io::Result<Vec<u8>> {
+    use rustix::fs::{FileType, Mode, OFlags};
+    use std::io::{Error as IoError, ErrorKind as IoKind};
+    // Non-blocking, so that opening a FIFO returns at once instead of waiting for a writer.
+    let mut flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+    if nofollow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::LOOP) if nofollow => {
+            return Err(IoError::new(
+                IoKind::InvalidInput,
+                "is not a regular file (a symbolic link)",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let st = rustix::fs::fstat(&fd)?;
+    let kind = FileType::from_raw_mode(st.st_mode);
+    if kind != FileType::RegularFile {
+        return Err(IoError::new(
+            IoKind::InvalidInput,
+            format!("is not a regular file ({})", kind_words(kind)),
+        ));
+    }
+    let too_large = || {
+        IoError::new(
+            IoKind::FileTooLarge,
+            format!("is larger than {} MiB", limit >> 20),
+        )
+    };
+    if u64::try_from(st.st_size).unwrap_or(u64::MAX) > limit {
+        return Err(too_large());
+    }
+    let mut f = File::from(fd);
     let mut buf = vec![0u8; 4096];
     let mut len = 0;
     loop {
         if len == buf.len() {
+            if len as u64 > limit {
+                // It grew while being read.
+                return Err(too_large());
+            }
             buf.resize(buf.len() * 2, 0);
         }
         match f.read(&mut buf[len..]) {
@@ -214,5 +294,37 @@ mod tests {
         let bytes: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
         fs::write(&p, &bytes).unwrap();
         assert_eq!(read_small(&p).unwrap(), bytes);
+    }
+
+    #[test]
+    fn read_small_refuses_fifos_devices_links_and_huge_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let e = read_small(&fifo).unwrap_err();
+        assert_eq!(e.to_string(), "is not a regular file (a fifo)");
+        let e = read_small(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(e.to_string(), "is not a regular file (a character device)");
+        let big = dir.path().join("big");
+        File::create(&big)
+            .unwrap()
+            .set_len(SMALL_LIMIT + 1)
+            .unwrap();
+        let e = read_small(&big).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::FileTooLarge);
+        assert_eq!(e.to_string(), "is larger than 64 MiB");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&big, &link).unwrap();
+        let e = read_small_nofollow(&link).unwrap_err();
+        assert_eq!(e.to_string(), "is not a regular file (a symbolic link)");
+        fs::write(&big, b"ok").unwrap();
+        assert_eq!(read_small(&link).unwrap(), b"ok");
     }
 }

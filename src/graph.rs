@@ -8,50 +8,71 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::ops::{Index, IndexMut};
+use std::sync::OnceLock;
 
 use crate::model::{Project, Role, Strategy};
 
-/// Cycles among `(name, parent)` nodes, each as the path `a -> b -> a` starting at its smallest
-/// name; parents that are not nodes are ignored.
-pub fn parent_cycles(nodes: &[(String, Option<String>)]) -> Vec<Vec<String>> {
-    let parent: HashMap<&str, &str> = nodes
+/// `cyc` (a closed walk's nodes, without the repeat) as the path `a -> b -> a` starting at its
+/// smallest name.
+fn cycle_path(cyc: &[&str]) -> Vec<String> {
+    let min = cyc
         .iter()
-        .filter_map(|(n, p)| p.as_deref().map(|p| (n.as_str(), p)))
+        .enumerate()
+        .min_by_key(|(_, n)| **n)
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    let mut c: Vec<String> = cyc[min..]
+        .iter()
+        .chain(&cyc[..min])
+        .map(ToString::to_string)
         .collect();
+    c.push(c[0].clone());
+    c
+}
+
+/// Cycles among `(name, parent)` nodes, each as the path `a -> b -> a` starting at its smallest
+/// name; parents that are not nodes are ignored. Linear: every node is walked through once.
+pub fn parent_cycles(nodes: &[(String, Option<String>)]) -> Vec<Vec<String>> {
+    let index: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (n.as_str(), i))
+        .collect();
+    let parent: Vec<Option<usize>> = nodes
+        .iter()
+        .map(|(_, p)| p.as_deref().and_then(|p| index.get(p).copied()))
+        .collect();
+    // `walk[i]`: 0 unvisited, else the number of the walk that first met node `i`.
+    let mut walk = vec![0usize; nodes.len()];
     let mut cycles = BTreeSet::new();
-    for (start, _) in nodes {
-        // Walk up at most |nodes| steps; a node met twice closes a cycle.
-        let mut path: Vec<&str> = vec![start];
-        let mut cur = start.as_str();
-        while let Some(&p) = parent.get(cur) {
-            if let Some(pos) = path.iter().position(|n| *n == p) {
-                let cyc = &path[pos..];
-                let min = cyc
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, n)| **n)
-                    .map(|(i, _)| i)
-                    .unwrap_or(0);
-                let mut c: Vec<String> = cyc[min..]
-                    .iter()
-                    .chain(&cyc[..min])
-                    .map(ToString::to_string)
-                    .collect();
-                c.push(c[0].clone());
-                cycles.insert(c);
+    for start in 0..nodes.len() {
+        if walk[start] != 0 {
+            continue;
+        }
+        let this = start + 1;
+        let mut path: Vec<usize> = Vec::new();
+        let mut cur = Some(start);
+        while let Some(n) = cur {
+            if walk[n] == this {
+                // Met again on this walk: the path from its first meeting is a cycle.
+                let pos = path.iter().position(|&p| p == n).expect("on this walk");
+                let names: Vec<&str> = path[pos..].iter().map(|&i| nodes[i].0.as_str()).collect();
+                cycles.insert(cycle_path(&names));
                 break;
             }
-            if path.len() > nodes.len() {
+            if walk[n] != 0 {
                 break;
             }
-            path.push(p);
-            cur = p;
+            walk[n] = this;
+            path.push(n);
+            cur = parent[n];
         }
     }
     cycles.into_iter().collect()
 }
 
-/// Cycles in a `depends` graph, each as `a -> b -> a` starting at its smallest name.
+/// Cycles in a `depends` graph, each as `a -> b -> a` starting at its smallest name. A depth
+/// first walk with a stack of its own, so a chain of any length cannot overflow the thread's.
 pub fn depends_cycles(deps: &BTreeMap<String, Vec<String>>) -> Vec<Vec<String>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -59,49 +80,38 @@ pub fn depends_cycles(deps: &BTreeMap<String, Vec<String>>) -> Vec<Vec<String>> 
         Active,
         Done,
     }
-    fn visit<'a>(
-        n: &'a str,
-        deps: &'a BTreeMap<String, Vec<String>>,
-        mark: &mut HashMap<&'a str, Mark>,
-        stack: &mut Vec<&'a str>,
-        out: &mut BTreeSet<Vec<String>>,
-    ) {
-        mark.insert(n, Mark::Active);
-        stack.push(n);
-        for d in deps.get(n).into_iter().flatten() {
+    let mut mark: HashMap<&str, Mark> = HashMap::new();
+    let mut out = BTreeSet::new();
+    for root in deps.keys() {
+        if mark.get(root.as_str()).copied().unwrap_or(Mark::New) != Mark::New {
+            continue;
+        }
+        // Each frame: a node on the path and how many of its `depends` were looked at.
+        let mut stack: Vec<(&str, usize)> = vec![(root.as_str(), 0)];
+        mark.insert(root.as_str(), Mark::Active);
+        while let Some(&mut (n, ref mut next)) = stack.last_mut() {
+            let list = deps.get(n).map_or(&[][..], Vec::as_slice);
+            let Some(d) = list.get(*next) else {
+                mark.insert(n, Mark::Done);
+                stack.pop();
+                continue;
+            };
+            *next += 1;
             match mark.get(d.as_str()).copied().unwrap_or(Mark::New) {
-                Mark::New if deps.contains_key(d) => visit(d, deps, mark, stack, out),
+                Mark::New if deps.contains_key(d) => {
+                    mark.insert(d.as_str(), Mark::Active);
+                    stack.push((d.as_str(), 0));
+                }
                 Mark::Active => {
                     let pos = stack
                         .iter()
-                        .position(|s| *s == d)
+                        .position(|(s, _)| *s == d)
                         .expect("active node is on the stack");
-                    let cyc = &stack[pos..];
-                    let min = cyc
-                        .iter()
-                        .enumerate()
-                        .min_by_key(|(_, n)| **n)
-                        .map(|(i, _)| i)
-                        .unwrap_or(0);
-                    let mut c: Vec<String> = cyc[min..]
-                        .iter()
-                        .chain(&cyc[..min])
-                        .map(ToString::to_string)
-                        .collect();
-                    c.push(c[0].clone());
-                    out.insert(c);
+                    let cyc: Vec<&str> = stack[pos..].iter().map(|(s, _)| *s).collect();
+                    out.insert(cycle_path(&cyc));
                 }
                 _ => {}
             }
-        }
-        stack.pop();
-        mark.insert(n, Mark::Done);
-    }
-    let mut mark = HashMap::new();
-    let mut out = BTreeSet::new();
-    for n in deps.keys() {
-        if mark.get(n.as_str()).copied().unwrap_or(Mark::New) == Mark::New {
-            visit(n, deps, &mut mark, &mut Vec::new(), &mut out);
         }
     }
     out.into_iter().collect()
@@ -222,110 +232,150 @@ pub fn expand_roles(
     seen: &mut BTreeSet<String>,
     out: &mut Vec<String>,
 ) {
+    let depends = |r: &str| roles.get(r).map_or(&[][..], |role| role.depends.as_slice());
     for r in requested {
-        if seen.contains(r) {
+        // Marked when first met, so a cycle (rejected by `decl`) cannot loop.
+        if !seen.insert(r.clone()) {
             continue;
         }
-        // Mark before recursing so a cycle (rejected by `decl`) cannot loop.
-        seen.insert(r.clone());
-        if let Some(role) = roles.get(r) {
-            let deps = role.depends.clone();
-            let mut sub = Vec::new();
-            expand_roles(roles, &deps, seen, &mut sub);
-            out.extend(sub);
+        // Each frame: a role and how many of its `depends` were looked at.
+        let mut stack: Vec<(&str, usize)> = vec![(r.as_str(), 0)];
+        while let Some(&mut (n, ref mut next)) = stack.last_mut() {
+            match depends(n).get(*next) {
+                Some(d) => {
+                    *next += 1;
+                    if seen.insert(d.clone()) {
+                        stack.push((d.as_str(), 0));
+                    }
+                }
+                None => {
+                    out.push(n.to_string());
+                    stack.pop();
+                }
+            }
         }
-        out.push(r.clone());
     }
 }
 
-/// Every image's `chain_roles` and `inherited` (see [`Graph`]).
-fn chain_roles(
-    project: &Project,
-    parent: &ImageMap<Option<ImageId>>,
-) -> (ImageMap<Vec<String>>, ImageMap<usize>) {
-    // Roles as indices while expanding, so that copying a parent's chain and marking what it
-    // applied is copying integers, not names; names are cloned once per entry at the end.
+/// Every image's own roles (those a deep build applies: its `roles` and their `depends`, less
+/// what its parent chain applied) by role index, and the role names.
+///
+/// Linear in the size of the project: the image tree is walked depth first, keeping a count of
+/// how many images of the current chain applied each role, instead of a copy of every chain.
+fn own_roles(project: &Project, parent: &ImageMap<Option<ImageId>>) -> ImageMap<Vec<String>> {
     let role_names: Vec<&String> = project.roles.keys().collect();
-    let role_index: HashMap<&str, u32> = role_names
+    let mut role_index: HashMap<&str, u32> = role_names
         .iter()
         .enumerate()
         .map(|(i, n)| (n.as_str(), i as u32))
         .collect();
-    let known = |names: &[String]| names.iter().all(|n| role_index.contains_key(n.as_str()));
-    if !project.images.iter().all(|i| known(&i.roles))
-        || !project.roles.values().all(|r| known(&r.depends))
+    // Roles that do not exist (only in projects `decl` rejects) get indices of their own.
+    let mut extra: Vec<&str> = Vec::new();
+    for name in project
+        .images
+        .iter()
+        .flat_map(|i| &i.roles)
+        .chain(project.roles.values().flat_map(|r| &r.depends))
     {
-        // Only for projects `decl` would reject (a role that does not exist): by name.
-        return chain_roles_by_name(project, parent);
+        if !role_index.contains_key(name.as_str()) {
+            role_index.insert(name.as_str(), (role_names.len() + extra.len()) as u32);
+            extra.push(name.as_str());
+        }
     }
-    let depends: Vec<Vec<u32>> = project
+    let total = role_names.len() + extra.len();
+    let name_of = |r: u32| -> &str {
+        let r = r as usize;
+        if r < role_names.len() {
+            role_names[r].as_str()
+        } else {
+            extra[r - role_names.len()]
+        }
+    };
+    let mut depends: Vec<Vec<u32>> = project
         .roles
         .values()
         .map(|r| r.depends.iter().map(|d| role_index[d.as_str()]).collect())
         .collect();
-    // `seen[r] == stamp` marks role `r` as applied in the chain being expanded.
-    let mut seen = vec![0u32; role_names.len()];
-    let mut chains: ImageMap<Vec<u32>> = ImageMap(Vec::with_capacity(parent.len()));
-    let mut chain_roles = ImageMap(Vec::with_capacity(parent.len()));
-    let mut inherited = ImageMap(Vec::with_capacity(parent.len()));
-    for (id, image) in parent.ids().zip(&project.images) {
-        // Parents come first in topological order, so theirs are already computed.
-        let mut list = parent[id].map(|p| chains[p].clone()).unwrap_or_default();
-        inherited.0.push(list.len());
-        let stamp = id.0 + 1;
-        for &r in &list {
-            seen[r as usize] = stamp;
-        }
-        for r in &image.roles {
-            expand_ids(
-                role_index[r.as_str()],
-                &depends,
-                &mut seen,
-                stamp,
-                &mut list,
-            );
-        }
-        chain_roles.0.push(
-            list.iter()
-                .map(|&r| role_names[r as usize].clone())
-                .collect(),
-        );
-        chains.0.push(list);
-    }
-    (chain_roles, inherited)
-}
+    depends.resize(total, Vec::new());
+    let roles: Vec<Vec<u32>> = project
+        .images
+        .iter()
+        .map(|i| i.roles.iter().map(|r| role_index[r.as_str()]).collect())
+        .collect();
 
-/// [`chain_roles`] by name, with [`expand_roles`].
-fn chain_roles_by_name(
-    project: &Project,
-    parent: &ImageMap<Option<ImageId>>,
-) -> (ImageMap<Vec<String>>, ImageMap<usize>) {
-    let mut chain_roles: ImageMap<Vec<String>> = ImageMap(Vec::with_capacity(parent.len()));
-    let mut inherited = ImageMap(Vec::with_capacity(parent.len()));
-    for (id, image) in parent.ids().zip(&project.images) {
-        let mut list = parent[id]
-            .map(|p| chain_roles[p].clone())
-            .unwrap_or_default();
-        inherited.0.push(list.len());
-        let mut seen: BTreeSet<String> = list.iter().cloned().collect();
-        expand_roles(&project.roles, &image.roles, &mut seen, &mut list);
-        chain_roles.0.push(list);
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); parent.len()];
+    let mut tops = Vec::new();
+    for (i, p) in parent.iter() {
+        match p {
+            Some(p) => children[p.index()].push(i.index()),
+            None => tops.push(i.index()),
+        }
     }
-    (chain_roles, inherited)
+    // `in_chain[r]`: how many images of the chain being walked applied role `r`.
+    let mut in_chain = vec![0u32; total];
+    // `seen[r] == stamp`: role `r` was met while expanding the image numbered `stamp`.
+    let mut seen = vec![0u32; total];
+    let mut own: Vec<Vec<u32>> = vec![Vec::new(); parent.len()];
+    // Each frame: an image, and whether its subtree is done (then its roles leave the chain).
+    let mut stack: Vec<(usize, bool)> = tops.into_iter().rev().map(|i| (i, false)).collect();
+    while let Some((i, leaving)) = stack.pop() {
+        if leaving {
+            for &r in &own[i] {
+                in_chain[r as usize] -= 1;
+            }
+            continue;
+        }
+        let stamp = i as u32 + 1;
+        let mut list = Vec::new();
+        for &r in &roles[i] {
+            expand_ids(r, &depends, &in_chain, &mut seen, stamp, &mut list);
+        }
+        for &r in &list {
+            in_chain[r as usize] += 1;
+        }
+        own[i] = list;
+        stack.push((i, true));
+        stack.extend(children[i].iter().rev().map(|&c| (c, false)));
+    }
+    own.into_iter()
+        .map(|l| l.into_iter().map(|r| name_of(r).to_string()).collect())
+        .collect()
 }
 
 /// [`expand_roles`] over role indices: appends role `r` to `out` after its dependencies, each
-/// role at most once (`seen[r] == stamp` when applied).
-fn expand_ids(r: u32, depends: &[Vec<u32>], seen: &mut [u32], stamp: u32, out: &mut Vec<u32>) {
-    if seen[r as usize] == stamp {
+/// role at most once and none the chain applied (`in_chain[r] > 0`) or this expansion met
+/// (`seen[r] == stamp`). Iterative, so a long chain of `depends` cannot overflow the stack.
+fn expand_ids(
+    r: u32,
+    depends: &[Vec<u32>],
+    in_chain: &[u32],
+    seen: &mut [u32],
+    stamp: u32,
+    out: &mut Vec<u32>,
+) {
+    let fresh = |r: u32, seen: &mut [u32]| {
+        let new = seen[r as usize] != stamp && in_chain[r as usize] == 0;
+        seen[r as usize] = stamp;
+        new
+    };
+    if !fresh(r, seen) {
         return;
     }
-    // Mark before recursing so a cycle (rejected by `decl`) cannot loop.
-    seen[r as usize] = stamp;
-    for &d in &depends[r as usize] {
-        expand_ids(d, depends, seen, stamp, out);
+    let mut stack: Vec<(u32, usize)> = vec![(r, 0)];
+    while let Some(&mut (n, ref mut next)) = stack.last_mut() {
+        match depends[n as usize].get(*next) {
+            Some(&d) => {
+                *next += 1;
+                if fresh(d, seen) {
+                    stack.push((d, 0));
+                }
+            }
+            None => {
+                out.push(n);
+                stack.pop();
+            }
+        }
     }
-    out.push(r);
 }
 
 /// The project's images by [`ImageId`]: parents, children, chains and the roles each applies.
@@ -336,10 +386,15 @@ pub struct Graph {
     pub index: HashMap<String, ImageId>,
     pub parent: ImageMap<Option<ImageId>>,
     pub children: ImageMap<Vec<ImageId>>,
-    /// The roles of the whole chain, root first, as a shallow build applies them.
-    pub chain_roles: ImageMap<Vec<String>>,
-    /// How many of `chain_roles[i]` the parent chain already applied.
-    pub inherited: ImageMap<usize>,
+    /// The first image of each image's chain (itself when it has no parent).
+    root: ImageMap<ImageId>,
+    /// The roles a deep build of each image applies: its own, less what its chain applied.
+    own_roles: ImageMap<Vec<String>>,
+    /// The parents declarations give (pins do not cut these): whose roles a chain applied.
+    decl_parent: ImageMap<Option<ImageId>>,
+    /// The roles of each whole chain, root first, as a shallow build applies them; made when
+    /// first asked (their total size grows with the square of a chain's length).
+    chain_roles: OnceLock<ImageMap<Vec<String>>>,
 }
 
 impl Graph {
@@ -357,14 +412,25 @@ impl Graph {
                 children[*p].push(i);
             }
         }
-        let (chain_roles, inherited) = chain_roles(project, &parent);
-        Graph {
+        let own_roles = own_roles(project, &parent);
+        let mut graph = Graph {
+            root: names.ids().collect(),
             names,
             index,
+            decl_parent: parent.clone(),
             parent,
             children,
-            chain_roles,
-            inherited,
+            own_roles,
+            chain_roles: OnceLock::new(),
+        };
+        graph.set_roots();
+        graph
+    }
+
+    /// Each image's `root`, from its parent's (parents come first).
+    fn set_roots(&mut self) {
+        for i in self.names.ids() {
+            self.root[i] = self.parent[i].map_or(i, |p| self.root[p]);
         }
     }
 
@@ -384,9 +450,27 @@ impl Graph {
     /// The roles a build of image `i` applies, in order.
     pub fn applied_roles(&self, i: ImageId, strategy: Strategy) -> &[String] {
         match strategy {
-            Strategy::Deep => &self.chain_roles[i][self.inherited[i]..],
-            Strategy::Shallow => &self.chain_roles[i],
+            Strategy::Deep => &self.own_roles[i],
+            Strategy::Shallow => {
+                let chains = self.chain_roles.get_or_init(|| {
+                    let mut chains: Vec<Vec<String>> = Vec::with_capacity(self.len());
+                    for i in self.ids() {
+                        let mut list = self.decl_parent[i]
+                            .map(|p| chains[p.index()].clone())
+                            .unwrap_or_default();
+                        list.extend(self.own_roles[i].iter().cloned());
+                        chains.push(list);
+                    }
+                    ImageMap(chains)
+                });
+                &chains[i]
+            }
         }
+    }
+
+    /// The first image of `i`'s chain: `chain(i)[0]`, without walking the chain.
+    pub fn root(&self, i: ImageId) -> ImageId {
+        self.root[i]
     }
 
     /// Root first, `i` last.
@@ -401,12 +485,30 @@ impl Graph {
         c
     }
 
+    /// Marks every image above a marked one (its whole chain), in one pass from the last
+    /// image to the first.
+    pub fn mark_ancestors(&self, marks: &mut ImageMap<bool>) {
+        for i in self.ids().rev() {
+            if marks[i] {
+                if let Some(p) = self.parent[i] {
+                    marks[p] = true;
+                }
+            }
+        }
+    }
+
     /// Cuts image `i` from its parent, for an image pinned to a released build of it: the
     /// image no longer waits for, is selected with, or goes stale with its parent. The roles
     /// it applies stay those its declaration chain gives.
     pub fn unlink(&mut self, i: ImageId) {
         if let Some(p) = self.parent[i].take() {
             self.children[p].retain(|&c| c != i);
+            // `i` now starts the chains of its subtree.
+            let mut stack = vec![i];
+            while let Some(n) = stack.pop() {
+                self.root[n] = i;
+                stack.extend(&self.children[n]);
+            }
         }
     }
 

@@ -425,7 +425,7 @@ impl Keyer<'_> {
                 identity: self.origin_ids[o.as_str()].clone(),
             },
             (Strategy::Shallow, _) => {
-                let root = &self.project.images[self.graph.chain(ImageId::new(i))[0].index()];
+                let root = &self.project.images[self.graph.root(ImageId::new(i)).index()];
                 let o = root.origin().expect("a chain starts at an origin");
                 BaseInputs::Origin {
                     identity: self.origin_ids[o].clone(),

@@ -107,7 +107,12 @@ pub struct Origin {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OriginSource {
     /// A rootfs of one static busybox and its applet links; the path is on the build host.
-    Busybox { path: PathBuf },
+    /// `blake3`, when the declaration pins it, is the binary's digest: plans use it without
+    /// opening the file, and the build checks the binary against it.
+    Busybox {
+        path: PathBuf,
+        blake3: Option<String>,
+    },
     /// A Debian rootfs made by mmdebstrap.
     Debian {
         suite: String,
@@ -341,6 +346,10 @@ pub struct LockedOrigin {
     /// `debian` origins: the suite's Release file date and its blake3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// `busybox` origins: the binary's blake3, written by `layer lock`; plans then never open
+    /// the host file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
     /// `debian` origins: `LABEL DATE BLAKE3` of every archive's `Release` (the suite, its
     /// `-updates` and `-security`, then `sources`); the label is the suite for the first
     /// three, `URI SUITE` for the others.

@@ -179,11 +179,22 @@ fn keys_at(
     for name in used {
         let digest = match &project.origins[&name].source {
             // A host file: the revision cannot say what it was; it is what it is now.
-            OriginSource::Busybox { path } => std::fs::metadata(path)
-                .ok()
-                .and_then(|m| crate::scan::hash_file(path, m.len()).ok())
-                .map(|h| blake3::Hash::from(h).to_hex().to_string())
-                .unwrap_or_else(|| "missing".into()),
+            OriginSource::Busybox { path, .. } => {
+                match crate::scan::pinned_busybox(&project, &name) {
+                    Some(pinned) => pinned,
+                    None => {
+                        if let Err(why) = crate::scan::host_program(path) {
+                            return Err(crate::scan::host_program_error(&name, path, &why));
+                        }
+                        std::fs::metadata(path)
+                            .ok()
+                            .filter(std::fs::Metadata::is_file)
+                            .and_then(|m| crate::scan::hash_file(path, m.len()).ok())
+                            .map(|h| blake3::Hash::from(h).to_hex().to_string())
+                            .unwrap_or_else(|| "missing".into())
+                    }
+                }
+            }
             OriginSource::TarFile { path } => revision
                 .file_digest(path)?
                 .unwrap_or_else(|| "missing".into()),

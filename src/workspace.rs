@@ -81,6 +81,9 @@ impl Workspace {
         let early_dir = cache_dir
             .clone()
             .or_else(|| root.canonicalize().ok().map(|r| r.join("cache")));
+        if let Some(d) = &early_dir {
+            Cache::new(d).check_folder()?;
+        }
         let (project, early_stat) = rayon::join(
             || decl::load(root),
             || early_dir.as_ref().map(|d| Cache::new(d).load_stat_cache()),
@@ -88,6 +91,7 @@ impl Workspace {
         let mut project = project?;
         decl::override_vars(&mut project, vars)?;
         let cache = Cache::new(cache_dir.unwrap_or_else(|| project.root.join("cache")));
+        cache.check_folder()?;
         let stat = match early_stat {
             Some(stat) if early_dir.as_deref() == Some(cache.dir()) => stat,
             _ => cache.load_stat_cache(),

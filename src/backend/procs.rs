@@ -49,12 +49,18 @@ impl Procs {
         if self.cancelled() {
             return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
         }
+        // stdout and stderr share one pipe, so their bytes reach the log (and its redactor) in
+        // the order the build wrote them: a secret split between them is still one value.
+        let (out, writer) = io::pipe()?;
         cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(writer.try_clone()?)
+            .stderr(writer)
             .process_group(0);
         crate::process::dies_with_layer(cmd);
-        let mut child = cmd.spawn()?;
+        let spawned = cmd.spawn();
+        // Our copy of the pipe's writing end goes, so that its end is the build's end.
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = spawned?;
         let pg = child.id() as i32;
         self.groups
             .lock()
@@ -63,8 +69,6 @@ impl Procs {
         if self.cancelled() {
             kill_group(pg, Signal::TERM);
         }
-        let out = child.stdout.take().expect("piped");
-        let err = child.stderr.take().expect("piped");
         let status = std::thread::scope(|s| {
             let copy = |mut r: Box<dyn Read + Send>| {
                 let mut buf = [0u8; 8192];
@@ -81,7 +85,6 @@ impl Procs {
                 }
             };
             s.spawn(move || copy(Box::new(out)));
-            s.spawn(move || copy(Box::new(err)));
             let status = child.wait();
             // Whatever the group's leader left behind goes with it, before the copies are
             // joined: a process left running in the background holds the pipes open, and

@@ -1,11 +1,43 @@
 //! Secrets never reach a terminal, a log or a record: every byte a build prints goes through a
 //! [`Redactor`], which replaces each secret value with [`MASK`]. A value may arrive split
 //! across writes (a build printing it a byte at a time), so the redactor holds back any tail
-//! of the stream that could still become a secret, and releases it once it cannot.
+//! of the stream that could still become a secret, and releases it once it cannot. A
+//! multi-line value is also masked line by line, and a build's stdout and stderr reach the
+//! redactor as one stream (one pipe, in the order the build wrote them).
 
 use std::io::{self, Write};
 
+use crate::error::MIN_SECRET;
+
 pub const MASK: &[u8] = b"[secret]";
+
+/// What is masked of a secret's value: the value, and each of its lines (without a `\r`) of
+/// at least [`MIN_SECRET`] characters, since a build may print a key one line at a time.
+/// Shorter lines of a multi-line value (a blank line, a `}`) are left alone: masking them
+/// would destroy the log and protect nothing.
+fn masked_parts(value: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    if !value.is_empty() {
+        parts.push(value.to_string());
+    }
+    if value.contains('\n') {
+        parts.extend(
+            value
+                .split('\n')
+                .map(|l| l.strip_suffix('\r').unwrap_or(l))
+                .filter(|l| l.trim().chars().count() >= MIN_SECRET)
+                .map(str::to_string),
+        );
+    }
+    parts
+}
+
+/// Whether `text` holds the secret `value`, or one of its lines that [`Redactor`] masks.
+pub fn holds_secret(text: &str, value: &str) -> bool {
+    masked_parts(value)
+        .iter()
+        .any(|p| text.contains(p.as_str()))
+}
 
 pub struct Redactor<W: Write> {
     inner: W,
@@ -18,7 +50,7 @@ impl<W: Write> Redactor<W> {
     pub fn new(inner: W, secrets: impl IntoIterator<Item = String>) -> Self {
         let mut secrets: Vec<Vec<u8>> = secrets
             .into_iter()
-            .filter(|s| !s.is_empty())
+            .flat_map(|s| masked_parts(&s))
             .map(String::into_bytes)
             .collect();
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
@@ -115,6 +147,23 @@ mod tests {
             "x[secret]x [secret]x"
         );
         assert_eq!(run(&["", "s"], &[b"sos"]), "[secret]o[secret]");
+    }
+
+    #[test]
+    fn each_line_of_a_multi_line_secret_is_masked() {
+        let key = "-----BEGIN KEY-----\nMIIEowIBAAKCAQEA\r\nabc\n-----END KEY-----\n";
+        assert_eq!(
+            run(
+                &[key],
+                &[b"first: MIIEowIBAAKCAQEA\n", b"whole: ", key.as_bytes()]
+            ),
+            "first: [secret]\nwhole: [secret]"
+        );
+        // Short lines of it are no secret on their own.
+        assert_eq!(run(&[key], &[b"abc\n"]), "abc\n");
+        assert!(holds_secret("ami-MIIEowIBAAKCAQEA", key));
+        assert!(!holds_secret("ami-abc", key));
+        assert!(holds_secret("x-hunter22-y", "hunter22"));
     }
 
     #[test]

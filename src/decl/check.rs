@@ -191,14 +191,20 @@ pub(super) fn unknown<'a>(
             "image" => "create `images/NAME.toml`".to_string(),
             _ => "declare it under `[backends.NAME]` in `layer.toml`".to_string(),
         },
-        None => format!(
-            "known {what}s: {}",
-            known
+        // At most ten names: thousands of unknown references to thousands of names would
+        // otherwise print the product of the two.
+        None => {
+            let mut list = known
                 .iter()
+                .take(10)
                 .map(|s| format!("`{s}`"))
                 .collect::<Vec<_>>()
-                .join(", ")
-        ),
+                .join(", ");
+            if known.len() > 10 {
+                list.push_str(&format!(" and {} more", known.len() - 10));
+            }
+            format!("known {what}s: {list}")
+        }
     };
     src.diag(line, format!("unknown {what} `{name}`"))
         .hint(hint)

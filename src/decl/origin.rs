@@ -23,8 +23,22 @@ pub(super) fn origin_source(
         return None;
     }
     if let Some(path) = raw.busybox {
+        let blake3 = raw.blake3.map(|d| d.to_ascii_lowercase());
+        if let Some(d) = &blake3 {
+            if d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+                diags.push(
+                    src.diag(
+                        line,
+                        format!("origin `{name}`: `blake3` must be 64 hex digits"),
+                    )
+                    .hint("`b3sum BUSYBOX`, or `layer lock`, which pins it in `layer.lock`"),
+                );
+                return None;
+            }
+        }
         return Some(OriginSource::Busybox {
             path: PathBuf::from(path),
+            blake3,
         });
     }
     if let Some(d) = raw.debian {
@@ -131,6 +145,16 @@ fn one_source(
         diags.push(
             src.diag(line, message)
                 .hint("give one of `busybox`, `debian`, `tar`, `id` or `resolve`"),
+        );
+        return false;
+    }
+    if raw.blake3.is_some() && raw.busybox.is_none() {
+        diags.push(
+            src.diag(
+                line,
+                format!("origin `{name}`: `blake3` goes with `busybox`"),
+            )
+            .hint("remove `blake3`"),
         );
         return false;
     }

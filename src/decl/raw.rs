@@ -48,6 +48,8 @@ pub(super) struct OriginRaw {
     pub debian: Option<DebianRaw>,
     pub tar: Option<String>,
     pub sha256: Option<String>,
+    /// Beside `busybox`: the binary's blake3, so that plans never open it.
+    pub blake3: Option<String>,
     pub id: Option<String>,
     pub resolve: Option<Vec<String>>,
 }

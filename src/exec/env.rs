@@ -57,21 +57,39 @@ pub struct Env<'a> {
     pub remote: Option<Shared<'a>>,
 }
 
-/// Reads the `[secrets]` of the images to build from the environment; a missing variable is
-/// an error before anything starts.
+/// Reads the `[secrets]` of the images to build from the environment; a missing variable, or
+/// a value shorter than [`crate::error::MIN_SECRET`] characters, is an error before anything
+/// starts.
 pub fn resolve_secrets(project: &Project, plan: &Plan) -> Result<Vec<Vec<(String, String)>>> {
     let mut out = vec![Vec::new(); project.images.len()];
     let mut missing = Vec::new();
+    let mut short = Vec::new();
     for (i, img) in project.images.iter().enumerate() {
         if plan.images[i].action != Action::Build {
             continue;
         }
         for (var, env) in &img.secrets {
             match std::env::var(env) {
+                Ok(v) if v.trim().chars().count() < crate::error::MIN_SECRET => {
+                    short.push(format!("`{env}` (secret `{var}` of `{}`)", img.name));
+                }
                 Ok(v) => out[i].push((var.clone(), v)),
                 Err(_) => missing.push(format!("`{env}` (secret `{var}` of `{}`)", img.name)),
             }
         }
+    }
+    if !short.is_empty() {
+        return Err(Error::Usage {
+            kind: ErrorKind::SecretTooShort,
+            message: format!(
+                "secret values shorter than {} characters: {}",
+                crate::error::MIN_SECRET,
+                short.join(", ")
+            ),
+            hint: Some(
+                "a value that short cannot be masked in logs without destroying them; use a longer secret".into(),
+            ),
+        });
     }
     if !missing.is_empty() {
         return Err(Error::Usage {

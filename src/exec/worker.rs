@@ -75,7 +75,7 @@ pub fn origin_id(project: &Project, name: &str) -> String {
             .get(name)
             .and_then(|l| l.id.clone())
             .unwrap_or_default(),
-        OriginSource::Busybox { path } => format!("busybox:{}", path.display()),
+        OriginSource::Busybox { path, .. } => format!("busybox:{}", path.display()),
         OriginSource::TarFile { path } => format!("tar:{path}"),
         OriginSource::TarUrl { url, .. } => url.clone(),
         OriginSource::Debian { suite, variant, .. } => format!("debian:{suite}/{variant}"),
@@ -87,6 +87,31 @@ fn stamps(t: SystemTime) -> (String, String) {
     let rfc = humantime::format_rfc3339_seconds(t).to_string();
     let digits: String = rfc.chars().filter(char::is_ascii_digit).collect();
     (format!("{}_{}", &digits[..8], &digits[8..12]), rfc)
+}
+
+/// The role trees a build of image `id` applied, hashed again after it: a build that changed
+/// its own inputs (a provisioner that got write access to its role folder, a backend script
+/// writing into `roles/`) made an artifact its key does not describe, and fails.
+fn roles_unchanged(ws: &Workspace, id: ImageId) -> Result<(), String> {
+    let empty = crate::scan::StatCache::default();
+    let hasher = crate::scan::Hasher::new(&empty);
+    for r in ws.graph.applied_roles(id, ws.strategy) {
+        let role = &ws.project.roles[r];
+        let before = &ws.scanned.trees[r];
+        let now = crate::scan::scan_tree(&ws.project.root.join(&role.dir), &role.dir, &hasher)
+            .map_err(|e| e.to_string())?;
+        if now.digest != before.digest {
+            let changed: Vec<String> = crate::scan::diff_trees(before, &now)
+                .into_iter()
+                .map(|(path, _)| format!("{}/{path}", role.dir))
+                .collect();
+            return Err(format!(
+                "role `{r}` changed during the build ({}): a build must not change its inputs; nothing was recorded",
+                changed.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What image `id`'s build applies under the workspace's strategy.
@@ -270,7 +295,9 @@ pub(super) fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
     };
     let backend_name = &ws.project.backend_of(image).name;
     let builder = &env.builders[backend_name];
-    let result = builder.build(&job, &log, env.procs);
+    let result = builder
+        .build(&job, &log, env.procs)
+        .and_then(|built| roles_unchanged(ws, task.id).map(|()| built));
 
     let outcome = match result {
         _ if env.procs.cancelled() => Err("interrupted".to_string()),
@@ -313,6 +340,18 @@ fn finish_build(
         return Err(Error::usage(
             ErrorKind::NoArtifactId,
             "the backend reported success but no artifact id",
+        ));
+    }
+    if let Some((var, _)) = job
+        .secrets
+        .iter()
+        .find(|(_, v)| crate::backend::redact::holds_secret(&built.id, v))
+    {
+        return Err(Error::usage(
+            ErrorKind::SecretInArtifactId,
+            format!(
+                "the artifact id the backend reported holds the value of secret `{var}`; nothing was recorded"
+            ),
         ));
     }
     let mut artifact = Artifact {

@@ -197,14 +197,23 @@ fn lock_origins(
         let pinned = |l: &LockedOrigin| match origin.source {
             OriginSource::Resolve { .. } => l.id.is_some(),
             OriginSource::Debian { .. } => !l.releases.is_empty(),
+            OriginSource::Busybox { .. } => l.blake3.is_some(),
             _ => false,
         };
         let resolved = match (&origin.source, &old) {
-            (OriginSource::Resolve { .. } | OriginSource::Debian { .. }, Some(o))
-                if !update && pinned(o) =>
-            {
-                o.clone()
-            }
+            // A busybox pinned in its declaration needs no lock entry.
+            (
+                OriginSource::Busybox {
+                    blake3: Some(_), ..
+                },
+                _,
+            ) => continue,
+            (
+                OriginSource::Resolve { .. }
+                | OriginSource::Debian { .. }
+                | OriginSource::Busybox { .. },
+                Some(o),
+            ) if !update && pinned(o) => o.clone(),
             (OriginSource::Resolve { command }, _) => LockedOrigin {
                 id: Some(run_resolve(root, name, command)?),
                 ..LockedOrigin::default()
@@ -214,6 +223,10 @@ fn lock_origins(
                     .iter()
                     .map(|a| release_of(&format!("origin `{name}`"), a))
                     .collect::<Result<_>>()?,
+                ..LockedOrigin::default()
+            },
+            (OriginSource::Busybox { path, .. }, _) => LockedOrigin {
+                blake3: Some(busybox_digest(name, path)?),
                 ..LockedOrigin::default()
             },
             _ => continue,
@@ -232,6 +245,21 @@ fn lock_origins(
         next.insert(name.clone(), resolved);
     }
     Ok((next, moved))
+}
+
+/// The blake3 of a `busybox` origin's binary, pinned in `layer.lock` so that plans never open
+/// the host file (`layer lock` is run by the project's owners, never on untrusted input).
+fn busybox_digest(name: &str, path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Input {
+        kind: ErrorKind::OriginFile,
+        path: PROJECT_FILE.into(),
+        message: format!("origin `{name}`: cannot read `{}`: {e}", path.display()),
+        hint: Some(
+            "install a static busybox (`apt-get install busybox-static`) or point `busybox` at one"
+                .into(),
+        ),
+    })?;
+    Ok(blake3::hash(&bytes).to_hex().to_string())
 }
 
 /// `LABEL DATE BLAKE3` of an archive's `Release`, fetched now.
@@ -451,6 +479,9 @@ pub fn render(lock: &crate::model::Lock) -> String {
         let _ = write!(out, "\n[origins.{name}]\n");
         if let Some(id) = &l.id {
             let _ = writeln!(out, "id = {}", q(id));
+        }
+        if let Some(d) = &l.blake3 {
+            let _ = writeln!(out, "blake3 = {}", q(d));
         }
         list(&mut out, "releases", &l.releases);
     }

@@ -166,18 +166,20 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
         .map(|i| stale_reasons(input, i, sel.max_age.as_ref()))
         .collect();
 
-    let mut selected = vec![sel.targets.is_empty(); n];
-    let mut forced = vec![sel.targets.is_empty() && (sel.force || sel.force_deps); n];
+    let mut selected = ImageMap::filled(n, sel.targets.is_empty());
+    let mut forced = ImageMap::filled(n, sel.targets.is_empty() && (sel.force || sel.force_deps));
     for &t in &sel.targets {
-        selected[t] = true;
-        forced[t] = sel.force || sel.force_deps;
-        for a in g.chain(ImageId::new(t)) {
-            if input.strategy == Strategy::Deep {
-                selected[a.index()] = true;
-            }
-            forced[a.index()] |= sel.force_deps;
-        }
+        selected[ImageId::new(t)] = true;
+        forced[ImageId::new(t)] = sel.force || sel.force_deps;
     }
+    if sel.force_deps {
+        g.mark_ancestors(&mut forced);
+    }
+    let forced: Vec<bool> = forced.values().copied().collect();
+    if input.strategy == Strategy::Deep {
+        g.mark_ancestors(&mut selected);
+    }
+    let mut selected: Vec<bool> = selected.values().copied().collect();
     if let Some(since) = &sel.since {
         let mut below_changed = ImageMap::filled(n, false);
         for (i, r) in since.iter().enumerate() {
@@ -188,13 +190,7 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
         // Deep: what a changed image is built on comes too, as with targets (fresh, or built
         // when the cache lacks it).
         if input.strategy == Strategy::Deep {
-            for i in g.ids() {
-                if below_changed[i] {
-                    for a in g.chain(i) {
-                        below_changed[a] = true;
-                    }
-                }
-            }
+            g.mark_ancestors(&mut below_changed);
         }
         for i in 0..n {
             selected[i] &= below_changed[ImageId::new(i)];

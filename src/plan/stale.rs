@@ -111,7 +111,7 @@ pub fn changes_since(input: &PlanInput, i: usize, old: &Record) -> Vec<Change> {
 
 /// The name of the origin image `i` starts from under the plan's strategy.
 fn origin_name(input: &PlanInput, i: usize) -> String {
-    let root = input.graph.chain(ImageId::new(i))[0];
+    let root = input.graph.root(ImageId::new(i));
     input.project.images[root.index()]
         .origin()
         .unwrap_or_default()

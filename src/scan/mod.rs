@@ -27,7 +27,9 @@ mod walk;
 mod project;
 
 pub use hasher::{hash_file, Hasher, RACY_WINDOW};
-pub use project::{scan_project, Scanned};
+pub use project::{
+    host_program, host_program_error, pinned_busybox, scan_project, Scanned, PROGRAM_FOLDERS,
+};
 pub use stat_cache::{DirRecord, FileRecord, Stamp, StatCache};
 pub use tree::{diff_trees, Entry, EntryKind, FileChange, Tree};
 pub use walk::scan_tree;

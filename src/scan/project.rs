@@ -22,6 +22,80 @@ pub struct Scanned {
     pub backend_files: std::collections::BTreeMap<String, String>,
 }
 
+/// The folders a host program may be in without a pin: where the system's package manager
+/// puts programs. A path is checked after its links are followed.
+pub const PROGRAM_FOLDERS: &[&str] = &[
+    "/usr/bin",
+    "/bin",
+    "/usr/sbin",
+    "/sbin",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/libexec",
+    "/usr/local/bin",
+    "/usr/local/sbin",
+    "/lib",
+];
+
+/// The digest a `busybox` origin is pinned to, in its declaration or in `layer.lock`: plans
+/// use it and never open the host file.
+pub fn pinned_busybox(project: &crate::model::Project, name: &str) -> Option<String> {
+    match &project.origins[name].source {
+        crate::model::OriginSource::Busybox { blake3, .. } => blake3.clone().or_else(|| {
+            project
+                .lock
+                .origins
+                .get(name)
+                .and_then(|l| l.blake3.clone())
+        }),
+        _ => None,
+    }
+}
+
+/// Whether the host file `path` may be read by a plan without a pin: a regular, executable
+/// file under one of [`PROGRAM_FOLDERS`] once its links are followed. A missing file is left
+/// to the read that follows, which says so; anything else is why not.
+pub fn host_program(path: &Path) -> std::result::Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(real) = path.canonicalize() else {
+        return Ok(());
+    };
+    if !PROGRAM_FOLDERS.iter().any(|f| real.starts_with(f)) {
+        return Err(format!(
+            "`{}` is not under the system's program folders",
+            real.display()
+        ));
+    }
+    let meta = fs::metadata(&real).map_err(|e| e.to_string())?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(format!(
+            "`{}` is not a regular, executable file",
+            real.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The declaration error of a host program [`host_program`] refuses.
+pub fn host_program_error(name: &str, path: &Path, why: &str) -> Error {
+    Error::Input {
+        kind: ErrorKind::OriginFile,
+        path: crate::model::PROJECT_FILE.into(),
+        message: format!(
+            "origin `{name}`: `{}` is not read by plans: {why}",
+            path.display()
+        ),
+        hint: Some(format!(
+            "use a program under {}, or pin its digest: `blake3 = \"...\"` beside `busybox`, or `layer lock`",
+            PROGRAM_FOLDERS[..4]
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
 /// Scans every role folder, the files of the origins images use, and the project files
 /// backends run. Roles are scanned in parallel.
 pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<Scanned> {
@@ -54,8 +128,17 @@ pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<
     let used: std::collections::BTreeSet<&str> =
         project.images.iter().filter_map(|i| i.origin()).collect();
     for name in used {
+        if let Some(digest) = pinned_busybox(project, name) {
+            origin_files.insert(name.to_string(), digest);
+            continue;
+        }
+        if let OriginSource::Busybox { path, .. } = &project.origins[name].source {
+            if let Err(why) = host_program(path) {
+                return Err(host_program_error(name, path, &why));
+            }
+        }
         let (path, shown, hint) = match &project.origins[name].source {
-            OriginSource::Busybox { path } => (
+            OriginSource::Busybox { path, .. } => (
                 path.clone(),
                 path.display().to_string(),
                 "install a static busybox (`apt-get install busybox-static`) or point `busybox` at one",

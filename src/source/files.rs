@@ -75,7 +75,7 @@ fn kind_of(t: &fs::FileType) -> Kind {
 
 impl ProjectFiles for WorkTree {
     fn read(&self, rel: &str) -> io::Result<Vec<u8>> {
-        crate::fsutil::read_small(&self.root.join(rel))
+        crate::fsutil::read_declaration(&self.root.join(rel))
     }
 
     fn kind(&self, rel: &str) -> Option<Kind> {

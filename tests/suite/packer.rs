@@ -191,7 +191,7 @@ fn a_packer_run_without_an_artifact_id_fails_and_records_nothing() {
     let out = p
         .layer_env(
             &["build", "base", "--no-progress"],
-            &[("PATH", &path), ("LAYER_TEST_TOKEN", "x")],
+            &[("PATH", &path), ("LAYER_TEST_TOKEN", "x-token-1")],
         )
         .expect(1);
     assert!(
@@ -213,7 +213,7 @@ fn packer_missing_from_path_is_an_error_before_any_build() {
             &["build", "--no-progress"],
             &[
                 ("PATH", &empty.path().display().to_string()),
-                ("LAYER_TEST_TOKEN", "x"),
+                ("LAYER_TEST_TOKEN", "x-token-1"),
             ],
         )
         .expect(2);

@@ -1047,8 +1047,9 @@ fn building_without_root_is_one_clear_error_before_anything_starts() {
     let p = chain("deep");
     fs::set_permissions(p.root(), fs::Permissions::from_mode(0o755)).unwrap();
     p.chmod("roles/base/files/etc/secret.conf", 0o644); // readable by `nobody`
+                                                        // The cache folder is the user's own: one of another user's is refused.
     let cache = tempfile::tempdir().unwrap();
-    fs::set_permissions(cache.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::chown(cache.path(), Some(65534), Some(65534)).unwrap();
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(env!("CARGO_BIN_EXE_layer"))
@@ -1079,15 +1080,17 @@ fn gc_removes_origins_no_kept_build_or_declaration_needs() {
     let p = chain("deep");
     p.layer(&["build", "base", "--no-progress"]).expect(0);
     // Another busybox binary (a byte appended: another identity), then a build on it.
+    // Outside the system's program folders, it is pinned by its digest.
     let other = p.path("busybox-copy");
     let mut bytes = fs::read(busybox()).unwrap();
     bytes.push(0);
+    let digest = blake3::hash(&bytes).to_hex().to_string();
     fs::write(&other, bytes).unwrap();
     fs::set_permissions(&other, fs::Permissions::from_mode(0o755)).unwrap();
     p.file(
         "layer.toml",
         &format!(
-            "[project]\nstrategy = \"deep\"\n\n[origins.bb]\nbusybox = \"{}\"\n",
+            "[project]\nstrategy = \"deep\"\n\n[origins.bb]\nbusybox = \"{}\"\nblake3 = \"{digest}\"\n",
             other.canonicalize().unwrap().display()
         ),
     );

@@ -4,6 +4,7 @@
 
 use crate::common::git;
 use crate::common::{redact, Project};
+use crate::needs::{self, Need};
 use std::path::Path;
 
 /// A script that leaves a marker named `what` in `markers` and exits 0.
@@ -334,4 +335,164 @@ fn an_image_file_linked_outside_at_a_revision() {
         "{}",
         out.stderr
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host files and the cache (issue 16, failure 8): plans read nothing outside the project and
+// the cache but a system program, and never through a link the project put in the cache.
+
+/// A named pipe outside the project: a plan that opened it would block forever.
+fn outside_fifo() -> (tempfile::TempDir, std::path::PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let fifo = d.path().join("busybox");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o755),
+        0,
+    )
+    .unwrap();
+    (d, fifo)
+}
+
+fn busybox_project(origin: &str) -> Project {
+    let p = Project::new();
+    p.file(
+        "layer.toml",
+        &format!("[project]\n\n[origins.bb]\n{origin}"),
+    );
+    p.file("images/base.toml", "origin = \"bb\"\n");
+    p
+}
+
+#[test]
+fn a_host_file_as_busybox_is_not_read() {
+    let p = busybox_project("busybox = \"/etc/shadow\"\n");
+    insta::assert_snapshot!(plan_fails(&p, None), @r#"
+    error: layer.toml: origin `bb`: `/etc/shadow` is not read by plans: `/etc/shadow` is not under the system's program folders
+      hint: use a program under `/usr/bin`, `/bin`, `/usr/sbin`, `/sbin`, or pin its digest: `blake3 = "..."` beside `busybox`, or `layer lock`
+    "#);
+    // Nor a file of the system's program folders that is not a program.
+    let (_d, fifo) = outside_fifo();
+    let p = busybox_project(&format!("busybox = \"{}\"\n", fifo.display()));
+    let err = plan_fails(&p, None);
+    assert!(
+        err.contains("is not under the system's program folders"),
+        "{err}"
+    );
+    let p = busybox_project("busybox = \"/usr/bin/../lib/os-release\"\n");
+    let out = p.layer(&["plan"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}
+
+#[test]
+fn a_pinned_busybox_is_never_opened_by_plans() {
+    let (_d, fifo) = outside_fifo();
+    let digest = "ab".repeat(32);
+    let p = busybox_project(&format!(
+        "busybox = \"{}\"\nblake3 = \"{digest}\"\n",
+        fifo.display()
+    ));
+    let out = p.layer(&["hash", "--inputs", "--json"]).expect(0);
+    assert!(out.stdout.contains(&digest), "{}", out.stdout);
+    // Pinned in layer.lock instead, by `layer lock` of a trusted checkout.
+    let p = busybox_project(&format!("busybox = \"{}\"\n", fifo.display()));
+    p.file(
+        "layer.lock",
+        &format!("version = 1\n\n[origins.bb]\nblake3 = \"{digest}\"\n"),
+    );
+    let out = p.layer(&["hash", "--inputs", "--json"]).expect(0);
+    assert!(out.stdout.contains(&digest), "{}", out.stdout);
+    // A bad pin is a declaration error, and so is a pin of anything but a busybox.
+    let p = busybox_project("busybox = \"/usr/bin/busybox\"\nblake3 = \"xyz\"\n");
+    insta::assert_snapshot!(plan_fails(&p, None), @r"
+    error: layer.toml:3: origin `bb`: `blake3` must be 64 hex digits
+      hint: `b3sum BUSYBOX`, or `layer lock`, which pins it in `layer.lock`
+    ");
+    let p = busybox_project(&format!("id = \"ami-1\"\nblake3 = \"{digest}\"\n"));
+    insta::assert_snapshot!(plan_fails(&p, None), @r"
+    error: layer.toml:3: origin `bb`: `blake3` goes with `busybox`
+      hint: remove `blake3`
+    ");
+}
+
+#[test]
+#[cfg_attr(
+    any(missing = "root", missing = "busybox"),
+    ignore = "needs root and a static busybox: apt-get install busybox-static"
+)]
+fn a_busybox_that_is_not_the_pinned_one_fails_the_build() {
+    needs::check(&[Need::Root, Need::Busybox]);
+    let p = busybox_project(&format!(
+        "busybox = \"{}\"\nblake3 = \"{}\"\n",
+        needs::busybox().unwrap().display(),
+        "ab".repeat(32)
+    ));
+    let out = p.layer(&["build", "--no-progress"]).expect(1);
+    assert!(
+        out.stderr.contains(&format!(
+            "but the key was computed from {}; run `layer lock --update` if it was upgraded",
+            "ab".repeat(32)
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_committed_cache_link_or_a_foreign_cache_is_refused() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let p = Project::estate();
+    p.symlink(elsewhere.path().to_str().unwrap(), "cache");
+    let err = plan_fails(&p, Some(elsewhere.path()));
+    assert!(
+        err.contains("error: [ROOT]/cache: the cache folder is a link to `"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: remove the link (a cache is never committed)"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    // A file where the cache folder goes.
+    p.remove("cache");
+    p.file("cache", "x\n");
+    let out = p.layer(&["plan"]).expect(2);
+    assert!(
+        out.stderr.contains("the cache folder is not a folder"),
+        "{}",
+        out.stderr
+    );
+    // A cache folder of another user.
+    p.remove("cache");
+    std::fs::create_dir(p.path("cache")).unwrap();
+    std::os::unix::fs::chown(p.path("cache"), Some(65534), Some(65534)).unwrap();
+    let out = p.layer(&["plan"]).expect(2);
+    assert!(
+        out.stderr
+            .contains("the cache folder is owned by user 65534, not by the user running layer"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn links_in_the_cache_are_not_followed() {
+    let p = Project::estate();
+    p.record(&["base-linux"]);
+    assert_eq!(p.planned(&[], "base-linux")["action"], "fresh");
+    // A record that is a link to a record elsewhere (or to `/etc/shadow`) is not read.
+    let record = p.record_path("base-linux");
+    let outside = tempfile::tempdir().unwrap();
+    let moved = outside.path().join("record.json");
+    std::fs::rename(&record, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &record).unwrap();
+    assert_eq!(p.planned(&[], "base-linux")["action"], "build");
+    // A stat cache that is a link to a device is not read, and is replaced by a file.
+    p.remove("cache/stat-cache");
+    p.symlink("/dev/zero", "cache/stat-cache");
+    p.layer(&["plan"]).expect(0);
+    let meta = std::fs::symlink_metadata(p.path("cache/stat-cache")).unwrap();
+    assert!(meta.is_file());
 }

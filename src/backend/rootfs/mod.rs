@@ -386,6 +386,7 @@ pub fn sandbox_main(args: &[String]) -> i32 {
                 1
             }
         },
+        [flag, rest @ ..] if flag == "--enter" => sandbox::enter(rest),
         [spec] => sandbox::main(Path::new(spec)),
         _ => {
             eprintln!("usage: layer __sandbox SPEC | --probe DIR (internal)");

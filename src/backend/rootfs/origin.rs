@@ -46,7 +46,9 @@ pub fn materialize(
     let _ = writeln!(log.lock().unwrap(), "==> origin {}", origin.name);
     let tmp = cache.origin_work(identity).map_err(|e| e.to_string())?;
     let tmp_root = tmp.join("root");
-    if let Err(e) = make(project_root, origin, &tmp, &tmp_root, log, procs) {
+    let made = make(project_root, origin, &tmp, &tmp_root, log, procs)
+        .and_then(|()| check_busybox(identity, &tmp_root));
+    if let Err(e) = made {
         let _ = crate::fsutil::remove_tree(&tmp);
         return Err(format!("making origin `{}`: {e}", origin.name));
     }
@@ -61,6 +63,23 @@ pub fn materialize(
         .store_origin(identity, &tmp, &digest)
         .map_err(|e| e.to_string())?;
     Ok((root, digest))
+}
+
+/// The busybox copied into the origin is the one its key was computed from (a pinned digest,
+/// or the file as the plan hashed it): a binary replaced since is refused.
+fn check_busybox(identity: &OriginIdentity, root: &Path) -> Result<(), String> {
+    let OriginIdentity::Busybox { blake3: want } = identity else {
+        return Ok(());
+    };
+    let bb = root.join("bin/busybox");
+    let bytes = fs::read(&bb).map_err(|e| format!("{}: {e}", bb.display()))?;
+    let got = blake3::hash(&bytes).to_hex().to_string();
+    if &got != want {
+        return Err(format!(
+            "the busybox binary has blake3 {got}, but the key was computed from {want}; run `layer lock --update` if it was upgraded"
+        ));
+    }
+    Ok(())
 }
 
 fn make(
@@ -83,7 +102,7 @@ fn make(
         }
     };
     match &origin.source {
-        OriginSource::Busybox { path } => busybox(path, root),
+        OriginSource::Busybox { path, .. } => busybox(path, root),
         OriginSource::TarFile { path } => {
             let file = project_root.join(path);
             run(&mut untar(&file, root), &format!("unpacking `{path}`"))

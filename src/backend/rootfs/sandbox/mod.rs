@@ -6,16 +6,19 @@
 //! layers below over a new upper layer, or a folder composed by copying where overlayfs is
 //! refused — and gives it a small `/dev` of its own, `/sys` read-only and tmpfs on `/run` and
 //! `/tmp`. Each command (the package manager, a role's `provision.sh`, a test) then runs by
-//! `unshare --pid --fork --kill-child --mount-proc` and `chroot`: pid 1 of a pid namespace of
-//! its own, so that when it ends, every process it left behind is killed with it.
+//! `unshare --pid --fork --kill-child --mount-proc` and `layer __sandbox --enter`: pid 1 of a
+//! pid namespace of its own, so that when it ends, every process it left behind is killed
+//! with it, confined as [`confine`] says (`pivot_root`, Docker's default capabilities,
+//! read-only `/proc/sys`, `no_new_privs`, a seccomp filter).
 //!
 //! The mounts belong to the sandbox's namespace: they vanish when it exits, whatever happens,
 //! and never show on the host. Before it exits it removes what it staged in the root (the role
 //! folder at `/.layer`, `policy-rc.d`, the host's `resolv.conf`) and unmounts, so the upper layer
 //! holds only what the image's own code did.
 //!
-//! The chroot is not a security boundary: role code runs as root on the build host, with the
-//! host's kernel and network. Only build code you would run on the host yourself.
+//! What this holds against, and what not, is in the README ("The sandbox"): role code runs as
+//! root (with Docker's default capabilities) on the host's kernel, with the host's network
+//! during builds.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -29,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 mod mounts;
 mod files;
+mod confine;
 
 use files::{copy_files_into, install_script};
 use mounts::{check, enter_private_mount_namespace, loopback_up, overlay_options, umount};
@@ -104,6 +108,18 @@ pub struct TestResult {
     /// Exit status, or a description (timed out, killed by a signal).
     pub status: String,
     pub duration_ms: u64,
+}
+
+/// `layer __sandbox --enter ROOT CMD...`: confines this process in ROOT ([`confine`]) and
+/// becomes CMD; 127 when either fails.
+pub fn enter(args: &[String]) -> i32 {
+    let Some((root, argv)) = confine::parse(args) else {
+        eprintln!("usage: layer __sandbox --enter ROOT CMD... (internal)");
+        return 2;
+    };
+    let e = confine::enter(root, argv);
+    eprintln!("layer sandbox: {e}");
+    127
 }
 
 /// Runs the sandbox of the spec at `spec_path`; the process's exit code.
@@ -523,6 +539,7 @@ impl Sandbox<'_> {
         output: Option<fs::File>,
         timeout: Option<Duration>,
     ) -> io::Result<std::process::ExitStatus> {
+        let exe = std::env::current_exe()?;
         let mut cmd = Command::new("unshare");
         cmd.arg("--pid")
             .arg("--fork")
@@ -531,7 +548,9 @@ impl Sandbox<'_> {
                 "--mount-proc={}",
                 self.root().join("proc").display()
             ))
-            .arg("chroot")
+            .arg(exe)
+            .arg("__sandbox")
+            .arg("--enter")
             .arg(self.root())
             .arg("/bin/sh")
             .arg("-c")
