@@ -175,7 +175,17 @@ fn a_cache_the_user_cannot_write_is_a_usage_error_that_says_so() {
     fs::set_permissions(p.root(), fs::Permissions::from_mode(0o777)).unwrap();
     p.chmod("roles/base/files/etc/base.key", 0o644);
     let cache = tempfile::tempdir().unwrap();
+    // Another user's cache is refused before anything is tried (a project could commit one).
     fs::set_permissions(cache.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, stderr) = as_nobody(&p, cache.path(), &["build", "--no-progress"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("the cache folder is owned by user 0"),
+        "{stderr}"
+    );
+    // The user's own cache that it may not write: a usage error that says so.
+    std::os::unix::fs::chown(cache.path(), Some(65534), Some(65534)).unwrap();
+    fs::set_permissions(cache.path(), fs::Permissions::from_mode(0o555)).unwrap();
     let (code, stderr) = as_nobody(&p, cache.path(), &["build", "--no-progress"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("cannot write to the cache"), "{stderr}");
@@ -194,6 +204,7 @@ fn a_rootfs_build_without_root_says_so_whatever_the_cache() {
     fs::set_permissions(p.root(), fs::Permissions::from_mode(0o755)).unwrap();
     for mode in [0o700, 0o755] {
         let cache = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(cache.path(), Some(65534), Some(65534)).unwrap();
         fs::set_permissions(cache.path(), fs::Permissions::from_mode(mode)).unwrap();
         let (code, stderr) = as_nobody(&p, cache.path(), &["build", "--no-progress"]);
         assert_eq!(code, 2, "{stderr}");
