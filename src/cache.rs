@@ -5,13 +5,15 @@
 //! cache/
 //!   records/NAME/KEY.json   the record of the latest successful build of KEY
 //!   trees/DIGEST.json       role trees named by records, for `layer explain`
-//!   stat-cache              (size, mtime, inode, ctime) -> blake3 of input files
+//!   stat-cache              (size, mtime, inode, ctime) -> blake3 of input files, then the
+//!                           blake3 of all that: a stat cache that fails it is an empty one
 //!   cache.lock              held shared by builds and release changes, exclusive by `gc`
 //! ```
 //!
 //! Every file is written atomically: a temporary file in the same folder, fsync, rename over
 //! the target, fsync of the folder. A record that is missing, truncated, unparsable, of another
-//! format, or whose inputs do not hash to its key is never used: the image is stale.
+//! format, whose checksum does not match its bytes ([`crate::record::seal_record`]), or whose
+//! inputs do not hash to its key is never used: the image is stale.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,7 +22,7 @@ use std::time::SystemTime;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fsutil::{read_small, remove_tree, write_atomic};
-use crate::record::{parse_record, Lookup, Record};
+use crate::record::{open_record, seal_record, Lookup, Record};
 use crate::scan::{Entry, StatCache, Tree};
 use crate::version::{build_number, version_fields};
 
@@ -106,7 +108,7 @@ impl Cache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Lookup::Missing,
             Err(e) => return Lookup::Unusable(format!("record cannot be read: {e}")),
         };
-        match parse_record(&bytes) {
+        match open_record(&bytes) {
             Err(why) => Lookup::Unusable(why),
             Ok(r) if r.name != name || r.key != key => {
                 Lookup::Unusable("record belongs to another image or key".into())
@@ -127,7 +129,7 @@ impl Cache {
                 .flatten()
                 .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".json")))
                 .filter_map(|e| fs::read(e.path()).ok())
-                .filter_map(|b| parse_record(&b).ok())
+                .filter_map(|b| open_record(&b).ok())
                 .filter(|r| r.name == name)
                 .collect()
         };
@@ -194,8 +196,7 @@ impl Cache {
                 fs::rename(&path, &to).map_err(|e| Error::io(&to, e))?;
             }
         }
-        let json = serde_json::to_vec_pretty(record).expect("records serialize");
-        write_atomic(&path, &json)
+        write_atomic(&path, &seal_record(record))
     }
 
     /// Rewrites a stored record in place, for what happens to a build after it (its release
@@ -226,8 +227,7 @@ impl Cache {
                 old
             }
         };
-        let json = serde_json::to_vec_pretty(record).expect("records serialize");
-        write_atomic(&path, &json)
+        write_atomic(&path, &seal_record(record))
     }
 
     /// The next build number of image `name` under `major_minor` (`1.4`): one more than the
@@ -401,6 +401,7 @@ impl Cache {
         let runs = self.dir.join("runs");
         fs::create_dir_all(&runs).map_err(|e| Error::io(&runs, e))?;
         self.remove_dead_runs()?;
+        self.remove_dead_temps()?;
         let nanos = SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
@@ -456,15 +457,42 @@ impl Cache {
         Ok(removed)
     }
 
+    /// The stat cache the last scan saved; an empty one when it is missing, unreadable, or
+    /// fails its checksum (a damaged stat cache only costs a full re-hash).
     pub fn load_stat_cache(&self) -> StatCache {
         fs::read(self.stat_path())
+            .ok()
+            .and_then(unseal_stat)
             .map(StatCache::decode_owned)
             .unwrap_or_default()
     }
 
+    /// Saves the stat cache, its bytes followed by their blake3.
     pub fn save_stat_cache(&self, stat: &StatCache) -> Result<()> {
-        write_atomic(&self.stat_path(), stat.as_bytes())
+        let path = self.stat_path();
+        let dir = crate::fsutil::parent_of(&path);
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        crate::fsutil::atomic_file(&path, |tmp| {
+            use std::io::Write;
+            let bytes = stat.as_bytes();
+            let mut f = fs::File::create(tmp).map_err(|e| Error::io(tmp, e))?;
+            f.write_all(bytes)
+                .and_then(|()| f.write_all(blake3::hash(bytes).as_bytes()))
+                .and_then(|()| f.sync_all())
+                .map_err(|e| Error::io(tmp, e))
+        })
     }
+}
+
+/// The stat cache's bytes without their checksum (the last 32 bytes, the blake3 of the rest),
+/// or `None` when they do not match.
+fn unseal_stat(mut bytes: Vec<u8>) -> Option<Vec<u8>> {
+    let body = bytes.len().checked_sub(32)?;
+    if blake3::hash(&bytes[..body]).as_bytes() != &bytes[body..] {
+        return None;
+    }
+    bytes.truncate(body);
+    Some(bytes)
 }
 
 /// The blake3 digest and size of a local artifact: a file, or a folder such as a rootfs layer

@@ -254,6 +254,8 @@ pub enum ErrorKind {
     CacheBusy,
     /// A tree to remove holds a mount point.
     MountPoint,
+    /// `layer cache gc --keep 0` without `--all`: it could remove every build of an image.
+    GcKeepZero,
 
     // The remote cache.
     /// A remote URL or trusted key that cannot be used.
