@@ -102,7 +102,10 @@ one_backend() { # BACKEND KILLS
       kill_survivors
     fi
     if ! "$layer" -C "$d" cache verify >/dev/null 2>&1; then corrupt=$((corrupt + 1)); fi
-    if ! "$layer" -C "$d" build --no-progress -q >/dev/null 2>&1; then failed_next=$((failed_next + 1)); fi
+    if ! "$layer" -C "$d" build --no-progress -q >"$work/next.log" 2>&1; then
+      failed_next=$((failed_next + 1))
+      echo "$backend kill $i: the next build failed:"; sed 's/^/  /' "$work/next.log" | tail -5
+    fi
     local t
     t=$(find "$d/cache" \( -name '.*.tmp[0-9]*' -o -name '*.tmp-[0-9]*' \) | wc -l)
     temps=$((temps + t))

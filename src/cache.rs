@@ -350,6 +350,12 @@ impl Cache {
         let to = self.dir.join(&rel);
         let dir = to.parent().expect("artifacts have a folder");
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        // One already there was left by a build killed between storing its artifact and
+        // writing its record: versions come from records, and the caller holds the image's
+        // lock, so no record names it.
+        if fs::symlink_metadata(&to).is_ok_and(|m| m.is_dir()) {
+            remove_tree(&to)?;
+        }
         fs::rename(from, &to).map_err(|e| Error::io(&to, e))?;
         fs::File::open(dir)
             .and_then(|d| d.sync_all())
@@ -633,6 +639,22 @@ mod tests {
         let mut ghost = first.clone();
         ghost.version = "9.9.9-20261122_0400".into();
         assert!(cache.rewrite_record(&ghost).is_err());
+    }
+
+    #[test]
+    fn an_artifact_left_by_a_killed_build_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("cache"));
+        // A build killed after storing its layer, before writing its record.
+        let left = dir.path().join("cache/artifacts/img/img-1.0.0-k");
+        fs::create_dir_all(left.join("etc")).unwrap();
+        fs::write(left.join("etc/old"), "old").unwrap();
+        let new = dir.path().join("cache/runs/layer");
+        fs::create_dir_all(new.join("etc")).unwrap();
+        fs::write(new.join("etc/new"), "new").unwrap();
+        let rel = cache.store_artifact("img", "img-1.0.0-k", &new).unwrap();
+        assert_eq!(rel, "artifacts/img/img-1.0.0-k");
+        assert!(left.join("etc/new").is_file() && !left.join("etc/old").exists());
     }
 
     #[test]
