@@ -5,14 +5,16 @@
 //! cache/
 //!   records/NAME/KEY.json   the record of the latest successful build of KEY
 //!   trees/DIGEST.json       role trees named by records, for `layer explain`
-//!   stat-cache              (size, mtime, inode, ctime) -> blake3 of input files
+//!   stat-cache              (size, mtime, inode, ctime) -> blake3 of input files, then the
+//!                           blake3 of all that: a stat cache that fails it is an empty one
 //!   logs/NAME/VERSION.log   build logs, and `VERSION.test.log` of test runs (see `logs`)
 //!   cache.lock              held shared by builds and release changes, exclusive by `gc`
 //! ```
 //!
 //! Every file is written atomically: a temporary file in the same folder, fsync, rename over
 //! the target, fsync of the folder. A record that is missing, truncated, unparsable, of another
-//! format, or whose inputs do not hash to its key is never used: the image is stale.
+//! format, whose checksum does not match its bytes ([`crate::record::seal_record`]), or whose
+//! inputs do not hash to its key is never used: the image is stale.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -21,7 +23,7 @@ use std::time::SystemTime;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fsutil::{read_small_nofollow, remove_tree, write_atomic};
-use crate::record::{parse_record, Lookup, Record};
+use crate::record::{open_record, seal_record, Lookup, Record};
 use crate::scan::{Entry, StatCache, Tree};
 use crate::version::{build_number, version_fields};
 
@@ -150,7 +152,7 @@ impl Cache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Lookup::Missing,
             Err(e) => return Lookup::Unusable(format!("record cannot be read: {e}")),
         };
-        match parse_record(&bytes) {
+        match open_record(&bytes) {
             Err(why) => Lookup::Unusable(why),
             Ok(r) if r.name != name || r.key != key => {
                 Lookup::Unusable("record belongs to another image or key".into())
@@ -171,7 +173,7 @@ impl Cache {
                 .flatten()
                 .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".json")))
                 .filter_map(|e| read_small_nofollow(&e.path()).ok())
-                .filter_map(|b| parse_record(&b).ok())
+                .filter_map(|b| open_record(&b).ok())
                 .filter(|r| r.name == name)
                 .collect()
         };
@@ -246,8 +248,7 @@ impl Cache {
                 fs::rename(&path, &to).map_err(|e| Error::io(&to, e))?;
             }
         }
-        let json = serde_json::to_vec_pretty(record).expect("records serialize");
-        write_atomic(&path, &json)
+        write_atomic(&path, &seal_record(record))
     }
 
     /// Rewrites a stored record in place, for what happens to a build after it (its release
@@ -278,8 +279,7 @@ impl Cache {
                 old
             }
         };
-        let json = serde_json::to_vec_pretty(record).expect("records serialize");
-        write_atomic(&path, &json)
+        write_atomic(&path, &seal_record(record))
     }
 
     /// The next build number of image `name` under `major_minor` (`1.4`): one more than the
@@ -407,6 +407,12 @@ impl Cache {
         let to = self.dir.join(&rel);
         let dir = to.parent().expect("artifacts have a folder");
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        // One already there was left by a build killed between storing its artifact and
+        // writing its record: versions come from records, and the caller holds the image's
+        // lock, so no record names it.
+        if fs::symlink_metadata(&to).is_ok_and(|m| m.is_dir()) {
+            remove_tree(&to)?;
+        }
         fs::rename(from, &to).map_err(|e| Error::io(&to, e))?;
         fs::File::open(dir)
             .and_then(|d| d.sync_all())
@@ -458,6 +464,7 @@ impl Cache {
         let runs = self.dir.join("runs");
         fs::create_dir_all(&runs).map_err(|e| not_writable(&runs, e))?;
         self.remove_dead_runs()?;
+        self.remove_dead_temps()?;
         let nanos = SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
@@ -513,15 +520,42 @@ impl Cache {
         Ok(removed)
     }
 
+    /// The stat cache the last scan saved; an empty one when it is missing, unreadable, or
+    /// fails its checksum (a damaged stat cache only costs a full re-hash).
     pub fn load_stat_cache(&self) -> StatCache {
         read_small_nofollow(&self.stat_path())
+            .ok()
+            .and_then(unseal_stat)
             .map(StatCache::decode_owned)
             .unwrap_or_default()
     }
 
+    /// Saves the stat cache, its bytes followed by their blake3.
     pub fn save_stat_cache(&self, stat: &StatCache) -> Result<()> {
-        write_atomic(&self.stat_path(), stat.as_bytes())
+        let path = self.stat_path();
+        let dir = crate::fsutil::parent_of(&path);
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        crate::fsutil::atomic_file(&path, |tmp| {
+            use std::io::Write;
+            let bytes = stat.as_bytes();
+            let mut f = fs::File::create(tmp).map_err(|e| Error::io(tmp, e))?;
+            f.write_all(bytes)
+                .and_then(|()| f.write_all(blake3::hash(bytes).as_bytes()))
+                .and_then(|()| f.sync_all())
+                .map_err(|e| Error::io(tmp, e))
+        })
     }
+}
+
+/// The stat cache's bytes without their checksum (the last 32 bytes, the blake3 of the rest),
+/// or `None` when they do not match.
+fn unseal_stat(mut bytes: Vec<u8>) -> Option<Vec<u8>> {
+    let body = bytes.len().checked_sub(32)?;
+    if blake3::hash(&bytes[..body]).as_bytes() != &bytes[body..] {
+        return None;
+    }
+    bytes.truncate(body);
+    Some(bytes)
 }
 
 /// The blake3 digest and size of a local artifact: a file, or a folder such as a rootfs layer
@@ -683,6 +717,22 @@ mod tests {
         let mut ghost = first.clone();
         ghost.version = "9.9.9-20261122_0400".into();
         assert!(cache.rewrite_record(&ghost).is_err());
+    }
+
+    #[test]
+    fn an_artifact_left_by_a_killed_build_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("cache"));
+        // A build killed after storing its layer, before writing its record.
+        let left = dir.path().join("cache/artifacts/img/img-1.0.0-k");
+        fs::create_dir_all(left.join("etc")).unwrap();
+        fs::write(left.join("etc/old"), "old").unwrap();
+        let new = dir.path().join("cache/runs/layer");
+        fs::create_dir_all(new.join("etc")).unwrap();
+        fs::write(new.join("etc/new"), "new").unwrap();
+        let rel = cache.store_artifact("img", "img-1.0.0-k", &new).unwrap();
+        assert_eq!(rel, "artifacts/img/img-1.0.0-k");
+        assert!(left.join("etc/new").is_file() && !left.join("etc/old").exists());
     }
 
     #[test]

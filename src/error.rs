@@ -287,6 +287,8 @@ pub enum ErrorKind {
     /// The cache folder is a link, not a folder, or owned by another user: a project could
     /// commit one to make layer read or write elsewhere.
     CacheFolder,
+    /// `layer cache gc --keep 0` without `--all`: it could remove every build of an image.
+    GcKeepZero,
 
     // The remote cache.
     /// A remote URL or trusted key that cannot be used.

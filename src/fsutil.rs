@@ -31,6 +31,35 @@ pub fn temp_beside(path: &Path) -> PathBuf {
     parent_of(path).join(format!(".{name}.tmp{}-{n}", std::process::id()))
 }
 
+/// The process whose temporary the file name `name` is, when it is one: `.NAME.tmpPID-N`
+/// ([`temp_beside`]) or `NAME.tmp-PID` (the cache's origin work folders).
+pub fn temp_owner(name: &str) -> Option<u32> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some((_, pid)) = name.rsplit_once(".tmp-") {
+        return digits(pid).then(|| pid.parse().ok()).flatten();
+    }
+    let (_, tail) = name.strip_prefix('.')?.rsplit_once(".tmp")?;
+    let (pid, n) = tail.split_once('-')?;
+    (digits(pid) && digits(n))
+        .then(|| pid.parse().ok())
+        .flatten()
+}
+
+/// Whether process `pid` is alive (or exists under another user): a temporary it owns may be
+/// half-written right now.
+pub fn process_alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
+}
+
 /// Removes a file or folder tree when dropped, unless kept.
 pub struct Remove(Option<PathBuf>);
 
@@ -285,6 +314,27 @@ mod tests {
         assert!(err.is_err());
         assert_eq!(fs::read(&p).unwrap(), b"old");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temporaries_name_their_process() {
+        let t = temp_beside(Path::new("/c/records/app/KEY.json"));
+        let name = t.file_name().unwrap().to_str().unwrap();
+        assert_eq!(temp_owner(name), Some(std::process::id()));
+        assert_eq!(temp_owner("0123abcd.tmp-42"), Some(42));
+        assert_eq!(temp_owner(".stat-cache.tmp7-0"), Some(7));
+        for not in [
+            "KEY.json",
+            ".KEY.json",
+            ".a.tmpx-1",
+            ".a.tmp1-",
+            "a.tmp-",
+            "a.tmp-1x",
+        ] {
+            assert_eq!(temp_owner(not), None, "{not}");
+        }
+        assert!(process_alive(std::process::id()));
+        assert!(!process_alive(u32::MAX));
     }
 
     #[test]

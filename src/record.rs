@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::key::Inputs;
 
 /// Bump when [`Record`] changes incompatibly; records of another format count as missing.
-pub const RECORD_FORMAT: u32 = 1;
+/// Format 2: a record in the cache is sealed with a checksum ([`seal_record`]); format 1
+/// records (no checksum) are stale.
+pub const RECORD_FORMAT: u32 = 2;
 
 /// What the cache keeps of one successful build of one key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,12 +71,64 @@ pub enum Lookup {
     Missing,
 }
 
+/// The opening of a sealed record, up to its checksum: the checksum is the first field, so its
+/// line has one fixed form and everything after it is what it covers.
+const SEAL_HEAD: &[u8] = b"{\n  \"checksum\": \"";
+/// What follows the checksum's 64 hex digits.
+const SEAL_TAIL: &[u8] = b"\",\n";
+
+/// A record as the cache stores it: its pretty JSON with a `checksum` field first, the blake3
+/// of every byte after the checksum's line. Generic over the record's bytes: a field added to
+/// [`Record`] is covered without a change here (as ccache checksums each entry whole).
+pub fn seal_record(record: &Record) -> Vec<u8> {
+    let body = serde_json::to_vec_pretty(record).expect("records serialize");
+    // `{\n` then the fields; the checksum line goes between them.
+    let rest = &body[2..];
+    let sum = blake3::hash(rest).to_hex();
+    let mut out = Vec::with_capacity(body.len() + SEAL_HEAD.len() + 64 + SEAL_TAIL.len());
+    out.extend_from_slice(SEAL_HEAD);
+    out.extend_from_slice(sum.as_bytes());
+    out.extend_from_slice(SEAL_TAIL);
+    out.extend_from_slice(rest);
+    out
+}
+
+/// A sealed record's bytes (from [`seal_record`]), judged: a record of another format is
+/// "another format"; then every byte must match its checksum; then [`parse_record`]'s checks.
+/// A record that fails is corrupt and never used: the image is stale.
+pub fn open_record(bytes: &[u8]) -> std::result::Result<Record, String> {
+    #[derive(Deserialize)]
+    struct Head {
+        format: u32,
+    }
+    if let Ok(head) = serde_json::from_slice::<Head>(bytes) {
+        if head.format != RECORD_FORMAT {
+            return Err(other_format(head.format));
+        }
+    }
+    let sealed = bytes
+        .strip_prefix(SEAL_HEAD)
+        .and_then(|b| Some((b.get(..64)?, b.get(64..)?)))
+        .and_then(|(sum, b)| Some((sum, b.strip_prefix(SEAL_TAIL)?)));
+    let Some((sum, rest)) = sealed else {
+        return Err(match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Err(e) => format!("record is corrupt: {e}"),
+            Ok(_) => "record is corrupt: it has no checksum".into(),
+        });
+    };
+    if blake3::hash(rest).to_hex().as_bytes() != sum {
+        return Err("record is corrupt: its checksum does not match its content".into());
+    }
+    parse_record(bytes)
+}
+
+fn other_format(format: u32) -> String {
+    format!("record has format {format}; this layer reads format {RECORD_FORMAT}")
+}
+
 /// A stored record's bytes, judged: it must parse, be of this format, and its inputs must hash
 /// to its key. The error says why it cannot be used.
 pub fn parse_record(bytes: &[u8]) -> std::result::Result<Record, String> {
-    let other_format = |format: u32| {
-        format!("record has format {format}; this layer reads format {RECORD_FORMAT}")
-    };
     // One parse when the record is good. When it is not, the format decides the message: a
     // record of another format is "another format" even where its fields do not fit ours.
     let r: Record = match serde_json::from_slice(bytes) {
@@ -99,4 +153,99 @@ pub fn parse_record(bytes: &[u8]) -> std::result::Result<Record, String> {
         return Err("record is corrupt: its inputs do not hash to its key".into());
     }
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{BackendInputs, BaseInputs, KEY_SCHEMA};
+    use crate::model::{BackendKind, Strategy};
+
+    pub(crate) fn sample() -> Record {
+        let inputs = Inputs {
+            schema: KEY_SCHEMA,
+            image: "app".into(),
+            strategy: Strategy::Deep,
+            backend: BackendInputs {
+                name: "b".into(),
+                kind: BackendKind::Command,
+                command: vec!["./build.sh".into()],
+                template: None,
+                files: BTreeMap::new(),
+            },
+            base: BaseInputs::Parent {
+                key: "0".repeat(64),
+            },
+            chain: vec![],
+            roles: vec![],
+        };
+        Record {
+            format: RECORD_FORMAT,
+            name: "app".into(),
+            key: inputs.key(),
+            version: "1.0.0-20261122_0400".into(),
+            built_at: "2026-11-22T04:00:00Z".into(),
+            duration_ms: 12,
+            forced: false,
+            artifact: Artifact {
+                id: "app-1.0.0".into(),
+                path: Some("artifacts/app/app-1.0.0".into()),
+                blake3: Some("f".repeat(64)),
+                size: Some(3),
+                remote: None,
+            },
+            parent: Some(ParentRef {
+                name: "base".into(),
+                key: "1".repeat(64),
+                version: "1.0.0-20261122_0300".into(),
+            }),
+            tags: BTreeMap::from([("Release_Status".into(), "tested".into())]),
+            inputs,
+        }
+    }
+
+    #[test]
+    fn a_sealed_record_opens_and_every_flipped_bit_of_it_is_refused() {
+        let r = sample();
+        let sealed = seal_record(&r);
+        assert!(sealed.starts_with(b"{\n  \"checksum\": \""));
+        assert_eq!(open_record(&sealed), Ok(r.clone()));
+        for at in 0..sealed.len() {
+            for bit in 0..8 {
+                let mut bad = sealed.clone();
+                bad[at] ^= 1 << bit;
+                let opened = open_record(&bad);
+                assert!(opened.is_err(), "byte {at} bit {bit}: {opened:?}");
+            }
+        }
+        // Cut anywhere.
+        for len in 0..sealed.len() {
+            assert!(open_record(&sealed[..len]).is_err(), "cut at {len}");
+        }
+    }
+
+    #[test]
+    fn records_without_a_checksum_or_of_another_format_are_refused_with_why() {
+        let r = sample();
+        let plain = serde_json::to_vec_pretty(&r).unwrap();
+        assert_eq!(
+            open_record(&plain),
+            Err("record is corrupt: it has no checksum".into())
+        );
+        let mut old = r.clone();
+        old.format = 1;
+        assert_eq!(
+            open_record(&serde_json::to_vec_pretty(&old).unwrap()),
+            Err("record has format 1; this layer reads format 2".into())
+        );
+        let text = String::from_utf8(seal_record(&r)).unwrap();
+        let flipped = text.replace("\"app-1.0.0\"", "\"app-6.6.6\"");
+        assert_eq!(
+            open_record(flipped.as_bytes()),
+            Err("record is corrupt: its checksum does not match its content".into())
+        );
+        assert!(open_record(b"\x00\xff")
+            .unwrap_err()
+            .starts_with("record is corrupt: "));
+    }
 }

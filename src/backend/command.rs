@@ -3,7 +3,6 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use super::bundle::{self, BundleRole};
 use super::procs::Procs;
@@ -76,13 +75,20 @@ impl Builder for CommandBackend {
         } else {
             PathBuf::from(program)
         };
-        let mut cmd = Command::new(&program_path);
+        let shown = self.command.join(" ");
+        super::procs::check_program(&program_path, &host_path()).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => format!("`{shown}`: command not found"),
+            io::ErrorKind::PermissionDenied => format!("`{shown}`: not executable (chmod +x?)"),
+            _ => format!("`{shown}`: {e}"),
+        })?;
+        // Under layer's reaper: nothing the command starts outlives the build, or layer.
+        let mut cmd = crate::process::reaped(&program_path)
+            .map_err(|e| format!("finding layer's own binary: {e}"))?;
         cmd.args(&self.command[1..])
             .current_dir(&job.project_root)
             .env_clear();
         cmd.envs(job_env(job, &bundle));
         cmd.env("LAYER_OUTPUT", &output);
-        let shown = self.command.join(" ");
         let status = procs.run(&mut cmd, log).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => format!("`{shown}`: command not found"),
             io::ErrorKind::PermissionDenied => format!("`{shown}`: not executable (chmod +x?)"),

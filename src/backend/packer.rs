@@ -59,8 +59,9 @@ impl PackerBackend {
     }
 
     /// `packer build` with the job's variables.
-    pub fn command(&self, job: &Job, bundle: &Path) -> Command {
-        let mut cmd = Command::new(&self.program);
+    /// Run under layer's reaper, so no plugin process outlives the build, or layer.
+    pub fn command(&self, job: &Job, bundle: &Path) -> io::Result<Command> {
+        let mut cmd = crate::process::reaped(&self.program)?;
         cmd.arg("build")
             .arg("-machine-readable")
             .arg("-color=false");
@@ -80,14 +81,16 @@ impl PackerBackend {
             cmd.arg("-var").arg(format!("{k}={v}"));
         }
         cmd.arg(&self.template);
-        cmd
+        Ok(cmd)
     }
 }
 
 impl Builder for PackerBackend {
     fn build(&self, job: &Job, log: Log, procs: &Procs) -> Result<Built, String> {
         let bundle = stage_bundle(job)?;
-        let mut cmd = self.command(job, &bundle);
+        let mut cmd = self
+            .command(job, &bundle)
+            .map_err(|e| format!("finding layer's own binary: {e}"))?;
         cmd.current_dir(&job.project_root).env_clear();
         cmd.envs(job_env(job, &bundle));
         // Packer keeps its plugins and cache under HOME, which is the build's work folder.

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::io::{self, Read};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -107,6 +107,36 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|d| d.join(program))
         .find(|p| p.is_file())
+}
+
+/// Whether `program` can be started as `execvp` would find it on `path` (a `PATH` value):
+/// `NotFound` when it is nowhere, `PermissionDenied` when it is not an executable file. Checked
+/// before a build starts it under the reaper, which could only say so in the log.
+pub fn check_program(program: &Path, path: &str) -> io::Result<()> {
+    let candidates: Vec<PathBuf> = if program.as_os_str().as_encoded_bytes().contains(&b'/') {
+        vec![program.to_path_buf()]
+    } else {
+        std::env::split_paths(path)
+            .map(|d| d.join(program))
+            .collect()
+    };
+    let mut seen = false;
+    for c in candidates {
+        let Ok(meta) = std::fs::metadata(&c) else {
+            continue;
+        };
+        seen = true;
+        let runnable =
+            meta.is_file() && rustix::fs::access(&c, rustix::fs::Access::EXEC_OK).is_ok();
+        if runnable {
+            return Ok(());
+        }
+    }
+    Err(if seen {
+        io::Error::from(io::ErrorKind::PermissionDenied)
+    } else {
+        io::Error::from(io::ErrorKind::NotFound)
+    })
 }
 
 /// Sends `sig` to process group `pg`, one that layer started; a group already gone is fine.

@@ -12,7 +12,8 @@
 //!   Everything else of a build goes: its record, its artifact (unless a kept record names the
 //!   same one), its logs (its build's and its test runs', `VERSION[.test][.N].log`); a kept
 //!   build keeps all of its logs. Role trees no kept record names go too, logs of builds without a
-//!   kept record (failed builds among them), and the work folders of dead runs. Folders of the
+//!   kept record (failed builds among them), the work folders of dead runs, and the
+//!   temporaries of dead processes ([`Cache::dead_temps`]; every build removes those too). Folders of the
 //!   cache this module does not know are left alone. The caller holds the cache lock exclusively
 //!   ([`super::Cache::lock_exclusive`]).
 
@@ -58,6 +59,29 @@ pub enum Verdict {
     Remote,
     /// A local artifact whose record holds no digest.
     NoDigest,
+    /// An earlier `verify` found the artifact corrupt and moved it to `moved_to`: it counts as
+    /// missing, and was reported then.
+    MovedAside {
+        moved_to: String,
+    },
+    /// A record file that fails its checksum or does not parse: never used, moved to
+    /// `moved_to` (relative to the cache).
+    CorruptRecord {
+        why: String,
+        moved_to: String,
+    },
+    /// A record of another format (an older or newer layer): not used, left in place.
+    OtherFormat {
+        why: String,
+    },
+}
+
+/// Two digests cut short where they still differ: 12 hex digits, or more when they agree on
+/// those (4 past the first difference), so the two never read the same.
+fn short_pair<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
+    let same = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    let n = 12.max(same + 4);
+    (&a[..n.min(a.len())], &b[..n.min(b.len())])
 }
 
 impl Verdict {
@@ -68,25 +92,38 @@ impl Verdict {
                 expected,
                 found,
                 moved_to,
-            } => format!(
-                "corrupt: blake3 {} expected, {} found; moved to `{moved_to}`",
-                &expected[..expected.len().min(12)],
-                &found[..found.len().min(12)]
-            ),
+            } => {
+                let (e, f) = short_pair(expected, found);
+                format!("corrupt: blake3 {e} expected, {f} found; moved to `{moved_to}`")
+            }
             Verdict::Missing => "missing: the artifact is not in the cache".into(),
             Verdict::Remote => "remote artifact: cannot be re-hashed here".into(),
             Verdict::NoDigest => "no digest recorded: cannot be verified".into(),
+            Verdict::MovedAside { moved_to } => {
+                format!("moved aside earlier to `{moved_to}`: counts as missing")
+            }
+            Verdict::CorruptRecord { why, moved_to } => {
+                format!("{why}; moved to `{moved_to}`")
+            }
+            Verdict::OtherFormat { why } => format!("not used: {why}"),
         }
     }
 
-    /// Whether the build fails verification.
+    /// Whether the build fails verification (found now; what an earlier run moved aside was
+    /// reported then).
     pub fn is_bad(&self) -> bool {
-        matches!(self, Verdict::Corrupt { .. } | Verdict::Missing)
+        matches!(
+            self,
+            Verdict::Corrupt { .. } | Verdict::Missing | Verdict::CorruptRecord { .. }
+        )
     }
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Verified {
+    /// What was checked: `build` (a record's artifact), `record` (a record file) or `origin`
+    /// (`origins/ID`: image is `origin`, version the ID).
+    pub kind: &'static str,
     pub image: String,
     pub version: String,
     pub artifact: String,
@@ -192,14 +229,19 @@ impl Cache {
     /// `PATH.corrupt` under the image's lock, so it counts as missing from then on.
     pub fn verify(&self, waiting: &mut dyn FnMut(&str)) -> Result<Vec<Verified>> {
         let _cache_lock = self.lock_shared(&mut || waiting("a `layer cache gc`"))?;
-        let mut out = Vec::new();
+        let mut out = self.verify_record_files(waiting)?;
         for (image, records) in self.all_records() {
             for r in records {
                 let verdict = match (&r.artifact.path, &r.artifact.blake3) {
                     (None, _) => Verdict::Remote,
                     (Some(p), _) if !inside(p) => Verdict::Missing,
                     (Some(p), _) if fs::symlink_metadata(self.dir.join(p)).is_err() => {
-                        Verdict::Missing
+                        let moved_to = format!("{p}.corrupt");
+                        if fs::symlink_metadata(self.dir.join(&moved_to)).is_ok() {
+                            Verdict::MovedAside { moved_to }
+                        } else {
+                            Verdict::Missing
+                        }
                     }
                     (Some(_), None) => Verdict::NoDigest,
                     (Some(p), Some(expected)) => {
@@ -222,12 +264,118 @@ impl Cache {
                     }
                 };
                 out.push(Verified {
+                    kind: "build",
                     image: image.clone(),
                     version: r.version.clone(),
                     artifact: r.artifact.id.clone(),
                     verdict,
                 });
             }
+        }
+        out.extend(self.verify_origins(waiting)?);
+        Ok(out)
+    }
+
+    /// The record files no lookup can use: a corrupt one is moved to `FILE.corrupt` under the
+    /// image's lock, so it is reported once; one of another format is left alone.
+    fn verify_record_files(&self, waiting: &mut dyn FnMut(&str)) -> Result<Vec<Verified>> {
+        let mut out = vec![];
+        for image in self.recorded_images() {
+            let dir = self.dir.join("records").join(&image);
+            let mut files: Vec<PathBuf> = [dir.clone(), dir.join("old")]
+                .iter()
+                .flat_map(|d| fs::read_dir(d).into_iter().flatten().flatten())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .filter(|p| {
+                    p.file_name()
+                        .is_none_or(|n| !n.as_encoded_bytes().starts_with(b"."))
+                })
+                .collect();
+            files.sort();
+            for path in files {
+                let why = match crate::fsutil::read_small(&path) {
+                    Ok(bytes) => match crate::record::open_record(&bytes) {
+                        Ok(r) if r.name == image => continue,
+                        Ok(_) => "record belongs to another image".to_string(),
+                        Err(why) => why,
+                    },
+                    Err(e) => format!("record cannot be read: {e}"),
+                };
+                let rel = self.rel(&path);
+                let verdict = if why.starts_with("record has format ") {
+                    Verdict::OtherFormat { why }
+                } else {
+                    let _lock = self.lock_image(&image, &mut || waiting(&image))?;
+                    let moved_to = format!("{rel}.corrupt");
+                    let to = self.dir.join(&moved_to);
+                    fs::rename(&path, &to).map_err(|e| Error::io(&to, e))?;
+                    Verdict::CorruptRecord { why, moved_to }
+                };
+                out.push(Verified {
+                    kind: "record",
+                    image: image.clone(),
+                    version: rel,
+                    artifact: String::new(),
+                    verdict,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Re-hashes every made origin (`origins/ID/root` against `origins/ID/digest`); a damaged
+    /// one is moved to `origins/ID.corrupt` under its lock, and the next build makes it again.
+    fn verify_origins(&self, waiting: &mut dyn FnMut(&str)) -> Result<Vec<Verified>> {
+        let mut out = vec![];
+        let mut made: Vec<PathBuf> = fs::read_dir(self.dir.join("origins"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| is_origin_id(&n.to_string_lossy()))
+            })
+            .filter(|p| p.join("digest").is_file())
+            .collect();
+        made.sort();
+        for dir in made {
+            let id = dir
+                .file_name()
+                .expect("named")
+                .to_string_lossy()
+                .to_string();
+            let _lock = self.lock_file(&format!("origin-{id}.lock"), &mut || waiting(&id))?;
+            let digest_file = dir.join("digest");
+            let expected = fs::read_to_string(&digest_file)
+                .map_err(|e| Error::io(&digest_file, e))?
+                .trim()
+                .to_string();
+            let found = match super::artifact_digest(&dir.join("root")) {
+                Ok((d, _)) => d,
+                Err(e) => format!("unreadable ({e})"),
+            };
+            let verdict = if found == expected {
+                Verdict::Ok
+            } else {
+                let moved_to = format!("origins/{id}.corrupt");
+                let to = self.dir.join(&moved_to);
+                crate::fsutil::remove_tree(&to)?;
+                fs::rename(&dir, &to).map_err(|e| Error::io(&to, e))?;
+                Verdict::Corrupt {
+                    expected,
+                    found,
+                    moved_to,
+                }
+            };
+            out.push(Verified {
+                kind: "origin",
+                image: "origin".into(),
+                version: id,
+                artifact: self.rel(&dir),
+                verdict,
+            });
         }
         Ok(out)
     }
@@ -264,7 +412,9 @@ impl Cache {
         let mut other = self.stray_logs(&kept);
         other.extend(self.stray_origins(&kept_records, origins));
         other.extend(self.stray_trees(&kept_records));
+        other.extend(self.dead_temps());
         other.sort();
+        other.dedup();
         report.bytes = report.removed.iter().map(|r| r.bytes).sum::<u64>()
             + other.iter().map(|p| size_on_disk(p)).sum::<u64>();
         report.other_paths = other.iter().map(|p| self.rel(p)).collect();
@@ -378,11 +528,20 @@ impl Cache {
             return out;
         };
         for o in made.flatten() {
-            // Only folders the rootfs backend makes: `ID` or `ID.tmp-PID` (32 hex digits).
+            // Only folders the rootfs backend and `verify` make: `ID`, `ID.tmp-PID` or
+            // `ID.corrupt` (32 hex digits).
             let name = o.file_name().to_string_lossy().to_string();
-            let id = name.split_once(".tmp-").map_or(name.as_str(), |(id, _)| id);
-            let ours = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+            let id = name
+                .split_once(".tmp-")
+                .or_else(|| name.split_once(".corrupt"))
+                .map_or(name.as_str(), |(id, _)| id);
+            let ours = is_origin_id(id);
             let done = o.path().with_extension("") == o.path();
+            // Being made right now by a live process (a build that started after gc's lock).
+            let live = crate::fsutil::temp_owner(&name).is_some_and(crate::fsutil::process_alive);
+            if live {
+                continue;
+            }
             if ours && !(done && kept_origins.contains(&o.path())) {
                 out.push(o.path());
             }
@@ -411,12 +570,61 @@ impl Cache {
         out
     }
 
+    /// Temporaries of processes that died while writing them (`.NAME.tmpPID-N` beside a
+    /// record, tree, artifact or the stat cache; `origins/ID.tmp-PID`): never those of a live
+    /// process, which may be writing them now.
+    pub fn dead_temps(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![
+            self.dir.clone(),
+            self.dir.join("trees"),
+            self.dir.join("origins"),
+        ];
+        for top in ["records", "artifacts"] {
+            for e in fs::read_dir(self.dir.join(top))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(e.path().join("old"));
+                    dirs.push(e.path());
+                }
+            }
+        }
+        let mut out = vec![];
+        for dir in dirs {
+            for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let name = e.file_name();
+                let owner = name.to_str().and_then(crate::fsutil::temp_owner);
+                if owner.is_some_and(|pid| !crate::fsutil::process_alive(pid)) {
+                    out.push(e.path());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Removes [`Cache::dead_temps`]; returns how many there were.
+    pub fn remove_dead_temps(&self) -> Result<usize> {
+        let dead = self.dead_temps();
+        for p in &dead {
+            crate::fsutil::remove_tree(p)?;
+        }
+        Ok(dead.len())
+    }
+
     fn rel(&self, p: &Path) -> String {
         p.strip_prefix(&self.dir)
             .unwrap_or(p)
             .to_string_lossy()
             .to_string()
     }
+}
+
+/// Whether `name` is an origin's folder name: 32 hex digits.
+fn is_origin_id(name: &str) -> bool {
+    name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// A build by image and version.

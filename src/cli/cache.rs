@@ -40,9 +40,13 @@ enum CacheCommand {
 /// The flags of `layer cache gc`.
 #[derive(Args, Debug)]
 struct GcArgs {
-    /// Also keep the N newest builds of every image
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    /// Also keep the N newest builds of every image (at least 1 without --all)
+    #[arg(long, value_name = "N", default_value_t = 1)]
     keep: usize,
+    /// Keep only what the project needs now (current, released and pinned builds, their
+    /// parents): images whose current build is missing lose every build
+    #[arg(long, conflicts_with = "keep")]
+    all: bool,
     /// Say what would be removed, and remove nothing
     #[arg(short = 'n', long)]
     dry_run: bool,
@@ -110,6 +114,14 @@ fn verify(g: &Global, json: bool) -> Result<i32> {
 /// `layer cache gc`: under the cache-wide lock, keeps what the project needs now (the
 /// records of current keys and pinned parents, the origins it uses) and removes the rest.
 fn run_gc(g: &Global, args: &GcArgs) -> Result<i32> {
+    if args.keep == 0 && !args.all {
+        return Err(Error::Usage {
+            kind: ErrorKind::GcKeepZero,
+            message: "`--keep 0` would remove every build of an image whose current build is missing (after an uncommitted role edit, say)".into(),
+            hint: Some("to remove those too, use `layer cache gc --all`".into()),
+        });
+    }
+    let keep = if args.all { 0 } else { args.keep };
     let root = project_root(g)?;
     let cache = cache_in(g, &root);
     let Some(_lock) = cache.lock_exclusive(!args.no_wait, &mut || waiting(g, "running builds"))?
@@ -137,6 +149,6 @@ fn run_gc(g: &Global, args: &GcArgs) -> Result<i32> {
         .keys()
         .filter_map(|o| crate::key::origin_identity(&ws.project, o, &ws.scanned).ok())
         .collect();
-    let report = cache.gc(&roots, &origins, args.keep, args.dry_run)?;
+    let report = cache.gc(&roots, &origins, keep, args.dry_run)?;
     out(&render::cache_gc_text(&report, args.dry_run))
 }

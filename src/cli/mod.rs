@@ -109,6 +109,10 @@ pub fn main() -> i32 {
         // The rootfs backend's sandbox process: before anything starts a thread.
         return crate::backend::rootfs::sandbox_main(&args[2..]);
     }
+    if args.get(1).map(String::as_str) == Some("__reap") {
+        // The reaper a build's process tree runs under (`process::reaped`).
+        return crate::process::reap_main(&args[2..]);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -67,6 +67,15 @@ pub fn load_from(root: &Path, files: &dyn ProjectFiles) -> Result<Project> {
         project.loaded.then_some(&project.backend_names),
         &mut diags,
     );
+    // A `roles/` folder that cannot be read names no role: that is the error, and the images'
+    // references to roles are not "unknown" besides.
+    if diags
+        .0
+        .iter()
+        .any(|d| d.file == "roles" && d.message.starts_with("cannot read folder"))
+    {
+        diags.0.retain(|d| !d.message.starts_with("unknown role"));
+    }
     let nodes: Vec<(String, Option<String>)> = images
         .iter()
         .map(|i| (i.name.clone(), i.parent().map(str::to_string)))

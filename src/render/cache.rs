@@ -98,21 +98,50 @@ pub fn cache_verify_text(results: &[Verified]) -> String {
         let name = format!("{} {}", r.image, r.version);
         let _ = writeln!(s, "{name:w$}  {}", r.verdict.sentence());
     }
-    let count = |f: &dyn Fn(&Verdict) -> bool| results.iter().filter(|r| f(&r.verdict)).count();
+    let of = |kind: &str| -> Vec<&Verdict> {
+        results
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| &r.verdict)
+            .collect()
+    };
+    let count = |v: &[&Verdict], f: &dyn Fn(&Verdict) -> bool| v.iter().filter(|v| f(v)).count();
+    let builds = of("build");
     let _ = writeln!(
         s,
         "{}: {} ok, {} corrupt, {} missing, {} remote, {} without a digest",
-        plural(results.len(), "build"),
-        count(&|v| *v == Verdict::Ok),
-        count(&|v| matches!(v, Verdict::Corrupt { .. })),
-        count(&|v| *v == Verdict::Missing),
-        count(&|v| *v == Verdict::Remote),
-        count(&|v| *v == Verdict::NoDigest),
+        plural(builds.len(), "build"),
+        count(&builds, &|v| *v == Verdict::Ok),
+        count(&builds, &|v| matches!(v, Verdict::Corrupt { .. })),
+        count(&builds, &|v| *v == Verdict::Missing),
+        count(&builds, &|v| *v == Verdict::Remote),
+        count(&builds, &|v| *v == Verdict::NoDigest),
     );
+    let records = of("record");
+    if !records.is_empty() {
+        let _ = writeln!(
+            s,
+            "{} no build can use: {} corrupt, {} of another format",
+            plural(records.len(), "record file"),
+            count(&records, &|v| matches!(v, Verdict::CorruptRecord { .. })),
+            count(&records, &|v| matches!(v, Verdict::OtherFormat { .. })),
+        );
+    }
+    let origins = of("origin");
+    if !origins.is_empty() {
+        let _ = writeln!(
+            s,
+            "{}: {} ok, {} corrupt",
+            plural(origins.len(), "origin"),
+            count(&origins, &|v| *v == Verdict::Ok),
+            count(&origins, &|v| matches!(v, Verdict::Corrupt { .. })),
+        );
+    }
     s
 }
 
-/// The error line of `layer cache verify` when `bad` builds failed verification, for stderr.
+/// The error line of `layer cache verify` when `bad` builds (records and origins among them)
+/// failed verification, for stderr.
 pub fn cache_verify_failed(bad: usize) -> String {
     format!(
         "error: {} failed verification; `layer plan` rebuilds the current ones",

@@ -105,10 +105,9 @@ pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<
         .roles
         .par_iter()
         .map(|(name, role)| {
-            Ok((
-                name.clone(),
-                scan_tree(&root.join(&role.dir), &role.dir, hasher)?,
-            ))
+            let tree = scan_tree(&root.join(&role.dir), &role.dir, hasher)
+                .map_err(|e| unreadable_input(e, root, name))?;
+            Ok((name.clone(), tree))
         })
         .collect::<Result<_>>()?;
 
@@ -188,7 +187,25 @@ pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<
                 }
             }
             // A missing script is reported when the backend runs; its absence is still an input.
-            let digest = hash_hex(&path).unwrap_or_else(|_| "missing".into());
+            // One that is there but cannot be read (a fifo, a socket, no permission) is an error
+            // now: hashing it as missing would hide a change of its content.
+            let digest = match hash_hex(&path) {
+                Ok(d) => d,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "missing".into(),
+                Err(e) => {
+                    return Err(Error::Input {
+                        kind: ErrorKind::BackendFile,
+                        path: f.to_string(),
+                        message: format!(
+                            "backend `{}` runs it, and it cannot be read: {e}",
+                            backend.name
+                        ),
+                        hint: Some(
+                            "a backend's script or template must be a readable regular file".into(),
+                        ),
+                    })
+                }
+            };
             backend_files.insert(f.to_string(), digest);
         }
     }
@@ -197,4 +214,24 @@ pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<
         origin_files,
         backend_files,
     })
+}
+
+/// A role file or folder that cannot be read is bad input (exit 2), named by its path in the
+/// project, not a failure of layer's own (exit 1).
+fn unreadable_input(e: Error, root: &Path, role: &str) -> Error {
+    match e {
+        Error::Io { path, source } => Error::Input {
+            kind: ErrorKind::RoleEntry,
+            path: path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .display()
+                .to_string(),
+            message: format!("role `{role}`: cannot read: {source}"),
+            hint: Some(
+                "make the role's files and folders readable by the user running layer".into(),
+            ),
+        },
+        other => other,
+    }
 }

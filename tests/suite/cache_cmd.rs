@@ -146,8 +146,9 @@ fn verify_catches_a_flipped_byte_and_the_corrupt_artifact_counts_as_missing() {
     assert_eq!(action, "build");
     assert_eq!(reasons[0]["kind"], "missing-artifact");
     assert_eq!(p.verdict(&[], "node").0, "build");
+    // Reported once: from now on it is moved aside, and verify passes.
     let json: Value =
-        serde_json::from_str(&p.layer(&["cache", "verify", "--json"]).expect(1).stdout).unwrap();
+        serde_json::from_str(&p.layer(&["cache", "verify", "--json"]).expect(0).stdout).unwrap();
     let base = json
         .as_array()
         .unwrap()
@@ -155,7 +156,8 @@ fn verify_catches_a_flipped_byte_and_the_corrupt_artifact_counts_as_missing() {
         .find(|r| r["image"] == "base-linux" && r["version"].as_str().unwrap().starts_with("1.0.1"))
         .unwrap()
         .clone();
-    assert_eq!(base["result"], "missing");
+    assert_eq!(base["result"], "moved-aside");
+    assert_eq!(base["moved_to"], format!("{rel}.corrupt"));
 }
 
 #[test]
@@ -245,10 +247,16 @@ fn gc_keeps_current_released_and_pinned_builds_their_parents_and_the_newest() {
         .collect();
 
     // Dry run: says everything, removes nothing.
-    let dry = p.layer(&["cache", "gc", "--dry-run"]).expect(0).stdout;
+    // `old` has one build, the newest of its image: the default keeps it, `--all` does not.
+    let kept = p.layer(&["cache", "gc", "--dry-run"]).expect(0).stdout;
+    assert!(!kept.contains("would remove old "), "{kept}");
+    let dry = p
+        .layer(&["cache", "gc", "--all", "--dry-run"])
+        .expect(0)
+        .stdout;
     assert_eq!(paths(&p), before);
 
-    let out = p.layer(&["cache", "gc"]).expect(0);
+    let out = p.layer(&["cache", "gc", "--all"]).expect(0);
     assert_eq!(
         out.stdout
             .replace("removed", "would remove")

@@ -434,7 +434,16 @@ fn a_record_whose_inputs_do_not_hash_to_its_key_is_stale() {
     let p = built_estate();
     let record = p.record_path("app");
     let text = std::fs::read_to_string(&record).unwrap();
+    // Changed on disk, the checksum catches it first.
     std::fs::write(&record, text.replace("\"8080\"", "\"8081\"")).unwrap();
+    assert_eq!(
+        missing_artifact(&p, "app"),
+        "record is corrupt: its checksum does not match its content"
+    );
+    // Sealed again as it is (a record written wrong): its inputs still do not hash to its key.
+    let mut r: layer::record::Record = serde_json::from_str(&text).unwrap();
+    r.inputs.image = "tampered".into();
+    std::fs::write(&record, layer::record::seal_record(&r)).unwrap();
     assert_eq!(
         missing_artifact(&p, "app"),
         "record is corrupt: its inputs do not hash to its key"
@@ -446,11 +455,11 @@ fn a_record_of_another_format_is_stale() {
     let p = built_estate();
     let record = p.record_path("app");
     let text = std::fs::read_to_string(&record).unwrap();
-    assert!(text.contains("\"format\": 1,"));
-    std::fs::write(&record, text.replace("\"format\": 1,", "\"format\": 99,")).unwrap();
+    assert!(text.contains("\"format\": 2,"));
+    std::fs::write(&record, text.replace("\"format\": 2,", "\"format\": 99,")).unwrap();
     assert_eq!(
         missing_artifact(&p, "app"),
-        "record has format 99; this layer reads format 1"
+        "record has format 99; this layer reads format 2"
     );
     assert_eq!(p.verdict(&[], "svc"), build(parent_rebuilt("app")));
 }

@@ -86,8 +86,13 @@ impl<'a> RootfsBackend<'a> {
         }
         let (got, _) = layerfs::digest(tree).map_err(|e| format!("verifying {what}: {e}"))?;
         if got != want {
+            let fix = if what.starts_with("origin ") {
+                "run `layer cache verify`, which moves it aside, and the next build makes it again"
+            } else {
+                "rebuild it with `layer build --force`"
+            };
             return Err(format!(
-                "{what} at {} does not match its record (blake3 {got}, recorded {want}): it was changed or damaged; rebuild it with `layer build --force`",
+                "{what} at {} does not match its record (blake3 {got}, recorded {want}): it was changed or damaged; {fix}",
                 tree.display()
             ));
         }
