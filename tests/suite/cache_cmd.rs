@@ -452,7 +452,8 @@ fn gc_keeps_the_test_logs_of_kept_builds() {
     let p = two_generations();
     set_status(&p, "app", "2.0.0", "released");
     // Test logs (`VERSION.test.log`, a second run's `VERSION.test.1.log`) of a released build
-    // and of current ones; and of a build gc removes.
+    // and of current ones; and of a build gc removes (`--all`: the build of an image no
+    // longer declared is not kept as its newest).
     let kept = [
         "logs/app/2.0.0-20261120_1000.test.log",
         "logs/app/2.0.0-20261120_1000.test.1.log",
@@ -470,7 +471,10 @@ fn gc_keeps_the_test_logs_of_kept_builds() {
     p.remove("images/old.toml");
     p.file("cache/logs/old/3.0.0-20261120_1000.test.log", "tests\n");
 
-    let dry = p.layer(&["cache", "gc", "--dry-run"]).expect(0).stdout;
+    let dry = p
+        .layer(&["cache", "gc", "--all", "--dry-run"])
+        .expect(0)
+        .stdout;
     for f in kept {
         assert!(!dry.contains(f), "{f} is kept:\n{dry}");
     }
@@ -478,7 +482,7 @@ fn gc_keeps_the_test_logs_of_kept_builds() {
         dry.contains("would remove logs/old/3.0.0-20261120_1000.test.log\n"),
         "{dry}"
     );
-    p.layer(&["cache", "gc"]).expect(0);
+    p.layer(&["cache", "gc", "--all"]).expect(0);
     for f in kept {
         assert!(p.path(&format!("cache/{f}")).exists(), "{f} is kept");
     }

@@ -411,6 +411,8 @@ fn layer_as_nobody(p: &Project, args: &[&str]) -> common::Output {
     let cache = p.path("out/nobody-cache");
     fs::create_dir_all(&cache).unwrap();
     fs::set_permissions(&cache, fs::Permissions::from_mode(0o777)).unwrap();
+    // Its own cache: another user's is refused before anything is read.
+    std::os::unix::fs::chown(&cache, Some(65534), Some(65534)).unwrap();
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(env!("CARGO_BIN_EXE_layer"))
