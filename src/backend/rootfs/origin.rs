@@ -46,7 +46,7 @@ pub fn materialize(
     let _ = writeln!(log.lock().unwrap(), "==> origin {}", origin.name);
     let tmp = cache.origin_work(identity).map_err(|e| e.to_string())?;
     let tmp_root = tmp.join("root");
-    if let Err(e) = make(project_root, origin, &tmp, &tmp_root, log, procs) {
+    if let Err(e) = make(project_root, origin, identity, &tmp, &tmp_root, log, procs) {
         let _ = crate::fsutil::remove_tree(&tmp);
         return Err(format!("making origin `{}`: {e}", origin.name));
     }
@@ -66,6 +66,7 @@ pub fn materialize(
 fn make(
     project_root: &Path,
     origin: &Origin,
+    identity: &OriginIdentity,
     tmp: &Path,
     root: &Path,
     log: Log,
@@ -129,6 +130,11 @@ fn make(
             if let Some(m) = mirror.clone().or_else(host_mirror) {
                 cmd.arg(m);
             }
+            // The same tree on every machine (mtimes, logs and caches cleared, machine-id
+            // empty): mmdebstrap's reproducible mode, at the locked Release date.
+            if let Some(epoch) = source_date_epoch(identity) {
+                cmd.env("SOURCE_DATE_EPOCH", epoch.to_string());
+            }
             run(&mut cmd, "mmdebstrap")
         }
         OriginSource::Id { .. } | OriginSource::Resolve { .. } => Err(format!(
@@ -136,6 +142,24 @@ fn make(
             origin.name
         )),
     }
+}
+
+/// The `Date:` of the suite's `Release` file that `layer.lock` pins for a `debian` origin
+/// (`snapshot = "DATE BLAKE3"`), in seconds since 1970: mmdebstrap's `SOURCE_DATE_EPOCH`.
+/// `None` without a pin: the origin is then made at the current time, and differs by machine.
+fn source_date_epoch(identity: &OriginIdentity) -> Option<u64> {
+    let OriginIdentity::Debian {
+        snapshot: Some(snapshot),
+        ..
+    } = identity
+    else {
+        return None;
+    };
+    let date = snapshot.split_whitespace().next()?;
+    let at = humantime::parse_rfc3339_weak(date).ok()?;
+    at.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }
 
 /// `tar` unpacking a root filesystem archive (any compression GNU tar recognizes) into `root`,
@@ -293,5 +317,26 @@ mod tests {
             seen += 1;
         }
         assert!(seen > 100, "applet links and folders: {seen}");
+    }
+
+    #[test]
+    fn a_locked_debian_origin_is_made_at_its_release_date() {
+        let debian = |snapshot: Option<&str>| OriginIdentity::Debian {
+            suite: "bookworm".into(),
+            variant: "minbase".into(),
+            mirror: None,
+            components: vec![],
+            snapshot: snapshot.map(String::from),
+        };
+        assert_eq!(
+            source_date_epoch(&debian(Some("2025-01-11T10:48:02Z abc123"))),
+            Some(1_736_592_482)
+        );
+        assert_eq!(source_date_epoch(&debian(None)), None);
+        assert_eq!(source_date_epoch(&debian(Some("not-a-date abc"))), None);
+        assert_eq!(
+            source_date_epoch(&OriginIdentity::Id { id: "ami-1".into() }),
+            None
+        );
     }
 }
