@@ -31,6 +31,7 @@ mod lock;
 mod packer;
 mod release;
 mod remote;
+mod remote_http;
 mod remote_use;
 mod report;
 mod rootfs;
