@@ -26,10 +26,17 @@
 //!
 //! **Writes.** Records are written with a conditional put (`PutMode::Create`): of two runners
 //! pushing one key, the first wins and the second is told the record is there (`Ok(false)`).
-//! Plain HTTP servers take no condition; there it is HEAD, then PUT (see `store`). Blobs are
+//! Plain HTTP servers take no condition; there it is HEAD, then PUT (see `store`): two racing
+//! writers may both write, and the record that stays is one of the two, whole and signed,
+//! naming blobs that were written before it (a blob's name is its digest, so writing it twice
+//! writes the same bytes). An HTTP store is opened at the server's root with the URL's path as
+//! the prefix (`object_store` lists an HTTP store's objects by their path from the root). Blobs are
 //! packed into a temporary file beside the artifact (memory stays flat whatever the layer's
 //! size), then uploaded in 16 MiB parts, three at a time, where the store has multipart uploads
 //! (S3, local folders); a plain HTTP server takes a blob in one PUT, from memory.
+//!
+//! Transfers are metered ([`Meter`]): `object_store` has no byte callback, so a download is
+//! counted as its stream is read and an upload as each part is taken.
 //!
 //! A [`Remote`] can be shared by threads: each call drives its runtime (`block_on`) from the
 //! calling thread.
