@@ -126,16 +126,26 @@ fn make(
             if !components.is_empty() {
                 cmd.arg(format!("--components={}", components.join(",")));
             }
+            // Nothing of the host's (mmdebstrap copies its hostname and resolver; builds
+            // that download get the resolver from the sandbox).
+            cmd.arg("--customize-hook=echo localhost > \"$1/etc/hostname\"")
+                .arg("--customize-hook=rm -f \"$1/etc/resolv.conf\"");
+            // The same tree on every machine: mmdebstrap's reproducible mode (logs and caches
+            // removed, machine-id empty) at the locked Release date.
+            let epoch = source_date_epoch(identity);
+            if let Some(epoch) = epoch {
+                cmd.env("SOURCE_DATE_EPOCH", epoch.to_string());
+            }
             cmd.arg(suite).arg(root);
             if let Some(m) = mirror.clone().or_else(host_mirror) {
                 cmd.arg(m);
             }
-            // The same tree on every machine (mtimes, logs and caches cleared, machine-id
-            // empty): mmdebstrap's reproducible mode, at the locked Release date.
-            if let Some(epoch) = source_date_epoch(identity) {
-                cmd.env("SOURCE_DATE_EPOCH", epoch.to_string());
+            run(&mut cmd, "mmdebstrap")?;
+            // mmdebstrap clamps the mtimes of its tarballs only: a tree keeps install times.
+            match epoch {
+                Some(epoch) => clamp_mtimes(root, epoch),
+                None => Ok(()),
             }
-            run(&mut cmd, "mmdebstrap")
         }
         OriginSource::Id { .. } | OriginSource::Resolve { .. } => Err(format!(
             "origin `{}` is an image id for `command` and `packer` backends; the `rootfs` backend builds on `busybox`, `tar` or `debian` origins",
@@ -160,6 +170,19 @@ fn source_date_epoch(identity: &OriginIdentity) -> Option<u64> {
     at.duration_since(std::time::UNIX_EPOCH)
         .ok()
         .map(|d| d.as_secs())
+}
+
+/// Every mtime under `root` later than `epoch` set to it (links themselves, never followed).
+fn clamp_mtimes(root: &Path, epoch: u64) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    for entry in walkdir::WalkDir::new(root).same_file_system(true) {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let m = entry.metadata().map_err(|e| e.to_string())?;
+        if u64::try_from(m.mtime()).is_ok_and(|t| t > epoch) {
+            crate::fsutil::set_mtime(entry.path(), epoch).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }
 
 /// `tar` unpacking a root filesystem archive (any compression GNU tar recognizes) into `root`,
@@ -317,6 +340,23 @@ mod tests {
             seen += 1;
         }
         assert!(seen > 100, "applet links and folders: {seen}");
+    }
+
+    #[test]
+    fn mtimes_later_than_the_epoch_are_clamped_to_it() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(root.join("etc/old"), "").unwrap();
+        crate::fsutil::set_mtime(&root.join("etc/old"), 1_000).unwrap();
+        fs::write(root.join("etc/new"), "").unwrap();
+        std::os::unix::fs::symlink("/nowhere", root.join("etc/link")).unwrap();
+        clamp_mtimes(&root, 5_000).unwrap();
+        let mtime = |p: &str| fs::symlink_metadata(root.join(p)).unwrap().mtime();
+        assert_eq!(
+            [mtime(""), mtime("etc"), mtime("etc/old"), mtime("etc/new"), mtime("etc/link")],
+            [5_000, 5_000, 1_000, 5_000, 5_000]
+        );
     }
 
     #[test]
