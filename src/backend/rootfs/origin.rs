@@ -354,7 +354,13 @@ mod tests {
         clamp_mtimes(&root, 5_000).unwrap();
         let mtime = |p: &str| fs::symlink_metadata(root.join(p)).unwrap().mtime();
         assert_eq!(
-            [mtime(""), mtime("etc"), mtime("etc/old"), mtime("etc/new"), mtime("etc/link")],
+            [
+                mtime(""),
+                mtime("etc"),
+                mtime("etc/old"),
+                mtime("etc/new"),
+                mtime("etc/link")
+            ],
             [5_000, 5_000, 1_000, 5_000, 5_000]
         );
     }
