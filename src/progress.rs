@@ -480,6 +480,32 @@ mod tests {
         );
     }
 
+    /// The bars' templates parse, and a transfer's line takes its events (drawn nowhere).
+    #[test]
+    fn transfer_bars_take_their_events() {
+        let _ = bytes_style();
+        let bars = Bars::transfers();
+        bars.multi.set_draw_target(ProgressDrawTarget::hidden());
+        bars.event(Event::Pulling {
+            image: "base",
+            version: "1.0.3",
+        });
+        bars.event(Event::Bytes {
+            image: "base",
+            done: 10,
+            total: 100,
+        });
+        assert_eq!(bars.running.lock().unwrap()["base"].position(), 10);
+        bars.event(Event::Pulled {
+            image: "base",
+            version: "1.0.3",
+            elapsed: Duration::from_secs(1),
+            bytes: 100,
+        });
+        assert!(bars.running.lock().unwrap().is_empty());
+        bars.finish();
+    }
+
     /// What a metered transfer tells: its total first, then what moved.
     #[test]
     fn a_transfer_meter_counts_and_reports_bytes() {
