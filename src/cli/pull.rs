@@ -2,12 +2,15 @@
 //! targets (and, deep, of their ancestors) that the local cache lacks, downloaded and
 //! verified.
 
+use std::time::Instant;
+
 use clap::Args;
 
 use super::args::Global;
-use super::push::{finish, selected};
+use super::push::{finish, moved, selected, transfer_progress};
 use super::resolve::{open, required_remote, resolve_targets};
 use crate::error::{ErrorKind, Result};
+use crate::progress::{Event, TransferMeter};
 use crate::record::Lookup;
 use crate::remote::Found;
 use crate::render::{Transfer, TransferOutcome};
@@ -34,6 +37,7 @@ pub fn run(g: &Global, args: &PullArgs) -> Result<i32> {
         .collect();
     let answers = remote.lookup_all(&wanted)?;
     let mut found = missing.iter().copied().zip(answers);
+    let progress = transfer_progress(g);
     let mut rows = Vec::new();
     for i in images {
         let name = ws.project.images[i].name.clone();
@@ -46,35 +50,52 @@ pub fn run(g: &Global, args: &PullArgs) -> Result<i32> {
                 name,
                 version,
                 outcome: TransferOutcome::Local,
+                moved: None,
             });
             continue;
         }
         let (_, answer) = found.next().expect("an answer per missing image");
-        let (version, outcome) = match answer {
-            Found::Miss => (None, TransferOutcome::NotOnRemote),
+        let (version, outcome, moved) = match answer {
+            Found::Miss => (None, TransferOutcome::NotOnRemote, None),
             Found::Refused(why) => {
                 if !g.quiet {
                     eprintln!("warning: {why}");
                 }
-                (None, TransferOutcome::Refused(why))
+                (None, TransferOutcome::Refused(why), None)
             }
             Found::Hit(record) => {
                 let _lock = ws.cache.lock_image(&name, &mut || {
                     super::print::waiting(g, &format!("another layer run (`{name}`)"));
                 })?;
-                let outcome = match remote.pull(&record, &ws.cache) {
-                    Ok(()) => TransferOutcome::Pulled,
+                progress.event(Event::Pulling {
+                    image: &name,
+                    version: &record.version,
+                });
+                let started = Instant::now();
+                let meter = TransferMeter::new(&*progress, &name);
+                let pulled = remote.pull_metered(&record, &ws.cache, &meter);
+                let moved = moved(&meter, started);
+                progress.event(Event::Pulled {
+                    image: &name,
+                    version: &record.version,
+                    elapsed: started.elapsed(),
+                    bytes: moved.bytes,
+                });
+                let (outcome, moved) = match pulled {
+                    Ok(()) => (TransferOutcome::Pulled, Some(moved)),
                     Err(e) if e.kind() == ErrorKind::RemoteUnreachable => return Err(e),
-                    Err(e) => TransferOutcome::Failed(e.to_string()),
+                    Err(e) => (TransferOutcome::Failed(e.to_string()), None),
                 };
-                (Some(record.version.clone()), outcome)
+                (Some(record.version.clone()), outcome, moved)
             }
         };
         rows.push(Transfer {
             name,
             version,
             outcome,
+            moved,
         });
     }
+    progress.finish();
     finish(g, &rows)
 }

@@ -1,14 +1,18 @@
 //! `layer push [TARGETS]`: the current builds of the targets (and, deep, of their ancestors)
 //! that the remote cache does not have yet, uploaded and signed. Needs a signing key.
 
+use std::io::IsTerminal;
+use std::time::Instant;
+
 use clap::Args;
 
 use super::args::Global;
 use super::resolve::{open, required_remote, resolve_targets, signer};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Strategy;
+use crate::progress::{Bars, Event, Plain, Progress, TransferMeter};
 use crate::record::Lookup;
-use crate::render::{transfer_text, Transfer, TransferOutcome};
+use crate::render::{transfer_text, Moved, Transfer, TransferOutcome};
 use crate::workspace::Workspace;
 
 /// The flags of `layer push`.
@@ -31,6 +35,7 @@ pub fn run(g: &Global, args: &PushArgs) -> Result<i32> {
             ),
         });
     };
+    let progress = transfer_progress(g);
     let mut rows = Vec::new();
     for i in selected(&ws, &resolve_targets(&ws.project, &args.targets)?) {
         let name = ws.project.images[i].name.clone();
@@ -41,11 +46,34 @@ pub fn run(g: &Global, args: &PushArgs) -> Result<i32> {
                     name,
                     version: None,
                     outcome: TransferOutcome::NotBuilt,
+                    moved: None,
                 });
                 continue;
             }
         };
-        let outcome = match remote.push(record, &ws.cache, &signer) {
+        progress.event(Event::Pushing {
+            image: &name,
+            version: &record.version,
+        });
+        let started = Instant::now();
+        let meter = TransferMeter::new(&*progress, &name);
+        let pushed = remote.push_metered(record, &ws.cache, &signer, &meter);
+        let moved = moved(&meter, started);
+        // Ends the transfer's bar.
+        progress.event(match &pushed {
+            Ok(true) => Event::Pushed {
+                image: &name,
+                version: &record.version,
+                elapsed: started.elapsed(),
+                bytes: moved.bytes,
+            },
+            _ => Event::NotPushed {
+                image: &name,
+                version: &record.version,
+                error: None,
+            },
+        });
+        let outcome = match pushed {
             Ok(true) => TransferOutcome::Pushed,
             Ok(false) => TransferOutcome::OnRemote,
             Err(e) if e.kind() == ErrorKind::RemoteUnreachable => return Err(e),
@@ -54,10 +82,30 @@ pub fn run(g: &Global, args: &PushArgs) -> Result<i32> {
         rows.push(Transfer {
             name,
             version: Some(record.version.clone()),
+            moved: matches!(outcome, TransferOutcome::Pushed).then_some(moved),
             outcome,
         });
     }
+    progress.finish();
     finish(g, &rows)
+}
+
+/// Bars of the transfers on a terminal (their closing lines are the command's table);
+/// nothing otherwise.
+pub(super) fn transfer_progress(g: &Global) -> Box<dyn Progress> {
+    if !g.no_progress && !g.quiet && std::io::stderr().is_terminal() {
+        Box::new(Bars::transfers())
+    } else {
+        Box::new(Plain { quiet: true })
+    }
+}
+
+/// What `meter` counted since `started`.
+pub(super) fn moved(meter: &TransferMeter, started: Instant) -> Moved {
+    Moved {
+        bytes: meter.bytes(),
+        millis: started.elapsed().as_millis() as u64,
+    }
 }
 
 /// The targets by index in topological order, with their ancestors in deep builds; every

@@ -162,6 +162,10 @@ pub fn connect(g: &Global, ws: &mut Workspace) -> Result<Option<Remote>> {
         Err(e) if e.kind() == ErrorKind::RemoteUnreachable && !g.remote_required => {
             if !g.quiet {
                 eprintln!("warning: {e}");
+                // What to fix, when it is more than "it is down" (no credentials).
+                if let Some(hint) = e.hint().filter(|h| h != crate::remote::UNREACHABLE_HINT) {
+                    eprintln!("  hint: {hint}");
+                }
                 eprintln!("  note: going on with the local cache only (`--remote-required` makes this an error)");
             }
             Ok(None)

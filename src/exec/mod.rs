@@ -96,11 +96,12 @@ pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
                 });
                 schedule.succeeded(id);
             }
-            Outcome::Pulled(record, elapsed) => {
+            Outcome::Pulled(record, elapsed, bytes) => {
                 env.progress.event(Event::Pulled {
                     image: name,
                     version: &record.version,
                     elapsed: *elapsed,
+                    bytes: *bytes,
                 });
                 schedule.succeeded(id);
             }
@@ -236,7 +237,7 @@ fn image_result(
             ImageResult::built(image, &record, &log, elapsed)
         }
         Some(Outcome::Reused(record)) => ImageResult::reused(image, &record),
-        Some(Outcome::Pulled(record, elapsed)) => ImageResult::pulled(image, &record, elapsed),
+        Some(Outcome::Pulled(record, elapsed, _)) => ImageResult::pulled(image, &record, elapsed),
         Some(Outcome::Failed {
             error,
             log,

@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::env::{Env, Options};
 use super::worker::{run_task, Outcome, Task};
 use crate::model::Strategy;
-use crate::progress::Event;
+use crate::progress::{Event, TransferMeter};
 use crate::record::{Lookup, Record};
 
 /// One step of a run on a worker thread: a pull, or a build. Its outcome goes to `report`
@@ -53,6 +53,7 @@ fn pull(env: &Env, task: &Task, opts: &Options) -> Outcome {
         }
     }
     let started = Instant::now();
+    let meter = TransferMeter::new(env.progress, &image.name);
     let pulled = {
         let _lock = match ws.cache.lock_image(&image.name, &mut || {
             env.progress.event(Event::Waiting { image: &image.name });
@@ -75,10 +76,10 @@ fn pull(env: &Env, task: &Task, opts: &Options) -> Outcome {
             image: &image.name,
             version: &record.version,
         });
-        shared.remote.pull(record, &ws.cache)
+        shared.remote.pull_metered(record, &ws.cache, &meter)
     };
     match pulled {
-        Ok(()) => Outcome::Pulled(Box::new(record.clone()), started.elapsed()),
+        Ok(()) => Outcome::Pulled(Box::new(record.clone()), started.elapsed(), meter.bytes()),
         Err(e) => build_instead(
             env,
             task,
@@ -125,18 +126,32 @@ fn push(env: &Env, record: &Record) {
     let Some(signer) = shared.signer else {
         return;
     };
-    match shared.remote.push(record, &env.ws.cache, signer) {
+    env.progress.event(Event::Pushing {
+        image: &record.name,
+        version: &record.version,
+    });
+    let started = Instant::now();
+    let meter = TransferMeter::new(env.progress, &record.name);
+    match shared
+        .remote
+        .push_metered(record, &env.ws.cache, signer, &meter)
+    {
         Ok(true) => env.progress.event(Event::Pushed {
             image: &record.name,
             version: &record.version,
+            elapsed: started.elapsed(),
+            bytes: meter.bytes(),
         }),
         // The remote already has a build of this key (another runner was first): fine.
-        Ok(false) => {}
-        Err(e) => env.progress.event(Event::Warning {
-            message: &format!(
-                "push of `{}` {} to the remote cache failed (the build is kept): {e}",
-                record.name, record.version
-            ),
+        Ok(false) => env.progress.event(Event::NotPushed {
+            image: &record.name,
+            version: &record.version,
+            error: None,
+        }),
+        Err(e) => env.progress.event(Event::NotPushed {
+            image: &record.name,
+            version: &record.version,
+            error: Some(&e.to_string()),
         }),
     }
 }

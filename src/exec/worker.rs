@@ -41,7 +41,7 @@ pub(super) enum Outcome {
     /// Another run recorded the key while this one waited for the lock.
     Reused(Box<Record>),
     /// Downloaded from the remote cache and verified; how long it took.
-    Pulled(Box<Record>, Duration),
+    Pulled(Box<Record>, Duration, u64),
     /// Not built: the one-line reason, the log if one was started, how long it took.
     Failed {
         error: String,
@@ -54,7 +54,7 @@ impl Outcome {
     /// The record it built or found.
     pub(super) fn record(&self) -> Option<&Record> {
         match self {
-            Outcome::Built(record, ..) | Outcome::Reused(record) | Outcome::Pulled(record, _) => {
+            Outcome::Built(record, ..) | Outcome::Reused(record) | Outcome::Pulled(record, ..) => {
                 Some(record)
             }
             Outcome::Failed { .. } => None,

@@ -68,6 +68,63 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// Told of a transfer's bytes as they move, for progress bars and transfer rates.
+/// `object_store` has no byte callback: downloads are counted as the blob's stream is read,
+/// uploads as each part (or the single PUT) completes.
+pub trait Meter: Sync {
+    /// A blob of `total` bytes is about to move.
+    fn begin(&self, total: u64);
+    /// `n` more bytes moved.
+    fn moved(&self, n: u64);
+}
+
+/// A [`Meter`] that is told nothing.
+pub struct NoMeter;
+
+impl Meter for NoMeter {
+    fn begin(&self, _total: u64) {}
+    fn moved(&self, _n: u64) {}
+}
+
+/// A reader that tells a [`Meter`] of the bytes read through it, at most once per
+/// [`Metered::STEP`] bytes (and at the end), so that a progress bar costs nothing per read.
+pub(super) struct Metered<'m, R> {
+    inner: R,
+    meter: &'m dyn Meter,
+    pending: u64,
+}
+
+impl<'m, R> Metered<'m, R> {
+    const STEP: u64 = 256 << 10;
+
+    pub(super) fn new(inner: R, meter: &'m dyn Meter) -> Self {
+        Metered {
+            inner,
+            meter,
+            pending: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Metered<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pending += n as u64;
+        if self.pending >= Self::STEP || (n == 0 && self.pending > 0) {
+            self.meter.moved(std::mem::take(&mut self.pending));
+        }
+        Ok(n)
+    }
+}
+
+impl<R> Drop for Metered<'_, R> {
+    fn drop(&mut self) {
+        if self.pending > 0 {
+            self.meter.moved(self.pending);
+        }
+    }
+}
+
 /// Packs the artifact at `src` (a folder or a file) into the new file `out`: a zstd tar of a
 /// folder, the zstd of a file. Returns the blob's blake3 and size.
 pub(super) fn pack(src: &Path, out: &Path) -> Result<(String, u64)> {

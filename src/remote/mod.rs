@@ -26,23 +26,33 @@
 //!
 //! **Writes.** Records are written with a conditional put (`PutMode::Create`): of two runners
 //! pushing one key, the first wins and the second is told the record is there (`Ok(false)`).
-//! Plain HTTP servers take no condition; there it is HEAD, then PUT (see `store`). Blobs are
+//! Plain HTTP servers take no condition; there it is HEAD, then PUT (see `store`): two racing
+//! writers may both write, and the record that stays is one of the two, whole and signed,
+//! naming blobs that were written before it (a blob's name is its digest, so writing it twice
+//! writes the same bytes). An HTTP store is opened at the server's root with the URL's path as
+//! the prefix (`object_store` lists an HTTP store's objects by their path from the root). Blobs are
 //! packed into a temporary file beside the artifact (memory stays flat whatever the layer's
 //! size), then uploaded in 16 MiB parts, three at a time, where the store has multipart uploads
 //! (S3, local folders); a plain HTTP server takes a blob in one PUT, from memory.
+//!
+//! Transfers are metered ([`Meter`]): `object_store` has no byte callback, so a download is
+//! counted as its stream is read and an upload as each part is taken.
 //!
 //! A [`Remote`] can be shared by threads: each call drives its runtime (`block_on`) from the
 //! calling thread.
 //!
 //! The parts, each using only those listed before it: `sign` (keys, signatures), `envelope`
 //! (what a record file holds, and its checks), `blob` (artifacts packed and unpacked), `store`
-//! (a blocking face on `object_store`).
+//! (a blocking face on `object_store`), `aws` (where an `s3://` remote's credentials come
+//! from, and the words when there are none).
 
 mod sign;
 mod envelope;
 mod blob;
 mod store;
+mod aws;
 
+pub use blob::{Meter, NoMeter};
 pub use sign::{keygen, Signer, PUBLIC_PREFIX, SECRET_PREFIX};
 
 use std::os::unix::fs::MetadataExt;
@@ -69,6 +79,8 @@ pub struct Remote {
     url: String,
     store: Store,
     trusted: Vec<(String, VerifyingKey)>,
+    /// `s3://` remotes: where the credentials come from.
+    credentials: Option<aws::Source>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -101,6 +113,9 @@ pub struct RemoteEntry {
     pub verdict: String,
 }
 
+/// The hint of a remote that cannot be reached, unless a better one is known (no credentials).
+pub const UNREACHABLE_HINT: &str = "`--no-remote` runs without it";
+
 /// The verdict of a record that can be used.
 pub const TRUSTED: &str = "trusted";
 
@@ -120,6 +135,7 @@ impl Remote {
                 "a remote is `s3://BUCKET/PREFIX`, `file:///PATH` or `https://HOST/PATH`".into(),
             ),
         };
+        let mut credentials = None;
         let (inner, prefix, conditional, multipart): (
             Arc<dyn object_store::ObjectStore>,
             String,
@@ -141,6 +157,11 @@ impl Remote {
             if std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true") {
                 b = b.with_allow_http(true);
             }
+            let source = aws::Source::find(|k| std::env::var(k).ok());
+            if let aws::Source::InstanceMetadata { disabled: true, .. } = source {
+                b = b.with_credentials(Arc::new(aws::NoCredentials));
+            }
+            credentials = Some(source);
             let s = b.build().map_err(|e| bad(e.to_string()))?;
             (Arc::new(s), prefix.to_string(), Conditional::Native, true)
         } else if let Some(path) = url.strip_prefix("file://") {
@@ -154,14 +175,25 @@ impl Remote {
             // push makes the folders it writes into.
             let s = object_store::local::LocalFileSystem::new();
             (Arc::new(s), path.to_string(), Conditional::Native, true)
-        } else if url.starts_with("http://") || url.starts_with("https://") {
+        } else if let Some((scheme, rest)) = url
+            .split_once("://")
+            .filter(|(scheme, _)| *scheme == "http" || *scheme == "https")
+        {
+            // The store is opened at the server's root and the URL's path is the prefix:
+            // `object_store` lists an HTTP store's objects by their path from the root.
+            let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
             let s = object_store::http::HttpBuilder::new()
-                .with_url(url)
+                .with_url(format!("{scheme}://{host}"))
                 .with_retry(store::retry_config())
                 .with_client_options(store::client_options().with_allow_http(true))
                 .build()
                 .map_err(|e| bad(e.to_string()))?;
-            (Arc::new(s), String::new(), Conditional::HeadThenPut, false)
+            (
+                Arc::new(s),
+                path.to_string(),
+                Conditional::HeadThenPut,
+                false,
+            )
         } else {
             return Err(bad("unknown scheme".into()));
         };
@@ -171,6 +203,7 @@ impl Remote {
             url: url.to_string(),
             store,
             trusted,
+            credentials,
         })
     }
 
@@ -187,6 +220,7 @@ impl Remote {
             url: url.to_string(),
             store,
             trusted,
+            credentials: None,
         })
     }
 
@@ -203,13 +237,11 @@ impl Remote {
     }
 
     /// [`Remote::lookup`] of every (name, key) of `wanted`, several at once, in order.
+    /// The first failure ends it (an unreachable remote, or no credentials, costs one wait).
     pub fn lookup_all(&self, wanted: &[(String, String)]) -> Result<Vec<Found>> {
-        self.store
-            .parallel(wanted, CONCURRENCY, |(n, k)| {
-                async move { self.open_record(n, k).await.map(|o| to_found(n, k, o)) }.boxed()
-            })
-            .into_iter()
-            .collect()
+        self.store.try_parallel(wanted, CONCURRENCY, |(n, k)| {
+            async move { self.open_record(n, k).await.map(|o| to_found(n, k, o)) }.boxed()
+        })
     }
 
     /// Downloads what `record` needs into `cache`: its artifact, verified byte for byte and
@@ -217,6 +249,11 @@ impl Remote {
     /// written through the cache. A record that is no longer there or trusted, a blob that
     /// is missing, truncated or not what the record says: an error, and nothing is left.
     pub fn pull(&self, record: &Record, cache: &Cache) -> Result<()> {
+        self.pull_metered(record, cache, &NoMeter)
+    }
+
+    /// [`Remote::pull`], telling `meter` of the artifact blob's bytes as they arrive.
+    pub fn pull_metered(&self, record: &Record, cache: &Cache, meter: &dyn Meter) -> Result<()> {
         let (name, key) = (&record.name, &record.key);
         let opened = match self.store.block_on(self.open_record(name, key))? {
             Ok(o) => o,
@@ -232,7 +269,7 @@ impl Remote {
             return Err(self.transfer(record, "the remote's record differs from the one asked for"));
         }
         if let (Some(rel), None) = (&record.artifact.path, &record.artifact.remote) {
-            self.pull_artifact(&opened, rel, cache)?;
+            self.pull_artifact(&opened, rel, cache, meter)?;
         }
         let mut trees = Vec::new();
         for role in &record.inputs.roles {
@@ -251,6 +288,18 @@ impl Remote {
     /// trees the cache has — then the signed record, blobs strictly first. `Ok(false)` when
     /// the remote already has a record of (name, key): the first writer wins.
     pub fn push(&self, record: &Record, cache: &Cache, signer: &Signer) -> Result<bool> {
+        self.push_metered(record, cache, signer, &NoMeter)
+    }
+
+    /// [`Remote::push`], telling `meter` of the artifact blob's bytes as the store takes them
+    /// (nothing when the blob is already there).
+    pub fn push_metered(
+        &self,
+        record: &Record,
+        cache: &Cache,
+        signer: &Signer,
+        meter: &dyn Meter,
+    ) -> Result<bool> {
         let rel = record_path(&record.name, &record.key);
         match self.store.block_on(self.store.head(&rel)) {
             Ok(_) => return Ok(false),
@@ -259,7 +308,7 @@ impl Remote {
         }
         let mut blobs = Vec::new();
         if let (Some(path), None) = (&record.artifact.path, &record.artifact.remote) {
-            blobs.push(self.push_artifact(record, &cache.dir().join(path))?);
+            blobs.push(self.push_artifact(record, &cache.dir().join(path), meter)?);
         }
         for role in &record.inputs.roles {
             let Some(tree) = cache.tree(&role.tree) else {
@@ -431,7 +480,7 @@ impl Remote {
         Ok(Ok(opened))
     }
 
-    fn pull_artifact(&self, o: &Opened, rel: &str, cache: &Cache) -> Result<()> {
+    fn pull_artifact(&self, o: &Opened, rel: &str, cache: &Cache, meter: &dyn Meter) -> Result<()> {
         let record = &o.record;
         let Some(b) = o.blobs.first() else {
             return Err(self.transfer(record, "it names no blob for its artifact"));
@@ -450,6 +499,8 @@ impl Remote {
                 Err(e) => return Err(self.unreachable(e)),
             };
             // Never more than the blob's size is read: one byte more says it is too long.
+            meter.begin(b.size);
+            let reader = blob::Metered::new(reader, meter);
             let mut h = blob::Hashing::new(std::io::Read::take(reader, b.size.saturating_add(1)));
             let limit = record.artifact.size.unwrap_or(u64::MAX);
             let unpacked = match b.kind {
@@ -491,7 +542,12 @@ impl Remote {
         Ok(())
     }
 
-    fn push_artifact(&self, record: &Record, local: &std::path::Path) -> Result<BlobRef> {
+    fn push_artifact(
+        &self,
+        record: &Record,
+        local: &std::path::Path,
+        meter: &dyn Meter,
+    ) -> Result<BlobRef> {
         let meta = std::fs::symlink_metadata(local).map_err(|e| {
             self.transfer(
                 record,
@@ -525,7 +581,7 @@ impl Remote {
         };
         if !there {
             self.store
-                .put_file(&path, &tmp)
+                .put_file(&path, &tmp, meter)
                 .map_err(|e| Error::io(&tmp, e))?
                 .map_err(|e| self.unreachable(e))?;
         }
@@ -566,10 +622,17 @@ impl Remote {
             StoreError::Exists => "an object appeared".to_string(),
             StoreError::Other(s) => s,
         };
+        if let Some(why) = self.credentials.as_ref().and_then(|c| c.explain(&why)) {
+            return Error::Remote {
+                kind: ErrorKind::RemoteUnreachable,
+                message: format!("remote `{}` cannot be reached: {why}", self.url),
+                hint: Some(aws::HINT.into()),
+            };
+        }
         Error::Remote {
             kind: ErrorKind::RemoteUnreachable,
             message: format!("remote `{}` cannot be reached: {why}", self.url),
-            hint: Some("`--no-remote` runs without it".into()),
+            hint: Some(UNREACHABLE_HINT.into()),
         }
     }
 

@@ -10,14 +10,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::stream::BoxStream;
+use futures::stream::{BoxStream, FuturesUnordered};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
 use object_store::{
-    ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig,
-    WriteMultipart,
+    ClientOptions, MultipartUpload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    RetryConfig,
 };
 use tokio::runtime::Runtime;
+
+use super::blob::Meter;
 
 /// Parts of multipart uploads: S3 takes 5 MiB to 5 GiB; fewer, larger parts cost servers
 /// less work per byte.
@@ -148,8 +150,24 @@ impl Store {
     }
 
     pub(super) fn put(&self, rel: &str, bytes: Vec<u8>) -> StoreResult<()> {
-        self.block_on(self.inner.put(&self.path(rel), PutPayload::from(bytes)))?;
-        Ok(())
+        let (path, payload) = (self.path(rel), PutPayload::from(bytes));
+        let mut again = 2;
+        loop {
+            match self.block_on(self.inner.put(&path, payload.clone())) {
+                Ok(_) => return Ok(()),
+                // WebDAV: a PUT into a missing folder makes it (MKCOL) and tries again; of
+                // two writers making one folder at once, the second is told `405 Method Not
+                // Allowed` although the folder is there now.
+                Err(e)
+                    if self.conditional == Conditional::HeadThenPut
+                        && again > 0
+                        && error_chain(&e).contains("MKCOL") =>
+                {
+                    again -= 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Writes `rel` unless something is there: `Err(Exists)` then.
@@ -174,45 +192,38 @@ impl Store {
 
     /// Uploads the file at `file` to `rel`: multipart, [`PART_SIZE`] at a time with at most
     /// [`PARTS_IN_FLIGHT`] parts in flight, where the store has multipart uploads and the file
-    /// is larger than one part. A failed upload is aborted: nothing is left at `rel`.
+    /// is larger than one part. A failed upload is aborted: nothing is left at `rel`. `meter`
+    /// is told of each part as the store acknowledges it.
     pub(super) fn put_file(
         &self,
         rel: &str,
         file: &std::path::Path,
+        meter: &dyn Meter,
     ) -> io::Result<StoreResult<()>> {
         let mut f = std::fs::File::open(file)?;
         let size = f.metadata()?.len();
-        let path = self.path(rel);
+        meter.begin(size);
         if !self.multipart || size <= PART_SIZE as u64 {
             let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
             f.read_to_end(&mut buf)?;
-            return Ok(self.put(rel, buf));
+            let put = self.put(rel, buf);
+            if put.is_ok() {
+                meter.moved(size);
+            }
+            return Ok(put);
         }
-        let _enter = self.rt.enter();
-        let upload = match self.block_on(self.inner.put_multipart(&path)) {
+        let path = self.path(rel);
+        let mut upload = match self.block_on(self.inner.put_multipart(&path)) {
             Ok(u) => u,
             Err(e) => return Ok(Err(e.into())),
         };
-        let mut w = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    let _ = self.block_on(w.abort());
-                    return Err(e);
-                }
-            };
-            w.write(&buf[..n]);
-            if let Err(e) = self.block_on(w.wait_for_capacity(PARTS_IN_FLIGHT)) {
-                let _ = self.block_on(w.abort());
-                return Ok(Err(e.into()));
-            }
+        let sent = self.block_on(send_parts(&mut *upload, &mut f, meter));
+        if !matches!(sent, Ok(Ok(()))) {
+            let _ = self.block_on(upload.abort());
+            return sent;
         }
         Ok(self
-            .block_on(w.finish())
+            .block_on(upload.complete())
             .map(|_| ())
             .map_err(StoreError::from))
     }
@@ -236,6 +247,21 @@ impl Store {
         Ok(out)
     }
 
+    /// Runs `f` on every item of `items`, at most `limit` at once, in order, until one fails.
+    pub(super) fn try_parallel<'a, T: 'a, O, E>(
+        &'a self,
+        items: impl IntoIterator<Item = T>,
+        limit: usize,
+        f: impl Fn(T) -> futures::future::BoxFuture<'a, Result<O, E>>,
+    ) -> Result<Vec<O>, E> {
+        self.block_on(
+            futures::stream::iter(items)
+                .map(f)
+                .buffered(limit)
+                .try_collect(),
+        )
+    }
+
     /// Runs `f` on every item of `items`, at most `limit` at once, in order.
     pub(super) fn parallel<'a, T: 'a, O>(
         &'a self,
@@ -250,6 +276,41 @@ impl Store {
                 .collect(),
         )
     }
+}
+
+/// The parts of a multipart upload read from `f`, at most [`PARTS_IN_FLIGHT`] in flight; each
+/// part's bytes go to `meter` when the store has taken it.
+async fn send_parts(
+    upload: &mut dyn MultipartUpload,
+    f: &mut std::fs::File,
+    meter: &dyn Meter,
+) -> io::Result<StoreResult<()>> {
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        let mut part = Vec::with_capacity(PART_SIZE);
+        (&mut *f).take(PART_SIZE as u64).read_to_end(&mut part)?;
+        if part.is_empty() {
+            break;
+        }
+        while in_flight.len() >= PARTS_IN_FLIGHT {
+            if let Some(Err(e)) = in_flight.next().await {
+                return Ok(Err(e));
+            }
+        }
+        let n = part.len() as u64;
+        let put = upload.put_part(PutPayload::from(part));
+        in_flight.push(async move {
+            put.await.map_err(StoreError::from)?;
+            meter.moved(n);
+            Ok(())
+        });
+    }
+    while let Some(done) = in_flight.next().await {
+        if let Err(e) = done {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// A blocking reader over an object's byte stream.

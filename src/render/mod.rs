@@ -23,6 +23,6 @@ pub use graph::{graph_dot, graph_json, graph_mermaid};
 pub use json::json;
 pub use list::{hash_text, list_text, LatestArtifact, ListRow};
 pub use plan::plan_text;
-pub use remote::{remote_entries_text, transfer_text, Transfer, TransferOutcome};
+pub use remote::{remote_entries_text, transfer_text, Moved, Transfer, TransferOutcome};
 pub use style::Style;
 pub use versions::{versions_text, VersionRow};

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use crate::progress::human_bytes;
 use crate::remote::RemoteEntry;
 
 /// What `layer push` or `layer pull` did with one image.
@@ -14,6 +15,15 @@ pub struct Transfer {
     /// The build moved, or found where it was going.
     pub version: Option<String>,
     pub outcome: TransferOutcome,
+    /// What a push or pull moved: its blobs' bytes and how long it took.
+    pub moved: Option<Moved>,
+}
+
+/// The blob bytes of one push or pull, and its time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Moved {
+    pub bytes: u64,
+    pub millis: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -37,7 +47,8 @@ pub enum TransferOutcome {
     Failed(String),
 }
 
-/// `layer push` / `layer pull`: a line per image, then a count, for stderr.
+/// `layer push` / `layer pull`: a line per image (with the size, rate and time of what moved),
+/// then a count, for stderr.
 pub fn transfer_text(rows: &[Transfer]) -> String {
     let mut out = String::new();
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
@@ -62,7 +73,21 @@ pub fn transfer_text(rows: &[Transfer]) -> String {
             TransferOutcome::Refused(why) => format!("refused         {why}"),
             TransferOutcome::Failed(why) => format!("failed          {why}"),
         };
-        let _ = writeln!(out, "  {:width$}  {}", r.name, what.trim_end());
+        let size = match r.moved {
+            // No blob moved (an artifact kept elsewhere, a blob already there): the table
+            // says it as before.
+            Some(m) if m.bytes > 0 => {
+                let elapsed = std::time::Duration::from_millis(m.millis);
+                let secs = elapsed.as_secs_f64();
+                format!(
+                    "  {} in {secs:.1}s, {}/s",
+                    human_bytes(m.bytes),
+                    human_bytes((m.bytes as f64 / secs.max(1e-3)) as u64)
+                )
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "  {:width$}  {}{size}", r.name, what.trim_end());
     }
     let failed = rows
         .iter()
@@ -125,4 +150,43 @@ pub fn remote_entries_text(entries: &[RemoteEntry]) -> String {
         entries.len()
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transfer_line_says_its_size_time_and_rate() {
+        let row = |name: &str, outcome, moved| Transfer {
+            name: name.into(),
+            version: Some("1.0.3".into()),
+            outcome,
+            moved,
+        };
+        let text = transfer_text(&[
+            row(
+                "base",
+                TransferOutcome::Pulled,
+                Some(Moved {
+                    bytes: 35_860_000,
+                    millis: 560,
+                }),
+            ),
+            // No blob moved (an artifact kept elsewhere): no size.
+            row(
+                "app",
+                TransferOutcome::Pulled,
+                Some(Moved {
+                    bytes: 0,
+                    millis: 3,
+                }),
+            ),
+            row("svc", TransferOutcome::Local, None),
+        ]);
+        assert_eq!(
+            text,
+            "  base  pulled          1.0.3  34.2 MiB in 0.6s, 61.1 MiB/s\n  app   pulled          1.0.3\n  svc   already local   1.0.3\n2 of 3 images moved, 0 failed\n"
+        );
+    }
 }

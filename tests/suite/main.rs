@@ -38,6 +38,7 @@ mod regressions;
 mod regressions_rootfs;
 mod release;
 mod remote;
+mod remote_http;
 mod remote_use;
 mod report;
 mod rootfs;

@@ -19,38 +19,47 @@ use layer::error::ErrorKind;
 use layer::key::{BackendInputs, BaseInputs, Inputs, KEY_SCHEMA};
 use layer::model::{BackendKind, Strategy};
 use layer::record::{Artifact, Record, RECORD_FORMAT};
-use layer::remote::{keygen, Found, Remote, Signer};
+use layer::remote::{keygen, Found, Meter, Remote, Signer};
 
+use crate::common::{Output, Project, SCRIPT_DONE, SCRIPT_START};
 use crate::needs::{self, Need};
 
 /// The virtual environment with `moto_server`, made once (a marker file says it is complete).
 fn venv() -> PathBuf {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/moto-venv");
-        let ready = dir.join(".layer-ready");
-        if ready.exists() {
-            return dir;
-        }
-        let run = |cmd: &mut Command| {
-            let out = cmd.output().expect("python3 runs");
-            assert!(
-                out.status.success(),
-                "{cmd:?} failed:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(Command::new("python3").arg("-m").arg("venv").arg(&dir));
-        run(Command::new(dir.join("bin/pip")).args(["install", "--quiet", "moto[server]"]));
-        fs::write(&ready, "").unwrap();
-        dir
-    })
-    .clone()
+    VENV.get_or_init(|| python_venv("moto-venv", &["moto[server]"]))
+        .clone()
+}
+
+/// A virtual environment `target/NAME` with `packages` from the Python package index, made
+/// once (a marker file says it is complete).
+pub(crate) fn python_venv(name: &str, packages: &[&str]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(name);
+    let ready = dir.join(".layer-ready");
+    if ready.exists() {
+        return dir;
+    }
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(Command::new("python3").arg("-m").arg("venv").arg(&dir));
+    run(Command::new(dir.join("bin/pip"))
+        .args(["install", "--quiet"])
+        .args(packages));
+    fs::write(&ready, "").unwrap();
+    dir
 }
 
 /// A free port on 127.0.0.1 (bound, then let go).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -117,12 +126,18 @@ impl Moto {
 
     /// A plain HTTP request without a body; the status line of the answer.
     fn request(&self, line: &str) -> std::io::Result<String> {
+        self.send(line, "")
+    }
+
+    /// A plain HTTP request (unsigned: moto does not check) with `body`; the status line.
+    fn send(&self, line: &str, body: &str) -> std::io::Result<String> {
         let addr = self.endpoint.trim_start_matches("http://");
         let mut s = TcpStream::connect(addr)?;
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
         write!(
             s,
-            "{line} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "{line} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         )?;
         let mut answer = String::new();
         s.read_to_string(&mut answer)?;
@@ -147,14 +162,14 @@ impl Drop for Moto {
 }
 
 /// A signing key made in `dir`.
-fn signer(dir: &Path) -> Signer {
+pub(crate) fn signer(dir: &Path) -> Signer {
     let path = dir.join("signing.key");
     keygen(&path).unwrap();
     Signer::from_env_value(path.to_str().unwrap()).unwrap()
 }
 
 /// A record of image `name` whose artifact is the folder `fill` makes in `cache`.
-fn record(cache: &Cache, name: &str, fill: impl FnOnce(&Path)) -> Record {
+pub(crate) fn record(cache: &Cache, name: &str, fill: impl FnOnce(&Path)) -> Record {
     let inputs = Inputs {
         schema: KEY_SCHEMA,
         image: name.into(),
@@ -199,7 +214,7 @@ fn record(cache: &Cache, name: &str, fill: impl FnOnce(&Path)) -> Record {
     }
 }
 
-fn small_layer(root: &Path) {
+pub(crate) fn small_layer(root: &Path) {
     fs::create_dir_all(root.join("etc")).unwrap();
     fs::write(root.join("etc/motd"), "hello\n").unwrap();
     fs::write(root.join("etc/secret"), "0600\n").unwrap();
@@ -332,7 +347,7 @@ fn a_large_layer_goes_up_in_parts_and_comes_back_whole() {
     );
     let key = signer(dir.path());
     let remote = moto.open("big", &[key.public()]);
-    // 50 MB that zstd cannot shrink much: several 8 MiB parts.
+    // 50 MiB that zstd cannot shrink: four 16 MiB parts.
     let r = record(&a, "big", |root| {
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut bytes = vec![0u8; 50 << 20];
@@ -344,7 +359,164 @@ fn a_large_layer_goes_up_in_parts_and_comes_back_whole() {
         }
         fs::write(root.join("blob.bin"), bytes).unwrap();
     });
-    assert!(remote.push(&r, &a, &key).unwrap());
-    remote.pull(&r, &b).unwrap();
+    // Bytes are counted as they move: the upload part by part, the download as it streams.
+    let up = Counted::default();
+    assert!(remote.push_metered(&r, &a, &key, &up).unwrap());
+    let down = Counted::default();
+    remote.pull_metered(&r, &b, &down).unwrap();
+    assert_eq!(artifact_digest(&b, &r), artifact_digest(&a, &r));
+    let (up, down) = (up.0.into_inner().unwrap(), down.0.into_inner().unwrap());
+    let blob = up.total;
+    assert!(blob > 50 << 20, "{blob}");
+    assert_eq!((up.total, up.moved), (blob, blob));
+    assert_eq!((down.total, down.moved), (blob, blob));
+    // 16 MiB parts; 256 KiB steps of the download.
+    assert_eq!(up.calls, 4);
+    assert!(down.calls > 100, "{}", down.calls);
+}
+
+/// A meter that adds up what it is told.
+#[derive(Default)]
+struct Counted(Mutex<Tally>);
+
+#[derive(Default, Debug)]
+struct Tally {
+    total: u64,
+    moved: u64,
+    calls: usize,
+}
+
+impl Meter for Counted {
+    fn begin(&self, total: u64) {
+        self.0.lock().unwrap().total += total;
+    }
+
+    fn moved(&self, n: u64) {
+        let mut t = self.0.lock().unwrap();
+        t.moved += n;
+        t.calls += 1;
+    }
+}
+
+/// `layer ARGS` in `p` with no AWS credentials in its environment (the other tests of this
+/// process set some) and `vars`; the S3 endpoint and the instance metadata endpoint are ports
+/// of loopback where nothing listens, so nothing leaves the machine.
+fn layer_without_credentials(p: &Project, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_layer"));
+    cmd.args(args)
+        .current_dir(p.root())
+        .env("NO_COLOR", "1")
+        .env(
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", free_port()),
+        )
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_REGION", "us-east-1");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LAYER_")
+            || (k.starts_with("AWS_")
+                && !matches!(
+                    k.as_str(),
+                    "AWS_ENDPOINT_URL" | "AWS_ALLOW_HTTP" | "AWS_REGION"
+                ))
+        {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(vars.iter().copied());
+    let out = cmd.output().expect("layer runs");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// Without credentials an `s3://` remote asks the instance metadata endpoint (as the AWS CLI
+/// does, for EC2 instance roles); when that gives none, the warning says credentials are
+/// missing and how to give them, and the run goes on locally. `AWS_EC2_METADATA_DISABLED`
+/// skips the endpoint.
+#[test]
+fn an_s3_remote_without_credentials_says_how_to_give_them() {
+    let p = Project::command_estate(&format!("{SCRIPT_START}{SCRIPT_DONE}"));
+    let metadata = format!("http://127.0.0.1:{}", free_port());
+    let url = "s3://layer-cache/x";
+    let out = layer_without_credentials(
+        &p,
+        &["plan", "--remote", url],
+        &[("AWS_METADATA_ENDPOINT", &metadata)],
+    )
+    .expect(0);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stderr);
+    assert!(
+        lines[0].starts_with(&format!(
+            "warning: remote `{url}` cannot be reached: no AWS credentials: none in the environment, and the instance metadata endpoint `{metadata}` gave none ("
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        lines[1],
+        "  hint: set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (layer reads no `AWS_PROFILE` or `~/.aws` files), or `AWS_SKIP_SIGNATURE=true` to read a public bucket anonymously"
+    );
+    assert!(lines[2].starts_with("  note: going on with the local cache only"));
+
+    let started = Instant::now();
+    let out = layer_without_credentials(
+        &p,
+        &["plan", "--remote-required", "--remote", url],
+        &[("AWS_EC2_METADATA_DISABLED", "true")],
+    )
+    .expect(2);
+    assert_eq!(
+        out.stderr,
+        format!("error: remote `{url}` cannot be reached: no AWS credentials: none in the environment, and `AWS_EC2_METADATA_DISABLED` keeps layer from asking the instance metadata endpoint\n  hint: set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (layer reads no `AWS_PROFILE` or `~/.aws` files), or `AWS_SKIP_SIGNATURE=true` to read a public bucket anonymously\n")
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "asked nothing");
+}
+
+/// `AWS_SKIP_SIGNATURE=true`: a bucket that allows anonymous reads is read without
+/// credentials (moto takes unsigned requests).
+#[test]
+#[cfg_attr(
+    missing = "python3",
+    ignore = "needs `python3` with `venv`: apt-get install python3-venv"
+)]
+fn a_public_bucket_is_read_without_credentials() {
+    needs::check(&[Need::Python3]);
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (
+        Cache::new(dir.path().join("a")),
+        Cache::new(dir.path().join("b")),
+    );
+    let key = signer(dir.path());
+    let r = record(&a, "app", small_layer);
+    assert!(moto
+        .open("public", &[key.public()])
+        .push(&r, &a, &key)
+        .unwrap());
+    // What makes a bucket's objects public on S3: a policy that lets anyone read them.
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":["s3:GetObject","s3:HeadObject"],"Resource":"arn:aws:s3:::layer-cache/*"}]}"#;
+    let status = moto.send("PUT /layer-cache?policy", policy).unwrap();
+    assert!(status.starts_with("HTTP/1.1 2"), "{status}");
+    let anonymous = {
+        let _g = ENV
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::env::remove_var("AWS_ACCESS_KEY_ID");
+        std::env::remove_var("AWS_SECRET_ACCESS_KEY");
+        std::env::set_var("AWS_SKIP_SIGNATURE", "true");
+        std::env::set_var("AWS_ENDPOINT_URL", &moto.endpoint);
+        let remote = Remote::open("s3://layer-cache/public", &[key.public()]);
+        std::env::remove_var("AWS_SKIP_SIGNATURE");
+        remote.unwrap()
+    };
+    assert_eq!(
+        anonymous.lookup(&r.name, &r.key).unwrap(),
+        Found::Hit(Box::new(r.clone()))
+    );
+    anonymous.pull(&r, &b).unwrap();
     assert_eq!(artifact_digest(&b, &r), artifact_digest(&a, &r));
 }

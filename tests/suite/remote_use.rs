@@ -13,8 +13,10 @@ use crate::common::{Output, Project, SCRIPT_DONE, SCRIPT_START};
 use crate::needs::{self, Need};
 
 /// A remote folder, a signing key and the projects that share them.
-struct Shared {
-    remote: tempfile::TempDir,
+pub(crate) struct Shared {
+    pub(crate) remote: tempfile::TempDir,
+    /// The remote's URL when it is not the folder's `file://` (a server serving the folder).
+    pub(crate) served_at: Option<String>,
     /// Holds the key file.
     _keys: tempfile::TempDir,
     /// `layer keygen`'s secret key file.
@@ -24,7 +26,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn new() -> Shared {
+    pub(crate) fn new() -> Shared {
         let keys = tempfile::tempdir().unwrap();
         let key = keys.path().join("signing.key");
         let out = Project::new().layer(&["keygen", "-o", key.to_str().unwrap()]);
@@ -33,6 +35,7 @@ impl Shared {
         assert!(public.starts_with("ed25519:"), "{public}");
         Shared {
             remote: tempfile::tempdir().unwrap(),
+            served_at: None,
             _keys: keys,
             key,
             public,
@@ -40,11 +43,12 @@ impl Shared {
     }
 
     fn url(&self) -> String {
-        format!("file://{}", self.remote.path().display())
+        (self.served_at.clone())
+            .unwrap_or_else(|| format!("file://{}", self.remote.path().display()))
     }
 
     /// `[remote]` trusting `keys`.
-    fn remote_table(&self, keys: &[&str]) -> String {
+    pub(crate) fn remote_table(&self, keys: &[&str]) -> String {
         let keys: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
         format!(
             "\n[remote]\nurl = \"{}\"\ntrusted_keys = [{}]\n",
@@ -69,12 +73,12 @@ impl Shared {
     }
 
     /// `layer ARGS` in `p` with the signing key: a read-write run.
-    fn signed(&self, p: &Project, args: &[&str]) -> Output {
+    pub(crate) fn signed(&self, p: &Project, args: &[&str]) -> Output {
         p.layer_env(args, &[("LAYER_SIGNING_KEY", self.key.to_str().unwrap())])
     }
 
     /// Every file of the remote with its bytes.
-    fn files(&self) -> BTreeMap<String, Vec<u8>> {
+    pub(crate) fn files(&self) -> BTreeMap<String, Vec<u8>> {
         walkdir::WalkDir::new(self.remote.path())
             .into_iter()
             .map(Result::unwrap)
@@ -87,7 +91,7 @@ impl Shared {
     }
 
     /// The record files on the remote, by image name.
-    fn records(&self, name: &str) -> Vec<PathBuf> {
+    pub(crate) fn records(&self, name: &str) -> Vec<PathBuf> {
         let dir = self.remote.path().join("records").join(name);
         let mut v: Vec<PathBuf> = fs::read_dir(&dir)
             .map(|d| d.map(|e| e.unwrap().path()).collect())
@@ -97,7 +101,7 @@ impl Shared {
     }
 }
 
-fn plan(p: &Project, extra: &[&str]) -> (serde_json::Value, Output) {
+pub(crate) fn plan(p: &Project, extra: &[&str]) -> (serde_json::Value, Output) {
     let mut args = vec!["plan", "--format", "json"];
     args.extend_from_slice(extra);
     let out = p.layer(&args).expect(0);
@@ -105,7 +109,7 @@ fn plan(p: &Project, extra: &[&str]) -> (serde_json::Value, Output) {
 }
 
 /// `(name, action, cached)` of every image of a JSON plan.
-fn actions(plan: &serde_json::Value) -> Vec<(String, String, Option<String>)> {
+pub(crate) fn actions(plan: &serde_json::Value) -> Vec<(String, String, Option<String>)> {
     plan["images"]
         .as_array()
         .unwrap()
@@ -120,7 +124,11 @@ fn actions(plan: &serde_json::Value) -> Vec<(String, String, Option<String>)> {
         .collect()
 }
 
-fn row(name: &str, action: &str, cached: Option<&str>) -> (String, String, Option<String>) {
+pub(crate) fn row(
+    name: &str,
+    action: &str,
+    cached: Option<&str>,
+) -> (String, String, Option<String>) {
     (name.into(), action.into(), cached.map(String::from))
 }
 
@@ -601,7 +609,7 @@ fn keygen_writes_the_secret_key_0600_and_prints_the_public_key() {
 }
 
 /// A project on a busybox origin, trusting `s`'s key: `base <- app`, each role changing files.
-fn rootfs_chain(s: &Shared) -> Project {
+pub(crate) fn rootfs_chain(s: &Shared) -> Project {
     let p = Project::new();
     p.file(
         "layer.toml",
@@ -709,7 +717,11 @@ fn a_rootfs_chain_round_trips_through_the_remote() {
     needs::check(&[Need::Root, Need::Busybox]);
     let s = Shared::new();
     let a = rootfs_chain(&s);
-    s.signed(&a, &["build", "--no-progress"]).expect(0);
+    let out = s.signed(&a, &["build", "--no-progress"]).expect(0);
+    // Off a terminal, a line per transfer with its size, time and rate.
+    for name in ["base", "app"] {
+        crate::remote_http::assert_moved(&out.stderr, "pushed", name);
+    }
     let b = rootfs_chain(&s);
     b.file("images/edge.toml", "from = \"app\"\nroles = [\"edge\"]\n");
     b.exec(
@@ -717,8 +729,9 @@ fn a_rootfs_chain_round_trips_through_the_remote() {
         "set -eu\necho edge >> /srv/app\n",
     );
     let out = s.signed(&b, &["build", "--no-progress"]).expect(0);
-    assert!(out.stderr.contains("pulled base "), "{}", out.stderr);
-    assert!(out.stderr.contains("pulled app "), "{}", out.stderr);
+    crate::remote_http::assert_moved(&out.stderr, "pulled", "base");
+    crate::remote_http::assert_moved(&out.stderr, "pulled", "app");
+    crate::remote_http::assert_moved(&out.stderr, "pushed", "edge");
     assert!(out.stderr.contains("built edge "), "{}", out.stderr);
     assert!(!out.stderr.contains("built app "), "{}", out.stderr);
 
@@ -774,6 +787,7 @@ fn a_rootfs_chain_round_trips_through_the_remote() {
         "roles/edge/provision.sh",
         "set -eu\necho edge >> /srv/app\n",
     );
-    a.layer(&["pull", "edge"]).expect(0);
+    let out = a.layer(&["pull", "edge"]).expect(0);
+    crate::remote_http::assert_moved_row(&out.stderr, "edge");
     assert_eq!(export(&a, "edge"), export(&b, "edge"));
 }

@@ -46,7 +46,7 @@ pub fn materialize(
     let _ = writeln!(log.lock().unwrap(), "==> origin {}", origin.name);
     let tmp = cache.origin_work(identity).map_err(|e| e.to_string())?;
     let tmp_root = tmp.join("root");
-    let made = make(project_root, origin, &tmp, &tmp_root, log, procs)
+    let made = make(project_root, origin, identity, &tmp, &tmp_root, log, procs)
         .and_then(|()| check_busybox(identity, &tmp_root));
     if let Err(e) = made {
         let _ = crate::fsutil::remove_tree(&tmp);
@@ -85,6 +85,7 @@ fn check_busybox(identity: &OriginIdentity, root: &Path) -> Result<(), String> {
 fn make(
     project_root: &Path,
     origin: &Origin,
+    identity: &OriginIdentity,
     tmp: &Path,
     root: &Path,
     log: Log,
@@ -136,19 +137,65 @@ fn make(
             cmd.arg(format!("--variant={variant}"))
                 .arg("--mode=root")
                 .arg("--format=directory");
+            // Nothing of the host's (mmdebstrap copies its hostname and resolver; builds
+            // that download get the resolver from the sandbox).
+            cmd.arg("--customize-hook=echo localhost > \"$1/etc/hostname\"")
+                .arg("--customize-hook=rm -f \"$1/etc/resolv.conf\"");
+            // The same tree on every machine: mmdebstrap's reproducible mode (logs and caches
+            // removed, machine-id empty) at the locked Release date.
+            let epoch = source_date_epoch(identity);
+            if let Some(epoch) = epoch {
+                cmd.env("SOURCE_DATE_EPOCH", epoch.to_string());
+            }
             cmd.arg(suite).arg(root);
             // Every archive as a whole `deb` line (the suite, `-updates`, `-security`,
             // `sources`): mmdebstrap writes them into the origin's sources list as given.
             for a in crate::lock::archive::origin_archives(&origin.source) {
                 cmd.arg(a.source.line());
             }
-            run(&mut cmd, "mmdebstrap")
+            run(&mut cmd, "mmdebstrap")?;
+            // mmdebstrap clamps the mtimes of its tarballs only: a tree keeps install times.
+            match epoch {
+                Some(epoch) => clamp_mtimes(root, epoch),
+                None => Ok(()),
+            }
         }
         OriginSource::Id { .. } | OriginSource::Resolve { .. } => Err(format!(
             "origin `{}` is an image id for `command` and `packer` backends; the `rootfs` backend builds on `busybox`, `tar` or `debian` origins",
             origin.name
         )),
     }
+}
+
+/// The `Date:` of the suite's `Release` file that `layer.lock` pins for a `debian` origin
+/// (`snapshot = "DATE BLAKE3"`), in seconds since 1970: mmdebstrap's `SOURCE_DATE_EPOCH`.
+/// `None` without a pin: the origin is then made at the current time, and differs by machine.
+fn source_date_epoch(identity: &OriginIdentity) -> Option<u64> {
+    let OriginIdentity::Debian {
+        snapshot: Some(snapshot),
+        ..
+    } = identity
+    else {
+        return None;
+    };
+    let date = snapshot.split_whitespace().next()?;
+    let at = humantime::parse_rfc3339_weak(date).ok()?;
+    at.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+/// Every mtime under `root` later than `epoch` set to it (links themselves, never followed).
+fn clamp_mtimes(root: &Path, epoch: u64) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    for entry in walkdir::WalkDir::new(root).same_file_system(true) {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let m = entry.metadata().map_err(|e| e.to_string())?;
+        if u64::try_from(m.mtime()).is_ok_and(|t| t > epoch) {
+            crate::fsutil::set_mtime(entry.path(), epoch).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }
 
 /// `tar` unpacking a root filesystem archive (any compression GNU tar recognizes) into `root`,
@@ -272,5 +319,52 @@ mod tests {
             seen += 1;
         }
         assert!(seen > 100, "applet links and folders: {seen}");
+    }
+
+    #[test]
+    fn mtimes_later_than_the_epoch_are_clamped_to_it() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(root.join("etc/old"), "").unwrap();
+        crate::fsutil::set_mtime(&root.join("etc/old"), 1_000).unwrap();
+        fs::write(root.join("etc/new"), "").unwrap();
+        std::os::unix::fs::symlink("/nowhere", root.join("etc/link")).unwrap();
+        clamp_mtimes(&root, 5_000).unwrap();
+        let mtime = |p: &str| fs::symlink_metadata(root.join(p)).unwrap().mtime();
+        assert_eq!(
+            [
+                mtime(""),
+                mtime("etc"),
+                mtime("etc/old"),
+                mtime("etc/new"),
+                mtime("etc/link")
+            ],
+            [5_000, 5_000, 1_000, 5_000, 5_000]
+        );
+    }
+
+    #[test]
+    fn a_locked_debian_origin_is_made_at_its_release_date() {
+        let debian = |snapshot: Option<&str>| OriginIdentity::Debian {
+            suite: "bookworm".into(),
+            variant: "minbase".into(),
+            mirror: None,
+            components: vec![],
+            updates: true,
+            security: crate::model::Security::Default,
+            sources: vec![],
+            snapshot: snapshot.map(String::from),
+        };
+        assert_eq!(
+            source_date_epoch(&debian(Some("2025-01-11T10:48:02Z abc123"))),
+            Some(1_736_592_482)
+        );
+        assert_eq!(source_date_epoch(&debian(None)), None);
+        assert_eq!(source_date_epoch(&debian(Some("not-a-date abc"))), None);
+        assert_eq!(
+            source_date_epoch(&OriginIdentity::Id { id: "ami-1".into() }),
+            None
+        );
     }
 }
