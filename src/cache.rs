@@ -123,10 +123,15 @@ impl Cache {
             let Ok(entries) = fs::read_dir(d) else {
                 return vec![];
             };
-            entries
+            let paths: Vec<PathBuf> = entries
                 .flatten()
                 .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".json")))
-                .filter_map(|e| fs::read(e.path()).ok())
+                .map(|e| e.path())
+                .collect();
+            use rayon::prelude::*;
+            paths
+                .par_iter()
+                .filter_map(|p| fs::read(p).ok())
                 .filter_map(|b| parse_record(&b).ok())
                 .filter(|r| r.name == name)
                 .collect()
@@ -147,8 +152,9 @@ impl Cache {
 
     /// Every usable record of every image the cache knows, by image name, newest first.
     pub fn all_records(&self) -> BTreeMap<String, Vec<Record>> {
+        use rayon::prelude::*;
         self.recorded_images()
-            .into_iter()
+            .into_par_iter()
             .map(|n| {
                 let r = self.records(&n);
                 (n, r)
@@ -572,6 +578,7 @@ mod tests {
             parent: None,
             tags: BTreeMap::new(),
             inputs,
+            packages: None,
         }
     }
 

@@ -112,6 +112,7 @@ impl Builder for CommandBackend {
             id,
             local: None,
             remote: None,
+            packages: None,
         })
     }
 }

@@ -104,6 +104,7 @@ impl Builder for PackerBackend {
             id,
             local: None,
             remote: Some(parsed.builder.unwrap_or_else(|| "packer".into())),
+            packages: None,
         })
     }
 }

@@ -26,6 +26,9 @@ pub mod cache;
 pub mod keygen;
 pub mod push;
 pub mod pull;
+pub mod packages;
+pub mod sbom;
+pub mod audit;
 
 use std::io::{IsTerminal, Write};
 
@@ -85,6 +88,12 @@ enum Command {
     Push(push::PushArgs),
     /// Download the remote cache's trusted builds of the current keys
     Pull(pull::PullArgs),
+    /// The installed packages of a build, or with --diff what changed between two builds
+    Packages(packages::PackagesArgs),
+    /// An SPDX or CycloneDX document of a build's packages
+    Sbom(sbom::SbomArgs),
+    /// Recorded builds and running instances carrying packages that OSV advisories affect
+    Audit(audit::AuditArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -142,5 +151,8 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Keygen(args) => keygen::run(g, args),
         Command::Push(args) => push::run(g, args),
         Command::Pull(args) => pull::run(g, args),
+        Command::Packages(args) => packages::run(g, args),
+        Command::Sbom(args) => sbom::run(g, args),
+        Command::Audit(args) => audit::run(g, args),
     }
 }

@@ -28,6 +28,7 @@ mod fanout;
 mod freshness;
 mod keys;
 mod lock;
+mod packages;
 mod packer;
 mod release;
 mod remote;

@@ -34,12 +34,14 @@ pub(crate) enum Need {
     QemuImg,
     /// `python3` with `venv`, for the S3 server of the remote tests (`moto`, from the Python package index).
     Python3,
+    /// `mmdebstrap` and `dpkg-deb`, for real Debian builds from the machine's apt mirror.
+    Mmdebstrap,
 }
 
 impl Need {
     /// Every need, in the order `build.rs` declares them.
     #[allow(dead_code)] // build.rs's
-    pub(crate) const ALL: [Need; 7] = [
+    pub(crate) const ALL: [Need; 8] = [
         Need::Root,
         Need::Busybox,
         Need::Packer,
@@ -47,6 +49,7 @@ impl Need {
         Need::E2fsprogs,
         Need::QemuImg,
         Need::Python3,
+        Need::Mmdebstrap,
     ];
 
     /// The value of `cfg(missing = ...)` that says this need is not met.
@@ -60,6 +63,7 @@ impl Need {
             Need::E2fsprogs => "e2fsprogs",
             Need::QemuImg => "qemu-img",
             Need::Python3 => "python3",
+            Need::Mmdebstrap => "mmdebstrap",
         }
     }
 
@@ -73,6 +77,7 @@ impl Need {
             Need::E2fsprogs => "needs `mkfs.ext4`, `debugfs`, `e2fsck`: apt-get install e2fsprogs",
             Need::QemuImg => "needs `qemu-img`: apt-get install qemu-utils",
             Need::Python3 => "needs `python3` with `venv`: apt-get install python3-venv",
+            Need::Mmdebstrap => "needs `mmdebstrap` and `dpkg-deb`: apt-get install mmdebstrap",
         }
     }
 
@@ -89,6 +94,7 @@ impl Need {
                 .all(|t| tool(t).is_some()),
             Need::QemuImg => tool("qemu-img").is_some(),
             Need::Python3 => tool("python3").is_some(),
+            Need::Mmdebstrap => tool("mmdebstrap").is_some() && tool("dpkg-deb").is_some(),
         }
     }
 }

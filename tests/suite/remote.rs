@@ -196,6 +196,7 @@ fn record(cache: &Cache, name: &str, fill: impl FnOnce(&Path)) -> Record {
         parent: None,
         tags: BTreeMap::new(),
         inputs,
+        packages: None,
     }
 }
 
