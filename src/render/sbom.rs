@@ -56,8 +56,14 @@ fn uuid_of(text: &str) -> String {
     )
 }
 
+/// The image's key and version, and its layer's blake3 (in a comment, not SPDX `checksums`:
+/// `pyspdxtools` wants 256 hex digits for BLAKE3, misreading the spec's "at least 256 bits").
 fn image_comment(r: &Record) -> String {
-    format!("layer image {} {}, key {}", r.name, r.version, r.key)
+    let mut s = format!("layer image {} {}, key {}", r.name, r.version, r.key);
+    if let Some(d) = &r.artifact.blake3 {
+        s.push_str(&format!(", layer blake3 {d}"));
+    }
+    s
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -98,19 +104,10 @@ struct SpdxPackage {
     source_info: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     primary_package_purpose: Option<&'static str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    checksums: Vec<SpdxChecksum>,
     #[serde(skip_serializing_if = "Option::is_none")]
     comment: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     external_refs: Vec<SpdxExternalRef>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SpdxChecksum {
-    algorithm: &'static str,
-    checksum_value: String,
 }
 
 #[derive(Serialize)]
@@ -138,15 +135,6 @@ fn spdx_image(r: &Record) -> SpdxPackage {
         files_analyzed: false,
         source_info: None,
         primary_package_purpose: Some("CONTAINER"),
-        checksums: r
-            .artifact
-            .blake3
-            .iter()
-            .map(|d| SpdxChecksum {
-                algorithm: "BLAKE3",
-                checksum_value: d.clone(),
-            })
-            .collect(),
         comment: Some(image_comment(r)),
         external_refs: Vec::new(),
     }
@@ -168,7 +156,6 @@ fn spdx_package(m: &Manifest, p: &Package) -> SpdxPackage {
             p.source_version()
         )),
         primary_package_purpose: None,
-        checksums: Vec::new(),
         comment: None,
         external_refs: vec![SpdxExternalRef {
             reference_category: "PACKAGE-MANAGER",
