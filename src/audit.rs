@@ -22,7 +22,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::packages::osv::{self, Advisory};
 use crate::record::Record;
 use crate::report::{self, Instance};
-use crate::version::short;
+use crate::version::{short, version_fields};
 
 /// One affected build: which package version, which advisory, which version fixes it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -71,7 +71,7 @@ pub fn read_advisories(path: &Path) -> Result<Vec<Advisory>> {
         walkdir::WalkDir::new(path)
             .sort_by_file_name()
             .into_iter()
-            .filter_map(|e| e.ok())
+            .filter_map(std::result::Result::ok)
             .filter(|e| e.file_type().is_file())
             .map(walkdir::DirEntry::into_path)
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
@@ -190,7 +190,12 @@ pub fn make(
                 .push(format!("{} {}", r.name, short(&r.version))),
         }
     }
-    audit.affected.sort();
+    // By image, then version field by field (`1.0.9` before `1.0.10`), then the rest.
+    audit.affected.sort_by(|a, b| {
+        (&a.image, version_fields(&a.version))
+            .cmp(&(&b.image, version_fields(&b.version)))
+            .then_with(|| a.cmp(b))
+    });
     audit.unaudited.sort();
     if let Some(instances) = instances {
         instances_to_rebuild(&mut audit, records, instances);

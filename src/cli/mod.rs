@@ -90,7 +90,7 @@ enum Command {
     Pull(pull::PullArgs),
     /// The installed packages of a build, or with --diff what changed between two builds
     Packages(packages::PackagesArgs),
-    /// An SPDX or CycloneDX document of a build's packages
+    /// An SPDX 2.3 or CycloneDX 1.5 document of a build's packages
     Sbom(sbom::SbomArgs),
     /// Recorded builds and running instances carrying packages that OSV advisories affect
     Audit(audit::AuditArgs),

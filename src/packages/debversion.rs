@@ -6,7 +6,7 @@
 //! numbers (leading zeros ignored).
 //!
 //! Written here rather than taken from a crate: `deb-version7` (a port of dpkg's C) is GPL-3,
-//! `debversion` pulls `regex` and `chrono`, and `debian-packaging` an async HTTP and OpenPGP
+//! `debversion` pulls `regex` and `chrono`, and `debian-packaging` an async HTTP and `OpenPGP`
 //! stack, for forty lines that `tests/suite/packages.rs` checks against `dpkg --compare-versions`.
 
 use std::cmp::Ordering;

@@ -1,4 +1,4 @@
-//! `layer sbom`: a build's package manifest as an SPDX 2.3 or CycloneDX 1.5 JSON document,
+//! `layer sbom`: a build's package manifest as an SPDX 2.3 or `CycloneDX` 1.5 JSON document,
 //! with package URLs, the image's key and version, and the chain of builds it was made on.
 //!
 //! The document models are small serde structs written here: `spdx-rs` has not followed SPDX
@@ -323,7 +323,7 @@ fn cdx_image(r: &Record) -> CdxComponent {
     }
 }
 
-/// The CycloneDX 1.5 JSON document of a build.
+/// The `CycloneDX` 1.5 JSON document of a build.
 pub fn cyclonedx_json(input: &SbomInput) -> String {
     let (r, m) = (input.record, input.manifest);
     let mut image = cdx_image(r);

@@ -59,7 +59,7 @@ fn generated_versions() -> Vec<String> {
             for r in revisions {
                 n += 1;
                 // Every epoch with a third of the rest: enough pairs, not all of them.
-                if e.is_empty() || n % 3 == 0 {
+                if e.is_empty() || n.is_multiple_of(3) {
                     out.push(format!("{e}{u}{r}"));
                 }
             }
@@ -397,6 +397,21 @@ fn a_build_without_a_manifest_and_a_file_that_is_no_advisory_are_errors() {
         .expect(2);
     assert!(
         out.stderr.contains("has no package manifest"),
+        "{}",
+        out.stderr
+    );
+    let rootfs = Project::estate();
+    rootfs.record(&["base-linux"]);
+    let out = rootfs
+        .layer(&["sbom", "base-linux", "--format", "spdx-json"])
+        .expect(2);
+    assert!(
+        out.stderr.contains("has no package manifest: its image has no package database layer reads (dpkg's or apk's), or it was built before layer recorded packages"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("hint: a build of a `debian` or `tar` origin with dpkg or apk records one; rebuild with `layer build --force base-linux`"),
         "{}",
         out.stderr
     );
