@@ -179,10 +179,14 @@ pub fn make(
         inventory: instances.is_some(),
         ..Default::default()
     };
+    // By image, then version field by field (`1.0.9` before `1.0.10`), then package.
+    let mut per_build = per_build;
+    per_build.sort_by_cached_key(|(r, _)| (r.name.clone(), version_fields(&r.version)));
     for (r, found) in per_build {
         match found {
-            Some(f) => {
+            Some(mut f) => {
                 audit.audited += 1;
+                f.sort();
                 audit.affected.extend(f);
             }
             None => audit
@@ -190,12 +194,6 @@ pub fn make(
                 .push(format!("{} {}", r.name, short(&r.version))),
         }
     }
-    // By image, then version field by field (`1.0.9` before `1.0.10`), then the rest.
-    audit.affected.sort_by(|a, b| {
-        (&a.image, version_fields(&a.version))
-            .cmp(&(&b.image, version_fields(&b.version)))
-            .then_with(|| a.cmp(b))
-    });
     audit.unaudited.sort();
     if let Some(instances) = instances {
         instances_to_rebuild(&mut audit, records, instances);
