@@ -23,6 +23,7 @@ lint:
 bench:
     bash benches/plan.sh
     bash benches/since.sh
+    bash benches/audit.sh
     cargo build --release
     cargo run --release --example schedule
     bash benches/podman.sh

@@ -35,6 +35,7 @@ impl Builder for Sleep {
             id: format!("id-{}", job.image),
             local: None,
             remote: None,
+            packages: None,
         })
     }
 }

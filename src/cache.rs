@@ -169,10 +169,15 @@ impl Cache {
             let Ok(entries) = fs::read_dir(d) else {
                 return vec![];
             };
-            entries
+            let paths: Vec<PathBuf> = entries
                 .flatten()
                 .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".json")))
-                .filter_map(|e| read_small_nofollow(&e.path()).ok())
+                .map(|e| e.path())
+                .collect();
+            use rayon::prelude::*;
+            paths
+                .par_iter()
+                .filter_map(|p| read_small_nofollow(p).ok())
                 .filter_map(|b| open_record(&b).ok())
                 .filter(|r| r.name == name)
                 .collect()
@@ -201,8 +206,9 @@ impl Cache {
 
     /// Every usable record of every image the cache knows, by image name, newest first.
     pub fn all_records(&self) -> BTreeMap<String, Vec<Record>> {
+        use rayon::prelude::*;
         self.recorded_images()
-            .into_iter()
+            .into_par_iter()
             .map(|n| {
                 let r = self.records(&n);
                 (n, r)
@@ -684,6 +690,7 @@ mod tests {
             parent: None,
             tags: BTreeMap::new(),
             inputs,
+            packages: None,
         }
     }
 

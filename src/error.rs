@@ -300,6 +300,12 @@ pub enum ErrorKind {
     /// A pull or push that failed: a record refused, a blob missing, truncated or not matching
     /// its digest, a local artifact missing or damaged.
     RemoteTransfer,
+
+    // Packages, SBOMs and audits.
+    /// An `--osv` file that is not an OSV advisory.
+    Advisory,
+    /// A build without a package manifest, where one is needed (`layer packages`, `layer sbom`).
+    NoManifest,
 }
 
 impl Error {

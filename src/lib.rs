@@ -5,13 +5,13 @@
 //!
 //! ```text
 //! error fsutil process          errors and exit codes; atomic writes, tree removal; child setup
-//! model version graph           validated declarations, names; versions and pins; the image graph
+//! model version packages graph  validated declarations, names; versions and pins; installed packages; the image graph
 //! scan layerfs export           file trees -> digests; layer trees on the host; tar, oci, disk
 //! source decl                   the project as files (work tree or git); TOML -> model
 //! key record release plan       inputs and keys; records as data; release rules; the plan (pure)
 //! cache remote workspace lock since  the cache on disk; the remote cache; load -> scan -> key -> plan; layer.lock; --since
 //! progress backend exec         progress output; builders and processes; the executor
-//! render report cli             output formats; `layer report`; arguments and commands
+//! render report audit cli       output formats; `layer report`; `layer audit`; arguments and commands
 //! ```
 //!
 //! See `doc/ARCHITECTURE.md` for the code map and the invariants.
@@ -22,6 +22,7 @@ pub mod process;
 
 pub mod model;
 pub mod version;
+pub mod packages;
 pub mod graph;
 
 pub mod scan;
@@ -48,6 +49,7 @@ pub mod exec;
 
 pub mod render;
 pub mod report;
+pub mod audit;
 pub mod cli;
 
 pub use error::{Error, Result};

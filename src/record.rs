@@ -33,6 +33,10 @@ pub struct Record {
     pub parent: Option<ParentRef>,
     pub tags: BTreeMap<String, String>,
     pub inputs: Inputs,
+    /// What the build's package database says is installed (`rootfs` builds whose image has
+    /// one); read after the build, so part of the record but not of the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packages: Option<crate::packages::Manifest>,
 }
 
 impl Record {
@@ -201,6 +205,7 @@ mod tests {
             }),
             tags: BTreeMap::from([("Release_Status".into(), "tested".into())]),
             inputs,
+            packages: None,
         }
     }
 

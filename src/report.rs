@@ -350,7 +350,7 @@ pub fn make(
 
 /// The build an instance runs, as (image, short version, record if known): named by image and
 /// version, or by artifact id. `Err` says why it names none.
-fn identify<'a>(
+pub fn identify<'a>(
     inst: &Instance,
     by_artifact: &BTreeMap<&str, &'a Record>,
     find: &dyn Fn(&str, &str) -> Option<&'a Record>,

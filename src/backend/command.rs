@@ -118,6 +118,7 @@ impl Builder for CommandBackend {
             id,
             local: None,
             remote: None,
+            packages: None,
         })
     }
 }

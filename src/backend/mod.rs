@@ -62,6 +62,8 @@ pub struct Built {
     pub local: Option<PathBuf>,
     /// A remote artifact: where it lives (the Packer builder that made it).
     pub remote: Option<String>,
+    /// The installed packages, where the backend can read the image's package database.
+    pub packages: Option<crate::packages::Manifest>,
 }
 
 /// Where a build writes its output: the image's log (secrets redacted).

@@ -124,6 +124,7 @@ impl Builder for PackerBackend {
             id,
             local: None,
             remote: Some(parsed.builder.unwrap_or_else(|| "packer".into())),
+            packages: None,
         })
     }
 }

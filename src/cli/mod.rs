@@ -30,6 +30,9 @@ pub mod logs;
 pub mod init;
 pub mod shell;
 pub mod validate;
+pub mod packages;
+pub mod sbom;
+pub mod audit;
 
 use std::io::{IsTerminal, Write};
 
@@ -100,6 +103,12 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Print the man page (`layer man > /usr/local/share/man/man1/layer.1`)
     Man,
+    /// The installed packages of a build, or with --diff what changed between two builds
+    Packages(packages::PackagesArgs),
+    /// An SPDX 2.3 or CycloneDX 1.5 document of a build's packages
+    Sbom(sbom::SbomArgs),
+    /// Recorded builds and running instances carrying packages that OSV advisories affect
+    Audit(audit::AuditArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -166,5 +175,8 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Completions(args) => shell::completions(args),
         Command::Man => shell::man(),
         Command::Validate(args) => validate::run(g, args),
+        Command::Packages(args) => packages::run(g, args),
+        Command::Sbom(args) => sbom::run(g, args),
+        Command::Audit(args) => audit::run(g, args),
     }
 }

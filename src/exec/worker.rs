@@ -414,6 +414,7 @@ fn finish_build(
         parent,
         tags,
         inputs: key.inputs.clone(),
+        packages: built.packages.clone(),
     };
     let trees: Vec<&crate::scan::Tree> = key
         .inputs

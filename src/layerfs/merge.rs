@@ -149,6 +149,78 @@ impl StackView {
     }
 }
 
+/// The file a mount of `layers` (bottom first) shows at `rel` (relative, `/`-separated), found
+/// without merging the whole stack: each component is looked up from the top layer down,
+/// stopping at a whiteout, an opaque folder or a non-folder in a layer above; symbolic links
+/// are followed inside the stack, as a chroot of it would (`/etc/os-release` is one on
+/// Debian). `None` when the stack shows nothing there.
+pub fn lookup(layers: &[PathBuf], rel: &str) -> Option<PathBuf> {
+    let mut todo: std::collections::VecDeque<String> = rel
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .collect();
+    let mut cur: Vec<String> = Vec::new();
+    let mut hops = 0;
+    let mut found = None;
+    while let Some(c) = todo.pop_front() {
+        match c.as_str() {
+            "." => continue,
+            ".." => {
+                cur.pop();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+        let path = top_entry(layers, &cur)?;
+        let meta = fs::symlink_metadata(&path).ok()?;
+        if meta.file_type().is_symlink() {
+            hops += 1;
+            if hops > 16 {
+                return None;
+            }
+            let target = fs::read_link(&path).ok()?;
+            let target = target.to_str()?.to_string();
+            cur.pop();
+            if target.starts_with('/') {
+                cur.clear();
+            }
+            for (i, t) in target.split('/').filter(|t| !t.is_empty()).enumerate() {
+                todo.insert(i, t.to_string());
+            }
+            continue;
+        }
+        if !todo.is_empty() && !meta.is_dir() {
+            return None;
+        }
+        found = Some(path);
+    }
+    found
+}
+
+/// The path of `rel` in the topmost layer that shows it, if any layer does.
+fn top_entry(layers: &[PathBuf], rel: &[String]) -> Option<PathBuf> {
+    for layer in layers.iter().rev() {
+        let path = rel.iter().fold(layer.clone(), |p, c| p.join(c));
+        if let Ok(meta) = fs::symlink_metadata(&path) {
+            return (!is_whiteout(&meta)).then_some(path);
+        }
+        // Missing here: does something of this layer hide the layers below?
+        let mut dir = layer.clone();
+        for c in &rel[..rel.len() - 1] {
+            dir.push(c);
+            match fs::symlink_metadata(&dir) {
+                Ok(m) if !m.is_dir() => return None,
+                Ok(_) if is_opaque(&dir) => return None,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +318,39 @@ mod tests {
             e.to_string(),
             format!("{}: a layer must be a folder", f.display())
         );
+    }
+
+    #[test]
+    #[cfg_attr(
+        missing = "root",
+        ignore = "needs root (mounts, chroot, owners, device nodes)"
+    )]
+    fn lookup_finds_what_a_mount_shows() {
+        let d = tempfile::tempdir().unwrap();
+        let (lo, up) = (d.path().join("lo"), d.path().join("up"));
+        for p in ["usr/lib/os-release", "var/lib/dpkg/status", "a/x", "b/y"] {
+            let p = lo.join(p);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, "lower").unwrap();
+        }
+        fs::create_dir_all(lo.join("etc")).unwrap();
+        std::os::unix::fs::symlink("../usr/lib/os-release", lo.join("etc/os-release")).unwrap();
+        fs::create_dir_all(up.join("var/lib/dpkg")).unwrap();
+        fs::write(up.join("var/lib/dpkg/status"), "upper").unwrap();
+        fs::create_dir_all(up.join("b")).unwrap();
+        set_opaque(&up.join("b")).unwrap();
+        make_whiteout(&up.join("a")).expect("mknod of a whiteout (needs root)");
+        let layers = [lo.clone(), up.clone()];
+        assert_eq!(
+            lookup(&layers, "var/lib/dpkg/status"),
+            Some(up.join("var/lib/dpkg/status"))
+        );
+        assert_eq!(
+            lookup(&layers, "etc/os-release"),
+            Some(lo.join("usr/lib/os-release"))
+        );
+        assert_eq!(lookup(&layers, "a/x"), None, "under a whiteout");
+        assert_eq!(lookup(&layers, "b/y"), None, "under an opaque folder");
+        assert_eq!(lookup(&layers, "nothing"), None);
     }
 }

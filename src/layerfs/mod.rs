@@ -25,7 +25,7 @@ mod copy;
 
 pub use copy::{compose, copy_entry, diff, prune, same_entry};
 pub(crate) use merge::scan_layer;
-pub use merge::{merge, Merged, StackView};
+pub use merge::{lookup, merge, Merged, StackView};
 pub(crate) use overlay::{get_xattr, set_xattr};
 pub use overlay::{is_opaque, is_whiteout, make_whiteout, set_opaque, OPAQUE_XATTR};
 pub use tree::{digest, join_rel, kind_letter, walk, Node};

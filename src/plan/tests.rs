@@ -147,6 +147,7 @@ fn record(name: &str, k: &ImageKey, parent: Option<(&str, &ImageKey)>, built_at:
         }),
         tags: BTreeMap::new(),
         inputs: k.inputs.clone(),
+        packages: None,
     }
 }
 

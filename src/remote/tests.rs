@@ -106,6 +106,7 @@ fn record_for(cache: &Cache, name: &str, salt: &str, artifact_dir: bool) -> Reco
         parent: None,
         tags: BTreeMap::new(),
         inputs,
+        packages: None,
     }
 }
 

@@ -345,6 +345,7 @@ pub(crate) fn record_images_with(
             parent,
             tags: Default::default(),
             inputs: key.inputs.clone(),
+            packages: None,
         };
         let trees: Vec<&layer::scan::Tree> = key
             .inputs

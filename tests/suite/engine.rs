@@ -56,6 +56,7 @@ impl Builder for Fake<'_> {
             id: format!("art-{}", job.image),
             local: None,
             remote: None,
+            packages: None,
         })
     }
 }

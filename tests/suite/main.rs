@@ -32,6 +32,7 @@ mod hostile;
 mod keys;
 mod lock;
 mod mutate;
+mod packages;
 mod packer;
 mod recipe;
 mod regressions;

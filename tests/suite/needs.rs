@@ -34,7 +34,8 @@ pub(crate) enum Need {
     QemuImg,
     /// `python3` with `venv`, for the S3 server of the remote tests (`moto`, from the Python package index).
     Python3,
-    /// `mmdebstrap`, for `debian` origins (made from the machine's own Debian mirror).
+    /// `mmdebstrap` and `dpkg-deb`, for `debian` origins (made from the machine's own Debian
+    /// mirror) and real Debian builds.
     Mmdebstrap,
     /// `apt-ftparchive` and `dpkg-deb`, for the apt repositories tests make.
     AptFtparchive,
@@ -81,7 +82,7 @@ impl Need {
             Need::E2fsprogs => "needs `mkfs.ext4`, `debugfs`, `e2fsck`: apt-get install e2fsprogs",
             Need::QemuImg => "needs `qemu-img`: apt-get install qemu-utils",
             Need::Python3 => "needs `python3` with `venv`: apt-get install python3-venv",
-            Need::Mmdebstrap => "needs `mmdebstrap`: apt-get install mmdebstrap",
+            Need::Mmdebstrap => "needs `mmdebstrap` and `dpkg-deb`: apt-get install mmdebstrap",
             Need::AptFtparchive => {
                 "needs `apt-ftparchive` (and dpkg's `dpkg-deb`): apt-get install apt-utils"
             }
@@ -101,7 +102,7 @@ impl Need {
                 .all(|t| tool(t).is_some()),
             Need::QemuImg => tool("qemu-img").is_some(),
             Need::Python3 => tool("python3").is_some(),
-            Need::Mmdebstrap => tool("mmdebstrap").is_some(),
+            Need::Mmdebstrap => tool("mmdebstrap").is_some() && tool("dpkg-deb").is_some(),
             Need::AptFtparchive => tool("apt-ftparchive").is_some() && tool("dpkg-deb").is_some(),
         }
     }

@@ -211,6 +211,7 @@ pub(crate) fn record(cache: &Cache, name: &str, fill: impl FnOnce(&Path)) -> Rec
         parent: None,
         tags: BTreeMap::new(),
         inputs,
+        packages: None,
     }
 }
 

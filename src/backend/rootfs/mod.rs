@@ -30,6 +30,7 @@ use crate::cache::Cache;
 use crate::key;
 use crate::layerfs::{self, StackView};
 use crate::model::Project;
+use crate::packages::{Manager, Manifest};
 use crate::record::{Lookup, Record};
 use crate::scan::Scanned;
 
@@ -363,6 +364,43 @@ pub fn check_packages(
     Ok(())
 }
 
+/// The package manifest of the tree a mount of `trees` (bottom first) shows: dpkg's status
+/// file, else apk's database, with the distribution from os-release; `None` when the image has
+/// neither (a busybox origin). A database that cannot be read is an error: a record without
+/// its manifest would make an audit miss the build.
+pub fn read_manifest(trees: &[PathBuf]) -> Result<Option<Manifest>, String> {
+    use crate::packages::manifest::{
+        parse_apk_installed, parse_dpkg_status, parse_os_release, APK_INSTALLED, DPKG_STATUS,
+        OS_RELEASE,
+    };
+    let read = |rel: &str| -> Result<Option<String>, String> {
+        let Some(path) = layerfs::lookup(trees, rel) else {
+            return Ok(None);
+        };
+        let bytes = fs::read(&path).map_err(|e| format!("reading `{}`: {e}", path.display()))?;
+        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    let (manager, packages) = if let Some(text) = read(DPKG_STATUS)? {
+        (Manager::Dpkg, parse_dpkg_status(&text))
+    } else if let Some(text) = read(APK_INSTALLED)? {
+        (Manager::Apk, parse_apk_installed(&text))
+    } else {
+        return Ok(None);
+    };
+    let mut distro = None;
+    for rel in OS_RELEASE {
+        if let Some(text) = read(rel)? {
+            distro = parse_os_release(&text);
+            break;
+        }
+    }
+    Ok(Some(Manifest {
+        manager,
+        distro,
+        packages,
+    }))
+}
+
 fn probe_overlay(cache_dir: &Path) -> Result<(), String> {
     let dir = cache_dir.join(format!("overlay-probe-{}", std::process::id()));
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -465,10 +503,14 @@ impl Builder for RootfsBackend<'_> {
         if !ok {
             return Err("the build failed; see the log".into());
         }
+        let mut trees = stack.trees.clone();
+        trees.push(upper.clone());
+        let packages = read_manifest(&trees)?;
         Ok(Built {
             id: job.artifact_name.clone(),
             local: Some(upper),
             remote: None,
+            packages,
         })
     }
 }

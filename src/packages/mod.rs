@@ -1,0 +1,12 @@
+//! What is installed in an image, and what is known against it: dpkg's version order
+//! ([`debversion`]), a build's package [`manifest`] read from its own package database, and
+//! [`osv`] advisories matched against installed versions. Pure: the backend reads the image's
+//! files, the audit reads advisories, and both hand the text here.
+//!
+//! The parts, each importing only those listed before it: `debversion`, `manifest`, `osv`.
+
+pub mod debversion;
+pub mod manifest;
+pub mod osv;
+
+pub use manifest::{diff, Distro, Manager, Manifest, ManifestDiff, Package};
