@@ -537,6 +537,8 @@ fn a_debian_build_records_what_dpkg_query_lists_inside_it() {
         "1.0-1",
         &p.path("roles/dummy/files/root/layer-dummy.deb"),
     );
+    // Builds on `debian` origins install locked package versions.
+    p.layer(&["lock"]).expect(0);
     p.layer(&["build"]).expect(0);
     dummy_deb(
         &work,
