@@ -254,6 +254,8 @@ pub enum ErrorKind {
     CacheBusy,
     /// A tree to remove holds a mount point.
     MountPoint,
+    /// A role's files changed between the plan and its build's staging.
+    RoleChanged,
 
     // The remote cache.
     /// A remote URL or trusted key that cannot be used.

@@ -8,6 +8,7 @@ use std::process::Command;
 use super::bundle::{self, BundleRole};
 use super::procs::Procs;
 use super::{Builder, Built, Job, Log};
+use crate::cache::stage::StageRole;
 use crate::model::Backend;
 
 /// `kind = "command"` (SPEC §4.2): runs the configured command once per image, in the project
@@ -30,17 +31,29 @@ fn host_path() -> String {
         .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into())
 }
 
-/// Stages the job's bundle in `job.work/bundle`.
+/// The job's bundle, staged in the cache once per content and shared (`cache::stage`).
 pub fn stage_bundle(job: &Job) -> Result<PathBuf, String> {
-    let dir = job.work.join("bundle");
     let roles: Vec<BundleRole> = job
         .roles
         .iter()
         .map(|(name, d, vars)| BundleRole { name, dir: d, vars })
         .collect();
-    bundle::stage(&dir, &job.image, &roles, &job.packages, &job.vars)
-        .map_err(|e| format!("staging the bundle: {e}"))?;
-    Ok(dir)
+    let (script, names) = bundle::apply_script(&job.image, &roles, &job.packages, &job.vars);
+    let staged: Vec<StageRole> = job
+        .roles
+        .iter()
+        .zip(&names)
+        .zip(&job.trees)
+        .map(|(((name, dir, _), staged), tree)| StageRole {
+            staged,
+            name,
+            dir,
+            tree,
+        })
+        .collect();
+    job.cache
+        .stage_bundle(&script, &staged)
+        .map_err(|e| format!("staging the bundle: {e}"))
 }
 
 /// The environment every external backend gets: `PATH`, `HOME`, `TMPDIR`, `LANG`, the image's

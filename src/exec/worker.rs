@@ -186,6 +186,10 @@ pub(super) fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
         _ => origin_id(&ws.project, &root_origin),
     };
     let (roles, packages, vars) = job_inputs(ws, task.id);
+    let trees = roles
+        .iter()
+        .map(|(r, _, _)| ws.scanned.trees[r].clone())
+        .collect();
     let job = Job {
         image: image.name.clone(),
         key: key.key.clone(),
@@ -193,6 +197,8 @@ pub(super) fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
         artifact_name: artifact_name.clone(),
         source,
         roles,
+        trees,
+        cache: ws.cache.clone(),
         packages,
         vars,
         secrets: secrets.clone(),
