@@ -56,15 +56,18 @@ pub fn stage_bundle(job: &Job) -> Result<PathBuf, String> {
         .map_err(|e| format!("staging the bundle: {e}"))
 }
 
-/// The environment every external backend gets: `PATH`, `HOME`, `TMPDIR`, `LANG`, the image's
+/// The environment every external backend gets: `PATH`, `HOME` and `TMPDIR` (both the build's
+/// private work folder, made here: one folder made and removed per build), `LANG`, the image's
 /// variables and secrets, and `LAYER_*`.
 pub fn job_env(job: &Job, bundle: &Path) -> Vec<(String, String)> {
-    let tmp = job.work.join("tmp");
-    let _ = std::fs::create_dir_all(&tmp);
+    if std::fs::create_dir(&job.work).is_err() {
+        let _ = std::fs::create_dir_all(&job.work);
+    }
+    let work = job.work.display().to_string();
     let mut env = vec![
         ("PATH".to_string(), host_path()),
-        ("HOME".to_string(), job.work.display().to_string()),
-        ("TMPDIR".to_string(), tmp.display().to_string()),
+        ("HOME".to_string(), work.clone()),
+        ("TMPDIR".to_string(), work),
         ("LANG".to_string(), "C.UTF-8".to_string()),
     ];
     env.extend(job.vars.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -88,19 +88,8 @@ impl Cache {
             trees.push(self.stage_role(r, id)?);
         }
         let tmp = self.tmp_dir()?;
-        let result = (|| {
-            let bundle = tmp.join("bundle");
-            let roles_dir = bundle.join("roles");
-            fs::create_dir_all(&roles_dir).map_err(|e| Error::io(&roles_dir, e))?;
-            let apply = bundle.join("apply.sh");
-            fs::write(&apply, apply_sh).map_err(|e| Error::io(&apply, e))?;
-            fs::set_permissions(&apply, fs::Permissions::from_mode(0o755))
-                .map_err(|e| Error::io(&apply, e))?;
-            for (r, tree) in roles.iter().zip(&trees) {
-                copy_tree(tree, &roles_dir.join(r.staged), true)?;
-            }
-            finish(&tmp, "bundle", &top)
-        })();
+        let result =
+            fill_bundle(&tmp, apply_sh, roles, &trees).and_then(|()| finish(&tmp, "bundle", &top));
         if result.is_err() {
             let _ = remove_staged(&tmp);
         }
@@ -142,20 +131,7 @@ impl Cache {
             return Ok(top.join("tree"));
         }
         let tmp = self.tmp_dir()?;
-        let result = (|| {
-            let tree = tmp.join("tree");
-            copy_tree(r.dir, &tree, false)?;
-            let scanned = scan_tree(&tree, r.name, &Hasher::new(&StatCache::default()))?;
-            if scanned.digest != r.tree.digest {
-                return Err(Error::Input {
-                    kind: ErrorKind::RoleChanged,
-                    path: format!("roles/{}", r.name),
-                    message: "changed while the run was building: its files are no longer the ones the plan keyed".into(),
-                    hint: Some("run the build again".into()),
-                });
-            }
-            finish(&tmp, "tree", &top)
-        })();
+        let result = fill_role(&tmp, r).and_then(|()| finish(&tmp, "tree", &top));
         if result.is_err() {
             let _ = remove_staged(&tmp);
         }
@@ -179,6 +155,38 @@ impl Cache {
     pub fn remove_staged(&self) -> Result<()> {
         remove_staged(&self.staged_dir())
     }
+}
+
+/// Fills `tmp/bundle`: `apply.sh` and each role's staged tree, hard-linked.
+fn fill_bundle(tmp: &Path, apply_sh: &str, roles: &[StageRole], trees: &[PathBuf]) -> Result<()> {
+    let bundle = tmp.join("bundle");
+    let roles_dir = bundle.join("roles");
+    fs::create_dir_all(&roles_dir).map_err(|e| Error::io(&roles_dir, e))?;
+    let apply = bundle.join("apply.sh");
+    fs::write(&apply, apply_sh).map_err(|e| Error::io(&apply, e))?;
+    fs::set_permissions(&apply, fs::Permissions::from_mode(0o755))
+        .map_err(|e| Error::io(&apply, e))?;
+    for (r, tree) in roles.iter().zip(trees) {
+        copy_tree(tree, &roles_dir.join(r.staged), true)?;
+    }
+    Ok(())
+}
+
+/// Fills `tmp/tree` with a copy of role `r`'s folder, which must have the digest the plan
+/// keyed.
+fn fill_role(tmp: &Path, r: &StageRole) -> Result<()> {
+    let tree = tmp.join("tree");
+    copy_tree(r.dir, &tree, false)?;
+    let scanned = scan_tree(&tree, r.name, &Hasher::new(&StatCache::default()))?;
+    if scanned.digest != r.tree.digest {
+        return Err(Error::Input {
+            kind: ErrorKind::RoleChanged,
+            path: format!("roles/{}", r.name),
+            message: "changed while the run was building: its files are no longer the ones the plan keyed".into(),
+            hint: Some("run the build again".into()),
+        });
+    }
+    Ok(())
 }
 
 /// Writes `tmp/stamps` for `tmp/CONTENT` and renames `tmp` to `top` (replacing a staging that
