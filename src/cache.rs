@@ -9,12 +9,15 @@
 //!                           blake3 of all that: a stat cache that fails it is an empty one
 //!   logs/NAME/VERSION.log   build logs, and `VERSION.test.log` of test runs (see `logs`)
 //!   cache.lock              held shared by builds and release changes, exclusive by `gc`
+//!   staged/                 bundles made once and shared by builds ([`stage`])
 //! ```
 //!
 //! Every file is written atomically: a temporary file in the same folder, fsync, rename over
-//! the target, fsync of the folder. A record that is missing, truncated, unparsable, of another
-//! format, whose checksum does not match its bytes ([`crate::record::seal_record`]), or whose
-//! inputs do not hash to its key is never used: the image is stale.
+//! the target, fsync of the folder; records and their trees without the fsyncs (a record lost
+//! to a power cut means a rebuild, and an fsync per build is slower than many builds). A record
+//! that is missing, truncated, unparsable, of another format, whose checksum does not match its
+//! bytes ([`crate::record::seal_record`]), or whose inputs do not hash to its key is never used:
+//! the image is stale.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -22,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::fsutil::{read_small_nofollow, remove_tree, write_atomic};
+use crate::fsutil::{read_small_nofollow, remove_tree, write_atomic, write_atomic_lazy};
 use crate::record::{open_record, seal_record, Lookup, Record};
 use crate::scan::{Entry, StatCache, Tree};
 use crate::version::{build_number, version_fields};
@@ -30,15 +33,21 @@ use crate::version::{build_number, version_fields};
 pub mod gc;
 pub mod release;
 pub mod logs;
+pub mod stage;
 
 #[derive(Debug, Clone)]
 pub struct Cache {
     dir: PathBuf,
+    /// What staging bundles remembers while this cache lives ([`stage`]).
+    staging: std::sync::Arc<stage::Staging>,
 }
 
 impl Cache {
     pub fn new(dir: impl Into<PathBuf>) -> Cache {
-        Cache { dir: dir.into() }
+        Cache {
+            dir: dir.into(),
+            staging: Default::default(),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -242,7 +251,7 @@ impl Cache {
             let path = self.tree_path(&t.digest);
             if !path.exists() {
                 let json = serde_json::to_vec(&t.entries).expect("trees serialize");
-                write_atomic(&path, &json)?;
+                write_atomic_lazy(&path, &json)?;
             }
         }
         let path = self.record_path(&record.name, &record.key);
@@ -254,7 +263,8 @@ impl Cache {
                 fs::rename(&path, &to).map_err(|e| Error::io(&to, e))?;
             }
         }
-        write_atomic(&path, &seal_record(record))
+        // Not fsynced: a record lost to a power cut means a rebuild, not a wrong answer.
+        write_atomic_lazy(&path, &seal_record(record))
     }
 
     /// Rewrites a stored record in place, for what happens to a build after it (its release
@@ -289,18 +299,37 @@ impl Cache {
     }
 
     /// The next build number of image `name` under `major_minor` (`1.4`): one more than the
-    /// highest recorded, from 0.
+    /// highest recorded, from 0. Superseded records are numbered by their file names
+    /// (`old/VERSION.json`) rather than parsed, so a build costs the same however many came
+    /// before it; a corrupt one only means a number is skipped, never reused.
     pub fn next_build(&self, name: &str, major_minor: &str) -> u64 {
-        self.records(name)
-            .iter()
-            .filter(|r| {
-                r.version
-                    .split('-')
+        let dir = self.dir.join("records").join(name);
+        let current = fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".json")))
+            .filter_map(|e| read_small_nofollow(&e.path()).ok())
+            .filter_map(|b| open_record(&b).ok())
+            .filter(|r| r.name == name)
+            .map(|r| r.version);
+        let old = fs::read_dir(dir.join("old"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_str()?.strip_suffix(".json")?.to_string();
+                Some(n)
+            });
+        current
+            .chain(old)
+            .filter(|v| {
+                v.split('-')
                     .next()
                     .and_then(|v| v.rsplit_once('.'))
                     .is_some_and(|(mm, _)| mm == major_minor)
             })
-            .filter_map(|r| build_number(&r.version))
+            .filter_map(|v| build_number(&v))
             .max()
             .map_or(0, |b| b + 1)
     }
@@ -381,7 +410,9 @@ impl Cache {
     /// same version: its log gets a suffix rather than overwriting the failure's.
     pub fn create_log(&self, name: &str, version: &str) -> Result<(PathBuf, fs::File)> {
         let dir = self.dir.join("logs").join(name);
-        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
         for n in 0u32.. {
             let file = if n == 0 {
                 format!("{version}.log")
@@ -596,14 +627,23 @@ enum Lock {
 
 /// Opens, creating it and its folder, the lock file at `path`.
 fn open_lock(path: &Path) -> Result<fs::File> {
-    let dir = path.parent().expect("lock files have a folder");
-    fs::create_dir_all(dir).map_err(|e| not_writable(dir, e))?;
-    fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| not_writable(path, e))
+    let open = || {
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+    };
+    match open() {
+        // The folder is made once, not checked for every lock.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = path.parent().expect("lock files have a folder");
+            fs::create_dir_all(dir).map_err(|e| not_writable(dir, e))?;
+            open()
+        }
+        r => r,
+    }
+    .map_err(|e| not_writable(path, e))
 }
 
 /// An I/O error of writing `path` in the cache; refused permission (another user's cache, a

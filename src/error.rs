@@ -289,6 +289,8 @@ pub enum ErrorKind {
     CacheFolder,
     /// `layer cache gc --keep 0` without `--all`: it could remove every build of an image.
     GcKeepZero,
+    /// A role's files changed between the plan and its build's staging.
+    RoleChanged,
 
     // The remote cache.
     /// A remote URL or trusted key that cannot be used.

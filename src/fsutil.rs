@@ -134,6 +134,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Writes `bytes` to `path` atomically but not durably: as [`write_atomic`] without its two
+/// fsyncs. A reader sees the old file or the new one, never a part, whatever happens to layer;
+/// after a power cut the file may be missing or empty. For files whose loss only costs work
+/// (a build record: a missing or unreadable one means the image is built again), written on a
+/// build's critical path, where an fsync on a busy disk costs more than the build.
+pub fn write_atomic_lazy(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_beside(path);
+    let guard = Remove::new(&tmp);
+    let write = |tmp: &Path| fs::write(tmp, bytes);
+    if let Err(e) = write(&tmp) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            return Err(Error::io(&tmp, e));
+        }
+        let dir = parent_of(path);
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        write(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
+    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    guard.keep();
+    Ok(())
+}
+
 /// Removes `dir` and everything below it, refusing to cross into another file system: a mount
 /// point left below it is an error, never a path to delete through. A missing `dir` is fine.
 pub fn remove_tree(dir: &Path) -> Result<()> {

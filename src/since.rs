@@ -81,7 +81,9 @@ pub fn at_revision(
 ) -> Result<AtRevision> {
     let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
     let cache = Cache::new(cache.map_or_else(|| root.join("cache"), Path::to_path_buf));
-    let revision = Revision::open(&root, rev)?;
+    let mut revision = Revision::open(&root, rev)?;
+    // Files unchanged since they were staged in git are not read again at the revision.
+    revision.learn_digests(&cache.load_stat_cache());
     let then = keys_at(&root, &cache, &revision, strategy)?;
     Ok(AtRevision {
         rev: rev.to_string(),

@@ -1,26 +1,23 @@
 //! The bundle handed to `command` and `packer` backends (`LAYER_BUNDLE`): the roles a build
-//! applies, copied in order, and an `apply.sh ROOT` that applies them the way the rootfs
+//! applies, in order, and an `apply.sh ROOT` that applies them the way the rootfs
 //! backend does — packages first with the tree's own package manager, then per role its
 //! `files/` copied onto ROOT (modes kept, owned by root, existing folders left as they are)
 //! and its `provision.sh` run inside ROOT from `/.layer/role`, with the role's `[vars]` under
 //! the image's. `apply.sh /` applies to the running system (a builder instance); any other
 //! ROOT is entered with chroot. Secrets are not written into the bundle: they reach
-//! `apply.sh` through its environment.
+//! `apply.sh` through its environment. The bundle is made once per content and shared by the
+//! builds that apply it (`cache::stage`): it is read by builds, never a place to write.
 //!
 //! ```text
 //! bundle/
 //!   apply.sh
-//!   roles/01-base/ ...      copies of the role folders, symlinks kept as links
+//!   roles/01-base/ ...      the role folders (files hard-linked), symlinks kept as links
 //!   roles/02-java/ ...
 //! ```
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-
-use crate::error::{Error, Result};
 
 /// One role as the bundle stages it.
 pub struct BundleRole<'a> {
@@ -35,24 +32,22 @@ pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// Writes the bundle into `dest` (created).
-pub fn stage(
-    dest: &Path,
+/// The bundle's `apply.sh` for `roles`, in order, each staged as `NN-NAME` (the second
+/// value, in the roles' order); the cache stages the folder ([`crate::cache::Cache::stage_bundle`]).
+pub fn apply_script(
     image: &str,
     roles: &[BundleRole],
     packages: &[String],
     image_vars: &BTreeMap<String, String>,
-) -> Result<()> {
-    let roles_dir = dest.join("roles");
-    fs::create_dir_all(&roles_dir).map_err(|e| Error::io(&roles_dir, e))?;
+) -> (String, Vec<String>) {
     let mut steps = String::new();
+    let mut names = Vec::with_capacity(roles.len());
     if !packages.is_empty() {
         let list: Vec<String> = packages.iter().map(|p| sh_quote(p)).collect();
         let _ = writeln!(steps, "install_packages {}", list.join(" "));
     }
     for (n, role) in roles.iter().enumerate() {
         let staged = format!("{:02}-{}", n + 1, role.name);
-        copy_tree(role.dir, &roles_dir.join(&staged))?;
         // The role's vars are defaults; the image's win.
         let mut vars = role.vars.clone();
         vars.extend(image_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -67,43 +62,12 @@ pub fn stage(
             sh_quote(role.name),
             env.join(" ")
         );
+        names.push(staged);
     }
     let script = APPLY_SH
         .replace("@IMAGE@", &sh_quote(image))
         .replace("@STEPS@", steps.trim_end());
-    let path = dest.join("apply.sh");
-    fs::write(&path, script).map_err(|e| Error::io(&path, e))?;
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).map_err(|e| Error::io(&path, e))
-}
-
-/// Copies a folder: files with their modes, folders, and symlinks as links (never followed).
-pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
-    for entry in walkdir::WalkDir::new(from).follow_links(false).min_depth(1) {
-        let entry = entry.map_err(|e| {
-            let p = e
-                .path()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| from.to_path_buf());
-            Error::io(
-                p,
-                e.into_io_error()
-                    .unwrap_or_else(|| std::io::Error::other("walk failed")),
-            )
-        })?;
-        let rel = entry.path().strip_prefix(from).expect("below the root");
-        let target = to.join(rel);
-        let ft = entry.file_type();
-        if ft.is_symlink() {
-            let link = fs::read_link(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
-            std::os::unix::fs::symlink(&link, &target).map_err(|e| Error::io(&target, e))?;
-        } else if ft.is_dir() {
-            fs::create_dir_all(&target).map_err(|e| Error::io(&target, e))?;
-        } else {
-            fs::copy(entry.path(), &target).map_err(|e| Error::io(&target, e))?;
-        }
-    }
-    Ok(())
+    (script, names)
 }
 
 const APPLY_SH: &str = r#"#!/bin/sh

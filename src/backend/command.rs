@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::bundle::{self, BundleRole};
 use super::procs::Procs;
 use super::{Builder, Built, Job, Log};
+use crate::cache::stage::StageRole;
 use crate::model::Backend;
 
 /// `kind = "command"` (SPEC §4.2): runs the configured command once per image, in the project
@@ -29,28 +30,43 @@ fn host_path() -> String {
         .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into())
 }
 
-/// Stages the job's bundle in `job.work/bundle`.
+/// The job's bundle, staged in the cache once per content and shared (`cache::stage`).
 pub fn stage_bundle(job: &Job) -> Result<PathBuf, String> {
-    let dir = job.work.join("bundle");
     let roles: Vec<BundleRole> = job
         .roles
         .iter()
         .map(|(name, d, vars)| BundleRole { name, dir: d, vars })
         .collect();
-    bundle::stage(&dir, &job.image, &roles, &job.packages, &job.vars)
-        .map_err(|e| format!("staging the bundle: {e}"))?;
-    Ok(dir)
+    let (script, names) = bundle::apply_script(&job.image, &roles, &job.packages, &job.vars);
+    let staged: Vec<StageRole> = job
+        .roles
+        .iter()
+        .zip(&names)
+        .zip(&job.trees)
+        .map(|(((name, dir, _), staged), tree)| StageRole {
+            staged,
+            name,
+            dir,
+            tree,
+        })
+        .collect();
+    job.cache
+        .stage_bundle(&script, &staged)
+        .map_err(|e| format!("staging the bundle: {e}"))
 }
 
-/// The environment every external backend gets: `PATH`, `HOME`, `TMPDIR`, `LANG`, the image's
+/// The environment every external backend gets: `PATH`, `HOME` and `TMPDIR` (both the build's
+/// private work folder, made here: one folder made and removed per build), `LANG`, the image's
 /// variables and secrets, and `LAYER_*`.
 pub fn job_env(job: &Job, bundle: &Path) -> Vec<(String, String)> {
-    let tmp = job.work.join("tmp");
-    let _ = std::fs::create_dir_all(&tmp);
+    if std::fs::create_dir(&job.work).is_err() {
+        let _ = std::fs::create_dir_all(&job.work);
+    }
+    let work = job.work.display().to_string();
     let mut env = vec![
         ("PATH".to_string(), host_path()),
-        ("HOME".to_string(), job.work.display().to_string()),
-        ("TMPDIR".to_string(), tmp.display().to_string()),
+        ("HOME".to_string(), work.clone()),
+        ("TMPDIR".to_string(), work),
         ("LANG".to_string(), "C.UTF-8".to_string()),
     ];
     env.extend(job.vars.iter().map(|(k, v)| (k.clone(), v.clone())));

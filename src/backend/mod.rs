@@ -33,6 +33,11 @@ pub struct Job {
     pub source: String,
     /// The roles to apply, in order: name, folder (absolute), the role's `[vars]`.
     pub roles: Vec<JobRole>,
+    /// The roles' trees as the workspace scanned them, in the same order: what a staged
+    /// bundle must hold.
+    pub trees: Vec<crate::scan::Tree>,
+    /// The cache, where bundles are staged.
+    pub cache: crate::cache::Cache,
     /// Installed before the roles run: names, or on `debian` origins the locked
     /// `NAME=VERSION`s.
     pub packages: Vec<String>,

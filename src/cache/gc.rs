@@ -431,6 +431,8 @@ impl Cache {
             crate::fsutil::remove_tree(p)?;
         }
         report.dead_runs = self.remove_dead_runs()?;
+        // Staged bundles are made again when needed; no run holds one while gc runs.
+        self.remove_staged()?;
         // Folders left empty.
         for top in ["records", "artifacts", "logs"] {
             let Ok(entries) = fs::read_dir(self.dir.join(top)) else {

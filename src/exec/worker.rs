@@ -273,6 +273,10 @@ pub(super) fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
         binds,
         vars,
     } = job_inputs(ws, task.id);
+    let trees = roles
+        .iter()
+        .map(|(r, _, _)| ws.scanned.trees[r].clone())
+        .collect();
     let job = Job {
         image: image.name.clone(),
         key: key.key.clone(),
@@ -280,6 +284,8 @@ pub(super) fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
         artifact_name: artifact_name.clone(),
         source,
         roles,
+        trees,
+        cache: ws.cache.clone(),
         packages,
         sources,
         binds,

@@ -37,6 +37,10 @@ pub struct Revision {
     root_tree: gix::ObjectId,
     /// The project root relative to the repository's work tree (`""` at its top), with `/`.
     prefix: String,
+    /// The repository's work tree (canonical).
+    workdir: std::path::PathBuf,
+    /// Blake3 digests (hex) of blobs known without reading them ([`Revision::learn_digests`]).
+    known: HashMap<gix::ObjectId, String>,
 }
 
 /// An entry of a git tree.
@@ -155,13 +159,68 @@ impl Revision {
             commit: id.to_string(),
             root_tree,
             prefix,
+            workdir,
+            known: HashMap::new(),
         })
+    }
+
+    /// Learns the blake3 of the blobs of role files that neither git's index nor the stat
+    /// cache saw change, so that reading the revision reads only the blobs of files changed
+    /// since (issue 15). git's index says "the file with this stat had blob ID"; the stat
+    /// cache says "the file with this stat had blake3 B"; when both name the same stat (inode,
+    /// size, mtime and ctime to the nanosecond) they describe the same content, so ID's blake3
+    /// is B. Entries git calls racily clean (changed no earlier than the index was written)
+    /// are left out, as the stat cache leaves out its own racy entries. Nothing is read but the
+    /// index; a missing or unreadable index teaches nothing.
+    pub fn learn_digests(&mut self, stat: &crate::scan::StatCache) {
+        let Ok(index) = gix::index::File::at(
+            self.repo.index_path(),
+            self.repo.object_hash(),
+            true,
+            Default::default(),
+        ) else {
+            return;
+        };
+        let written = index.timestamp();
+        let written_ns = written.unix_seconds() * 1_000_000_000 + i64::from(written.nanoseconds());
+        let roles = if self.prefix.is_empty() {
+            "roles/".to_string()
+        } else {
+            format!("{}/roles/", self.prefix)
+        };
+        for e in index.entries() {
+            let path = e.path(&index);
+            if !path.starts_with(roles.as_bytes()) || e.stage_raw() != 0 {
+                continue;
+            }
+            let Ok(rel) = std::str::from_utf8(path) else {
+                continue;
+            };
+            let Some((stamp, digest)) = stat.get(&self.workdir.join(rel)) else {
+                continue;
+            };
+            let ns = |t: gix::index::entry::stat::Time| {
+                i64::from(t.secs) * 1_000_000_000 + i64::from(t.nsecs)
+            };
+            let st = &e.stat;
+            let same = u64::from(st.ino) == stamp.ino & 0xffff_ffff
+                && u64::from(st.size) == stamp.size & 0xffff_ffff
+                && ns(st.mtime) == stamp.mtime_ns
+                && ns(st.ctime) == stamp.ctime_ns
+                && ns(st.mtime) < written_ns
+                && ns(st.ctime) < written_ns;
+            if same {
+                self.known
+                    .insert(e.id, blake3::Hash::from_bytes(digest).to_hex().to_string());
+            }
+        }
     }
 
     fn reader(&self) -> Reader<'_> {
         Reader {
             repo: &self.repo,
             rev: &self.rev,
+            known: &self.known,
         }
     }
 
@@ -364,12 +423,13 @@ impl Revision {
         // repository.
         let sync = self.repo.clone().into_sync();
         let rev = self.rev.as_str();
+        let known = &self.known;
         let walked = walks
             .into_par_iter()
             .map_init(
                 || sync.to_thread_local(),
                 |repo, (rel, tree)| {
-                    let reader = Reader { repo, rev };
+                    let reader = Reader { repo, rev, known };
                     reader.role_tree(&rel, tree).map(|r| (rel, r))
                 },
             )
@@ -389,6 +449,8 @@ impl Revision {
 struct Reader<'r> {
     repo: &'r gix::Repository,
     rev: &'r str,
+    /// Blake3 digests of blobs known without reading them.
+    known: &'r HashMap<gix::ObjectId, String>,
 }
 
 impl Reader<'_> {
@@ -458,13 +520,20 @@ impl Reader<'_> {
                         EntryKind::Dir
                     }
                     Mode::Blob | Mode::Exec => {
-                        self.object(&oid, &mut blob)?;
-                        if path == "role.toml" {
-                            role_toml = Some(blob.clone());
-                        }
+                        let known = self.known.get(&oid).filter(|_| path != "role.toml");
+                        let blake3 = match known {
+                            Some(digest) => digest.clone(),
+                            None => {
+                                self.object(&oid, &mut blob)?;
+                                if path == "role.toml" {
+                                    role_toml = Some(blob.clone());
+                                }
+                                blake3::hash(&blob).to_hex().to_string()
+                            }
+                        };
                         EntryKind::File {
                             exec: mode == Mode::Exec,
-                            blake3: blake3::hash(&blob).to_hex().to_string(),
+                            blake3,
                         }
                     }
                     Mode::Link => {

@@ -899,3 +899,30 @@ fn stage_lines_of_a_build_show_as_its_current_stage_after_redaction() {
     );
     assert!(!out.stderr.contains("s3cr3t-value"), "{}", out.stderr);
 }
+
+#[test]
+fn a_bundle_is_shared_by_builds_and_a_build_that_writes_into_it_harms_no_other() {
+    // Each build notes its bundle and what it found in it, then writes into it.
+    let p = Project::command_estate(&format!(
+        "{SCRIPT_START}echo \"$LAYER_BUNDLE\" >> out/bundles\n\
+         cat \"$LAYER_BUNDLE/roles/01-base/files/etc/motd\" >> out/seen\n\
+         echo tampered > \"$LAYER_BUNDLE/roles/01-base/files/etc/motd\"\n{SCRIPT_DONE}"
+    ));
+    p.layer(&["build", "base"]).expect(0);
+    p.layer(&["build", "--force", "base"]).expect(0);
+    assert_eq!(p.read("out/seen"), "welcome\nwelcome\n");
+    assert_eq!(p.read("roles/base/files/etc/motd"), "welcome\n");
+    let bundles = p.read("out/bundles");
+    let lines: Vec<&str> = bundles.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        lines[0], lines[1],
+        "the same content is staged in the same place"
+    );
+    assert!(lines[0].contains("/cache/staged/bundles/"), "{bundles}");
+    // `cache gc` removes every staging; the next build stages again.
+    p.layer(&["cache", "gc"]).expect(0);
+    assert!(!p.path("cache/staged").exists());
+    p.layer(&["build", "--force", "base"]).expect(0);
+    assert_eq!(p.read("out/seen"), "welcome\nwelcome\nwelcome\n");
+}

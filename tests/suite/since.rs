@@ -556,3 +556,39 @@ fn a_revision_whose_project_does_not_load_is_an_error() {
       hint: did you mean `roles`?
     ");
 }
+
+#[test]
+fn since_reads_no_blob_of_a_role_file_unchanged_since_it_was_committed() {
+    let p = repo();
+    let blob = |rel: &str| git(p.root(), &["rev-parse", &format!("HEAD:{rel}")]);
+    let motd = blob("roles/base/files/etc/motd");
+    let motd = motd.trim();
+    // The stat cache keeps only files older than its racy window.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    p.layer(&["plan"]).expect(0);
+    // The blob of an unchanged file is gone from the repository: it must not be needed.
+    let object = p.path(&format!(".git/objects/{}/{}", &motd[..2], &motd[2..]));
+    std::fs::remove_file(&object).unwrap();
+    let plan = p.plan_json(&["--since", "HEAD"]);
+    assert_eq!(plan["summary"]["build"], 0, "{plan:#}");
+    // A file edited with its mtime and size kept (`touch -r`) is read at the revision: its
+    // ctime differs from the index's.
+    let key = "roles/base/files/etc/secret.key";
+    let stamp = p.path("stamp");
+    std::fs::copy(p.path(key), &stamp).unwrap();
+    p.file(key, "K\n");
+    let touched = Command::new("touch")
+        .arg("-r")
+        .arg(&stamp)
+        .arg(p.path(key))
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    p.layer(&["plan"]).expect(0);
+    let base = since(&p, "HEAD")
+        .into_iter()
+        .find(|(n, _, _)| n == "base-linux")
+        .unwrap();
+    assert!(base.2.to_string().contains("secret.key"), "{base:?}");
+}
