@@ -186,9 +186,15 @@ pub fn remove_tree(dir: &Path) -> Result<()> {
 /// Sets the access and modification times of `path` to `secs` since the epoch (whole
 /// seconds, as archives keep them), on a link itself rather than its target.
 pub fn set_mtime(path: &Path, secs: u64) -> Result<()> {
+    set_mtime_ns(path, i64::try_from(secs).unwrap_or(i64::MAX), 0)
+}
+
+/// Sets the access and modification times of `path` to `secs` and `nsecs` since the epoch, on
+/// a link itself rather than its target.
+pub fn set_mtime_ns(path: &Path, secs: i64, nsecs: i64) -> Result<()> {
     let t = rustix::fs::Timespec {
-        tv_sec: i64::try_from(secs).unwrap_or(i64::MAX),
-        tv_nsec: 0,
+        tv_sec: secs,
+        tv_nsec: nsecs as _,
     };
     let times = rustix::fs::Timestamps {
         last_access: t,

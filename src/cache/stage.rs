@@ -306,21 +306,7 @@ fn copy_tree(from: &Path, to: &Path, link: bool) -> Result<()> {
 
 /// Gives `path` the mtime (to the nanosecond) of `like`.
 fn set_mtime(path: &Path, like: &fs::Metadata) -> Result<()> {
-    let t = rustix::fs::Timespec {
-        tv_sec: like.mtime(),
-        tv_nsec: like.mtime_nsec() as _,
-    };
-    let times = rustix::fs::Timestamps {
-        last_access: t,
-        last_modification: t,
-    };
-    rustix::fs::utimensat(
-        rustix::fs::CWD,
-        path,
-        &times,
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(|e| Error::io(path, e.into()))
+    crate::fsutil::set_mtime_ns(path, like.mtime(), like.mtime_nsec())
 }
 
 /// Removes a staging, making its folders writable first (a role may have read-only ones).

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::common::{Output, Project};
 use crate::needs::{self, Need};
+use crate::remote::python_venv;
 
 fn json(out: &Output) -> Value {
     serde_json::from_str(&out.stdout)
@@ -312,29 +313,10 @@ fn manifests_diffs_and_audits_of_builds_holding_a_fixed_and_an_unfixed_version()
 fn sbom_venv() -> PathBuf {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/sbom-venv");
-        let ready = dir.join(".layer-ready");
-        if ready.exists() {
-            return dir;
-        }
-        let run = |cmd: &mut Command| {
-            let out = cmd.output().expect("python3 runs");
-            assert!(
-                out.status.success(),
-                "{cmd:?} failed:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(Command::new("python3").arg("-m").arg("venv").arg(&dir));
-        run(Command::new(dir.join("bin/pip")).args([
-            "install",
-            "--quiet",
-            "spdx-tools",
-            "cyclonedx-python-lib[json-validation]",
-        ]));
-        fs::write(&ready, "").unwrap();
-        dir
+        python_venv(
+            "sbom-venv",
+            &["spdx-tools", "cyclonedx-python-lib[json-validation]"],
+        )
     })
     .clone()
 }
