@@ -12,7 +12,7 @@
 //! Making the audit is pure: records, advisories and instances come in as values. Reading the
 //! advisory files ([`read_advisories`]) is the one I/O.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::packages::osv::{self, Advisory};
+use crate::packages::Package;
 use crate::record::Record;
 use crate::report::{self, Instance};
 use crate::version::{short, version_fields};
@@ -115,46 +116,90 @@ fn index(advisories: &[Advisory]) -> Index<'_> {
     idx
 }
 
+/// What the advisory entries of one package name say of one installed version: `(advisory
+/// index, affected index, fixed)` for each entry that holds it, in the index's order.
+type Verdicts = Vec<(usize, usize, Option<String>)>;
+
+/// The packages a build names to match: its source package at the source's version, and the
+/// binary package itself when its name differs.
+fn candidates(p: &Package) -> impl Iterator<Item = (&str, &str)> {
+    let own = (p.name != p.source).then_some((p.name.as_str(), p.version.as_str()));
+    std::iter::once((p.source.as_str(), p.source_version())).chain(own)
+}
+
+/// Every advisory entry compared with every distinct (package, version) the builds carry, once:
+/// builds share most of their packages, so comparing per build would repeat the work.
+fn verdicts<'r>(
+    builds: &[&'r Record],
+    advisories: &[Advisory],
+    idx: &Index,
+) -> HashMap<(&'r str, &'r str), Verdicts> {
+    use rayon::prelude::*;
+    let mut pairs: HashSet<(&str, &str)> = HashSet::new();
+    for r in builds {
+        let Some(m) = &r.packages else { continue };
+        for p in &m.packages {
+            pairs.extend(candidates(p).filter(|(name, _)| idx.contains_key(name)));
+        }
+    }
+    let pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
+    pairs
+        .into_par_iter()
+        .map(|(name, version)| {
+            let found = idx[name]
+                .iter()
+                .filter_map(|&(a, k)| {
+                    let fixed = osv::affects(&advisories[a].affected[k], version)?;
+                    Some((a, k, fixed))
+                })
+                .collect();
+            ((name, version), found)
+        })
+        .collect()
+}
+
 /// The findings of one build.
-fn audit_build(r: &Record, advisories: &[Advisory], idx: &Index) -> Option<Vec<Finding>> {
+fn audit_build(
+    r: &Record,
+    advisories: &[Advisory],
+    verdicts: &HashMap<(&str, &str), Verdicts>,
+) -> Option<Vec<Finding>> {
     let m = r.packages.as_ref()?;
     let Some(distro) = &m.distro else {
         return Some(Vec::new());
     };
     // (advisory, package named) -> (installed version, fixed, binaries)
-    type Hit = (String, Option<String>, BTreeSet<String>);
-    let mut hits: BTreeMap<(usize, String), Hit> = BTreeMap::new();
+    type Hit<'a> = (&'a str, &'a Option<String>, BTreeSet<&'a str>);
+    let mut hits: BTreeMap<(usize, &str), Hit> = BTreeMap::new();
     for p in &m.packages {
-        let mut candidates = vec![(p.source.as_str(), p.source_version())];
-        if p.name != p.source {
-            candidates.push((p.name.as_str(), p.version.as_str()));
-        }
-        for (name, version) in candidates {
-            for &(a, k) in idx.get(name).map_or(&[][..], Vec::as_slice) {
-                let aff = &advisories[a].affected[k];
+        for (name, version) in candidates(p) {
+            let Some(found) = verdicts.get(&(name, version)) else {
+                continue;
+            };
+            for (a, k, fixed) in found {
+                let aff = &advisories[*a].affected[*k];
                 if !osv::ecosystem_matches(&aff.package.ecosystem, distro) {
                     continue;
                 }
-                if let Some(fixed) = osv::affects(aff, version) {
-                    let e = hits
-                        .entry((a, name.to_string()))
-                        .or_insert_with(|| (version.to_string(), fixed, BTreeSet::new()));
-                    e.2.insert(p.name.clone());
-                }
+                let e = hits
+                    .entry((*a, name))
+                    .or_insert_with(|| (version, fixed, BTreeSet::new()));
+                e.2.insert(p.name.as_str());
             }
         }
     }
+    let version = short(&r.version);
     Some(
         hits.into_iter()
             .map(|((a, name), (installed, fixed, bins))| Finding {
                 image: r.name.clone(),
-                version: short(&r.version).to_string(),
-                package: name,
-                installed,
+                version: version.to_string(),
+                package: name.to_string(),
+                installed: installed.to_string(),
                 advisory: advisories[a].id.clone(),
-                fixed,
+                fixed: fixed.clone(),
                 aliases: advisories[a].aliases.clone(),
-                binaries: bins.into_iter().collect(),
+                binaries: bins.into_iter().map(str::to_string).collect(),
             })
             .collect(),
     )
@@ -170,9 +215,10 @@ pub fn make(
     use rayon::prelude::*;
     let idx = index(advisories);
     let all: Vec<&Record> = records.values().flatten().collect();
+    let verdicts = verdicts(&all, advisories, &idx);
     let per_build: Vec<(&Record, Option<Vec<Finding>>)> = all
         .par_iter()
-        .map(|r| (*r, audit_build(r, advisories, &idx)))
+        .map(|r| (*r, audit_build(r, advisories, &verdicts)))
         .collect();
     let mut audit = Audit {
         advisories: advisories.len(),
@@ -302,22 +348,23 @@ fn summary(a: &Audit) -> String {
 
 pub fn text(a: &Audit) -> String {
     let mut out = String::new();
-    let mut rows: Vec<[String; 6]> = vec![[
-        "IMAGE".into(),
-        "VERSION".into(),
-        "PACKAGE".into(),
-        "INSTALLED".into(),
-        "ADVISORY".into(),
-        "FIXED".into(),
-    ]];
+    let mut rows: Vec<[&str; 6]> = Vec::with_capacity(a.affected.len() + 1);
+    rows.push([
+        "IMAGE",
+        "VERSION",
+        "PACKAGE",
+        "INSTALLED",
+        "ADVISORY",
+        "FIXED",
+    ]);
     rows.extend(a.affected.iter().map(|f| {
         [
-            f.image.clone(),
-            f.version.clone(),
-            f.package.clone(),
-            f.installed.clone(),
-            f.advisory.clone(),
-            fixed(f).to_string(),
+            f.image.as_str(),
+            f.version.as_str(),
+            f.package.as_str(),
+            f.installed.as_str(),
+            f.advisory.as_str(),
+            fixed(f),
         ]
     }));
     if a.affected.is_empty() {
@@ -329,12 +376,15 @@ pub fn text(a: &Audit) -> String {
                 *w = (*w).max(c.len());
             }
         }
+        out.reserve(rows.len() * (w.iter().sum::<usize>() + 12));
+        let mut line = String::new();
         for r in &rows {
-            let mut line = String::new();
+            line.clear();
             for (c, w) in r.iter().zip(w) {
                 let _ = write!(line, "{c:w$}  ");
             }
-            let _ = writeln!(out, "{}", line.trim_end());
+            out.push_str(line.trim_end());
+            out.push('\n');
         }
     }
     let _ = writeln!(out, "\n{}", summary(a));
