@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -387,4 +387,105 @@ fn set_status(ws: &Workspace, record: &Record, passed: bool, digest: String) -> 
         Ok(done) => done.to.as_str().to_string(),
         Err(_) => release::Status::of(record).as_str().to_string(),
     }
+}
+
+/// `layer shell`: `/bin/sh` in a throwaway instance of `record` — or, with `kept`, of the kept
+/// layer of a failed build on the stack its image builds on now — with the mounts a build
+/// has (the host's network, a small `/dev`, `/proc`, `/sys`, tmpfs `/run` and `/tmp`). The
+/// shell has layer's stdin, stdout and stderr; nothing of it is logged, and its changes go
+/// with the instance. Returns the shell's exit code.
+pub fn shell(
+    ws: &Workspace,
+    i: usize,
+    record: Option<&Record>,
+    kept: Option<&Path>,
+) -> Result<i32> {
+    let image = &ws.project.images[i];
+    let backend = RootfsBackend::new(&ws.project, &ws.scanned, &ws.cache);
+    let procs = Procs::default();
+    let sink: Mutex<std::io::Stderr> = Mutex::new(std::io::stderr());
+    let broken = |message: String| Error::Usage {
+        kind: ErrorKind::InstanceFailed,
+        message: format!("cannot make an instance of `{}`: {message}", image.name),
+        hint: None,
+    };
+    // A kept build's tree: its upper layer on the stack below (`layer/`), or where trees are
+    // copied, the whole composed tree (`sandbox/root`).
+    let composed = kept
+        .map(|k| k.join("sandbox/root"))
+        .filter(|_| kept.is_some_and(|k| !k.join("sandbox/overlay-work").exists()));
+    let stack = match (record, kept, composed) {
+        (_, Some(_), Some(tree)) => Ok(super::Stack {
+            trees: vec![tree],
+            names: vec!["the kept failed build".into()],
+        }),
+        (Some(r), _, _) => backend.stack_of_record(r, &sink, &procs),
+        (None, kept, None) => stack_below(ws, &backend, i, &sink, &procs).map(|mut s| {
+            if let Some(k) = kept {
+                s.trees.push(k.join("layer"));
+                s.names.push("the kept failed build".into());
+            }
+            s
+        }),
+        (None, None, Some(_)) => unreachable!("composed only with kept"),
+    }
+    .map_err(broken)?;
+    let version = record.map_or("failed", |r| r.version.as_str());
+    let mut env = sandbox::base_env(&image.vars);
+    if let Ok(term) = std::env::var("TERM") {
+        env.push(("TERM".into(), term));
+    }
+    env.extend([
+        ("LAYER_IMAGE".to_string(), image.name.clone()),
+        ("LAYER_VERSION".to_string(), version.to_string()),
+    ]);
+    let spec = sandbox::Spec {
+        root: PathBuf::new(),
+        overlay: None,
+        hostname: image.name.clone(),
+        host_network: true,
+        env,
+        secret_names: vec![],
+        steps: vec![Step::Shell],
+        results: None,
+        binds: Vec::new(),
+    };
+    let run_dir = ws.cache.start_run()?;
+    let work = run_dir.dir.join(format!("shell-{}", image.name));
+    let status = backend.run_sandbox_as(&stack, None, &work, spec, &[], super::Attach::Terminal);
+    let _ = crate::fsutil::remove_tree(&work);
+    drop(run_dir);
+    Ok(sandbox::exit_code(status.map_err(broken)?))
+}
+
+/// `layer shell --failed`: [`shell`] of the failed build kept in `kept`
+/// ([`crate::cache::Cache::keep_failed`]).
+pub fn shell_failed(ws: &Workspace, i: usize, kept: &Path) -> Result<i32> {
+    shell(ws, i, None, Some(kept))
+}
+
+/// The stack image `i` is built on now: its parent's current build (deep) or its origin.
+fn stack_below(
+    ws: &Workspace,
+    backend: &RootfsBackend,
+    i: usize,
+    log: crate::backend::Log,
+    procs: &Procs,
+) -> std::result::Result<super::Stack, String> {
+    let chain = ws.graph.chain(crate::graph::ImageId::new(i));
+    let deep = ws.strategy == crate::model::Strategy::Deep;
+    if let (true, [.., parent, _]) = (deep, chain.as_slice()) {
+        return match &ws.lookups[parent.index()] {
+            Lookup::Found(r) => backend.stack_of_record(r, log, procs),
+            _ => Err(format!(
+                "its parent `{}` is not built at its current inputs",
+                ws.project.images[parent.index()].name
+            )),
+        };
+    }
+    let origin = ws.project.images[chain[0].index()]
+        .origin()
+        .unwrap_or_default()
+        .to_string();
+    backend.origin_stack(&origin, log, procs)
 }

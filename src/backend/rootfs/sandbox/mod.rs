@@ -98,6 +98,9 @@ pub enum Step {
         script: String,
         timeout_secs: u64,
     },
+    /// `layer shell`: runs `/bin/sh` in `/` with the sandbox's stdin, stdout and stderr, and
+    /// ends the sandbox with the shell's exit code.
+    Shell,
 }
 
 /// The result of one test, as `results.json` holds them.
@@ -408,6 +411,10 @@ impl Sandbox<'_> {
         let mut results = Vec::new();
         for (n, step) in self.spec.steps.iter().enumerate() {
             match step {
+                Step::Shell => {
+                    let status = self.run_in_root("cd / && exec /bin/sh", &[], None, None)?;
+                    return Ok(exit_code(status));
+                }
                 Step::Packages { names, sources } => {
                     say("packages");
                     let list = format!("layer-{}.list", self.spec.hostname);
@@ -555,8 +562,10 @@ impl Sandbox<'_> {
             .arg("/bin/sh")
             .arg("-c")
             .arg(script)
-            .env_clear()
-            .stdin(Stdio::null());
+            .env_clear();
+        if !self.spec.steps.iter().any(|s| matches!(s, Step::Shell)) {
+            cmd.stdin(Stdio::null());
+        }
         cmd.envs(self.spec.env.iter().map(|(k, v)| (k, v)));
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         for name in &self.spec.secret_names {
@@ -646,6 +655,14 @@ impl Sandbox<'_> {
 
 fn say(stage: &str) {
     eprintln!("==> {stage}");
+}
+
+/// A process's exit code as a shell gives it: the code, or 128 + the signal that killed it.
+pub fn exit_code(s: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    s.code()
+        .or_else(|| s.signal().map(|sig| 128 + sig))
+        .unwrap_or(1)
 }
 
 fn describe(s: std::process::ExitStatus) -> String {
