@@ -73,5 +73,5 @@ pub fn run(g: &Global, args: &ShellArgs) -> Result<i32> {
         });
     }
     check_root(name, "opened")?;
-    check::shell(&ws, i, Some(&record), None)
+    check::shell(&ws, i, &record)
 }

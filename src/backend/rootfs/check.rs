@@ -389,48 +389,62 @@ fn set_status(ws: &Workspace, record: &Record, passed: bool, digest: String) -> 
     }
 }
 
-/// `layer shell`: `/bin/sh` in a throwaway instance of `record` — or, with `kept`, of the kept
-/// layer of a failed build on the stack its image builds on now — with the mounts a build
-/// has (the host's network, a small `/dev`, `/proc`, `/sys`, tmpfs `/run` and `/tmp`). The
-/// shell has layer's stdin, stdout and stderr; nothing of it is logged, and its changes go
-/// with the instance. Returns the shell's exit code.
-pub fn shell(
-    ws: &Workspace,
-    i: usize,
-    record: Option<&Record>,
-    kept: Option<&Path>,
-) -> Result<i32> {
-    let image = &ws.project.images[i];
+/// `layer shell`: `/bin/sh` in a throwaway instance of `record`, with the mounts a build has
+/// (the host's network, a small `/dev`, `/proc`, `/sys`, tmpfs `/run` and `/tmp`). The shell
+/// has layer's stdin, stdout and stderr; nothing of it is logged, and its changes go with the
+/// instance. Returns the shell's exit code.
+pub fn shell(ws: &Workspace, i: usize, record: &Record) -> Result<i32> {
     let backend = RootfsBackend::new(&ws.project, &ws.scanned, &ws.cache);
     let procs = Procs::default();
     let sink: Mutex<std::io::Stderr> = Mutex::new(std::io::stderr());
-    let broken = |message: String| Error::Usage {
-        kind: ErrorKind::InstanceFailed,
-        message: format!("cannot make an instance of `{}`: {message}", image.name),
-        hint: None,
+    let stack = backend
+        .stack_of_record(record, &sink, &procs)
+        .map_err(|e| instance_error(ws, i, &e))?;
+    run_shell(ws, &backend, i, &stack, &record.version)
+}
+
+/// `layer shell --failed`: [`shell`] of the failed build kept in `kept`
+/// ([`crate::cache::Cache::keep_failed`]): its upper layer (`layer/`) on the stack its image
+/// builds on now, or where trees are copied, the whole tree it composed (`sandbox/root`).
+pub fn shell_failed(ws: &Workspace, i: usize, kept: &Path) -> Result<i32> {
+    let backend = RootfsBackend::new(&ws.project, &ws.scanned, &ws.cache);
+    let procs = Procs::default();
+    let sink: Mutex<std::io::Stderr> = Mutex::new(std::io::stderr());
+    let name = "the kept failed build".to_string();
+    let stack = if kept.join("sandbox/overlay-work").exists() {
+        let mut s =
+            stack_below(ws, &backend, i, &sink, &procs).map_err(|e| instance_error(ws, i, &e))?;
+        s.trees.push(kept.join("layer"));
+        s.names.push(name);
+        s
+    } else {
+        super::Stack {
+            trees: vec![kept.join("sandbox/root")],
+            names: vec![name],
+        }
     };
-    // A kept build's tree: its upper layer on the stack below (`layer/`), or where trees are
-    // copied, the whole composed tree (`sandbox/root`).
-    let composed = kept
-        .map(|k| k.join("sandbox/root"))
-        .filter(|_| kept.is_some_and(|k| !k.join("sandbox/overlay-work").exists()));
-    let stack = match (record, kept, composed) {
-        (_, Some(_), Some(tree)) => Ok(super::Stack {
-            trees: vec![tree],
-            names: vec!["the kept failed build".into()],
-        }),
-        (Some(r), _, _) => backend.stack_of_record(r, &sink, &procs),
-        (None, kept, None) => stack_below(ws, &backend, i, &sink, &procs).map(|mut s| {
-            if let Some(k) = kept {
-                s.trees.push(k.join("layer"));
-                s.names.push("the kept failed build".into());
-            }
-            s
-        }),
-        (None, None, Some(_)) => unreachable!("composed only with kept"),
+    run_shell(ws, &backend, i, &stack, "failed")
+}
+
+fn instance_error(ws: &Workspace, i: usize, message: &str) -> Error {
+    Error::Usage {
+        kind: ErrorKind::InstanceFailed,
+        message: format!(
+            "cannot make an instance of `{}`: {message}",
+            ws.project.images[i].name
+        ),
+        hint: None,
     }
-    .map_err(broken)?;
-    let version = record.map_or("failed", |r| r.version.as_str());
+}
+
+fn run_shell(
+    ws: &Workspace,
+    backend: &RootfsBackend,
+    i: usize,
+    stack: &super::Stack,
+    version: &str,
+) -> Result<i32> {
+    let image = &ws.project.images[i];
     let mut env = sandbox::base_env(&image.vars);
     if let Ok(term) = std::env::var("TERM") {
         env.push(("TERM".into(), term));
@@ -452,16 +466,12 @@ pub fn shell(
     };
     let run_dir = ws.cache.start_run()?;
     let work = run_dir.dir.join(format!("shell-{}", image.name));
-    let status = backend.run_sandbox_as(&stack, None, &work, spec, &[], super::Attach::Terminal);
+    let status = backend.run_sandbox_as(stack, None, &work, spec, &[], super::Attach::Terminal);
     let _ = crate::fsutil::remove_tree(&work);
     drop(run_dir);
-    Ok(sandbox::exit_code(status.map_err(broken)?))
-}
-
-/// `layer shell --failed`: [`shell`] of the failed build kept in `kept`
-/// ([`crate::cache::Cache::keep_failed`]).
-pub fn shell_failed(ws: &Workspace, i: usize, kept: &Path) -> Result<i32> {
-    shell(ws, i, None, Some(kept))
+    Ok(sandbox::exit_code(
+        status.map_err(|e| instance_error(ws, i, &e))?,
+    ))
 }
 
 /// The stack image `i` is built on now: its parent's current build (deep) or its origin.

@@ -304,7 +304,7 @@ impl<'a> RootfsBackend<'a> {
             Attach::Log(log, procs) => procs.run(&mut cmd, log),
             Attach::Terminal => {
                 crate::process::dies_with_layer(&mut cmd);
-                cmd.status()
+                sandbox::ignore_terminal_signals().and_then(|()| cmd.status())
             }
         }
         .map_err(|err| format!("starting the sandbox: {err}"))?;

@@ -139,6 +139,10 @@ pub fn main(spec_path: &Path) -> i32 {
 fn run(spec_path: &Path) -> io::Result<i32> {
     let spec: Spec = serde_json::from_slice(&fs::read(spec_path)?)
         .map_err(|e| io::Error::other(format!("{}: {e}", spec_path.display())))?;
+    if spec.steps.iter().any(|s| matches!(s, Step::Shell)) {
+        // Ctrl-C and Ctrl-\ at the terminal are the shell's: the sandbox outlives them.
+        ignore_terminal_signals()?;
+    }
     let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if !spec.host_network {
         flags |= libc::CLONE_NEWNET;
@@ -655,6 +659,17 @@ impl Sandbox<'_> {
 
 fn say(stage: &str) {
     eprintln!("==> {stage}");
+}
+
+/// Lets this process outlive the terminal's SIGINT and SIGQUIT, which go to every process
+/// of the foreground group: caught by a handler that does nothing (not ignored, so the
+/// processes it starts get them as usual).
+pub fn ignore_terminal_signals() -> io::Result<()> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGQUIT] {
+        signal_hook::flag::register(sig, std::sync::Arc::clone(&flag))?;
+    }
+    Ok(())
 }
 
 /// A process's exit code as a shell gives it: the code, or 128 + the signal that killed it.
