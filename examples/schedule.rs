@@ -108,6 +108,7 @@ fn main() {
             keep_going: false,
             force: false,
             pull: false,
+            keep_failed: false,
         },
     );
     let inproc = t.elapsed();

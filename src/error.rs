@@ -255,6 +255,10 @@ pub enum ErrorKind {
     NotRootfs,
     /// `layer test` of images not built at their current inputs.
     NotBuilt,
+    /// `layer shell`'s throwaway instance could not be made or started.
+    InstanceFailed,
+    /// `layer shell --failed` of an image with no failed build kept (`build --keep-failed`).
+    NoKeptBuild,
     /// A build's stack (its origin and parent layers) cannot be put together: missing, damaged
     /// or not made.
     StackUnavailable,

@@ -12,7 +12,8 @@
 //!   Everything else of a build goes: its record, its artifact (unless a kept record names the
 //!   same one), its logs (its build's and its test runs', `VERSION[.test][.N].log`); a kept
 //!   build keeps all of its logs. Role trees no kept record names go too, logs of builds without a
-//!   kept record (failed builds among them), the work folders of dead runs, and the
+//!   kept record (failed builds among them), the folders `--keep-failed` kept (`failed/IMAGE`),
+//!   the work folders of dead runs, and the
 //!   temporaries of dead processes ([`Cache::dead_temps`]; every build removes those too). Folders of the
 //!   cache this module does not know are left alone. The caller holds the cache lock exclusively
 //!   ([`super::Cache::lock_exclusive`]).
@@ -413,6 +414,8 @@ impl Cache {
         other.extend(self.stray_origins(&kept_records, origins));
         other.extend(self.stray_trees(&kept_records));
         other.extend(self.dead_temps());
+        // Failed builds kept for debugging (`build --keep-failed`) go with the next gc.
+        other.extend(self.kept_failed_all());
         other.sort();
         other.dedup();
         report.bytes = report.removed.iter().map(|r| r.bytes).sum::<u64>()

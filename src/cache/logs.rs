@@ -10,9 +10,13 @@
 //!
 //! A log is locked (`flock`, exclusively) by the run that writes it for as long as it writes,
 //! so `layer logs --follow` knows when the writer is done, even when it was killed.
+//!
+//! `layer build --keep-failed` keeps the work folder of a failed build (for the rootfs
+//! backend, its tree so far in `layer/`) as `cache/failed/IMAGE`, the image's latest failure
+//! only, for `layer shell --failed IMAGE`; `layer cache gc` removes them all.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::Cache;
@@ -74,6 +78,38 @@ impl Cache {
             (a.modified, &a.version, a.attempt).cmp(&(b.modified, &b.version, b.attempt))
         });
         logs
+    }
+}
+
+impl Cache {
+    /// Where the failed build of `image` is kept (`cache/failed/IMAGE`).
+    pub fn kept_failed(&self, image: &str) -> PathBuf {
+        self.dir.join("failed").join(image)
+    }
+
+    /// Keeps the work folder `work` of a failed build of `image` (moved, replacing the one
+    /// kept before); where it is now.
+    pub fn keep_failed(&self, image: &str, work: &Path) -> crate::error::Result<PathBuf> {
+        let to = self.kept_failed(image);
+        let parent = to.parent().expect("under the cache");
+        fs::create_dir_all(parent).map_err(|e| crate::error::Error::io(parent, e))?;
+        if fs::symlink_metadata(&to).is_ok() {
+            crate::fsutil::remove_tree(&to)?;
+        }
+        if fs::symlink_metadata(work).is_err() {
+            fs::create_dir(&to).map_err(|e| crate::error::Error::io(&to, e))?;
+        } else {
+            fs::rename(work, &to).map_err(|e| crate::error::Error::io(&to, e))?;
+        }
+        Ok(to)
+    }
+
+    /// Every kept failed build's folder.
+    pub fn kept_failed_all(&self) -> Vec<PathBuf> {
+        let Ok(rd) = fs::read_dir(self.dir.join("failed")) else {
+            return Vec::new();
+        };
+        rd.flatten().map(|e| e.path()).collect()
     }
 }
 

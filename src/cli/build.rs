@@ -49,6 +49,10 @@ pub struct BuildArgs {
     /// stands on are always downloaded)
     #[arg(long)]
     pull: bool,
+    /// Keep a failed build's work folder (in the cache, until `layer cache gc`) and say how
+    /// to open a shell in it (`layer shell --failed IMAGE`)
+    #[arg(long)]
+    keep_failed: bool,
 }
 
 pub fn run(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
@@ -102,6 +106,7 @@ pub fn run(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
             keep_going: args.keep_going,
             force: args.force || args.force_deps,
             pull: args.pull,
+            keep_failed: args.keep_failed,
         },
     );
     drop(run);

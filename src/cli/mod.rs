@@ -33,6 +33,7 @@ pub mod validate;
 pub mod packages;
 pub mod sbom;
 pub mod audit;
+pub mod enter;
 
 use std::io::{IsTerminal, Write};
 
@@ -109,6 +110,8 @@ enum Command {
     Sbom(sbom::SbomArgs),
     /// Recorded builds and running instances carrying packages that OSV advisories affect
     Audit(audit::AuditArgs),
+    /// Open a shell in a throwaway instance of a build (or, with --failed, of a kept failed build)
+    Shell(enter::ShellArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -178,5 +181,6 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Packages(args) => packages::run(g, args),
         Command::Sbom(args) => sbom::run(g, args),
         Command::Audit(args) => audit::run(g, args),
+        Command::Shell(args) => enter::run(g, args),
     }
 }

@@ -28,6 +28,9 @@ pub struct Options {
     /// `--pull`: download the selected images the remote cache makes fresh, not only the
     /// parents a build stands on.
     pub pull: bool,
+    /// `--keep-failed`: keep a failed build's work folder (`cache/failed/IMAGE`) for `layer
+    /// shell --failed IMAGE`.
+    pub keep_failed: bool,
 }
 
 /// The remote cache of a run: builds are pulled from it, and with a signing key each new

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -312,6 +312,12 @@ pub(super) fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
         }
         Err(e) => Err(e),
     };
+    let outcome = match outcome {
+        Err(e) if opts.keep_failed && !env.procs.cancelled() => {
+            Err(keep_failed(ws, &image.name, &work, &e))
+        }
+        o => o,
+    };
     {
         let mut l = log.lock().expect("no panics while locked");
         if let Err(e) = &outcome {
@@ -325,6 +331,18 @@ pub(super) fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
     match outcome {
         Ok(record) => Outcome::Built(Box::new(record), log_path, started.elapsed()),
         Err(e) => fail(e, Some(log_path)),
+    }
+}
+
+/// Keeps the work folder of a failed build of `image` (`--keep-failed`); the error, saying
+/// where it is and how to enter it.
+fn keep_failed(ws: &Workspace, image: &str, work: &Path, error: &str) -> String {
+    match ws.cache.keep_failed(image, work) {
+        Ok(kept) => format!(
+            "{error}; its work folder is kept in `{}`: `layer shell --failed {image}` opens a shell in it",
+            kept.display()
+        ),
+        Err(e) => format!("{error}; keeping its work folder failed: {e}"),
     }
 }
 

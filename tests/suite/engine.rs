@@ -193,6 +193,7 @@ fn execute(ws: &Workspace, plan: &Plan, setup: Setup) -> Run {
             keep_going: setup.keep_going,
             force: setup.force,
             pull: false,
+            keep_failed: false,
         },
     );
     drop(builders);

@@ -45,6 +45,7 @@ mod report;
 mod rootfs;
 mod sandbox;
 mod secrets;
+mod shell_cmd;
 mod since;
 mod trust;
 mod untrusted;

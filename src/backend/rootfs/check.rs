@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -387,4 +387,115 @@ fn set_status(ws: &Workspace, record: &Record, passed: bool, digest: String) -> 
         Ok(done) => done.to.as_str().to_string(),
         Err(_) => release::Status::of(record).as_str().to_string(),
     }
+}
+
+/// `layer shell`: `/bin/sh` in a throwaway instance of `record`, with the mounts a build has
+/// (the host's network, a small `/dev`, `/proc`, `/sys`, tmpfs `/run` and `/tmp`). The shell
+/// has layer's stdin, stdout and stderr; nothing of it is logged, and its changes go with the
+/// instance. Returns the shell's exit code.
+pub fn shell(ws: &Workspace, i: usize, record: &Record) -> Result<i32> {
+    let backend = RootfsBackend::new(&ws.project, &ws.scanned, &ws.cache);
+    let procs = Procs::default();
+    let sink: Mutex<std::io::Stderr> = Mutex::new(std::io::stderr());
+    let stack = backend
+        .stack_of_record(record, &sink, &procs)
+        .map_err(|e| instance_error(ws, i, &e))?;
+    run_shell(ws, &backend, i, &stack, &record.version)
+}
+
+/// `layer shell --failed`: [`shell`] of the failed build kept in `kept`
+/// ([`crate::cache::Cache::keep_failed`]): its upper layer (`layer/`) on the stack its image
+/// builds on now, or where trees are copied, the whole tree it composed (`sandbox/root`).
+pub fn shell_failed(ws: &Workspace, i: usize, kept: &Path) -> Result<i32> {
+    let backend = RootfsBackend::new(&ws.project, &ws.scanned, &ws.cache);
+    let procs = Procs::default();
+    let sink: Mutex<std::io::Stderr> = Mutex::new(std::io::stderr());
+    let name = "the kept failed build".to_string();
+    let stack = if kept.join("sandbox/overlay-work").exists() {
+        let mut s =
+            stack_below(ws, &backend, i, &sink, &procs).map_err(|e| instance_error(ws, i, &e))?;
+        s.trees.push(kept.join("layer"));
+        s.names.push(name);
+        s
+    } else {
+        super::Stack {
+            trees: vec![kept.join("sandbox/root")],
+            names: vec![name],
+        }
+    };
+    run_shell(ws, &backend, i, &stack, "failed")
+}
+
+fn instance_error(ws: &Workspace, i: usize, message: &str) -> Error {
+    Error::Usage {
+        kind: ErrorKind::InstanceFailed,
+        message: format!(
+            "cannot make an instance of `{}`: {message}",
+            ws.project.images[i].name
+        ),
+        hint: None,
+    }
+}
+
+fn run_shell(
+    ws: &Workspace,
+    backend: &RootfsBackend,
+    i: usize,
+    stack: &super::Stack,
+    version: &str,
+) -> Result<i32> {
+    let image = &ws.project.images[i];
+    let mut env = sandbox::base_env(&image.vars);
+    if let Ok(term) = std::env::var("TERM") {
+        env.push(("TERM".into(), term));
+    }
+    env.extend([
+        ("LAYER_IMAGE".to_string(), image.name.clone()),
+        ("LAYER_VERSION".to_string(), version.to_string()),
+    ]);
+    let spec = sandbox::Spec {
+        root: PathBuf::new(),
+        overlay: None,
+        hostname: image.name.clone(),
+        host_network: true,
+        env,
+        secret_names: vec![],
+        steps: vec![Step::Shell],
+        results: None,
+        binds: Vec::new(),
+    };
+    let run_dir = ws.cache.start_run()?;
+    let work = run_dir.dir.join(format!("shell-{}", image.name));
+    let status = backend.run_sandbox_as(stack, None, &work, spec, &[], super::Attach::Terminal);
+    let _ = crate::fsutil::remove_tree(&work);
+    drop(run_dir);
+    Ok(sandbox::exit_code(
+        status.map_err(|e| instance_error(ws, i, &e))?,
+    ))
+}
+
+/// The stack image `i` is built on now: its parent's current build (deep) or its origin.
+fn stack_below(
+    ws: &Workspace,
+    backend: &RootfsBackend,
+    i: usize,
+    log: crate::backend::Log,
+    procs: &Procs,
+) -> std::result::Result<super::Stack, String> {
+    let chain = ws.graph.chain(crate::graph::ImageId::new(i));
+    let deep = ws.strategy == crate::model::Strategy::Deep;
+    if let (true, [.., parent, _]) = (deep, chain.as_slice()) {
+        return match &ws.lookups[parent.index()] {
+            Lookup::Found(r) => backend.stack_of_record(r, log, procs),
+            _ => Err(format!(
+                "its parent `{}` is not built at its current inputs",
+                ws.project.images[parent.index()].name
+            )),
+        };
+    }
+    let origin = ws.project.images[chain[0].index()]
+        .origin()
+        .unwrap_or_default()
+        .to_string();
+    backend.origin_stack(&origin, log, procs)
 }

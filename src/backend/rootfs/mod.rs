@@ -235,11 +235,26 @@ impl<'a> RootfsBackend<'a> {
         stack: &Stack,
         layer: Option<&Path>,
         work: &Path,
-        mut spec: sandbox::Spec,
+        spec: sandbox::Spec,
         secrets: &[(String, String)],
         log: Log,
         procs: &Procs,
     ) -> Result<bool, String> {
+        self.run_sandbox_as(stack, layer, work, spec, secrets, Attach::Log(log, procs))
+            .map(|s| s.success())
+    }
+
+    /// [`Self::run_sandbox`], with the sandbox's output going where `attach` says; its exit
+    /// status.
+    pub fn run_sandbox_as(
+        &self,
+        stack: &Stack,
+        layer: Option<&Path>,
+        work: &Path,
+        mut spec: sandbox::Spec,
+        secrets: &[(String, String)],
+        attach: Attach,
+    ) -> Result<std::process::ExitStatus, String> {
         let e = |p: &Path, err: std::io::Error| format!("{}: {err}", p.display());
         fs::create_dir_all(work).map_err(|err| e(work, err))?;
         fs::set_permissions(work, fs::Permissions::from_mode(0o700)).map_err(|err| e(work, err))?;
@@ -285,9 +300,14 @@ impl<'a> RootfsBackend<'a> {
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         );
         cmd.envs(secrets.iter().map(|(k, v)| (k, v)));
-        let status = procs
-            .run(&mut cmd, log)
-            .map_err(|err| format!("starting the sandbox: {err}"))?;
+        let status = match attach {
+            Attach::Log(log, procs) => procs.run(&mut cmd, log),
+            Attach::Terminal => {
+                crate::process::dies_with_layer(&mut cmd);
+                sandbox::ignore_terminal_signals().and_then(|()| cmd.status())
+            }
+        }
+        .map_err(|err| format!("starting the sandbox: {err}"))?;
         if let (true, Some(layer), Some(view)) = (status.success(), layer, &below) {
             if copying {
                 layerfs::diff(&root, view, layer)
@@ -296,8 +316,17 @@ impl<'a> RootfsBackend<'a> {
             }
             .map_err(|err| err.to_string())?;
         }
-        Ok(status.success())
+        Ok(status)
     }
+}
+
+/// Where a sandbox's output goes.
+#[derive(Clone, Copy)]
+pub enum Attach<'x> {
+    /// Into a log, through the run's process table (builds, tests).
+    Log(Log<'x>, &'x Procs),
+    /// layer's own stdin, stdout and stderr (`layer shell`).
+    Terminal,
 }
 
 /// The rootfs backend mounts, chroots and makes namespaces: it needs root. Checked before any

@@ -98,6 +98,9 @@ pub enum Step {
         script: String,
         timeout_secs: u64,
     },
+    /// `layer shell`: runs `/bin/sh` in `/` with the sandbox's stdin, stdout and stderr, and
+    /// ends the sandbox with the shell's exit code.
+    Shell,
 }
 
 /// The result of one test, as `results.json` holds them.
@@ -136,6 +139,10 @@ pub fn main(spec_path: &Path) -> i32 {
 fn run(spec_path: &Path) -> io::Result<i32> {
     let spec: Spec = serde_json::from_slice(&fs::read(spec_path)?)
         .map_err(|e| io::Error::other(format!("{}: {e}", spec_path.display())))?;
+    if spec.steps.iter().any(|s| matches!(s, Step::Shell)) {
+        // Ctrl-C and Ctrl-\ at the terminal are the shell's: the sandbox outlives them.
+        ignore_terminal_signals()?;
+    }
     let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if !spec.host_network {
         flags |= libc::CLONE_NEWNET;
@@ -408,6 +415,10 @@ impl Sandbox<'_> {
         let mut results = Vec::new();
         for (n, step) in self.spec.steps.iter().enumerate() {
             match step {
+                Step::Shell => {
+                    let status = self.run_in_root("cd / && exec /bin/sh", &[], None, None)?;
+                    return Ok(exit_code(status));
+                }
                 Step::Packages { names, sources } => {
                     say("packages");
                     let list = format!("layer-{}.list", self.spec.hostname);
@@ -555,8 +566,10 @@ impl Sandbox<'_> {
             .arg("/bin/sh")
             .arg("-c")
             .arg(script)
-            .env_clear()
-            .stdin(Stdio::null());
+            .env_clear();
+        if !self.spec.steps.iter().any(|s| matches!(s, Step::Shell)) {
+            cmd.stdin(Stdio::null());
+        }
         cmd.envs(self.spec.env.iter().map(|(k, v)| (k, v)));
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         for name in &self.spec.secret_names {
@@ -646,6 +659,25 @@ impl Sandbox<'_> {
 
 fn say(stage: &str) {
     eprintln!("==> {stage}");
+}
+
+/// Lets this process outlive the terminal's SIGINT and SIGQUIT, which go to every process
+/// of the foreground group: caught by a handler that does nothing (not ignored, so the
+/// processes it starts get them as usual).
+pub fn ignore_terminal_signals() -> io::Result<()> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGQUIT] {
+        signal_hook::flag::register(sig, std::sync::Arc::clone(&flag))?;
+    }
+    Ok(())
+}
+
+/// A process's exit code as a shell gives it: the code, or 128 + the signal that killed it.
+pub fn exit_code(s: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    s.code()
+        .or_else(|| s.signal().map(|sig| 128 + sig))
+        .unwrap_or(1)
 }
 
 fn describe(s: std::process::ExitStatus) -> String {
