@@ -34,6 +34,11 @@ fn venv() -> PathBuf {
 /// A virtual environment `target/NAME` with `packages` from the Python package index, made
 /// once (a marker file says it is complete).
 pub(crate) fn python_venv(name: &str, packages: &[&str]) -> PathBuf {
+    // Tests run in threads: two making the same venv at once would remove each other's files.
+    static MAKING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = MAKING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target")
         .join(name);
