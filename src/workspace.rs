@@ -25,6 +25,9 @@ pub struct Workspace {
     pub graph: Graph,
     pub cache: Cache,
     pub scanned: Scanned,
+    /// The stat cache as this scan left it: a later look at the same files (the re-hash of a
+    /// build's roles after it) reads only what changed since.
+    pub stat: scan::StatCache,
     pub strategy: Strategy,
     /// By image index, in the project's topological order.
     pub keys: Vec<ImageKey>,
@@ -103,10 +106,11 @@ impl Workspace {
         );
         let scanned = scanned?;
         let next = hasher.finish();
-        if let Some(next) = next {
+        if let Some(next) = &next {
             // The stat cache only saves work: a cache folder that cannot be written is no error.
-            let _ = cache.save_stat_cache(&next);
+            let _ = cache.save_stat_cache(next);
         }
+        let stat = next.unwrap_or(stat);
         let strategy = strategy.unwrap_or(project.strategy);
         // Pinned parents: the released build each pin stands for, read from the cache before
         // keys, so that key code reads nothing. A pinned image is cut from its parent.
@@ -141,6 +145,7 @@ impl Workspace {
             graph,
             cache,
             scanned,
+            stat,
             strategy,
             keys,
             lookups,

@@ -93,8 +93,9 @@ fn stamps(t: SystemTime) -> (String, String) {
 /// its own inputs (a provisioner that got write access to its role folder, a backend script
 /// writing into `roles/`) made an artifact its key does not describe, and fails.
 fn roles_unchanged(ws: &Workspace, id: ImageId) -> Result<(), String> {
-    let empty = crate::scan::StatCache::default();
-    let hasher = crate::scan::Hasher::new(&empty);
+    // Through the scan's stat cache: a write changes a file's ctime, which no build can set
+    // back, so only what was touched is read again (racy stamps are never trusted).
+    let hasher = crate::scan::Hasher::new(&ws.stat);
     for r in ws.graph.applied_roles(id, ws.strategy) {
         let role = &ws.project.roles[r];
         let before = &ws.scanned.trees[r];
