@@ -21,7 +21,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
-use super::mounts::{check, mount};
+use super::mounts::{check, make_mounts_private, mount};
 
 /// The capabilities Docker leaves a container by default (moby's `DefaultCapabilities`).
 const KEPT: &[u32] = &[
@@ -119,13 +119,7 @@ fn confine(root: &Path) -> io::Result<()> {
 
 /// Makes `root` the root of this mount namespace and detaches the old one.
 fn pivot_into(root: &Path) -> io::Result<()> {
-    mount(
-        None,
-        Path::new("/"),
-        None,
-        libc::MS_REC | libc::MS_PRIVATE,
-        None,
-    )?;
+    make_mounts_private()?;
     // pivot_root needs a mount point: the root bound onto itself, with what is mounted below
     // it (its /proc, /dev, /sys, /tmp, /run and the read-only role folder).
     let r = root.display().to_string();

@@ -13,6 +13,12 @@ use std::path::{Path, PathBuf};
 pub(super) fn enter_private_mount_namespace(flags: libc::c_int) -> io::Result<()> {
     // SAFETY: unshare(2) with namespace flags, in a single-threaded process.
     check(unsafe { libc::unshare(flags) }, "unshare")?;
+    make_mounts_private()
+}
+
+/// Makes every mount of this mount namespace private (recursively), so that what is mounted
+/// or unmounted from here on is not seen outside, nor propagated in.
+pub(super) fn make_mounts_private() -> io::Result<()> {
     mount(
         None,
         Path::new("/"),
