@@ -11,8 +11,9 @@
 //!   tmp/                  stagings in progress, renamed into place when whole
 //! ```
 //!
-//! A role's ID is the blake3 of its tree digest (what keys see) and the full mode of every
-//! entry (what `files/` carries into an image), so a `chmod` stages anew. A staged role is
+//! A role's ID is the blake3 of its tree digest (what keys see), its `role.toml`'s bytes (keys
+//! see what it declares) and the full mode of every entry (what `files/` carries into an
+//! image), so a `chmod` stages anew. A staged role is
 //! scanned after it was copied and must have the tree digest the plan keyed: a role edited
 //! mid-run fails its build rather than being recorded under the old key. A bundle's DIGEST
 //! covers its `apply.sh` and its roles' IDs.
@@ -104,6 +105,7 @@ impl Cache {
             return Ok(id.clone());
         }
         let mut modes = Vec::new();
+        let mut decl = String::new();
         for entry in walkdir::WalkDir::new(r.dir)
             .follow_links(false)
             .sort_by_file_name()
@@ -112,8 +114,18 @@ impl Cache {
             let meta = entry.metadata().map_err(|e| walk_error(r.dir, e))?;
             let rel = entry.path().strip_prefix(r.dir).expect("below the root");
             modes.push(format!("{:o} {}", meta.mode(), rel.display()));
+            // `role.toml` is keyed as what it declares, not in the tree digest: its bytes go
+            // into the ID, so a staged copy never holds an older wording of it.
+            if rel == Path::new("role.toml") && meta.is_file() {
+                let bytes = fs::read(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+                decl = blake3::hash(&bytes).to_hex().to_string();
+            }
         }
-        let enc = format!("layer-role-v1\0{}\0{}", r.tree.digest, modes.join("\0"));
+        let enc = format!(
+            "layer-role-v2\0{}\0{decl}\0{}",
+            r.tree.digest,
+            modes.join("\0")
+        );
         let id = blake3::hash(enc.as_bytes()).to_hex()[..32].to_string();
         self.staging
             .ids

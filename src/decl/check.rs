@@ -86,12 +86,35 @@ pub(super) fn check_vars(
     out
 }
 
-/// A list of `what` names (roles, packages): each a word without spaces, each once. Returns
+/// A list of `what` names (roles, `depends`): each a word without spaces, each once. Returns
 /// the good ones in order.
 pub(super) fn check_list(
     src: &Source,
     what: &str,
     items: &[Spanned<String>],
+    diags: &mut Diagnostics,
+) -> Vec<String> {
+    names(src, what, items, false, diags)
+}
+
+/// `packages = [...]`: a set of names, so a name given twice counts once (its order and
+/// repeats change nothing that is built, nor any key).
+pub(super) fn check_set(
+    src: &Source,
+    what: &str,
+    items: &[Spanned<String>],
+    diags: &mut Diagnostics,
+) -> Vec<String> {
+    names(src, what, items, true, diags)
+}
+
+/// Names without whitespace; a repeat is an error unless the list is a `set`, where it is
+/// dropped.
+fn names(
+    src: &Source,
+    what: &str,
+    items: &[Spanned<String>],
+    set: bool,
     diags: &mut Diagnostics,
 ) -> Vec<String> {
     let mut seen = BTreeSet::new();
@@ -100,13 +123,13 @@ pub(super) fn check_list(
         let s = it.get_ref();
         if s.trim().is_empty() || s.chars().any(char::is_whitespace) {
             diags.push(src.diag(src.line_of(it), format!("`{s}` is not a valid {what} name")));
-        } else if !seen.insert(s.clone()) {
+        } else if seen.insert(s.clone()) {
+            out.push(s.clone());
+        } else if !set {
             diags.push(
                 src.diag(src.line_of(it), format!("{what} `{s}` is listed twice"))
                     .hint("remove the second entry"),
             );
-        } else {
-            out.push(s.clone());
         }
     }
     out

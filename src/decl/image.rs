@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use toml::Spanned;
 
 use super::check::{
-    check_list, check_sources, check_vars, list_dir, unknown, valid_var_name, NAME_HINT,
+    check_list, check_set, check_sources, check_vars, list_dir, unknown, valid_var_name, NAME_HINT,
 };
 use super::file::{read_source, Source};
 use super::raw::{ImageRaw, SecretRaw, TestRaw};
@@ -131,7 +131,7 @@ fn image(
             ));
         }
     }
-    let packages = check_list(src, "package", &raw.packages, diags);
+    let packages = check_set(src, "package", &raw.packages, diags);
     let sources = check_sources(src, &raw.sources, diags);
     if let (Some(b), Some(backends)) = (&raw.backend, refs.backends) {
         if !backends.contains(b.get_ref()) {

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use rayon::prelude::*;
 use toml::Spanned;
 
-use super::check::{check_list, check_sources, check_vars, list_dir, unknown, NAME_HINT};
+use super::check::{
+    check_list, check_set, check_sources, check_vars, list_dir, unknown, NAME_HINT,
+};
 use super::file::{read_source, Source};
 use super::raw::RoleRaw;
 use crate::error::{Diagnostic, Diagnostics};
@@ -61,7 +63,7 @@ fn load_role(
     let (depends, packages, sources, vars) = match &src {
         Some(src) => (
             check_list(src, "role", &raw.depends, diags),
-            check_list(src, "package", &raw.packages, diags),
+            check_set(src, "package", &raw.packages, diags),
             check_sources(src, &raw.sources, diags),
             check_vars(src, &raw.vars, &["depends", "packages", "sources"], diags),
         ),

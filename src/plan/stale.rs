@@ -156,12 +156,7 @@ pub fn reasons_from(input: &PlanInput, i: usize, changes: &[Change]) -> Vec<Reas
                 ..
             } => fields.push(format!("{owner}.{field}")),
             Change::Role { role, files } => {
-                let dir = input
-                    .project
-                    .roles
-                    .get(role)
-                    .map(|r| r.dir.clone())
-                    .unwrap_or_else(|| format!("roles/{role}"));
+                let dir = role_dir(input, role);
                 let paths = files
                     .iter()
                     .flatten()
@@ -171,6 +166,26 @@ pub fn reasons_from(input: &PlanInput, i: usize, changes: &[Change]) -> Vec<Reas
                     role: role.clone(),
                     paths,
                 });
+            }
+            // A field of a role's `role.toml`: the role changed, in that file.
+            // (A role whose earlier files are no longer known keeps its empty list of paths.)
+            Change::RoleDecl { role, .. } => {
+                let path = format!("{}/role.toml", role_dir(input, role));
+                let existing = reasons.iter_mut().find_map(|r| match r {
+                    Reason::RoleChanged { role: r, paths } if r == role => Some(paths),
+                    _ => None,
+                });
+                match existing {
+                    Some(paths) if !paths.is_empty() && !paths.contains(&path) => {
+                        paths.push(path);
+                        paths.sort();
+                    }
+                    Some(_) => {}
+                    None => reasons.push(Reason::RoleChanged {
+                        role: role.clone(),
+                        paths: vec![path],
+                    }),
+                }
             }
             // A role newly applied or no longer applied follows from a changed `roles` field
             // or a changed `role.toml`, both reported on their own.
@@ -186,6 +201,16 @@ pub fn reasons_from(input: &PlanInput, i: usize, changes: &[Change]) -> Vec<Reas
         reasons.insert(pos, Reason::DeclarationChanged { fields });
     }
     reasons
+}
+
+/// The folder of role `role`, relative to the project root.
+fn role_dir(input: &PlanInput, role: &str) -> String {
+    input
+        .project
+        .roles
+        .get(role)
+        .map(|r| r.dir.clone())
+        .unwrap_or_else(|| format!("roles/{role}"))
 }
 
 /// By image: whether a trusted remote record makes it fresh where the local cache does not.

@@ -234,6 +234,14 @@ fn describe(e: &Explanation, c: &Change) -> Vec<String> {
                 "role `{role}` changed (its earlier files are no longer in the cache)"
             )]
         }
+        Change::RoleDecl {
+            role,
+            field,
+            old,
+            new,
+        } => vec![format!(
+            "role `{role}`: `{field}` in `roles/{role}/role.toml` changed: {old} -> {new}"
+        )],
         Change::RoleAdded { role } => vec![format!("role `{role}` is now applied")],
         Change::RoleRemoved { role } => vec![format!("role `{role}` is no longer applied")],
     }

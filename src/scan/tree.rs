@@ -33,19 +33,30 @@ pub struct Tree {
 /// an image do; `layer test` reads them from the role folder.
 const ROLE_TESTS: &str = "tests";
 
+/// The role's declaration (`roles/NAME/role.toml`): not part of its tree either. Keys hold it
+/// parsed and normalised (`key::RoleDeclInputs`), so its comments, formatting and the order
+/// of its `packages` change no key, and every field that changes a build does.
+const ROLE_DECL: &str = "role.toml";
+
 /// Whether `path` (relative to the role folder) is the tests folder or inside it.
 fn is_role_test(path: &str) -> bool {
     path.strip_prefix(ROLE_TESTS)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// Whether `path` (relative to the role folder) is left out of the role's tree: its tests
+/// and its `role.toml`.
+fn left_out(path: &str) -> bool {
+    path == ROLE_DECL || is_role_test(path)
+}
+
 impl Tree {
-    /// Leaves out the role's tests ([`is_role_test`]), sorts the entries by path and computes
+    /// Leaves out the role's tests and `role.toml` ([`left_out`]), sorts the entries by path and computes
     /// the digest over a canonical encoding:
     /// `layer-tree-v1\0` then, per entry, `f` + exec flag + digest, `d`, or `l` + target,
     /// each followed by `\0` + path + `\0`.
     pub fn new(mut entries: Vec<Entry>) -> Tree {
-        entries.retain(|e| !is_role_test(&e.path));
+        entries.retain(|e| !left_out(&e.path));
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         // The encoding is built whole and hashed at once: blake3 is many times faster over
         // one buffer than over a hundred small updates per entry.
@@ -190,6 +201,21 @@ mod tests {
         let without = Tree::new(vec![file("provision.sh", true, "x")]);
         assert_eq!(with, without);
         assert!(!is_role_test("testsuite.sh") && !is_role_test("files/tests/x"));
+    }
+
+    #[test]
+    fn a_roles_declaration_is_not_in_its_tree_but_a_file_of_that_name_below_is() {
+        let with = Tree::new(vec![
+            file("provision.sh", true, "x"),
+            file("role.toml", false, "packages = [\"curl\"]"),
+        ]);
+        let without = Tree::new(vec![file("provision.sh", true, "x")]);
+        assert_eq!(with, without);
+        let nested = Tree::new(vec![
+            file("provision.sh", true, "x"),
+            file("files/role.toml", false, ""),
+        ]);
+        assert_ne!(nested.digest, without.digest);
     }
 
     #[test]

@@ -297,6 +297,19 @@ pub(crate) fn record_images_with(
     names: &[&str],
     built_at: &str,
 ) {
+    record_images_holding(root, cache, strategy, names, built_at, &|_| None);
+}
+
+/// [`record_images_with`], each record holding the package manifest `packages(IMAGE)` gives,
+/// as a rootfs build records what it installed.
+pub(crate) fn record_images_holding(
+    root: &Path,
+    cache: Option<PathBuf>,
+    strategy: Option<Strategy>,
+    names: &[&str],
+    built_at: &str,
+    packages: &dyn Fn(&str) -> Option<layer::packages::Manifest>,
+) {
     let ws = Workspace::open(root, cache, strategy).expect("project loads");
     let mut parent_versions: std::collections::HashMap<String, String> =
         std::collections::HashMap::new();
@@ -345,7 +358,7 @@ pub(crate) fn record_images_with(
             parent,
             tags: Default::default(),
             inputs: key.inputs.clone(),
-            packages: None,
+            packages: packages(&image.name),
         };
         let trees: Vec<&layer::scan::Tree> = key
             .inputs

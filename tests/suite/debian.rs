@@ -214,6 +214,107 @@ fn a_new_version_in_an_archive_makes_exactly_the_images_that_install_it_stale() 
         in_layer(&a, "usr/share/layer-hello/version").as_deref(),
         Some("2.0\n")
     );
+    the_audit_names_the_old_builds_and_their_instances(&p, &a, &b, &plain);
+}
+
+/// An OSV advisory (Debian 12, `layer-hello` fixed in 2.0) and an inventory with instances on
+/// both builds of `a` and `b` and on `plain`: the audit lists the builds holding 1.0 and the
+/// instances running them, never the rebuilt ones. The cache is shared with other tests (and
+/// earlier runs), so only this test's images are looked at, but those exactly.
+fn the_audit_names_the_old_builds_and_their_instances(p: &Project, a: &str, b: &str, plain: &str) {
+    p.file(
+        "osv/LAYER-2026-0001.json",
+        r#"{
+  "schema_version": "1.6.0",
+  "id": "LAYER-2026-0001",
+  "aliases": ["CVE-2026-99999"],
+  "summary": "layer-hello: says hello too loudly",
+  "affected": [{
+    "package": {"ecosystem": "Debian:12", "name": "layer-hello"},
+    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.0"}]}]
+  }]
+}"#,
+    );
+    p.file(
+        "inventory.csv",
+        &format!("instance,image,version\ni-a-old,{a},0.1.0\ni-a-new,{a},0.1.1\ni-b-old,{b},0.1.0\ni-b-new,{b},0.1.1\ni-plain,{plain},0.1.0\n"),
+    );
+    let ours = |image: &str| [a, b, plain].contains(&image);
+    let args = ["audit", "--osv", "osv", "--inventory", "inventory.csv"];
+    let out = layer(p, &[&args[..], &["--format", "json"]].concat()).expect(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let rows: Vec<&serde_json::Value> = v["affected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| ours(f["image"].as_str().unwrap()))
+        .collect();
+    let mut want = [a, b];
+    want.sort();
+    assert_eq!(rows.len(), 2, "{v}");
+    for (row, image) in rows.iter().zip(want) {
+        let row = row.as_object().unwrap();
+        let fields: Vec<&str> = row.keys().map(String::as_str).collect();
+        assert_eq!(
+            fields,
+            [
+                "advisory",
+                "aliases",
+                "binaries",
+                "fixed",
+                "image",
+                "installed",
+                "package",
+                "version"
+            ]
+        );
+        assert_eq!(row["image"], image);
+        assert_eq!(row["version"], "0.1.0");
+        assert_eq!(row["package"], "layer-hello");
+        assert_eq!(row["installed"], "1.0");
+        assert_eq!(row["advisory"], "LAYER-2026-0001");
+        assert_eq!(row["fixed"], "2.0");
+        assert_eq!(row["aliases"], serde_json::json!(["CVE-2026-99999"]));
+        assert_eq!(row["binaries"], serde_json::json!(["layer-hello"]));
+    }
+    assert_eq!(
+        v["instances"],
+        serde_json::json!({"count": 2, "instances": ["i-a-old", "i-b-old"]})
+    );
+    // Five builds of this test's images were audited, each with a manifest.
+    assert!(v["audited"].as_u64().unwrap() >= 5, "{v}");
+    let not_audited = v["not_audited"].as_array().unwrap();
+    assert!(
+        !not_audited
+            .iter()
+            .any(|n| ours(n.as_str().unwrap().split(' ').next().unwrap())),
+        "{v}"
+    );
+
+    let text = layer(p, &args).expect(0).stdout;
+    for image in [a, b] {
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                    == [
+                        image,
+                        "0.1.0",
+                        "layer-hello",
+                        "1.0",
+                        "LAYER-2026-0001",
+                        "2.0"
+                    ]),
+            "{text}"
+        );
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.split_whitespace().take(2).eq([image, "0.1.1"])),
+            "{text}"
+        );
+    }
+    assert!(text.contains("2 instances to rebuild"), "{text}");
+    layer(p, &[&args[..], &["--exit-code"]].concat()).expect(1);
 }
 
 #[test]

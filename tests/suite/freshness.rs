@@ -279,6 +279,48 @@ fn a_role_toml_edit_is_a_role_change() {
     assert_eq!(p.verdict(&[], "svc"), build(parent_changed("app")));
 }
 
+/// Package lists are sets and `role.toml` is keyed as what it declares: reordering or
+/// repeating packages, a comment or another key order rebuild nothing; a new package does.
+#[test]
+fn package_order_duplicates_and_comments_rebuild_nothing_and_a_new_package_rebuilds_the_role() {
+    let p = Project::estate();
+    let app = "version = \"2.0\"\nfrom = \"base-linux\"\nroles = [\"java\"]\npackages = [\"curl\", \"less\"]\n[vars]\nPORT = \"8080\"\n";
+    p.file("images/app.toml", app);
+    p.file(
+        "roles/java/role.toml",
+        "depends = [\"base\"]\npackages = [\"openjdk\", \"maven\"]\n",
+    );
+    p.record(&[]);
+    p.file(
+        "roles/java/role.toml",
+        "# the JDK and its build tool\npackages = [\n  \"maven\",\n  \"openjdk\", \"maven\",  # twice\n]\ndepends = [\"base\"]\n",
+    );
+    p.file(
+        "images/app.toml",
+        &app.replace(
+            "[\"curl\", \"less\"]",
+            "[\"less\", \"curl\", \"less\"] # a set",
+        ),
+    );
+    assert!(build_names(&p).is_empty(), "{}", p.plan_json(&[]));
+
+    p.file(
+        "roles/java/role.toml",
+        "depends = [\"base\"]\npackages = [\"openjdk\", \"maven\", \"ant\"]\n",
+    );
+    assert_eq!(
+        p.verdict(&[], "app"),
+        build(role_changed("java", &["roles/java/role.toml"]))
+    );
+    assert_eq!(p.verdict(&[], "svc"), build(parent_changed("app")));
+    assert_eq!(build_names(&p), ["app", "svc"]);
+    let explain = p.layer(&["explain", "app"]).expect(0).stdout;
+    assert!(
+        explain.contains("role `java`: `packages` in `roles/java/role.toml` changed: [\"maven\",\"openjdk\"] -> [\"ant\",\"maven\",\"openjdk\"]"),
+        "{explain}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Declarations and origins.
 

@@ -50,19 +50,19 @@ fn the_example_estate_keeps_its_deep_keys() {
         pinned(&[
             (
                 "base-linux",
-                "56a921b9a36c56994b5f2bbbcabb1d220cd2b7ff6cc6d215654f4b2a8ee3c15c"
+                "f5fe5f78f01fb7cb5ad89ab0b3eb5cd41f22f528011b23f552fbc3bf754b406b"
             ),
             (
                 "app-server",
-                "bdb20b9616d71779f133797c00a33ed3d4ff56b82b8a982883fb42ebdc0f4b7d"
+                "ef9341c01322638c9b6a4dad706b5381621f8e3b410fcb3656222fd38c7fb3f6"
             ),
             (
                 "catalog-service",
-                "9197ef6bc6d12f15890e1cb5a7bfc22ee922933f128e9f7c42403b10b929f984"
+                "9b1f7d3019f78f1e482b40db3451c2242011213a61c1f1cccd5ee5e9c2fac6e4"
             ),
             (
                 "container-node",
-                "529bfb7e1de13836d364d10277f5a2dcb77f2b978d56e019056a4fd66ab8ba67"
+                "0d7219bf46d7b8d5f828074f218cd3e9f3551fdd97114901156fd631af2114d9"
             ),
         ])
     );
@@ -91,19 +91,19 @@ fn the_example_estate_keeps_its_shallow_keys() {
         pinned(&[
             (
                 "base-linux",
-                "0179013bf5f105027860902dbee0bad18baacfcdeb07e58f0ae063527583cef0"
+                "87ce31726929e31cd8006ebf6be63cc34215586b1354bd3c577528566f110ea0"
             ),
             (
                 "app-server",
-                "04ec06ebaf1df5e9305f9e985b115843f73c0d9bb72965688a51f4cf0dd78a1a"
+                "167269bd8e4e16d292f411723bd99f175ea2bdbb32271135cedd47ff6132003a"
             ),
             (
                 "catalog-service",
-                "795cbb18093c2dc470c9f52ebe6b1159be548441f658897fd1bdc95dc249547a"
+                "74f9ab6e0c3edd0190d43d4774d89ffac3a70590247ec31edd24f18d00a6e26c"
             ),
             (
                 "container-node",
-                "7d01bcb601d70c662ad62962a77d172ff5bef9e4e5ae05b457bc131d1872b113"
+                "00acde827d3c9f3268fce7ef5ac04a960583fc640a8f28c82d94e36019c755ce"
             ),
         ])
     );

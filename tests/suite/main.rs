@@ -34,6 +34,7 @@ mod lock;
 mod mutate;
 mod packages;
 mod packer;
+mod readme;
 mod recipe;
 mod regressions;
 mod regressions_rootfs;

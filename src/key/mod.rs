@@ -30,12 +30,14 @@
 //! | origin identity (below) | the starting root filesystem | when the image has `origin` | the root origin of the chain |
 //! | image declaration: `version`, `roles`, `packages` and `sources` (each sorted: sets), `[vars]` | they change the build or its version | this image | every image of the chain, root first |
 //! | the image's locked packages (`NAME=VERSION`, from `layer.lock`) | a new version of a package makes exactly the images that install it stale | this image | every image of the chain |
-//! | per role applied, in order: name and tree digest | the configuration code itself | roles not applied by the parent chain | every role of the chain |
+//! | per role applied, in order: name, tree digest and declaration (`depends` in order; `packages` and `sources` sorted: sets; `[vars]`) | the configuration code itself | roles not applied by the parent chain | every role of the chain |
 //!
 //! A role's tree digest ([`crate::scan::Tree`]) covers every entry below the role folder but its
-//! `tests/`: path relative to the folder, type (file, folder, symlink), the executable bit,
-//! content (blake3) and a symlink's target. `role.toml` is a file of the tree, so a role's
-//! `depends`, `packages` and `[vars]` are covered by it.
+//! `tests/` and its `role.toml`: path relative to the folder, type (file, folder, symlink), the
+//! executable bit, content (blake3) and a symlink's target. `role.toml` is keyed as what it
+//! declares ([`RoleDeclInputs`]), parsed and normalised as an image declaration is, not as
+//! bytes: its comments, formatting, key order and the order or repetition of its `packages`
+//! and `sources` change nothing that is built, so they change no key.
 //!
 //! Origin identities: `busybox` and `tar` files — the blake3 of the file; a `tar` URL — its
 //! pinned sha256; `debian` — suite, variant, mirror, components, `updates`, `security`,
@@ -52,6 +54,7 @@
 //! | directory listing order | filesystems list entries in any order; trees are sorted by path |
 //! | the environment | only declared `[vars]` reach a build |
 //! | `[secrets]` | values must never be written into keys, records or logs; rotate a secret and rebuild with `--force` |
+//! | comments, whitespace and key order of `images/NAME.toml` and `role.toml`; the order of `packages` and `sources` | declarations are keyed as parsed values, lists that are sets sorted |
 //! | `description`, `max_age`, `[tags]`, `[[test]]`, a role's `tests/` | they describe, age or test an artifact; they do not change it (a build records the digest of the tests it passed, `Tested_With`, so a changed test shows without a rebuild) |
 //! | the parent's name (deep) | its key says everything the name would, and more |
 //! | an origin's name | renaming an origin with the same identity changes nothing that is built |
@@ -69,12 +72,15 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{Graph, ImageId};
 use crate::model::{
-    Backend, BackendKind, Base, Image, Lock, OriginSource, Project, Security, Strategy,
+    Backend, BackendKind, Base, Image, Lock, OriginSource, Project, Role, Security, Strategy,
 };
 use crate::scan::{diff_trees, FileChange, Scanned, Tree};
 
 /// Bump when the meaning or encoding of [`Inputs`] changes.
-pub const KEY_SCHEMA: u32 = 2;
+///
+/// - 3: a role's `role.toml` is keyed as its parsed, normalised declaration, not as a file of
+///   its tree (`RoleInputs::decl`).
+pub const KEY_SCHEMA: u32 = 3;
 
 /// The canonical inputs of one image's build; its key is their blake3.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,7 +162,41 @@ pub struct DeclInputs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleInputs {
     pub name: String,
+    /// The digest of the role's tree, its `tests/` and `role.toml` left out.
     pub tree: String,
+    /// What its `role.toml` declares.
+    pub decl: RoleDeclInputs,
+}
+
+/// A role's `role.toml`, normalised: what it declares, not how it is written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleDeclInputs {
+    /// As declared: their order is the order they are applied in.
+    pub depends: Vec<String>,
+    /// Sorted and deduplicated: a set, whose order changes nothing that is built.
+    pub packages: Vec<String>,
+    /// Extra apt sources, sorted and deduplicated.
+    pub sources: Vec<String>,
+    pub vars: BTreeMap<String, String>,
+}
+
+impl RoleDeclInputs {
+    pub fn of(role: &Role) -> RoleDeclInputs {
+        RoleDeclInputs {
+            depends: role.depends.clone(),
+            packages: set(&role.packages),
+            sources: set(&role.sources),
+            vars: role.vars.clone(),
+        }
+    }
+}
+
+/// A list whose order means nothing, sorted and deduplicated.
+fn set(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v.dedup();
+    v
 }
 
 impl Inputs {
@@ -262,19 +302,13 @@ fn backend_inputs(backend: &Backend, scanned: &Scanned) -> BackendInputs {
 }
 
 fn decl_inputs(image: &Image, lock: &Lock) -> DeclInputs {
-    let sorted = |v: &[String]| {
-        let mut v = v.to_vec();
-        v.sort();
-        v.dedup();
-        v
-    };
     DeclInputs {
         name: image.name.clone(),
         version: image.version.clone(),
         roles: image.roles.clone(),
-        packages: sorted(&image.packages),
-        sources: sorted(&image.sources),
-        locked: sorted(lock.packages_of(&image.name)),
+        packages: set(&image.packages),
+        sources: set(&image.sources),
+        locked: set(lock.packages_of(&image.name)),
         vars: image.vars.clone(),
     }
 }
@@ -386,6 +420,7 @@ impl Keyer<'_> {
             .map(|r| RoleInputs {
                 name: r.clone(),
                 tree: self.scanned.trees[r].digest.clone(),
+                decl: RoleDeclInputs::of(&project.roles[r]),
             })
             .collect();
         let inputs = Inputs {
@@ -474,6 +509,13 @@ pub enum Change {
     Role {
         role: String,
         files: Option<Vec<(String, FileChange)>>,
+    },
+    /// A field of the `role.toml` of a role applied in both (`packages`, `vars.PORT`).
+    RoleDecl {
+        role: String,
+        field: String,
+        old: String,
+        new: String,
     },
     RoleAdded {
         role: String,
@@ -600,7 +642,8 @@ fn locked_changes(image: &str, old: &[String], new: &[String], out: &mut Vec<Cha
     }
 }
 
-/// Roles added, changed (with the files that changed, when both trees are known) and removed.
+/// Roles added, changed (with the files that changed, when both trees are known, and the
+/// fields of their `role.toml` that changed) and removed.
 fn diff_roles(
     old: &Inputs,
     new: &Inputs,
@@ -613,17 +656,19 @@ fn diff_roles(
             None => out.push(Change::RoleAdded {
                 role: r.name.clone(),
             }),
-            Some(o) if o.tree != r.tree => {
-                let files = match (old_tree(&o.tree), new_tree(&r.name)) {
-                    (Some(a), Some(b)) => Some(diff_trees(&a, &b)),
-                    _ => None,
-                };
-                out.push(Change::Role {
-                    role: r.name.clone(),
-                    files,
-                });
+            Some(o) => {
+                if o.tree != r.tree {
+                    let files = match (old_tree(&o.tree), new_tree(&r.name)) {
+                        (Some(a), Some(b)) => Some(diff_trees(&a, &b)),
+                        _ => None,
+                    };
+                    out.push(Change::Role {
+                        role: r.name.clone(),
+                        files,
+                    });
+                }
+                role_decl_changes(&r.name, &o.decl, &r.decl, out);
             }
-            Some(_) => {}
         }
     }
     for o in &old.roles {
@@ -635,99 +680,36 @@ fn diff_roles(
     }
 }
 
+/// Each field of a role's declaration that differs, as [`Change::RoleDecl`].
+fn role_decl_changes(role: &str, o: &RoleDeclInputs, n: &RoleDeclInputs, out: &mut Vec<Change>) {
+    let mut field = |field: &str, a: String, b: String| {
+        if a != b {
+            out.push(Change::RoleDecl {
+                role: role.to_string(),
+                field: field.to_string(),
+                old: a,
+                new: b,
+            });
+        }
+    };
+    field("depends", json(&o.depends), json(&n.depends));
+    field("packages", json(&o.packages), json(&n.packages));
+    field("sources", json(&o.sources), json(&n.sources));
+    let keys: std::collections::BTreeSet<&String> = o.vars.keys().chain(n.vars.keys()).collect();
+    for k in keys {
+        let show = |v: Option<&String>| v.map(json).unwrap_or_else(|| "(unset)".into());
+        field(
+            &format!("vars.{k}"),
+            show(o.vars.get(k)),
+            show(n.vars.get(k)),
+        );
+    }
+}
+
 /// Compact JSON of a value, for showing old and new declaration values.
 fn json<T: Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).expect("values serialize")
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn inputs() -> Inputs {
-        Inputs {
-            schema: KEY_SCHEMA,
-            image: "app".into(),
-            strategy: Strategy::Deep,
-            backend: BackendInputs {
-                name: "rootfs".into(),
-                kind: BackendKind::Rootfs,
-                command: vec![],
-                template: None,
-                files: BTreeMap::new(),
-            },
-            base: BaseInputs::Parent {
-                key: "00".repeat(32),
-            },
-            chain: vec![DeclInputs {
-                name: "app".into(),
-                version: "1.0".into(),
-                roles: vec!["java".into()],
-                packages: vec![],
-                sources: vec![],
-                locked: vec![],
-                vars: BTreeMap::new(),
-            }],
-            roles: vec![RoleInputs {
-                name: "java".into(),
-                tree: "t1".into(),
-            }],
-        }
-    }
-
-    #[test]
-    fn key_is_stable_and_sensitive() {
-        let a = inputs();
-        assert_eq!(a.key(), inputs().key());
-        assert_eq!(a.key().len(), 64);
-        let mut b = inputs();
-        b.chain[0].vars.insert("PORT".into(), "8080".into());
-        assert_ne!(a.key(), b.key());
-        let mut c = inputs();
-        c.base = BaseInputs::Parent {
-            key: "11".repeat(32),
-        };
-        assert_ne!(a.key(), c.key());
-    }
-
-    #[test]
-    fn diff_names_fields_roles_and_parents() {
-        let old = inputs();
-        let mut new = inputs();
-        new.chain[0].packages = vec!["curl".into()];
-        new.chain[0].vars.insert("PORT".into(), "8080".into());
-        new.roles[0].tree = "t2".into();
-        new.base = BaseInputs::Parent {
-            key: "11".repeat(32),
-        };
-        let none = |_: &str| None;
-        let changes = diff(&old, &new, &none, &none);
-        assert_eq!(changes.len(), 4, "{changes:?}");
-        assert!(matches!(&changes[0], Change::Base { .. }));
-        assert_eq!(
-            changes[1],
-            Change::Field {
-                image: "app".into(),
-                field: "packages".into(),
-                old: "[]".into(),
-                new: "[\"curl\"]".into()
-            }
-        );
-        assert_eq!(
-            changes[2],
-            Change::Field {
-                image: "app".into(),
-                field: "vars.PORT".into(),
-                old: "(unset)".into(),
-                new: "\"8080\"".into()
-            }
-        );
-        assert_eq!(
-            changes[3],
-            Change::Role {
-                role: "java".into(),
-                files: None
-            }
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,159 @@
+//! The key module's unit tests: keys of inputs built in code, and their differences.
+
+use super::*;
+
+fn inputs() -> Inputs {
+    Inputs {
+        schema: KEY_SCHEMA,
+        image: "app".into(),
+        strategy: Strategy::Deep,
+        backend: BackendInputs {
+            name: "rootfs".into(),
+            kind: BackendKind::Rootfs,
+            command: vec![],
+            template: None,
+            files: BTreeMap::new(),
+        },
+        base: BaseInputs::Parent {
+            key: "00".repeat(32),
+        },
+        chain: vec![DeclInputs {
+            name: "app".into(),
+            version: "1.0".into(),
+            roles: vec!["java".into()],
+            packages: vec![],
+            sources: vec![],
+            locked: vec![],
+            vars: BTreeMap::new(),
+        }],
+        roles: vec![RoleInputs {
+            name: "java".into(),
+            tree: "t1".into(),
+            decl: RoleDeclInputs::default(),
+        }],
+    }
+}
+
+#[test]
+fn key_is_stable_and_sensitive() {
+    let a = inputs();
+    assert_eq!(a.key(), inputs().key());
+    assert_eq!(a.key().len(), 64);
+    let mut b = inputs();
+    b.chain[0].vars.insert("PORT".into(), "8080".into());
+    assert_ne!(a.key(), b.key());
+    let mut c = inputs();
+    c.base = BaseInputs::Parent {
+        key: "11".repeat(32),
+    };
+    assert_ne!(a.key(), c.key());
+}
+
+fn role(packages: &[&str], sources: &[&str]) -> Role {
+    Role {
+        name: "java".into(),
+        dir: "roles/java".into(),
+        depends: vec!["base".into()],
+        packages: packages.iter().map(ToString::to_string).collect(),
+        sources: sources.iter().map(ToString::to_string).collect(),
+        vars: BTreeMap::new(),
+    }
+}
+
+#[test]
+fn a_roles_packages_and_sources_are_sets_and_its_other_fields_count() {
+    let keyed = |r: &Role| {
+        let mut i = inputs();
+        i.roles[0].decl = RoleDeclInputs::of(r);
+        i.key()
+    };
+    let a = keyed(&role(&["curl", "less"], &["deb x y z", "deb a b c"]));
+    let reordered = role(&["less", "curl", "less"], &["deb a b c", "deb x y z"]);
+    assert_eq!(a, keyed(&reordered));
+    assert_ne!(
+        a,
+        keyed(&role(&["curl", "less", "vim"], &["deb x y z", "deb a b c"]))
+    );
+    assert_ne!(a, keyed(&role(&["curl", "less"], &["deb x y z"])));
+    let mut vars = role(&["curl", "less"], &["deb x y z", "deb a b c"]);
+    vars.vars.insert("PORT".into(), "80".into());
+    assert_ne!(a, keyed(&vars));
+    let mut depends = vars.clone();
+    depends.vars.clear();
+    depends.depends.clear();
+    assert_ne!(a, keyed(&depends));
+}
+
+#[test]
+fn diff_names_the_fields_of_a_roles_declaration() {
+    let old = inputs();
+    let mut new = inputs();
+    new.roles[0].decl = RoleDeclInputs::of(&role(&["curl"], &[]));
+    new.roles[0].decl.vars.insert("PORT".into(), "80".into());
+    let none = |_: &str| None;
+    let changes = diff(&old, &new, &none, &none);
+    assert_eq!(
+        changes,
+        [
+            Change::RoleDecl {
+                role: "java".into(),
+                field: "depends".into(),
+                old: "[]".into(),
+                new: "[\"base\"]".into()
+            },
+            Change::RoleDecl {
+                role: "java".into(),
+                field: "packages".into(),
+                old: "[]".into(),
+                new: "[\"curl\"]".into()
+            },
+            Change::RoleDecl {
+                role: "java".into(),
+                field: "vars.PORT".into(),
+                old: "(unset)".into(),
+                new: "\"80\"".into()
+            },
+        ]
+    );
+}
+
+#[test]
+fn diff_names_fields_roles_and_parents() {
+    let old = inputs();
+    let mut new = inputs();
+    new.chain[0].packages = vec!["curl".into()];
+    new.chain[0].vars.insert("PORT".into(), "8080".into());
+    new.roles[0].tree = "t2".into();
+    new.base = BaseInputs::Parent {
+        key: "11".repeat(32),
+    };
+    let none = |_: &str| None;
+    let changes = diff(&old, &new, &none, &none);
+    assert_eq!(changes.len(), 4, "{changes:?}");
+    assert!(matches!(&changes[0], Change::Base { .. }));
+    assert_eq!(
+        changes[1],
+        Change::Field {
+            image: "app".into(),
+            field: "packages".into(),
+            old: "[]".into(),
+            new: "[\"curl\"]".into()
+        }
+    );
+    assert_eq!(
+        changes[2],
+        Change::Field {
+            image: "app".into(),
+            field: "vars.PORT".into(),
+            old: "(unset)".into(),
+            new: "\"8080\"".into()
+        }
+    );
+    assert_eq!(
+        changes[3],
+        Change::Role {
+            role: "java".into(),
+            files: None
+        }
+    );
+}
