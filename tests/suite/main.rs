@@ -37,6 +37,7 @@ mod packer;
 mod recipe;
 mod regressions;
 mod regressions_rootfs;
+mod reheat;
 mod release;
 mod remote;
 mod remote_http;
