@@ -109,6 +109,7 @@ fn main() {
             force: false,
             pull: false,
             keep_failed: false,
+            reheat: None,
         },
     );
     let inproc = t.elapsed();

@@ -206,11 +206,18 @@ impl Cache {
     }
 
     /// The newest usable record of image `name` built under `strategy`, else its newest:
-    /// what a plan of that strategy compares with.
+    /// what a plan of that strategy compares with. Reheats (`build --reheat`) are passed
+    /// over while a fresh build is left: a plan says what changed since the image was last
+    /// baked fresh, which a reheat does not make it.
     pub fn latest_of(&self, name: &str, strategy: crate::model::Strategy) -> Option<Record> {
         let records = self.records(name);
-        let same = records.iter().position(|r| r.inputs.strategy == strategy);
-        records.into_iter().nth(same.unwrap_or(0))
+        let fresh = |r: &Record| !matches!(r.inputs.base, crate::key::BaseInputs::Reheat { .. });
+        let pick = records
+            .iter()
+            .position(|r| r.inputs.strategy == strategy && fresh(r))
+            .or_else(|| records.iter().position(|r| r.inputs.strategy == strategy))
+            .or_else(|| records.iter().position(fresh));
+        records.into_iter().nth(pick.unwrap_or(0))
     }
 
     /// Every usable record of every image the cache knows, by image name, newest first.

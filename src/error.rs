@@ -196,6 +196,14 @@ pub enum ErrorKind {
     PinUnmatched,
     /// A pinned parent asked of a shallow build.
     PinNeedsDeep,
+    /// `build --reheat` without `--from`, of an image with no released build to reheat.
+    NoReleasedBuild,
+    /// `build --reheat` of an image or a build that is not a local `rootfs` build.
+    ReheatNotRootfs,
+    /// `build --reheat` naming no image, several, or with flags it cannot take.
+    ReheatTargets,
+    /// `build --reheat --from` a revoked build.
+    ReheatRevoked,
 
     // Inputs.
     /// An origin's file was not scanned, or leads out of the project, or cannot be read.

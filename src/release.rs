@@ -123,6 +123,46 @@ pub fn find<'a>(records: &'a [Record], image: &str, spec: Option<&str>) -> Resul
         })
 }
 
+/// The build a reheat of `image` stands on (`layer build IMAGE --reheat [--from VERSION]`):
+/// the one `from` names, else the newest released one. Never a revoked build: a reheat
+/// stands on all of it, and a build made on a revoked one is never promoted.
+pub fn reheat_from<'a>(
+    records: &'a [Record],
+    image: &str,
+    from: Option<&str>,
+) -> Result<&'a Record> {
+    if from.is_some() {
+        let r = find(records, image, from)?;
+        if Status::of(r) == Status::Revoked {
+            return Err(Error::Usage {
+                kind: ErrorKind::ReheatRevoked,
+                message: format!(
+                    "`{image}` {} is revoked: a reheat stands on all of it, and could never be promoted",
+                    short(&r.version)
+                ),
+                hint: Some(format!(
+                    "reheat another build, or bake it fresh: `layer build --force {image}`"
+                )),
+            });
+        }
+        return Ok(r);
+    }
+    records
+        .iter()
+        .filter(|r| Status::of(r) == Status::Released)
+        .max_by(|a, b| compare(&a.version, &b.version))
+        .ok_or_else(|| Error::Usage {
+            kind: ErrorKind::NoReleasedBuild,
+            message: format!(
+                "`{image}` has no released build to reheat; its builds: {}",
+                list_versions(records)
+            ),
+            hint: Some(format!(
+                "name the build to reheat with `layer build {image} --reheat --from VERSION`, or promote one first (`layer promote {image}@VERSION`)"
+            )),
+        })
+}
+
 /// The newest released record of `parent` under `pin`, for a child declared `from =
 /// "PARENT@PIN"`. `records` are every record of the parent.
 pub fn resolve_pin<'a>(
@@ -273,6 +313,14 @@ mod tests {
         assert_eq!(
             kind(resolve_pin(&[], "app", "base", "2")),
             ErrorKind::PinUnmatched
+        );
+        assert_eq!(
+            kind(reheat_from(&[], "app", None)),
+            ErrorKind::NoReleasedBuild
+        );
+        assert_eq!(
+            kind(reheat_from(&[], "app", Some("1.0.4"))),
+            ErrorKind::NoSuchBuild
         );
         let refused = check(
             "app",

@@ -403,12 +403,13 @@ fn needs_rebuild<'a>(
     if let Some(fix) = older(image, version) {
         return Some(format!("{version} < {fix}"));
     }
-    // Up the recorded parents; a chain is short, but a broken cache must not loop.
+    // Up the recorded parents; a chain is short, but a broken cache must not loop. A reheat
+    // stands on an older build of its own image, which it replaces: only other images count.
     let mut cur = record;
     for _ in 0..64 {
         let p = cur?.parent.as_ref()?;
         let pv = short(&p.version);
-        if let Some(fix) = older(&p.name, pv) {
+        if let Some(fix) = older(&p.name, pv).filter(|_| p.name != image) {
             return Some(format!("built on {} {pv} < {fix}", p.name));
         }
         cur = find(&p.name, &p.version);

@@ -524,7 +524,9 @@ impl Cache {
             .iter()
             .filter_map(|r| match &r.inputs.base {
                 crate::key::BaseInputs::Origin { identity } => Some(self.origin_dir(identity)),
-                crate::key::BaseInputs::Parent { .. } => None,
+                crate::key::BaseInputs::Parent { .. } | crate::key::BaseInputs::Reheat { .. } => {
+                    None
+                }
             })
             .chain(declared.iter().map(|o| self.origin_dir(o)))
             .collect();

@@ -53,18 +53,36 @@ pub struct BuildArgs {
     /// to open a shell in it (`layer shell --failed IMAGE`)
     #[arg(long)]
     keep_failed: bool,
+    /// Build a new version of IMAGE on its own earlier build (its newest released one, or
+    /// `--from`) instead of its parent or origin: its packages brought to their locked
+    /// versions and its roles applied again (`rootfs` images)
+    #[arg(long, conflicts_with_all = ["changed", "since", "force_deps", "pull"])]
+    reheat: bool,
+    /// The build `--reheat` starts from (`1.0.4`, or in full)
+    #[arg(long, value_name = "VERSION", requires = "reheat")]
+    from: Option<String>,
 }
 
 pub fn run(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
     let (mut ws, since) = open(g, &args.select)?;
-    let remote = connect(g, &mut ws)?;
+    // A reheat is local: it stands on a local build, and is not pushed (its key is no
+    // image's current key, which is all a remote is asked for).
+    let remote = match args.reheat {
+        true => None,
+        false => connect(g, &mut ws)?,
+    };
     let signer = match &remote {
         Some(_) => signer()?,
         None => None,
     };
-    let mut sel = selection(&ws, &args.targets, &args.select, &args.max_age, args.force)?;
-    sel.force_deps = args.force_deps;
-    let plan = crate::since::plan(&ws, sel, since.as_ref());
+    let (plan, reheat) = if args.reheat {
+        let (plan, from) = reheat_plan(&mut ws, args)?;
+        (plan, Some(Box::new(from)))
+    } else {
+        let mut sel = selection(&ws, &args.targets, &args.select, &args.max_age, args.force)?;
+        sel.force_deps = args.force_deps;
+        (crate::since::plan(&ws, sel, since.as_ref()), None)
+    };
     pin_warnings(g, &ws);
     if args.dry_run {
         return out(&if args.json.json() {
@@ -107,6 +125,7 @@ pub fn run(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
             force: args.force || args.force_deps,
             pull: args.pull,
             keep_failed: args.keep_failed,
+            reheat,
         },
     );
     drop(run);
@@ -118,6 +137,76 @@ pub fn run(g: &Global, args: &BuildArgs, style: Style) -> Result<i32> {
         eprint!("{}", render::build_summary(&report, started.elapsed()));
     }
     Ok(report.exit_code())
+}
+
+/// `layer build IMAGE --reheat [--from VERSION]`: the build to reheat, found and checked, the
+/// image's key in `ws` made its reheat's (`key::reheat`), and the plan that builds it alone.
+fn reheat_plan(ws: &mut Workspace, args: &BuildArgs) -> Result<(Plan, crate::record::Record)> {
+    let usage = |kind, message: String, hint: String| Error::Usage {
+        kind,
+        message,
+        hint: Some(hint),
+    };
+    let [target] = &args.targets[..] else {
+        return Err(usage(
+            ErrorKind::ReheatTargets,
+            format!(
+                "`--reheat` builds one image, and {} named",
+                match args.targets.len() {
+                    0 => "none was".to_string(),
+                    n => format!("{n} were"),
+                }
+            ),
+            "name the image to reheat: `layer build IMAGE --reheat`".into(),
+        ));
+    };
+    let i = super::resolve::resolve_targets(&ws.project, std::slice::from_ref(target))?[0];
+    let image = &ws.project.images[i];
+    let backend = ws.project.backend_of(image);
+    if backend.kind != BackendKind::Rootfs {
+        return Err(usage(
+            ErrorKind::ReheatNotRootfs,
+            format!(
+                "`{}` is built with the `{}` backend; `--reheat` rebuilds `rootfs` images on their own earlier build",
+                image.name,
+                backend.kind.as_str()
+            ),
+            format!(
+                "bake it fresh instead: `layer lock --update`, then `layer build {}`",
+                image.name
+            ),
+        ));
+    }
+    let records = ws.cache.records(&image.name);
+    let from = crate::release::reheat_from(&records, &image.name, args.from.as_deref())?.clone();
+    if from.inputs.backend.kind != BackendKind::Rootfs || from.artifact.path.is_none() {
+        return Err(usage(
+            ErrorKind::ReheatNotRootfs,
+            format!(
+                "{} {} is not a local `rootfs` build (it was built with the `{}` backend), so it cannot be reheated",
+                image.name,
+                crate::version::short(&from.version),
+                from.inputs.backend.kind.as_str()
+            ),
+            format!(
+                "name a `rootfs` build with `--from` (`layer versions {}` lists them), or bake it fresh with `layer build {}`",
+                image.name, image.name
+            ),
+        ));
+    }
+    let key = crate::key::reheat(
+        &ws.project,
+        &ws.graph,
+        i,
+        &ws.keys[i],
+        &from.key,
+        &from.version,
+    );
+    ws.lookups[i] = ws.cache.lookup(&image.name, &key.key);
+    ws.keys[i] = key;
+    let fresh = !args.force && ws.cached_locally(i);
+    let plan = crate::plan::reheat(ws.plan(&Default::default()), i, &from.version, fresh);
+    Ok((plan, from))
 }
 
 /// The checks of the `rootfs` images to build: run as root, and the packages their origins

@@ -7,14 +7,16 @@ use super::args::{Global, JsonResults, StrategyArg};
 use super::print::out;
 use super::resolve::{jobs, open, resolve_targets};
 use crate::backend::rootfs::check;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::Strategy;
+use crate::record::Record;
 use crate::render::{self, Style};
 
 /// The flags of `layer test`.
 #[derive(Args, Debug)]
 pub struct TestArgs {
-    /// Images to test [default: all]
+    /// Images to test, each its build of the current inputs, or `IMAGE@VERSION` for another
+    /// build (a reheat, say) [default: all]
     targets: Vec<String>,
     #[command(flatten)]
     json: JsonResults,
@@ -27,13 +29,38 @@ pub struct TestArgs {
     strategy: Option<StrategyArg>,
 }
 
+/// The build `IMAGE@VERSION` names, to test: a local `rootfs` build.
+fn named_build(ws: &crate::workspace::Workspace, target: &str) -> Result<(usize, Record)> {
+    let (name, spec) = crate::version::split_target(target);
+    let i = resolve_targets(&ws.project, &[name.to_string()])?[0];
+    let records = ws.cache.records(name);
+    let r = crate::release::find(&records, name, spec)?;
+    if r.artifact.path.is_none() || !ws.cache.artifact_exists(r) {
+        return Err(Error::Usage {
+            kind: ErrorKind::NotRootfs,
+            message: format!(
+                "{name} {} has no local artifact: `layer test` runs builds of the `rootfs` backend",
+                crate::version::short(&r.version)
+            ),
+            hint: Some("test cloud images in your pipeline after `layer build`".into()),
+        });
+    }
+    Ok((i, r.clone()))
+}
+
 pub fn run(g: &Global, args: &TestArgs, style: Style) -> Result<i32> {
     let ws = open(g, args.strategy.map(Strategy::from))?;
-    let mut selected = resolve_targets(&ws.project, &args.targets)?;
-    if selected.is_empty() {
+    let (versioned, current): (Vec<&String>, Vec<&String>) =
+        args.targets.iter().partition(|t| t.contains('@'));
+    let current: Vec<String> = current.into_iter().cloned().collect();
+    let mut selected = resolve_targets(&ws.project, &current)?;
+    if selected.is_empty() && versioned.is_empty() {
         selected = (0..ws.project.images.len()).collect();
     }
-    let images = check::records_to_test(&ws, &selected)?;
+    let mut images = check::records_to_test(&ws, &selected)?;
+    for t in versioned {
+        images.push(named_build(&ws, t)?);
+    }
     if let Some((i, _)) = images.first() {
         crate::backend::rootfs::check_root(&ws.project.images[*i].name, "tested")?;
     }

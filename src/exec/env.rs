@@ -31,6 +31,9 @@ pub struct Options {
     /// `--keep-failed`: keep a failed build's work folder (`cache/failed/IMAGE`) for `layer
     /// shell --failed IMAGE`.
     pub keep_failed: bool,
+    /// `--reheat`: the image's earlier build that the plan's one image to build stands on,
+    /// instead of its parent or origin (its key is the workspace's, made by `key::reheat`).
+    pub reheat: Option<Box<crate::record::Record>>,
 }
 
 /// The remote cache of a run: builds are pulled from it, and with a signing key each new

@@ -63,7 +63,7 @@ pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
             env.procs.cancel();
         }
         while let Some(id) = schedule.start() {
-            let task = task(ws, id, &outcomes, pull[id]);
+            let task = task(ws, id, &outcomes, pull[id], opts);
             let tx = tx.clone();
             s.spawn(move || {
                 transfer::run_step(env, &task, opts, |outcome| {
@@ -178,14 +178,21 @@ fn found(ws: &Workspace, id: ImageId) -> Option<&Record> {
 
 /// What a worker needs to build (or pull) image `id`, from the records as they stand: deep,
 /// the parent's (built or pulled by this run, or found by the plan) or the pinned parent
-/// build's.
-fn task(ws: &Workspace, id: ImageId, outcomes: &ImageMap<Option<Outcome>>, pull: bool) -> Task {
+/// build's; a reheat, the build it reheats.
+fn task(
+    ws: &Workspace,
+    id: ImageId,
+    outcomes: &ImageMap<Option<Outcome>>,
+    pull: bool,
+    opts: &Options,
+) -> Task {
     let lookup = &ws.lookups[id.index()];
-    let parent = match ws.strategy {
-        Strategy::Deep => ws.graph.parent[id]
+    let parent = match (&opts.reheat, ws.strategy) {
+        (Some(from), _) => Some((**from).clone()),
+        (None, Strategy::Deep) => ws.graph.parent[id]
             .and_then(|p| current_record(ws, outcomes, p).cloned())
             .or_else(|| ws.pins[id.index()].as_ref().map(|p| (*p.record).clone())),
-        Strategy::Shallow => None,
+        (None, Strategy::Shallow) => None,
     };
     Task {
         id,

@@ -126,8 +126,9 @@ struct JobInputs {
 
 /// The roles, packages, apt sources and variables of image `id`'s build under the workspace's
 /// strategy. On a `debian` origin the packages are the locked `NAME=VERSION`s (the image's
-/// own, or in a shallow build the chain's, later images winning).
-fn job_inputs(ws: &Workspace, id: ImageId) -> JobInputs {
+/// own, or in a shallow build or a `reheat` the chain's, later images winning): a reheat
+/// stands on an old build of the whole chain, whose every locked package it brings up to date.
+fn job_inputs(ws: &Workspace, id: ImageId, reheat: bool) -> JobInputs {
     let p = &ws.project;
     let roles: Vec<JobRole> = ws
         .graph
@@ -138,9 +139,10 @@ fn job_inputs(ws: &Workspace, id: ImageId) -> JobInputs {
             (r.clone(), p.root.join(&role.dir), role.vars.clone())
         })
         .collect();
-    let chain = match ws.strategy {
-        Strategy::Deep => vec![id],
-        Strategy::Shallow => ws.graph.chain(id),
+    let whole_chain = reheat || ws.strategy == Strategy::Shallow;
+    let chain = match whole_chain {
+        false => vec![id],
+        true => ws.graph.chain(id),
     };
     let mut packages: Vec<String> = Vec::new();
     let mut vars = BTreeMap::new();
@@ -167,9 +169,9 @@ fn job_inputs(ws: &Workspace, id: ImageId) -> JobInputs {
         }
         packages = locked.iter().map(|(n, v)| format!("{n}={v}")).collect();
         let whole = crate::lock::request(p, &ws.graph, id.index()).sources;
-        sources = match ws.strategy {
-            Strategy::Deep => crate::lock::own_sources(p, &ws.graph, id.index()),
-            Strategy::Shallow => whole.clone(),
+        sources = match whole_chain {
+            false => crate::lock::own_sources(p, &ws.graph, id.index()),
+            true => whole.clone(),
         };
         let mut lines: Vec<String> = crate::lock::archive::origin_archives(&o.source)
             .into_iter()
@@ -263,8 +265,10 @@ pub(super) fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
         .origin()
         .unwrap_or_default()
         .to_string();
+    let reheat = opts.reheat.is_some();
     let source = match (&task.parent, ws.strategy) {
         (Some(p), Strategy::Deep) => p.artifact.id.clone(),
+        (Some(p), _) if reheat => p.artifact.id.clone(),
         _ => origin_id(&ws.project, &root_origin),
     };
     let JobInputs {
@@ -273,7 +277,7 @@ pub(super) fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
         sources,
         binds,
         vars,
-    } = job_inputs(ws, task.id);
+    } = job_inputs(ws, task.id, reheat);
     let trees = roles
         .iter()
         .map(|(r, _, _)| ws.scanned.trees[r].clone())
@@ -296,6 +300,7 @@ pub(super) fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
         project_root: ws.project.root.clone(),
         origin: root_origin.clone(),
         parent: match ws.strategy {
+            _ if reheat => task.parent.clone(),
             Strategy::Deep => task.parent.clone(),
             Strategy::Shallow => None,
         },
@@ -397,7 +402,14 @@ fn finish_build(
         artifact.blake3 = Some(digest);
         artifact.size = Some(size);
     }
+    let reheated = opts.reheat.as_deref();
     let parent = match (&task.parent, image.parent(), ws.strategy) {
+        // A reheat is built on its image's own earlier build: that is the record below it.
+        (Some(p), _, _) if reheated.is_some() => Some(ParentRef {
+            name: image.name.clone(),
+            key: p.key.clone(),
+            version: p.version.clone(),
+        }),
         (Some(p), Some(name), Strategy::Deep) => Some(ParentRef {
             name: name.to_string(),
             key: p.key.clone(),
@@ -411,6 +423,12 @@ fn finish_build(
     tags.insert("Commit".into(), env.commit.clone());
     tags.insert("Key".into(), key.key.clone());
     match (&parent, image.parent()) {
+        // A reheat keeps the parent build its chain stands on.
+        _ if reheated.is_some() => {
+            if let Some(p) = reheated.and_then(|r| r.tags.get("Parent")) {
+                tags.insert("Parent".into(), p.clone());
+            }
+        }
         (Some(p), _) => {
             tags.insert("Parent".into(), format!("{} {}", p.name, p.version));
         }
@@ -419,12 +437,16 @@ fn finish_build(
         }
         (None, None) => {}
     }
-    // A pinned image has no chain up to an origin: it keeps its pinned parent's.
-    let origin = match (&task.parent, image.pin.is_some()) {
+    // A pinned image has no chain up to an origin: it keeps its pinned parent's; a reheat,
+    // the build it reheats.
+    let origin = match (&task.parent, image.pin.is_some() || reheated.is_some()) {
         (Some(p), true) => p.tags.get("Origin").cloned().unwrap_or_default(),
         _ => origin_id(&ws.project, &job.origin),
     };
     tags.insert("Origin".into(), origin);
+    if let Some(from) = reheated {
+        tags.insert("Reheated_From".into(), from.version.clone());
+    }
     tags.insert("Release_Status".into(), "candidate".into());
     let forced = opts.force && !task.recheck;
     let record = Record {

@@ -31,6 +31,7 @@
 //! | image declaration: `version`, `roles`, `packages` and `sources` (each sorted: sets), `[vars]` | they change the build or its version | this image | every image of the chain, root first |
 //! | the image's locked packages (`NAME=VERSION`, from `layer.lock`) | a new version of a package makes exactly the images that install it stale | this image | every image of the chain |
 //! | per role applied, in order: name, tree digest and declaration (`depends` in order; `packages` and `sources` sorted: sets; `[vars]`) | the configuration code itself | roles not applied by the parent chain | every role of the chain |
+//! | reheats only (`build --reheat`): the build reheated from, key and version, in place of the parent or origin; the whole chain's declarations | a reheat stands on that build and installs the chain's locked packages; it never shares a key with a fresh build, and reheats of two builds differ | ✓ | ✓ |
 //!
 //! A role's tree digest ([`crate::scan::Tree`]) covers every entry below the role folder but its
 //! `tests/` and its `role.toml`: path relative to the folder, type (file, folder, symlink), the
@@ -109,8 +110,18 @@ pub struct BackendInputs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum BaseInputs {
-    Parent { key: String },
-    Origin { identity: OriginIdentity },
+    Parent {
+        key: String,
+    },
+    Origin {
+        identity: OriginIdentity,
+    },
+    /// `layer build --reheat`: built on an earlier build of the same image (its key and
+    /// version: a forced rebuild of a key is another tree) instead of its parent or origin.
+    Reheat {
+        key: String,
+        version: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -310,6 +321,34 @@ fn decl_inputs(image: &Image, lock: &Lock) -> DeclInputs {
         sources: set(&image.sources),
         locked: set(lock.packages_of(&image.name)),
         vars: image.vars.clone(),
+    }
+}
+
+/// The key of a reheat of image `i` (`layer build --reheat`) on its earlier build `from`
+/// (`from_key`, `from_version`): `fresh`'s inputs, built on that build instead of the parent
+/// or origin, with the declarations of the whole chain (a reheat installs the chain's locked
+/// packages, not only the image's own). Never equal to a fresh key: the base differs in kind.
+pub fn reheat(
+    project: &Project,
+    graph: &Graph,
+    i: usize,
+    fresh: &ImageKey,
+    from_key: &str,
+    from_version: &str,
+) -> ImageKey {
+    let mut inputs = fresh.inputs.clone();
+    inputs.base = BaseInputs::Reheat {
+        key: from_key.to_string(),
+        version: from_version.to_string(),
+    };
+    inputs.chain = graph
+        .chain(ImageId::new(i))
+        .iter()
+        .map(|&c| decl_inputs(&project.images[c.index()], &project.lock))
+        .collect();
+    ImageKey {
+        key: inputs.key(),
+        inputs,
     }
 }
 

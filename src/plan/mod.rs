@@ -158,6 +158,40 @@ pub struct PlanInput<'a> {
     pub now: SystemTime,
 }
 
+/// The plan of `layer build IMAGE --reheat`, made from `plan` (of the workspace whose key of
+/// image `i` is its reheat's): image `i` alone, built on its earlier build `from` (a version)
+/// — or `fresh` when that very reheat is recorded and not forced — and every other image
+/// skipped, its parent included: a reheat stands on a build, not on the parent's current one.
+pub fn reheat(mut plan: Plan, i: usize, from: &str, fresh: bool) -> Plan {
+    let mut summary = Summary::default();
+    for (j, p) in plan.images.iter_mut().enumerate() {
+        p.reasons.clear();
+        p.cached = None;
+        p.wave = None;
+        p.action = match (j == i, fresh) {
+            (false, _) => Action::Skip,
+            (true, true) => Action::Fresh,
+            (true, false) => Action::Build,
+        };
+        match p.action {
+            Action::Build => {
+                summary.build += 1;
+                p.reasons.push(Reason::Reheat {
+                    from: crate::version::short(from).to_string(),
+                });
+                p.wave = Some(0);
+            }
+            Action::Fresh => {
+                summary.fresh += 1;
+                p.cached = Some(Cached::Local);
+            }
+            Action::Skip => summary.skip += 1,
+        }
+    }
+    plan.summary = summary;
+    plan
+}
+
 /// Makes the plan for `sel`.
 pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
     let g = input.graph;

@@ -64,6 +64,11 @@ pub enum Reason {
     /// With `--since`: the key is the one the revision has, but no cache holds a build of it
     /// (no record, or an unusable one); built for want of a cache, not for a change.
     NotCached,
+    /// `build --reheat`: a new build on the image's own earlier build `from` (a version),
+    /// asked for on the command line; plans never find it on their own.
+    Reheat {
+        from: String,
+    },
 }
 
 impl Reason {
@@ -99,6 +104,7 @@ impl Reason {
                 format!("expired: built {built_at}, older than {max_age}")
             }
             Reason::Forced => "forced".into(),
+            Reason::Reheat { from } => format!("reheat of {from}"),
             Reason::MissingArtifact { detail } => format!("artifact missing: {detail}"),
             Reason::NotCached => "not cached".into(),
         }

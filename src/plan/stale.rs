@@ -144,6 +144,11 @@ pub fn reasons_from(input: &PlanInput, i: usize, changes: &[Change]) -> Vec<Reas
             } => reasons.push(Reason::OriginChanged {
                 origin: origin_name(input, i),
             }),
+            // Current inputs are never a reheat's: plans compare fresh keys.
+            Change::Base {
+                new: BaseInputs::Reheat { .. },
+                ..
+            } => {}
             Change::Chain { .. } => fields.push("from".to_string()),
             Change::Field {
                 image: owner,

@@ -562,3 +562,47 @@ fn since_an_unchanged_image_no_cache_holds_is_not_cached_and_other_reasons_stay(
     assert!(matches!(p.images[0].reasons[..], [Reason::Expired { .. }]));
     assert_eq!(p.images[1].reasons, [app]);
 }
+
+#[test]
+fn a_reheat_builds_its_image_alone_under_a_key_of_its_own() {
+    let w = World::new("java 17", "java 21");
+    let svc = 3;
+    let p = crate::plan::reheat(
+        w.plan(&Selection::default()),
+        svc,
+        "2.0.1-20261101_0000",
+        false,
+    );
+    assert_eq!(
+        actions(&p),
+        [
+            ("base", Action::Skip, None),
+            ("app", Action::Skip, None),
+            ("node", Action::Skip, None),
+            ("svc", Action::Build, Some(0))
+        ]
+    );
+    assert_eq!(
+        p.images[svc].reasons,
+        [Reason::Reheat {
+            from: "2.0.1".into()
+        }]
+    );
+    let p = crate::plan::reheat(w.plan(&Selection::default()), svc, "2.0.1", true);
+    assert_eq!(p.images[svc].cached, Some(Cached::Local));
+    assert_eq!(p.summary.fresh, 1);
+
+    let fresh = &w.keys[svc];
+    let of = |key: &str, version: &str| {
+        crate::key::reheat(&w.project, &w.graph, svc, fresh, key, version)
+    };
+    let a = of("k1", "2.0.1-20261101_0000");
+    assert_ne!(a.key, fresh.key);
+    assert_eq!(a.key, of("k1", "2.0.1-20261101_0000").key);
+    assert_ne!(a.key, of("k1", "2.0.2-20261102_0000").key);
+    assert_ne!(a.key, of("k2", "2.0.1-20261101_0000").key);
+    // The whole chain's declarations: a reheat installs the chain's locked packages.
+    let chain: Vec<&str> = a.inputs.chain.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(chain, ["base", "app", "svc"]);
+    assert_eq!(a.inputs.roles, fresh.inputs.roles);
+}

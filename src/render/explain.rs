@@ -177,6 +177,9 @@ fn describe(e: &Explanation, c: &Change) -> Vec<String> {
             let was = match old {
                 BaseInputs::Parent { key } => short(key).to_string(),
                 BaseInputs::Origin { .. } => "an origin".to_string(),
+                BaseInputs::Reheat { version, .. } => {
+                    format!("a reheat of {}", crate::version::short(version))
+                }
             };
             vec![format!(
                 "parent `{}` changed: key {was} -> {}",
@@ -192,6 +195,9 @@ fn describe(e: &Explanation, c: &Change) -> Vec<String> {
             let was = match old {
                 BaseInputs::Origin { identity } => show(identity),
                 BaseInputs::Parent { .. } => "a parent image".to_string(),
+                BaseInputs::Reheat { version, .. } => {
+                    format!("a reheat of {}", crate::version::short(version))
+                }
             };
             vec![format!(
                 "origin `{}` changed: {was} -> {}",
@@ -199,6 +205,10 @@ fn describe(e: &Explanation, c: &Change) -> Vec<String> {
                 show(identity)
             )]
         }
+        Change::Base {
+            new: BaseInputs::Reheat { version, .. },
+            ..
+        } => vec![format!("reheated from {}", crate::version::short(version))],
         Change::Chain { old, new } => vec![format!(
             "image chain changed: {} -> {}",
             old.join(" -> "),

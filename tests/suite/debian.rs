@@ -12,13 +12,13 @@ use crate::common::{Output, Project};
 use crate::needs::{self, Need};
 
 /// The cache every test here shares, so the origin is made once.
-fn shared_cache() -> String {
+pub(crate) fn shared_cache() -> String {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("debian-cache");
     std::fs::create_dir_all(&dir).unwrap();
     dir.display().to_string()
 }
 
-fn layer(p: &Project, args: &[&str]) -> Output {
+pub(crate) fn layer(p: &Project, args: &[&str]) -> Output {
     let mut all = vec![args[0], "--no-progress"];
     if args[0] != "build" {
         all.pop();
@@ -28,7 +28,7 @@ fn layer(p: &Project, args: &[&str]) -> Output {
 }
 
 /// A project on the shared origin; `images` are `(file name, declaration)`.
-fn project(images: &[(&str, &str)]) -> Project {
+pub(crate) fn project(images: &[(&str, &str)]) -> Project {
     let p = Project::new();
     p.file(
         "layer.toml",
@@ -41,7 +41,7 @@ fn project(images: &[(&str, &str)]) -> Project {
 }
 
 /// `layer-hello` at `version` as a `.deb` in `repo`, and the repository indexed again.
-fn publish(repo: &Path, version: &str) {
+pub(crate) fn publish(repo: &Path, version: &str) {
     let pkg = repo.join(format!("build-{version}"));
     std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
     std::fs::create_dir_all(pkg.join("usr/share/layer-hello")).unwrap();
@@ -94,7 +94,7 @@ fn run(cmd: &mut Command) -> Vec<u8> {
 }
 
 /// The local repository, as a `sources` line.
-fn source(repo: &Path) -> String {
+pub(crate) fn source(repo: &Path) -> String {
     format!("deb [trusted=yes] file://{} ./", repo.display())
 }
 
@@ -115,7 +115,7 @@ fn in_layer(image: &str, rel: &str) -> Option<String> {
     std::fs::read_to_string(cache.join(artifact).join(rel)).ok()
 }
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", std::process::id())
 }
 

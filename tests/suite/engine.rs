@@ -194,6 +194,7 @@ fn execute(ws: &Workspace, plan: &Plan, setup: Setup) -> Run {
             force: setup.force,
             pull: false,
             keep_failed: false,
+            reheat: None,
         },
     );
     drop(builders);

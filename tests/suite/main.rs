@@ -38,6 +38,7 @@ mod readme;
 mod recipe;
 mod regressions;
 mod regressions_rootfs;
+mod reheat;
 mod release;
 mod remote;
 mod remote_http;
