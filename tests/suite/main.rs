@@ -49,3 +49,4 @@ mod shell_cmd;
 mod since;
 mod trust;
 mod untrusted;
+mod watch;
