@@ -50,7 +50,12 @@ enum Remake {
 
 struct Watcher<'a> {
     cache: &'a Cache,
+    /// The project root: the folders from it down to each root are watched for the moves and
+    /// removals that would put another folder at a root's path.
+    project: PathBuf,
     roots: Vec<PathBuf>,
+    /// Watch descriptor -> a folder between the project root and a root (itself included).
+    ancestors: HashMap<i32, Vec<u8>>,
     state: State,
     /// Watch descriptor -> the folder's path.
     folders: HashMap<i32, Vec<u8>>,
@@ -60,11 +65,16 @@ struct Watcher<'a> {
     unsaved: bool,
 }
 
-/// Watches `roots` (absolute folders: the project's role folders) until killed, publishing
-/// in the cache's watch folder what changed; `say` is told of each new start of the watches.
-/// Fails when another watcher holds the cache's watch lock, or inotify cannot watch every
-/// folder.
-pub fn run(cache: &Cache, roots: Vec<PathBuf>, say: &mut dyn FnMut(&str)) -> Result<()> {
+/// Watches `roots` (absolute folders below `project`, reached through no link: the project's
+/// role folders) until killed, publishing in the cache's watch folder what changed; `say` is
+/// told of each new start of the watches. Fails when another watcher holds the cache's watch
+/// lock, or inotify cannot watch every folder.
+pub fn run(
+    cache: &Cache,
+    project: &Path,
+    roots: Vec<PathBuf>,
+    say: &mut dyn FnMut(&str),
+) -> Result<()> {
     let lock = cache.open_watch_file(LOCK)?;
     let deadline = Instant::now() + Duration::from_secs(1);
     // A plan holds the lock shared for an instant while it looks for a watcher.
@@ -94,7 +104,9 @@ pub fn run(cache: &Cache, roots: Vec<PathBuf>, say: &mut dyn FnMut(&str)) -> Res
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
     let mut w = Watcher {
         cache,
+        project: project.to_path_buf(),
         roots,
+        ancestors: HashMap::new(),
         state: State {
             id,
             pid,
@@ -106,18 +118,13 @@ pub fn run(cache: &Cache, roots: Vec<PathBuf>, say: &mut dyn FnMut(&str)) -> Res
         dirty: HashMap::new(),
         unsaved: true,
     };
-    w.state.roots = w
-        .roots
-        .iter()
-        .map(|r| r.as_os_str().as_bytes().to_vec())
-        .collect();
     let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 << 10];
     loop {
         let fd = w.start()?;
         say(&format!(
             "watching {} folders of {} roles",
             w.folders.len(),
-            w.roots.len()
+            w.state.roots.len()
         ));
         let why = w.serve(&fd, &mut buf)?;
         drop(fd);
@@ -143,8 +150,42 @@ impl Watcher<'_> {
         self.cookie = inotify::add_watch(&fd, &cookie, WatchFlags::OPEN)
             .map_err(|e| Error::io(&cookie, e.into()))?;
         self.folders.clear();
+        self.ancestors.clear();
+        self.state.roots.clear();
+        let ancestor = WatchFlags::MOVED_FROM
+            | WatchFlags::MOVED_TO
+            | WatchFlags::DELETE
+            | WatchFlags::CREATE
+            | WatchFlags::DELETE_SELF
+            | WatchFlags::MOVE_SELF
+            | WatchFlags::ONLYDIR
+            | WatchFlags::DONT_FOLLOW
+            | WatchFlags::MASK_ADD;
         for root in self.roots.clone() {
-            self.add_tree(&fd, &root)?;
+            let Ok(below) = root.strip_prefix(&self.project) else {
+                continue;
+            };
+            // The project root and every folder down to the root, then the root's tree; a
+            // root not watched whole is left out of the state, so no plan trusts it.
+            let mut at = self.project.clone();
+            let mut chain = vec![at.clone()];
+            for c in below.components() {
+                at.push(c);
+                chain.push(at.clone());
+            }
+            let mut whole = true;
+            for dir in &chain {
+                match inotify::add_watch(&fd, dir, ancestor) {
+                    Ok(wd) => {
+                        self.ancestors
+                            .insert(wd, dir.as_os_str().as_bytes().to_vec());
+                    }
+                    Err(_) => whole = false,
+                }
+            }
+            if whole && self.add_tree(&fd, &root)? {
+                self.state.roots.push(root.as_os_str().as_bytes().to_vec());
+            }
         }
         self.dirty.clear();
         self.state.seq += 1;
@@ -155,20 +196,19 @@ impl Watcher<'_> {
     }
 
     /// Watches the folder `dir` and every folder below it (links not followed; a folder gone
-    /// meanwhile is skipped: its removal is an event of its parent).
-    fn add_tree(&mut self, fd: &OwnedFd, dir: &Path) -> Result<()> {
+    /// meanwhile is skipped: its removal is an event of its parent). Whether `dir` itself is
+    /// watched.
+    fn add_tree(&mut self, fd: &OwnedFd, dir: &Path) -> Result<bool> {
+        let mut top = false;
         for entry in walkdir::WalkDir::new(dir).follow_links(false) {
             let Ok(entry) = entry else { continue };
             if !entry.file_type().is_dir() && entry.depth() > 0 {
                 continue;
             }
-            let flags = if entry.depth() == 0 {
-                folder_flags()
-            } else {
-                folder_flags() | WatchFlags::DONT_FOLLOW
-            };
+            let flags = folder_flags() | WatchFlags::DONT_FOLLOW | WatchFlags::MASK_ADD;
             match inotify::add_watch(fd, entry.path(), flags) {
                 Ok(wd) => {
+                    top |= entry.depth() == 0;
                     self.folders
                         .insert(wd, entry.path().as_os_str().as_bytes().to_vec());
                 }
@@ -187,7 +227,7 @@ impl Watcher<'_> {
                 Err(_) => {}
             }
         }
-        Ok(())
+        Ok(top)
     }
 
     /// Reads events until the watches must be made again.
@@ -235,7 +275,28 @@ impl Watcher<'_> {
         }
         if flags.contains(ReadFlags::IGNORED) {
             self.folders.remove(&wd);
+            self.ancestors.remove(&wd);
             return Ok(None);
+        }
+        if let Some(dir) = self.ancestors.get(&wd) {
+            if flags.intersects(ReadFlags::MOVE_SELF | ReadFlags::DELETE_SELF) {
+                return Ok(Some(Remake::Moved));
+            }
+            if let Some(name) = &name {
+                let mut path = dir.clone();
+                path.push(b'/');
+                path.extend_from_slice(name);
+                let leads_to_root = self.state.roots.iter().any(|r| {
+                    r == &path || (r.starts_with(&path) && r.get(path.len()) == Some(&b'/'))
+                });
+                let moves = ReadFlags::MOVED_FROM
+                    | ReadFlags::MOVED_TO
+                    | ReadFlags::DELETE
+                    | ReadFlags::CREATE;
+                if leads_to_root && flags.intersects(moves) {
+                    return Ok(Some(Remake::Moved));
+                }
+            }
         }
         let Some(folder) = self.folders.get(&wd) else {
             return Ok(None);
