@@ -256,3 +256,24 @@ fn roles_added_after_the_watcher_started_are_checked_in_full() {
         )
     );
 }
+
+#[test]
+fn a_roles_folder_swapped_under_the_watcher_is_checked_in_full() {
+    let (p, w) = watched_estate();
+    // A copy of `roles` takes its place; the watched folders are now under `roles.old`.
+    let copy = std::process::Command::new("cp")
+        .args(["-a", "roles", "roles.new"])
+        .current_dir(p.root())
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    fs::rename(p.path("roles"), p.path("roles.old")).unwrap();
+    fs::rename(p.path("roles.new"), p.path("roles")).unwrap();
+    settle();
+    edit_keeping_mtime(&p, JAVA, EDITED);
+    wait_until("the watcher to watch again", || {
+        w.stderr_so_far().contains("was moved")
+    });
+    let (_, app) = plan(&p);
+    assert_eq!(app, java_changed());
+}
