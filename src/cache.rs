@@ -567,27 +567,80 @@ impl Cache {
     /// The stat cache the last scan saved; an empty one when it is missing, unreadable, or
     /// fails its checksum (a damaged stat cache only costs a full re-hash).
     pub fn load_stat_cache(&self) -> StatCache {
-        read_small_nofollow(&self.stat_path())
+        self.load_stat_cache_marked().0
+    }
+
+    /// [`Cache::load_stat_cache`], and the mark of the watcher it was taken under, if any
+    /// (`crate::watch`).
+    pub fn load_stat_cache_marked(&self) -> (StatCache, Option<crate::scan::WatchMark>) {
+        let Some(mut bytes) = read_small_nofollow(&self.stat_path())
             .ok()
             .and_then(unseal_stat)
-            .map(StatCache::decode_owned)
-            .unwrap_or_default()
+        else {
+            return Default::default();
+        };
+        let mark = crate::scan::WatchMark::split_off(&mut bytes);
+        (StatCache::decode_owned(bytes), mark)
     }
 
     /// Saves the stat cache, its bytes followed by their blake3.
     pub fn save_stat_cache(&self, stat: &StatCache) -> Result<()> {
+        self.save_stat_cache_marked(stat, None)
+    }
+
+    /// [`Cache::save_stat_cache`] with the mark of the watcher it was taken under: the mark
+    /// follows the stat cache's bytes, under the same checksum, so the two are never from
+    /// different scans.
+    pub fn save_stat_cache_marked(
+        &self,
+        stat: &StatCache,
+        mark: Option<&crate::scan::WatchMark>,
+    ) -> Result<()> {
         let path = self.stat_path();
         let dir = crate::fsutil::parent_of(&path);
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         crate::fsutil::atomic_file(&path, |tmp| {
             use std::io::Write;
-            let bytes = stat.as_bytes();
+            let mut marked;
+            let mut bytes = stat.as_bytes();
+            if let Some(m) = mark {
+                marked = bytes.to_vec();
+                m.append_to(&mut marked);
+                bytes = &marked;
+            }
             let mut f = fs::File::create(tmp).map_err(|e| Error::io(tmp, e))?;
             f.write_all(bytes)
                 .and_then(|()| f.write_all(blake3::hash(bytes).as_bytes()))
                 .and_then(|()| f.sync_all())
                 .map_err(|e| Error::io(tmp, e))
         })
+    }
+
+    /// The folder of `layer watch`'s files (`crate::watch`): its lock, its state and the
+    /// cookie plans open to sync with it.
+    pub fn watch_dir(&self) -> PathBuf {
+        self.dir.join("watch")
+    }
+
+    /// Opens the file `name` of [`Cache::watch_dir`] for reading and writing, making it (and
+    /// the folder) if missing, never truncating it: a lock file stays one file while held.
+    pub fn open_watch_file(&self, name: &str) -> Result<fs::File> {
+        let dir = self.watch_dir();
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let path = dir.join(name);
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))
+    }
+
+    /// Writes the file `name` of [`Cache::watch_dir`] atomically (not durably: a watcher's
+    /// files mean nothing after a crash), making the folder if missing.
+    pub fn write_watch_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        crate::fsutil::write_atomic_lazy(&self.watch_dir().join(name), bytes)
     }
 }
 

@@ -320,6 +320,12 @@ pub enum ErrorKind {
     Advisory,
     /// A build without a package manifest, where one is needed (`layer packages`, `layer sbom`).
     NoManifest,
+
+    // `layer watch`.
+    /// Another `layer watch` holds the cache's watch lock.
+    WatchRunning,
+    /// inotify refuses another watch (`fs.inotify.max_user_watches` reached).
+    WatchLimit,
 }
 
 impl Error {

@@ -9,7 +9,7 @@
 //! scan layerfs export           file trees -> digests; layer trees on the host; tar, oci, disk
 //! source decl                   the project as files (work tree or git); TOML -> model
 //! key record release plan       inputs and keys; records as data; release rules; the plan (pure)
-//! cache remote workspace lock since  the cache on disk; the remote cache; load -> scan -> key -> plan; layer.lock; --since
+//! cache remote watch workspace lock since  the cache on disk; the remote cache; `layer watch`; load -> scan -> key -> plan; layer.lock; --since
 //! progress backend exec         progress output; builders and processes; the executor
 //! render report audit cli       output formats; `layer report`; `layer audit`; arguments and commands
 //! ```
@@ -39,6 +39,7 @@ pub mod plan;
 
 pub mod cache;
 pub mod remote;
+pub mod watch;
 pub mod workspace;
 pub mod lock;
 pub mod since;

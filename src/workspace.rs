@@ -29,6 +29,8 @@ pub struct Workspace {
     /// build's roles after it) reads only what changed since.
     pub stat: scan::StatCache,
     pub strategy: Strategy,
+    /// What a live `layer watch` did for this scan (`plan -v` says).
+    pub watch: crate::watch::Use,
     /// By image index, in the project's topological order.
     pub keys: Vec<ImageKey>,
     /// The record of each image's current key.
@@ -87,29 +89,52 @@ impl Workspace {
         if let Some(d) = &early_dir {
             Cache::new(d).check_folder()?;
         }
+        // A live `layer watch` is synced with before anything is looked at (`crate::watch`).
+        let load_stat = |cache: &Cache| {
+            let (stat, mark) = cache.load_stat_cache_marked();
+            let synced = crate::watch::sync(cache, mark.as_ref());
+            (stat, mark, synced)
+        };
         let (project, early_stat) = rayon::join(
             || decl::load(root),
-            || early_dir.as_ref().map(|d| Cache::new(d).load_stat_cache()),
+            || early_dir.as_ref().map(|d| load_stat(&Cache::new(d))),
         );
         let mut project = project?;
         decl::override_vars(&mut project, vars)?;
         let cache = Cache::new(cache_dir.unwrap_or_else(|| project.root.join("cache")));
         cache.check_folder()?;
-        let stat = match early_stat {
-            Some(stat) if early_dir.as_deref() == Some(cache.dir()) => stat,
-            _ => cache.load_stat_cache(),
+        let (stat, old_mark, synced) = match early_stat {
+            Some(loaded) if early_dir.as_deref() == Some(cache.dir()) => loaded,
+            _ => load_stat(&cache),
         };
-        let hasher = scan::Hasher::new(&stat);
+        let mut hasher = scan::Hasher::new(&stat);
+        if let Ok(crate::watch::Synced {
+            quiet: Some(quiet), ..
+        }) = &synced
+        {
+            hasher = hasher.with_quiet(quiet);
+        }
         let (graph, scanned) = rayon::join(
             || Graph::new(&project),
             || scan::scan_project(&project, &hasher),
         );
         let scanned = scanned?;
         let next = hasher.finish();
-        if let Some(next) = &next {
+        let mark = synced.as_ref().ok().map(|s| s.mark);
+        if next.is_some() || (mark.is_some() && mark != old_mark) {
             // The stat cache only saves work: a cache folder that cannot be written is no error.
-            let _ = cache.save_stat_cache(next);
+            // Under a live watcher it carries the mark the next plan starts from.
+            let _ = cache.save_stat_cache_marked(next.as_ref().unwrap_or(&stat), mark.as_ref());
         }
+        let watch = match &synced {
+            Ok(s) => match &s.quiet {
+                Some(q) => crate::watch::Use::Vouched {
+                    changed: q.dirty_len(),
+                },
+                None => crate::watch::Use::FullCheck,
+            },
+            Err(why) => why.clone(),
+        };
         let stat = next.unwrap_or(stat);
         let strategy = strategy.unwrap_or(project.strategy);
         // Pinned parents: the released build each pin stands for, read from the cache before
@@ -147,6 +172,7 @@ impl Workspace {
             scanned,
             stat,
             strategy,
+            watch,
             keys,
             lookups,
             pins,

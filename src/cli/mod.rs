@@ -34,6 +34,7 @@ pub mod packages;
 pub mod sbom;
 pub mod audit;
 pub mod enter;
+pub mod watch;
 
 use std::io::{IsTerminal, Write};
 
@@ -102,6 +103,8 @@ enum Command {
     Completions(shell::CompletionsArgs),
     /// Check the declarations (and packer templates) without planning
     Validate(validate::ValidateArgs),
+    /// Keep the stat cache current with inotify, so plans read only what changed (Ctrl-C stops)
+    Watch(watch::WatchArgs),
     /// Print the man page (`layer man > /usr/local/share/man/man1/layer.1`)
     Man,
     /// The installed packages of a build, or with --diff what changed between two builds
@@ -178,6 +181,7 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Completions(args) => shell::completions(args),
         Command::Man => shell::man(),
         Command::Validate(args) => validate::run(g, args),
+        Command::Watch(args) => watch::run(g, args),
         Command::Packages(args) => packages::run(g, args),
         Command::Sbom(args) => sbom::run(g, args),
         Command::Audit(args) => audit::run(g, args),

@@ -48,6 +48,9 @@ pub enum PlanFormat {
 
 pub fn run(g: &Global, args: &PlanArgs, style: Style) -> Result<i32> {
     let (mut ws, since) = open(g, &args.select)?;
+    if g.verbose > 0 {
+        eprintln!("{}", ws.watch.describe());
+    }
     let remote = connect(g, &mut ws)?;
     let (ws, since, _remote) = (no_teardown(ws), no_teardown(since), no_teardown(remote));
     let sel = selection(&ws, &args.targets, &args.select, &args.max_age, false)?;

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::quiet::Quiet;
 use super::stat_cache::{Stamp, StatCache};
 use crate::error::{Error, Result};
 
@@ -38,6 +39,8 @@ pub struct Hasher<'a> {
     dirty: AtomicBool,
     fresh: Mutex<(Vec<Fresh>, Vec<FreshDir>)>,
     racy_after_ns: i64,
+    /// What a live `layer watch` vouches for, when one does ([`Hasher::with_quiet`]).
+    quiet: Option<&'a Quiet>,
 }
 
 impl<'a> Hasher<'a> {
@@ -59,7 +62,50 @@ impl<'a> Hasher<'a> {
             dirty: AtomicBool::new(false),
             fresh: Mutex::new(Default::default()),
             racy_after_ns,
+            quiet: None,
         }
+    }
+
+    /// This hasher, taking the stamps and listings of the folders `quiet` vouches for from
+    /// the stat cache instead of asking the file system.
+    pub fn with_quiet(mut self, quiet: &'a Quiet) -> Self {
+        self.quiet = Some(quiet);
+        self
+    }
+
+    /// Whether a live watcher vouches that nothing at, above or below the folder `path`
+    /// (absolute, as bytes) changed since the stat cache was taken.
+    pub(super) fn vouched(&self, path: &[u8]) -> bool {
+        self.quiet.is_some_and(|q| q.vouches(path))
+    }
+
+    /// For a file in a vouched-for folder: the stamp and digest the stat cache recorded.
+    pub(super) fn quiet_file(&self, path: &[u8]) -> Option<(Stamp, [u8; 32])> {
+        let i = self.old.find_file(path)?;
+        let (_, s, h) = self.old.file(i);
+        if self.racy(&s) {
+            return None;
+        }
+        self.hit(&self.used_files, i, &s);
+        Some((s, h))
+    }
+
+    /// For a vouched-for folder: the stamp the stat cache recorded with its listing.
+    pub(super) fn quiet_dir_stamp(&self, path: &[u8]) -> Option<Stamp> {
+        let i = self.old.find_dir(path)?;
+        Some(self.old.dir(i).1)
+    }
+
+    /// For a vouched-for folder: the listing the stat cache recorded.
+    pub(super) fn quiet_listing(&self, path: &[u8]) -> Option<&'a [u8]> {
+        let old: &'a StatCache = self.old;
+        let i = old.find_dir(path)?;
+        let (_, s, listing) = old.dir(i);
+        if self.racy(&s) {
+            return None;
+        }
+        self.hit(&self.used_dirs, i, &s);
+        Some(listing)
     }
 
     /// Whether `s` is too recent to vouch for content: a change in the same clock tick as the

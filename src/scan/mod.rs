@@ -15,12 +15,15 @@
 //! another type) is dropped and the folder read.
 //!
 //! The parts, each importing only those listed before it: `tree` (trees and their diffs, pure),
-//! `stat_cache` (what the last scan saw, and its file format), `hasher` (file digests through
-//! the stat cache), `dir` (an open folder: the system calls of the walk), `walk` (one role
-//! folder into a [`Tree`]) and `project` (every input of a project: [`scan_project`]).
+//! `stat_cache` (what the last scan saw, and its file format), `quiet` (what a live `layer
+//! watch` vouches for: folders whose listings and stamps are still those of the stat cache, so
+//! a walk takes them from there without a system call), `hasher` (file digests through the
+//! stat cache), `dir` (an open folder: the system calls of the walk), `walk` (one role folder
+//! into a [`Tree`]) and `project` (every input of a project: [`scan_project`]).
 
 mod tree;
 mod stat_cache;
+mod quiet;
 mod hasher;
 mod dir;
 mod walk;
@@ -30,6 +33,7 @@ pub use hasher::{hash_file, Hasher, RACY_WINDOW};
 pub use project::{
     host_program, host_program_error, pinned_busybox, scan_project, Scanned, PROGRAM_FOLDERS,
 };
+pub use quiet::{Quiet, WatchMark};
 pub use stat_cache::{DirRecord, FileRecord, Stamp, StatCache};
 pub use tree::{diff_trees, Entry, EntryKind, FileChange, Tree};
 pub use walk::scan_tree;

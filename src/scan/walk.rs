@@ -121,7 +121,30 @@ impl Walk<'_, '_> {
     /// saves work: when it holds two or more files, each then `stat`ed by its name alone.
     /// Folders that only lead to others (`files/usr/local/share`) are not opened at all; their
     /// entries are `stat`ed by a path from the nearest open folder above.
+    ///
+    /// A folder a live watcher vouches for ([`Hasher::vouched`]) is walked from the stat cache
+    /// alone: its listing, its files' stamps and digests and its folders' stamps as recorded,
+    /// with no system call but `readlinkat` for links; an entry the stat cache lacks is looked
+    /// at as usual.
     fn dir(&mut self, base: &Dir, base_len: usize, stamp: Stamp, is_base: bool) -> Result<()> {
+        let mut stamp = stamp;
+        if self.hasher.vouched(&self.abs) {
+            if let Some(listing) = self.hasher.quiet_listing(&self.abs) {
+                let mark = (self.entries.len(), self.misses.len());
+                if let Walked::Done = self.quiet_entries(base, base_len, listing)? {
+                    return Ok(());
+                }
+                self.entries.truncate(mark.0);
+                self.misses.truncate(mark.1);
+                // The stamp passed in may be the recorded one: look at the folder itself.
+                let st = if is_base {
+                    base.stat_self()
+                } else {
+                    base.stat(self.cpath(base_len))
+                };
+                stamp = Stamp::of_stat(&st.map_err(|e| Error::io(self.abs_path(), e))?);
+            }
+        }
         if let Some(listing) = self.hasher.cached_listing(&self.abs, &stamp) {
             let mark = (self.entries.len(), self.misses.len());
             let files = listing_entries(listing)
@@ -184,6 +207,74 @@ impl Walk<'_, '_> {
             }
         }
         Ok(Walked::Done)
+    }
+
+    /// Walks the entries of `listing`, the stat cache's listing of a vouched-for folder:
+    /// files and folders the stat cache holds are taken from it, the rest looked at.
+    fn quiet_entries(&mut self, base: &Dir, base_len: usize, listing: &[u8]) -> Result<Walked> {
+        for (t, name) in listing_entries(listing) {
+            let (abs_len, rel_len) = (self.abs.len(), self.rel.len());
+            let quiet = self.quiet_entry(base, base_len, t, name);
+            self.abs.truncate(abs_len);
+            self.rel.truncate(rel_len);
+            let walked = match quiet? {
+                Some(w) => w,
+                None => {
+                    let w = self.entry(base, base_len, t, name, true);
+                    self.abs.truncate(abs_len);
+                    self.rel.truncate(rel_len);
+                    w?
+                }
+            };
+            if let Walked::Stale = walked {
+                return Ok(Walked::Stale);
+            }
+        }
+        Ok(Walked::Done)
+    }
+
+    /// One entry of a vouched-for folder taken from the stat cache, or `None` when the stat
+    /// cache does not hold it (a link, a racy file) and it must be looked at.
+    fn quiet_entry(
+        &mut self,
+        base: &Dir,
+        base_len: usize,
+        t: u8,
+        name: &[u8],
+    ) -> Result<Option<Walked>> {
+        let Ok(name_str) = std::str::from_utf8(name) else {
+            return Ok(None);
+        };
+        self.abs.push(b'/');
+        self.abs.extend_from_slice(name);
+        if !self.rel.is_empty() {
+            self.rel.push('/');
+        }
+        self.rel.push_str(name_str);
+        match Kind::of_dt(t) {
+            Kind::File => {
+                let Some((stamp, hash)) = self.hasher.quiet_file(&self.abs) else {
+                    return Ok(None);
+                };
+                if Kind::of_mode(stamp.mode) != Kind::File {
+                    return Ok(None);
+                }
+                self.entries
+                    .push(file_entry(self.rel.clone(), &stamp, hash));
+            }
+            Kind::Dir => {
+                let Some(stamp) = self.hasher.quiet_dir_stamp(&self.abs) else {
+                    return Ok(None);
+                };
+                self.entries.push(Entry {
+                    path: self.rel.clone(),
+                    kind: EntryKind::Dir,
+                });
+                self.dir(base, base_len, stamp, false)?;
+            }
+            _ => return Ok(None),
+        }
+        Ok(Some(Walked::Done))
     }
 
     /// One entry of the current folder: the type byte of its listing and its name.

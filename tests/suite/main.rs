@@ -51,3 +51,4 @@ mod shell_cmd;
 mod since;
 mod trust;
 mod untrusted;
+mod watch;
