@@ -17,7 +17,8 @@
 //! The parts, each importing only those listed before it: `tree` (trees and their diffs, pure),
 //! `stat_cache` (what the last scan saw, and its file format), `hasher` (file digests through
 //! the stat cache), `dir` (an open folder: the system calls of the walk), `walk` (one role
-//! folder into a [`Tree`]) and `project` (every input of a project: [`scan_project`]).
+//! folder into a [`Tree`]), `project` (every input of a project: [`scan_project`]) and `stamps`
+//! (the stamps of a list of paths, which a cached parsed model is valid under: [`stamp_paths`]).
 
 mod tree;
 mod stat_cache;
@@ -25,11 +26,13 @@ mod hasher;
 mod dir;
 mod walk;
 mod project;
+mod stamps;
 
 pub use hasher::{hash_file, Hasher, RACY_WINDOW};
 pub use project::{
     host_program, host_program_error, pinned_busybox, scan_project, Scanned, PROGRAM_FOLDERS,
 };
+pub use stamps::{stamp_paths, PathStamp};
 pub use stat_cache::{DirRecord, FileRecord, Stamp, StatCache};
 pub use tree::{diff_trees, Entry, EntryKind, FileChange, Tree};
 pub use walk::scan_tree;
