@@ -7,6 +7,9 @@
 //!   trees/DIGEST.json       role trees named by records, for `layer explain`
 //!   stat-cache              (size, mtime, inode, ctime) -> blake3 of input files, then the
 //!                           blake3 of all that: a stat cache that fails it is an empty one
+//!   model-cache             the parsed declarations under the stamps of the files they were
+//!                           read from (`decl::load_cached`), then their blake3: one that
+//!                           fails it is ignored
 //!   logs/NAME/VERSION.log   build logs, and `VERSION.test.log` of test runs (see `logs`)
 //!   cache.lock              held shared by builds and release changes, exclusive by `gc`
 //!   staged/                 bundles made once and shared by builds ([`stage`])
@@ -109,6 +112,10 @@ impl Cache {
 
     fn stat_path(&self) -> PathBuf {
         self.dir.join("stat-cache")
+    }
+
+    fn model_path(&self) -> PathBuf {
+        self.dir.join("model-cache")
     }
 
     /// The folder of an origin's root filesystem, by the origin's identity (SPEC §2): the
@@ -596,18 +603,35 @@ impl Cache {
         stat: &StatCache,
         mark: Option<&crate::scan::WatchMark>,
     ) -> Result<()> {
-        let path = self.stat_path();
+        match mark {
+            None => self.save_sealed(&self.stat_path(), stat.as_bytes()),
+            Some(m) => {
+                let mut marked = stat.as_bytes().to_vec();
+                m.append_to(&mut marked);
+                self.save_sealed(&self.stat_path(), &marked)
+            }
+        }
+    }
+
+    /// The bytes of the model cache the last load saved (`decl::load_cached` checks what they
+    /// say); `None` when it is missing, unreadable or fails its checksum.
+    pub fn load_model_cache(&self) -> Option<Vec<u8>> {
+        read_small_nofollow(&self.model_path())
+            .ok()
+            .and_then(unseal_stat)
+    }
+
+    /// Saves the model cache, its bytes followed by their blake3.
+    pub fn save_model_cache(&self, bytes: &[u8]) -> Result<()> {
+        self.save_sealed(&self.model_path(), bytes)
+    }
+
+    /// Writes `bytes` and their blake3 to `path` atomically.
+    fn save_sealed(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let dir = crate::fsutil::parent_of(&path);
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        crate::fsutil::atomic_file(&path, |tmp| {
+        crate::fsutil::atomic_file(path, |tmp| {
             use std::io::Write;
-            let mut marked;
-            let mut bytes = stat.as_bytes();
-            if let Some(m) = mark {
-                marked = bytes.to_vec();
-                m.append_to(&mut marked);
-                bytes = &marked;
-            }
             let mut f = fs::File::create(tmp).map_err(|e| Error::io(tmp, e))?;
             f.write_all(bytes)
                 .and_then(|()| f.write_all(blake3::hash(bytes).as_bytes()))
@@ -644,8 +668,8 @@ impl Cache {
     }
 }
 
-/// The stat cache's bytes without their checksum (the last 32 bytes, the blake3 of the rest),
-/// or `None` when they do not match.
+/// The stat cache's (or model cache's) bytes without their checksum (the last 32 bytes, the
+/// blake3 of the rest), or `None` when they do not match.
 fn unseal_stat(mut bytes: Vec<u8>) -> Option<Vec<u8>> {
     let body = bytes.len().checked_sub(32)?;
     if blake3::hash(&bytes[..body]).as_bytes() != &bytes[body..] {

@@ -1,6 +1,7 @@
 //! Validated declarations. `decl` turns the raw TOML of a project into these; everything past
 //! `decl` can rely on the invariants noted here (names are valid, every reference resolves, the
 //! image graph and the role `depends` graph have no cycles).
+//! They are serde types so that `decl` can keep a parsed project in the cache (`model-cache`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -59,7 +60,7 @@ impl std::str::FromStr for Strategy {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
     /// Absolute path of the folder holding `layer.toml`.
     pub root: PathBuf,
@@ -78,7 +79,7 @@ pub struct Project {
 }
 
 /// `[remote]` of `layer.toml` (SPEC §8), validated: a URL layer can open and well-formed keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteConfig {
     /// `s3://BUCKET[/PREFIX]`, `file:///PATH`, `http(s)://...`.
     pub url: String,
@@ -98,13 +99,13 @@ impl Project {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
     pub name: String,
     pub source: OriginSource,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OriginSource {
     /// A rootfs of one static busybox and its applet links; the path is on the build host.
     /// `blake3`, when the declaration pins it, is the binary's digest: plans use it without
@@ -179,7 +180,7 @@ impl BackendKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backend {
     pub name: String,
     pub kind: BackendKind,
@@ -215,7 +216,7 @@ impl Backend {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Role {
     pub name: String,
     /// The role folder, relative to the root (`roles/java`).
@@ -228,13 +229,13 @@ pub struct Role {
 }
 
 /// Where an image starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Base {
     Parent(String),
     Origin(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Image {
     pub name: String,
     /// `images/NAME.toml`.
@@ -278,7 +279,7 @@ impl Image {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageTest {
     pub name: String,
     pub run: String,

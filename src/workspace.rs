@@ -60,8 +60,8 @@ fn grow_heap_in_large_steps() {
 }
 
 impl Workspace {
-    /// Loads the project at `root`, scans it through the cache's stat cache (saving the stat
-    /// cache when it changed, which is the only write), computes keys under `strategy` (the
+    /// Loads the project at `root` (through the cache's model cache), scans it through the
+    /// cache's stat cache (saving either when it changed, which are the only writes), computes keys under `strategy` (the
     /// project's own when `None`) and looks their records up.
     pub fn open(
         root: &Path,
@@ -95,14 +95,29 @@ impl Workspace {
             let synced = crate::watch::sync(cache, mark.as_ref());
             (stat, mark, synced)
         };
-        let (project, early_stat) = rayon::join(
-            || decl::load(root),
+        // The declarations are parsed only when one of them changed (`decl::load_cached`).
+        let salt = format!("key-schema {}", key::KEY_SCHEMA);
+        let (loaded, early_stat) = rayon::join(
+            || {
+                let cached = early_dir
+                    .as_ref()
+                    .and_then(|d| Cache::new(d).load_model_cache());
+                decl::load_cached(root, cached.as_deref(), &salt)
+            },
             || early_dir.as_ref().map(|d| load_stat(&Cache::new(d))),
         );
-        let mut project = project?;
+        let decl::Loaded {
+            mut project,
+            save: model,
+        } = loaded?;
         decl::override_vars(&mut project, vars)?;
         let cache = Cache::new(cache_dir.unwrap_or_else(|| project.root.join("cache")));
         cache.check_folder()?;
+        if let Some(model) = model {
+            // Like the stat cache, it only saves work: a cache folder that cannot be written
+            // is no error.
+            let _ = cache.save_model_cache(&model);
+        }
         let (stat, old_mark, synced) = match early_stat {
             Some(loaded) if early_dir.as_deref() == Some(cache.dir()) => loaded,
             _ => load_stat(&cache),

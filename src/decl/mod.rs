@@ -8,7 +8,9 @@
 //! The parts, each using only those above it: the raw TOML mirrors; one file read and its
 //! parse errors worded; the checks all declarations share; then one validator per kind of
 //! declaration (origins, backends, the remote cache, the project's own files, roles, images). This file puts
-//! them together: [`load_from`] loads each kind, then rejects cycles and orders the images.
+//! them together: [`load_from`] loads each kind, then rejects cycles and orders the images;
+//! [`load_cached`] skips all that when nothing it read changed (`model_cache`: the parsed model
+//! kept under the stamps of every path a load looked at).
 
 mod raw;
 mod file;
@@ -19,14 +21,19 @@ mod remote;
 mod project;
 mod role;
 mod image;
+mod model_cache;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use crate::error::{Diagnostic, Diagnostics, Error, ErrorKind, Result};
 use crate::graph;
 use crate::model::{Image, Project, Role, PROJECT_FILE};
 use crate::source::files::{ProjectFiles, WorkTree};
+use crate::source::recorded::Recorded;
+
+pub use model_cache::{Loaded, MAGIC as MODEL_MAGIC};
 
 /// Walks up from `start` to the first folder holding `layer.toml`.
 pub fn find_root(start: &Path) -> Result<PathBuf> {
@@ -51,6 +58,30 @@ pub fn find_root(start: &Path) -> Result<PathBuf> {
 pub fn load(root: &Path) -> Result<Project> {
     let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
     load_from(&root, &WorkTree::new(&root))
+}
+
+/// Loads the project at `root`, reusing `cached` (a model cache's bytes, checksum removed)
+/// when it is this layer's (`salt` names what else it must match, such as the key schema) and
+/// nothing it was loaded from changed; otherwise loads it from the declarations, as
+/// [`load`] does, and returns the model cache to save.
+pub fn load_cached(root: &Path, cached: Option<&[u8]>, salt: &str) -> Result<Loaded> {
+    let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
+    let identity = model_cache::identity(salt);
+    if let (Some(bytes), Some(id)) = (cached, &identity) {
+        if let Some(project) = model_cache::reuse(bytes, &root, id) {
+            return Ok(Loaded {
+                project,
+                save: None,
+            });
+        }
+    }
+    let started = SystemTime::now();
+    let files = WorkTree::new(&root);
+    let recorded = Recorded::new(&files);
+    let project = load_from(&root, &recorded)?;
+    let paths = recorded.paths();
+    let save = identity.and_then(|id| model_cache::seal(&project, &root, &paths, &id, started));
+    Ok(Loaded { project, save })
 }
 
 /// Reads and validates the project at `root` (canonical) from `files`: the work tree, or a

@@ -19,7 +19,8 @@
 //! watch` vouches for: folders whose listings and stamps are still those of the stat cache, so
 //! a walk takes them from there without a system call), `hasher` (file digests through the
 //! stat cache), `dir` (an open folder: the system calls of the walk), `walk` (one role folder
-//! into a [`Tree`]) and `project` (every input of a project: [`scan_project`]).
+//! into a [`Tree`]), `project` (every input of a project: [`scan_project`]) and `stamps` (the
+//! stamps of a list of paths, which a cached parsed model is valid under: [`stamp_paths`]).
 
 mod tree;
 mod stat_cache;
@@ -28,12 +29,14 @@ mod hasher;
 mod dir;
 mod walk;
 mod project;
+mod stamps;
 
 pub use hasher::{hash_file, Hasher, RACY_WINDOW};
 pub use project::{
     host_program, host_program_error, pinned_busybox, scan_project, Scanned, PROGRAM_FOLDERS,
 };
 pub use quiet::{Quiet, WatchMark};
+pub use stamps::{stamp_paths, PathStamp};
 pub use stat_cache::{DirRecord, FileRecord, Stamp, StatCache};
 pub use tree::{diff_trees, Entry, EntryKind, FileChange, Tree};
 pub use walk::scan_tree;

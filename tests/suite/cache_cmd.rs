@@ -198,11 +198,13 @@ fn verify_rehashes_folder_artifacts_and_says_what_it_cannot_check() {
 // ---------------------------------------------------------------------------------------------
 // gc
 
-/// Paths under the cache, without the stat cache and lock files.
+/// Paths under the cache, without the stat and model caches and lock files.
 fn paths(p: &Project) -> BTreeSet<String> {
     p.cache_paths()
         .into_iter()
-        .filter(|f| f != "stat-cache" && f != "cache.lock" && !f.starts_with("locks/"))
+        .filter(|f| {
+            f != "stat-cache" && f != "model-cache" && f != "cache.lock" && !f.starts_with("locks/")
+        })
         .collect()
 }
 

@@ -31,6 +31,7 @@ mod freshness;
 mod hostile;
 mod keys;
 mod lock;
+mod model_cache;
 mod mutate;
 mod packages;
 mod packer;

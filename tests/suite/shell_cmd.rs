@@ -68,7 +68,7 @@ fn paths(p: &Project) -> Vec<String> {
     p.cache_files()
         .into_iter()
         .map(|(f, _)| f)
-        .filter(|f| !f.starts_with("stat-cache"))
+        .filter(|f| !f.starts_with("stat-cache") && !f.starts_with("model-cache"))
         .collect()
 }
 
