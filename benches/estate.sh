@@ -73,6 +73,7 @@ t0=$(now)
 "$LAYER" -C "$P" --cache "$B/cache" build -q --no-progress
 t1=$(now)
 layer_deep=$(secs "$t0" "$t1")
+say "layer cold deep build: ${layer_deep} s"
 installed=$(grep -c '^Package:' "$(find "$B/cache/artifacts" -path '*svc*' -name status -path '*var/lib/dpkg/*' | head -1)" 2>/dev/null || echo "?")
 
 # The origin's archives, as layer gives them to mmdebstrap.
@@ -104,6 +105,7 @@ for pkgs in "$BASE" "$APP" "$SVC"; do
 done
 t1=$(now)
 by_hand=$(secs "$t0" "$t1")
+say "by hand: ${by_hand} s"
 rm -rf "$H"
 
 say "one mmdebstrap of every package"
@@ -112,6 +114,7 @@ mmdebstrap --quiet --variant=minbase --mode=root --format=directory \
     --include="$(echo $BASE $APP $SVC | tr ' ' ',')" bookworm "$B/one" "${lines[@]}"
 t1=$(now)
 one=$(secs "$t0" "$t1")
+say "one mmdebstrap: ${one} s"
 rm -rf "$B/one"
 
 say "layer: shallow build on the deep build's cache, apt downloads dropped"
@@ -120,6 +123,7 @@ t0=$(now)
 "$LAYER" -C "$P" --cache "$B/cache" build -q --no-progress --strategy shallow
 t1=$(now)
 layer_shallow=$(secs "$t0" "$t1")
+say "layer shallow build: ${layer_shallow} s"
 # apt's `Get:` lines of packages (`Get:N URI SUITE/COMPONENT NAME VERSION [SIZE]`), per log.
 logs=$(find "$B/cache/logs" -name '*.log' -newermt "@$((t0 / 1000000000))")
 gets=$(cat $logs | grep -E '^Get:[0-9]+ .* \[[0-9.,]+ [kMG]?B\]$' | grep -vE 'InRelease|Packages|Release' | awk '{ print $(NF-3), $(NF-2) }' || true)
@@ -136,6 +140,7 @@ t0=$(now)
 "$LAYER" -C "$R" --cache "$B/readme-cache" build -q --no-progress
 t1=$(now)
 readme=$(secs "$t0" "$t1")
+say "README estate cold build: ${readme} s"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo
