@@ -13,7 +13,16 @@
 //!   logs/NAME/VERSION.log   build logs, and `VERSION.test.log` of test runs (see `logs`)
 //!   cache.lock              held shared by builds and release changes, exclusive by `gc`
 //!   staged/                 bundles made once and shared by builds ([`stage`])
+//!   apt/ID/                 apt's downloads shared by every build on the origin ID, in every
+//!                           run (outside every key and layer, as `BuildKit`'s cache mounts):
+//!     archives/             `.deb`s, bound at `/var/cache/apt/archives` during package steps
+//!     lists/SRC/            apt's lists for one set of sources, bound at `/var/lib/apt/lists`
+//!     lists/SRC.run         the run that last updated them (lists are fetched once a run)
+//!     lock                  held while apt updates, verifies and downloads into them
 //! ```
+//!
+//! `apt/` is written by apt inside the sandbox and by mmdebstrap's hook (which files away the
+//! `.deb`s it downloaded), not by this module; it only makes and removes the folders.
 //!
 //! Every file is written atomically: a temporary file in the same folder, fsync, rename over
 //! the target, fsync of the folder; records and their trees without the fsyncs (a record lost
@@ -131,6 +140,20 @@ impl Cache {
         let dir = self.origin_dir(identity);
         let digest = fs::read_to_string(dir.join("digest")).ok()?;
         Some((dir.join("root"), digest.trim().to_string()))
+    }
+
+    /// The shared apt folder of the origin of `identity` (`apt/ID`, ID as in
+    /// [`Cache::origin_dir`]), with its `archives/partial` and `lists` made: what package steps
+    /// of builds on that origin bind into their sandbox, and where mmdebstrap's downloads go.
+    pub fn apt_dir(&self, identity: &crate::key::OriginIdentity) -> Result<PathBuf> {
+        let origin = self.origin_dir(identity);
+        let id = origin.file_name().expect("origin folders have a name");
+        let dir = self.dir.join("apt").join(id);
+        for sub in ["archives/partial", "lists"] {
+            let p = dir.join(sub);
+            fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+        }
+        Ok(dir)
     }
 
     /// A new, empty, root-only folder `origins/ID.tmp-PID` to make the origin of `identity`

@@ -89,7 +89,7 @@ in_root() {
 
 install_packages() {
     if in_root 'command -v apt-get' >/dev/null 2>&1; then
-        in_root "export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q --no-install-recommends $*"
+        in_root "export DEBIAN_FRONTEND=noninteractive; apt-get update -q -o Acquire::Languages=none && apt-get install -y -q --no-install-recommends $*"
     elif in_root 'command -v apk' >/dev/null 2>&1; then
         in_root "apk add --no-cache $*"
     elif in_root 'command -v dnf' >/dev/null 2>&1; then

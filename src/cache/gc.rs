@@ -13,7 +13,8 @@
 //!   same one), its logs (its build's and its test runs', `VERSION[.test][.N].log`); a kept
 //!   build keeps all of its logs. Role trees no kept record names go too, logs of builds without a
 //!   kept record (failed builds among them), the folders `--keep-failed` kept (`failed/IMAGE`),
-//!   the work folders of dead runs, and the
+//!   the work folders of dead runs, the shared apt folders (`apt/ID`) of origins gc does not
+//!   keep (all of them with `drop_apt`, `layer cache gc --apt`), and the
 //!   temporaries of dead processes ([`Cache::dead_temps`]; every build removes those too). Folders of the
 //!   cache this module does not know are left alone. The caller holds the cache lock exclusively
 //!   ([`super::Cache::lock_exclusive`]).
@@ -391,6 +392,7 @@ impl Cache {
         origins: &[crate::key::OriginIdentity],
         keep_newest: usize,
         dry_run: bool,
+        drop_apt: bool,
     ) -> Result<GcReport> {
         let all = self.all_records();
         let by_id: BTreeMap<BuildId, &Record> = all
@@ -412,6 +414,7 @@ impl Cache {
         };
         let mut other = self.stray_logs(&kept);
         other.extend(self.stray_origins(&kept_records, origins));
+        other.extend(self.stray_apt(&kept_records, origins, drop_apt));
         other.extend(self.stray_trees(&kept_records));
         other.extend(self.dead_temps());
         // Failed builds kept for debugging (`build --keep-failed`) go with the next gc.
@@ -512,15 +515,13 @@ impl Cache {
         out
     }
 
-    /// Origins (rootfs backend): those of the chains of kept builds and the declared ones
-    /// stay; others, and folders of origins whose making was cut off, go. gc holds the cache
-    /// lock exclusively, so no build is making one now.
-    fn stray_origins(
+    /// The origin folders gc keeps: those of the chains of kept builds and the declared ones.
+    fn kept_origins(
         &self,
         kept_records: &[&Record],
         declared: &[crate::key::OriginIdentity],
-    ) -> Vec<PathBuf> {
-        let kept_origins: BTreeSet<PathBuf> = kept_records
+    ) -> BTreeSet<PathBuf> {
+        kept_records
             .iter()
             .filter_map(|r| match &r.inputs.base {
                 crate::key::BaseInputs::Origin { identity } => Some(self.origin_dir(identity)),
@@ -529,7 +530,42 @@ impl Cache {
                 }
             })
             .chain(declared.iter().map(|o| self.origin_dir(o)))
+            .collect()
+    }
+
+    /// Shared apt folders (`apt/ID`): those of kept origins stay unless `drop_all`. Only
+    /// downloads: a build without them fetches again.
+    fn stray_apt(
+        &self,
+        kept_records: &[&Record],
+        declared: &[crate::key::OriginIdentity],
+        drop_all: bool,
+    ) -> Vec<PathBuf> {
+        let kept: BTreeSet<std::ffi::OsString> = self
+            .kept_origins(kept_records, declared)
+            .iter()
+            .filter_map(|p| p.file_name().map(std::ffi::OsStr::to_os_string))
             .collect();
+        let Ok(entries) = fs::read_dir(self.dir.join("apt")) else {
+            return vec![];
+        };
+        entries
+            .flatten()
+            .filter(|e| is_origin_id(&e.file_name().to_string_lossy()))
+            .filter(|e| drop_all || !kept.contains(&e.file_name()))
+            .map(|e| e.path())
+            .collect()
+    }
+
+    /// Origins (rootfs backend): those of the chains of kept builds and the declared ones
+    /// stay; others, and folders of origins whose making was cut off, go. gc holds the cache
+    /// lock exclusively, so no build is making one now.
+    fn stray_origins(
+        &self,
+        kept_records: &[&Record],
+        declared: &[crate::key::OriginIdentity],
+    ) -> Vec<PathBuf> {
+        let kept_origins = self.kept_origins(kept_records, declared);
         let mut out = vec![];
         let Ok(made) = fs::read_dir(self.dir.join("origins")) else {
             return out;

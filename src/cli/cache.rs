@@ -53,6 +53,10 @@ struct GcArgs {
     /// Fail instead of waiting when a build holds the cache
     #[arg(long)]
     no_wait: bool,
+    /// Also remove the apt downloads (lists and packages) shared by builds on the origins
+    /// kept; those of origins gc removes always go
+    #[arg(long)]
+    apt: bool,
 }
 
 pub fn run(g: &Global, args: &CacheArgs) -> Result<i32> {
@@ -149,6 +153,6 @@ fn run_gc(g: &Global, args: &GcArgs) -> Result<i32> {
         .keys()
         .filter_map(|o| crate::key::origin_identity(&ws.project, o, &ws.scanned).ok())
         .collect();
-    let report = cache.gc(&roots, &origins, keep, args.dry_run)?;
+    let report = cache.gc(&roots, &origins, keep, args.dry_run, args.apt)?;
     out(&render::cache_gc_text(&report, args.dry_run))
 }

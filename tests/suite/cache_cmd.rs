@@ -492,3 +492,25 @@ fn gc_keeps_the_test_logs_of_kept_builds() {
         .path("cache/logs/old/3.0.0-20261120_1000.test.log")
         .exists());
 }
+
+#[test]
+fn gc_removes_the_apt_downloads_of_origins_it_drops_and_with_apt_all_of_them() {
+    let p = Project::estate();
+    p.record(&[]);
+    let c = cache(&p);
+    // The estate's origin, and one no longer declared.
+    let ws = layer::workspace::Workspace::open(&p.path(""), Some(p.path("cache")), None).unwrap();
+    let identity = layer::key::origin_identity(&ws.project, "bb", &ws.scanned).unwrap();
+    let kept = c.apt_dir(&identity).unwrap();
+    fs::write(kept.join("archives/hello_1_all.deb"), "a package\n").unwrap();
+    let gone = p.path("cache/apt/0123456789abcdef0123456789abcdef");
+    fs::create_dir_all(gone.join("archives")).unwrap();
+    fs::write(gone.join("archives/hello_1_all.deb"), "a package\n").unwrap();
+
+    let out = p.layer(&["cache", "gc"]).expect(0).stdout;
+    assert!(!gone.exists(), "{out}");
+    assert!(kept.join("archives/hello_1_all.deb").exists(), "{out}");
+    let out = p.layer(&["cache", "gc", "--apt"]).expect(0).stdout;
+    assert!(!kept.exists(), "{out}");
+    assert!(out.contains("apt/"), "{out}");
+}

@@ -100,6 +100,11 @@ pub(crate) fn source(repo: &Path) -> String {
 
 /// The file `rel` in the layer of the current build of `image`.
 fn in_layer(image: &str, rel: &str) -> Option<String> {
+    std::fs::read_to_string(layer_dir(image)?.join(rel)).ok()
+}
+
+/// The layer folder of the current build of `image`.
+fn layer_dir(image: &str) -> Option<PathBuf> {
     let cache = PathBuf::from(shared_cache());
     let dir = cache.join("records").join(image);
     let mut newest: Option<(String, serde_json::Value)> = None;
@@ -112,7 +117,7 @@ fn in_layer(image: &str, rel: &str) -> Option<String> {
     }
     let (_, record) = newest?;
     let artifact = record["artifact"]["path"].as_str()?;
-    std::fs::read_to_string(cache.join(artifact).join(rel)).ok()
+    Some(cache.join(artifact))
 }
 
 pub(crate) fn unique(prefix: &str) -> String {
@@ -436,4 +441,220 @@ fn a_moved_suite_release_is_refused_before_the_origin_is_made() {
         "error: layer.lock: origin `old`: the mirror's `bookworm` Release is no longer the one `layer.lock` pins (locked 2025-01-11T10:48:02Z, now 2025-01-18T09:00:00Z), so the origin cannot be made as locked\n  hint: run `layer lock --update` to lock what the mirror serves now, and commit `layer.lock`\n"
     );
     assert!(!p.path("cache/records").exists());
+}
+
+/// A small HTTP server of the folder `dir` on 127.0.0.1, as apt's `http` method sees a mirror
+/// (keep-alive, pipelined requests); it notes the path of every GET it answers with a file.
+struct Mirror {
+    port: u16,
+    gets: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Mirror {
+    fn serve(dir: &Path) -> Mirror {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let gets = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (dir, noted) = (dir.to_path_buf(), gets.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (dir, noted) = (dir.clone(), noted.clone());
+                std::thread::spawn(move || Mirror::answer(conn, &dir, &noted));
+            }
+        });
+        Mirror { port, gets }
+    }
+
+    fn answer(conn: std::net::TcpStream, dir: &Path, gets: &std::sync::Mutex<Vec<String>>) {
+        use std::io::{BufRead, Write};
+        let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+        let mut conn = conn;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                    return;
+                }
+                if header.trim().is_empty() {
+                    break;
+                }
+            }
+            let mut words = line.split_whitespace();
+            let method = words.next().unwrap_or_default().to_string();
+            let rel = words
+                .next()
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .replace("./", "");
+            let body = (!rel.contains("..") && !rel.is_empty())
+                .then(|| std::fs::read(dir.join(&rel)).ok())
+                .flatten();
+            let sent = match body {
+                Some(body) => {
+                    if method == "GET" {
+                        gets.lock().unwrap().push(rel);
+                    }
+                    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                    conn.write_all(head.as_bytes()).and_then(|()| {
+                        if method == "GET" {
+                            conn.write_all(&body)
+                        } else {
+                            Ok(())
+                        }
+                    })
+                }
+                None => conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn source(&self) -> String {
+        format!("deb [trusted=yes] http://127.0.0.1:{}/ ./", self.port)
+    }
+
+    /// How many times `file` was downloaded since the last call.
+    fn downloads(&self, file: &str) -> usize {
+        let mut gets = self.gets.lock().unwrap();
+        let n = gets.iter().filter(|g| g.as_str() == file).count();
+        gets.clear();
+        n
+    }
+}
+
+/// The copies of `file` in the shared apt folders of the test cache.
+fn cached_archives(file: &str) -> Vec<PathBuf> {
+    let apt = PathBuf::from(shared_cache()).join("apt");
+    std::fs::read_dir(apt)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path().join("archives").join(file))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Files of `image`'s layer that belong to apt's shared folders: packages, lists, caches.
+fn apt_files_in_layer(image: &str) -> Vec<String> {
+    let dir = layer_dir(image).expect("a layer");
+    walkdir::WalkDir::new(&dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().strip_prefix(&dir).unwrap().display().to_string())
+        .filter(|p| {
+            p.ends_with(".deb")
+                || p.starts_with("var/lib/apt/lists/")
+                || p.starts_with("var/cache/apt/archives/")
+                || p.ends_with("pkgcache.bin")
+        })
+        .collect()
+}
+
+#[test]
+#[cfg_attr(
+    any(missing = "root", missing = "mmdebstrap", missing = "apt-ftparchive"),
+    ignore = "needs root, mmdebstrap and apt-ftparchive: apt-get install mmdebstrap apt-utils"
+)]
+fn two_images_on_one_origin_in_one_run_download_each_package_once_into_the_shared_cache() {
+    needs::check(&[Need::Root, Need::Mmdebstrap, Need::AptFtparchive]);
+    let repo_dir = tempfile::tempdir().unwrap();
+    let version = format!("1.{}", std::process::id());
+    publish(repo_dir.path(), &version);
+    let mirror = Mirror::serve(repo_dir.path());
+    let deb = format!("layer-hello_{version}_all.deb");
+    let (a, b) = (unique("apt-a"), unique("apt-b"));
+    let decl = format!(
+        "origin = \"bookworm\"\npackages = [\"layer-hello\"]\nsources = [\"{}\"]\n",
+        mirror.source()
+    );
+    let p = project(&[(&a, &decl), (&b, &decl)]);
+    layer(&p, &["lock"]).expect(0);
+    mirror.downloads(&deb);
+    layer(&p, &["build", "-j", "2"]).expect(0);
+    assert_eq!(mirror.downloads(&deb), 1, "one download for both images");
+    assert_eq!(cached_archives(&deb).len(), 1, "the cache holds it");
+    let logs: Vec<String> = [&a, &b]
+        .iter()
+        .map(|i| layer(&p, &["logs", i]).expect(0).stdout)
+        .collect();
+    let fetched = |log: &str| {
+        log.lines()
+            .any(|l| l.starts_with("Get:") && l.contains("layer-hello"))
+    };
+    let (first, second): (Vec<&String>, Vec<&String>) = logs.iter().partition(|l| fetched(l));
+    assert_eq!((first.len(), second.len()), (1, 1), "{logs:#?}");
+    // The second image's apt fetched nothing, not even lists: they were fetched in this run.
+    assert!(
+        !second[0].lines().any(|l| l.starts_with("Get:")),
+        "{}",
+        second[0]
+    );
+    assert!(
+        second[0].contains("layer: apt lists of these sources already fetched in this run"),
+        "{}",
+        second[0]
+    );
+    assert!(
+        second[0].contains("layer: apt cache: 1 of the packages to install cached and verified"),
+        "{}",
+        second[0]
+    );
+    for image in [&a, &b] {
+        assert_eq!(
+            in_layer(image, "usr/share/layer-hello/version"),
+            Some(format!("{version}\n"))
+        );
+        assert_eq!(apt_files_in_layer(image), Vec::<String>::new(), "{image}");
+    }
+}
+
+#[test]
+#[cfg_attr(
+    any(missing = "root", missing = "mmdebstrap", missing = "apt-ftparchive"),
+    ignore = "needs root, mmdebstrap and apt-ftparchive: apt-get install mmdebstrap apt-utils"
+)]
+fn a_damaged_package_in_the_shared_apt_cache_is_fetched_again_not_installed() {
+    needs::check(&[Need::Root, Need::Mmdebstrap, Need::AptFtparchive]);
+    let repo_dir = tempfile::tempdir().unwrap();
+    let version = format!("2.{}", std::process::id());
+    publish(repo_dir.path(), &version);
+    let mirror = Mirror::serve(repo_dir.path());
+    let deb = format!("layer-hello_{version}_all.deb");
+    let (c, d) = (unique("apt-c"), unique("apt-d"));
+    let decl = format!(
+        "origin = \"bookworm\"\npackages = [\"layer-hello\"]\nsources = [\"{}\"]\n",
+        mirror.source()
+    );
+    let p = project(&[(&c, &decl)]);
+    layer(&p, &["lock"]).expect(0);
+    layer(&p, &["build"]).expect(0);
+    let cached = cached_archives(&deb);
+    assert_eq!(cached.len(), 1);
+    // Same size, other bytes: apt alone would take it for the package.
+    let good = std::fs::read(&cached[0]).unwrap();
+    std::fs::write(&cached[0], vec![b'x'; good.len()]).unwrap();
+    mirror.downloads(&deb);
+
+    p.file(&format!("images/{d}.toml"), &decl);
+    layer(&p, &["lock"]).expect(0);
+    layer(&p, &["build", &d]).expect(0);
+    assert_eq!(mirror.downloads(&deb), 1, "fetched again");
+    let log = layer(&p, &["logs", &d]).expect(0).stdout;
+    assert!(
+        log.contains("layer: apt cache: 0 of the packages to install cached and verified, 1 damaged (removed, fetched again)"),
+        "{log}"
+    );
+    assert_eq!(
+        in_layer(&d, "usr/share/layer-hello/version"),
+        Some(format!("{version}\n"))
+    );
+    assert_eq!(std::fs::read(&cached[0]).unwrap(), good);
 }

@@ -325,6 +325,7 @@ impl Instance<'_> {
             }],
             results: Some(results_dir.clone()),
             binds: Vec::new(),
+            apt: None,
         };
         let ok = self.backend.run_sandbox(
             self.stack,
@@ -463,6 +464,7 @@ fn run_shell(
         steps: vec![Step::Shell],
         results: None,
         binds: Vec::new(),
+        apt: None,
     };
     let run_dir = ws.cache.start_run()?;
     let work = run_dir.dir.join(format!("shell-{}", image.name));

@@ -64,6 +64,30 @@ impl<'a> RootfsBackend<'a> {
         }
     }
 
+    /// The shared apt folder of the origin a job's chain stands on (the identity in the
+    /// chain's first record, or the declared origin's), made if needed; `None` when the chain
+    /// names no origin.
+    fn apt_cache(&self, job: &Job) -> Result<Option<sandbox::AptCache>, String> {
+        let identity = match &job.parent {
+            Some(parent) => self
+                .chain_of(parent)?
+                .last()
+                .and_then(|r| match &r.inputs.base {
+                    key::BaseInputs::Origin { identity } => Some(identity.clone()),
+                    key::BaseInputs::Parent { .. } => None,
+                }),
+            None => key::origin_identity(self.project, &job.origin, self.scanned).ok(),
+        };
+        let Some(identity) = identity else {
+            return Ok(None);
+        };
+        let dir = self.cache.apt_dir(&identity).map_err(|e| e.to_string())?;
+        // The run's private folder (every build of a run works in it, no other run does)
+        // names the run: lists are fetched once per run.
+        let run = job.work.parent().unwrap_or(&job.work).display().to_string();
+        Ok(Some(sandbox::AptCache { dir, run }))
+    }
+
     /// Whether overlayfs works on the cache's filesystem; tried once, said once when not.
     pub fn overlay(&self) -> &Result<(), String> {
         self.overlay.get_or_init(|| {
@@ -518,6 +542,11 @@ impl Builder for RootfsBackend<'_> {
             steps,
             results: None,
             binds: job.binds.clone(),
+            apt: if job.packages.is_empty() {
+                None
+            } else {
+                self.apt_cache(job)?
+            },
         };
         let upper = job.work.join("layer");
         let ok = self.run_sandbox(

@@ -46,8 +46,26 @@ pub fn materialize(
     let _ = writeln!(log.lock().unwrap(), "==> origin {}", origin.name);
     let tmp = cache.origin_work(identity).map_err(|e| e.to_string())?;
     let tmp_root = tmp.join("root");
-    let made = make(project_root, origin, identity, &tmp, &tmp_root, log, procs)
-        .and_then(|()| check_busybox(identity, &tmp_root));
+    let apt = match origin.source {
+        OriginSource::Debian { .. } => Some(
+            cache
+                .apt_dir(identity)
+                .map_err(|e| e.to_string())?
+                .join("archives"),
+        ),
+        _ => None,
+    };
+    let made = make(
+        project_root,
+        origin,
+        identity,
+        &tmp,
+        &tmp_root,
+        apt.as_deref(),
+        log,
+        procs,
+    )
+    .and_then(|()| check_busybox(identity, &tmp_root));
     if let Err(e) = made {
         let _ = crate::fsutil::remove_tree(&tmp);
         return Err(format!("making origin `{}`: {e}", origin.name));
@@ -82,12 +100,14 @@ fn check_busybox(identity: &OriginIdentity, root: &Path) -> Result<(), String> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn make(
     project_root: &Path,
     origin: &Origin,
     identity: &OriginIdentity,
     tmp: &Path,
     root: &Path,
+    apt_archives: Option<&Path>,
     log: Log,
     procs: &Procs,
 ) -> Result<(), String> {
@@ -141,6 +161,17 @@ fn make(
             // that download get the resolver from the sandbox).
             cmd.arg("--customize-hook=echo localhost > \"$1/etc/hostname\"")
                 .arg("--customize-hook=rm -f \"$1/etc/resolv.conf\"");
+            // No translations (builds never read them), and the packages mmdebstrap downloads
+            // filed away into the cache's shared apt folder of this origin (hard links; the
+            // tree keeps none), where later builds' verified downloads go too.
+            cmd.arg("--aptopt=Acquire::Languages \"none\"")
+                .arg("--skip=essential/unlink");
+            if let Some(archives) = apt_archives {
+                cmd.arg(format!(
+                    "--customize-hook=for f in \"$1\"/var/cache/apt/archives/*.deb; do [ -f \"$f\" ] || continue; ln -f \"$f\" {} 2>/dev/null || true; rm -f \"$f\"; done",
+                    crate::backend::bundle::sh_quote(&format!("{}/", archives.display()))
+                ));
+            }
             // The same tree on every machine: mmdebstrap's reproducible mode (logs and caches
             // removed, machine-id empty) at the locked Release date.
             let epoch = source_date_epoch(identity);

@@ -86,6 +86,7 @@ impl Resolver for SandboxResolver<'_> {
             steps,
             results: Some(results.clone()),
             binds,
+            apt: None,
         };
         let ok = backend
             .run_sandbox(&stack, None, &work, spec, &[], &log, &procs)

@@ -40,7 +40,7 @@ pub(super) fn install_script(
         };
         Ok(format!(
             "export DEBIAN_FRONTEND=noninteractive; set -e; {write_sources}\
-             apt-get update -q; \
+             apt-get update -q -o Acquire::Languages=none; \
              apt-get install -y -q --no-install-recommends --allow-downgrades -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {list}; \
              apt-get clean; rm -rf /var/lib/apt/lists/*"
         ))

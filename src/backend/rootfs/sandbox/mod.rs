@@ -33,6 +33,9 @@ use serde::{Deserialize, Serialize};
 mod mounts;
 mod files;
 mod confine;
+mod apt;
+
+pub use apt::AptCache;
 
 use files::{copy_files_into, install_script};
 use mounts::{check, enter_private_mount_namespace, loopback_up, overlay_options, umount};
@@ -59,6 +62,10 @@ pub struct Spec {
     /// the `file://` apt archives its sources name.
     #[serde(default)]
     pub binds: Vec<PathBuf>,
+    /// The cache's apt folder for this origin, bound into the root while packages install
+    /// (never part of the layer); without it apt fetches into the image and cleans up.
+    #[serde(default)]
+    pub apt: Option<AptCache>,
 }
 
 /// Where roles are staged: `/.layer/role` in builds (SPEC §1.3); in test instances under the
@@ -422,9 +429,17 @@ impl Sandbox<'_> {
                 Step::Packages { names, sources } => {
                     say("packages");
                     let list = format!("layer-{}.list", self.spec.hostname);
-                    let script = install_script(self.root(), names, sources, &list)?;
-                    let status = self.run_in_root(&script, &[], None, None)?;
-                    if !status.success() {
+                    let has_apt = ["usr/bin/apt-get", "bin/apt-get"]
+                        .iter()
+                        .any(|p| self.root().join(p).exists());
+                    let ok = match &self.spec.apt {
+                        Some(apt) if has_apt => self.install_cached(apt, names, sources, &list)?,
+                        _ => {
+                            let script = install_script(self.root(), names, sources, &list)?;
+                            self.run_in_root(&script, &[], None, None)?.success()
+                        }
+                    };
+                    if !ok {
                         eprintln!("layer: installing {} failed", names.join(" "));
                         return Ok(1);
                     }
