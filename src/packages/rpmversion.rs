@@ -225,11 +225,8 @@ mod tests {
         assert_eq!(compare("1:1.0-1", "2.0-1"), Greater);
         assert_eq!(compare("0:1.0-1", "1.0-1"), Equal);
         assert_eq!(compare(":1.0-1", "1.0-1"), Equal, "an empty epoch is 0");
-        assert_eq!(
-            compare("1.0", "1.0-5.el9"),
-            Equal,
-            "no release: versions decide"
-        );
+        assert_eq!(compare("1.0", "1.0-5.el9"), Less, "no release sorts first");
+        assert_eq!(compare("1.0-", "1.0"), Greater, "an empty release is one");
         assert_eq!(compare("3.0.7-24.el9", "3.0.7-25.el9"), Less);
         assert_eq!(compare("1:3.0.7-27.el9", "1:3.0.7-24.el9_3"), Greater);
         assert_eq!(
