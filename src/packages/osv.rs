@@ -7,7 +7,7 @@
 //! for the rpm distributions) and its source package (or, failing that, its own name), and
 //! either lists its version under `versions` or an `ECOSYSTEM` range holds it. Ranges are read
 //! in the ecosystem's version order: dpkg's for Debian and Ubuntu, rpm's for Red Hat, Rocky
-//! Linux, AlmaLinux, openSUSE and SUSE. Ecosystems whose order layer does not know (Alpine's,
+//! Linux, `AlmaLinux`, openSUSE and SUSE. Ecosystems whose order layer does not know (Alpine's,
 //! say) match on `versions` only, and `SEMVER` and `GIT` ranges are not read.
 
 use std::cmp::Ordering;

@@ -15,7 +15,7 @@ pub const RPMDB_SQLITE: [&str; 2] = [
     "usr/lib/sysimage/rpm/rpmdb.sqlite",
     "var/lib/rpm/rpmdb.sqlite",
 ];
-/// The databases of older rpms, which layer does not read: BerkeleyDB (`Packages`, RHEL 7
+/// The databases of older rpms, which layer does not read: `BerkeleyDB` (`Packages`, RHEL 7
 /// and 8) and ndb (`Packages.db`, SUSE).
 pub const RPMDB_OTHER: [&str; 4] = [
     "usr/lib/sysimage/rpm/Packages.db",

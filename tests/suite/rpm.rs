@@ -208,9 +208,10 @@ fn the_manifest_of_an_rpm_database_is_what_rpm_lists() {
     .unwrap();
     let before = snapshot(&root);
     let scratch = dir.path().join("scratch");
-    let m = layer::backend::rootfs::read_manifest(&[root.clone()], &scratch, &mut |_| {})
-        .unwrap()
-        .expect("a manifest");
+    let m =
+        layer::backend::rootfs::read_manifest(std::slice::from_ref(&root), &scratch, &mut |_| {})
+            .unwrap()
+            .expect("a manifest");
     assert_eq!(
         snapshot(&root),
         before,
