@@ -173,7 +173,7 @@ pub fn parse_record(bytes: &[u8]) -> std::result::Result<Record, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::key::{BackendInputs, BaseInputs, KEY_SCHEMA};
     use crate::model::{BackendKind, Strategy};

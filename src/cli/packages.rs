@@ -40,14 +40,14 @@ pub(super) fn find_build(ws: &Workspace, target: &str) -> Result<Record> {
 pub(super) fn manifest_of(r: &Record) -> Result<&Manifest> {
     r.packages.as_ref().ok_or_else(|| {
         let why = match r.inputs.backend.kind {
-            crate::model::BackendKind::Rootfs => "its image has no package database layer reads (dpkg's or apk's), or it was built before layer recorded packages",
+            crate::model::BackendKind::Rootfs => "its image has no package database layer reads (dpkg's, apk's or rpm's `rpmdb.sqlite`), or it was built before layer recorded packages",
             _ => "only `rootfs` builds record their packages",
         };
         Error::Usage {
             kind: ErrorKind::NoManifest,
             message: format!("{} {} has no package manifest: {why}", r.name, r.version),
             hint: Some(format!(
-                "a build of a `debian` or `tar` origin with dpkg or apk records one; rebuild with `layer build --force {}`",
+                "a build of a `debian` or `tar` origin with dpkg, apk or rpm (≥ 4.16) records one; rebuild with `layer build --force {}`",
                 r.name
             )),
         }

@@ -1,6 +1,6 @@
 //! A build's package manifest: the packages its package database says are installed, read
-//! from the image's own files (dpkg's `/var/lib/dpkg/status`, apk's `/lib/apk/db/installed`)
-//! and `/etc/os-release`. Pure: the backend reads the files and hands the text here.
+//! from the image's own files (dpkg's `/var/lib/dpkg/status`, apk's `/lib/apk/db/installed`,
+//! rpm's `rpmdb.sqlite` through [`super::rpm`]) and `/etc/os-release`. Pure: the backend reads the files and hands the text here.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +17,7 @@ pub const OS_RELEASE: [&str; 2] = ["etc/os-release", "usr/lib/os-release"];
 pub enum Manager {
     Dpkg,
     Apk,
+    Rpm,
 }
 
 impl Manager {
@@ -25,6 +26,7 @@ impl Manager {
         match self {
             Manager::Dpkg => "deb",
             Manager::Apk => "apk",
+            Manager::Rpm => "rpm",
         }
     }
 }
@@ -80,20 +82,31 @@ pub struct Manifest {
 
 impl Manifest {
     /// The package URL of one of its packages:
-    /// `pkg:deb/debian/openssl@3.0.15-1~deb12u1?arch=amd64&distro=debian-12`.
+    /// `pkg:deb/debian/openssl@3.0.15-1~deb12u1?arch=amd64&distro=debian-12`. An rpm's epoch
+    /// is the `epoch` qualifier, as the purl spec's `rpm` type says
+    /// (`pkg:rpm/rhel/openssl-libs@3.0.7-24.el9?arch=x86_64&distro=rhel-9.3&epoch=1`);
+    /// qualifiers are sorted by key.
     pub fn purl(&self, p: &Package) -> String {
         let namespace = self.distro.as_ref().map_or("unknown", |d| d.id.as_str());
+        let (epoch, version) = match (self.manager, p.version.split_once(':')) {
+            (Manager::Rpm, Some((e, v))) => (Some(e), v),
+            _ => (None, p.version.as_str()),
+        };
         let mut s = format!(
             "pkg:{}/{}/{}@{}?arch={}",
             self.manager.purl_type(),
             purl_escape(namespace),
             purl_escape(&p.name),
-            purl_escape(&p.version),
+            purl_escape(version),
             purl_escape(&p.arch)
         );
         if let Some(d) = &self.distro {
             s.push_str("&distro=");
             s.push_str(&purl_escape(&d.qualifier()));
+        }
+        if let Some(e) = epoch {
+            s.push_str("&epoch=");
+            s.push_str(&purl_escape(e));
         }
         s
     }
@@ -320,6 +333,30 @@ Version: 12.2.0-14+deb12u1
             "pkg:deb/debian/libgcc-s1@12.2.0-14%2Bdeb12u1?arch=amd64&distro=debian-12"
         );
         assert_eq!(purl_escape("1:2.3"), "1:2.3");
+    }
+
+    #[test]
+    fn rpm_purls_carry_the_epoch_as_a_qualifier() {
+        let p = |version: &str| Package {
+            name: "openssl-libs".into(),
+            version: version.into(),
+            arch: "x86_64".into(),
+            source: "openssl".into(),
+            source_version: None,
+        };
+        let m = Manifest {
+            manager: Manager::Rpm,
+            distro: parse_os_release("ID=\"rocky\"\nVERSION_ID=\"9.3\"\n"),
+            packages: vec![],
+        };
+        assert_eq!(
+            m.purl(&p("1:3.0.7-24.el9")),
+            "pkg:rpm/rocky/openssl-libs@3.0.7-24.el9?arch=x86_64&distro=rocky-9.3&epoch=1"
+        );
+        assert_eq!(
+            m.purl(&p("3.0.7-24.el9")),
+            "pkg:rpm/rocky/openssl-libs@3.0.7-24.el9?arch=x86_64&distro=rocky-9.3"
+        );
     }
 
     #[test]

@@ -46,6 +46,7 @@ mod remote_http;
 mod remote_use;
 mod report;
 mod rootfs;
+mod rpm;
 mod sandbox;
 mod secrets;
 mod shell_cmd;

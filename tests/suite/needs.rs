@@ -39,12 +39,14 @@ pub(crate) enum Need {
     Mmdebstrap,
     /// `apt-ftparchive` and `dpkg-deb`, for the apt repositories tests make.
     AptFtparchive,
+    /// `rpm` and `rpmbuild`, for rpm databases made here and rpm's version order.
+    Rpm,
 }
 
 impl Need {
     /// Every need, in the order `build.rs` declares them.
     #[allow(dead_code)] // build.rs's
-    pub(crate) const ALL: [Need; 9] = [
+    pub(crate) const ALL: [Need; 10] = [
         Need::Root,
         Need::Busybox,
         Need::Packer,
@@ -54,6 +56,7 @@ impl Need {
         Need::Python3,
         Need::Mmdebstrap,
         Need::AptFtparchive,
+        Need::Rpm,
     ];
 
     /// The value of `cfg(missing = ...)` that says this need is not met.
@@ -69,6 +72,7 @@ impl Need {
             Need::Python3 => "python3",
             Need::Mmdebstrap => "mmdebstrap",
             Need::AptFtparchive => "apt-ftparchive",
+            Need::Rpm => "rpm",
         }
     }
 
@@ -86,6 +90,7 @@ impl Need {
             Need::AptFtparchive => {
                 "needs `apt-ftparchive` (and dpkg's `dpkg-deb`): apt-get install apt-utils"
             }
+            Need::Rpm => "needs `rpm` and `rpmbuild`: apt-get install rpm",
         }
     }
 
@@ -104,6 +109,7 @@ impl Need {
             Need::Python3 => tool("python3").is_some(),
             Need::Mmdebstrap => tool("mmdebstrap").is_some() && tool("dpkg-deb").is_some(),
             Need::AptFtparchive => tool("apt-ftparchive").is_some() && tool("dpkg-deb").is_some(),
+            Need::Rpm => tool("rpm").is_some() && tool("rpmbuild").is_some(),
         }
     }
 }

@@ -388,12 +388,12 @@ fn a_build_without_a_manifest_and_a_file_that_is_no_advisory_are_errors() {
         .layer(&["sbom", "base-linux", "--format", "spdx-json"])
         .expect(2);
     assert!(
-        out.stderr.contains("has no package manifest: its image has no package database layer reads (dpkg's or apk's), or it was built before layer recorded packages"),
+        out.stderr.contains("has no package manifest: its image has no package database layer reads (dpkg's, apk's or rpm's `rpmdb.sqlite`), or it was built before layer recorded packages"),
         "{}",
         out.stderr
     );
     assert!(
-        out.stderr.contains("hint: a build of a `debian` or `tar` origin with dpkg or apk records one; rebuild with `layer build --force base-linux`"),
+        out.stderr.contains("hint: a build of a `debian` or `tar` origin with dpkg, apk or rpm (≥ 4.16) records one; rebuild with `layer build --force base-linux`"),
         "{}",
         out.stderr
     );

@@ -13,6 +13,7 @@
 //! build, once per run. Layers never hold layer's own staging, nor files a build copied up
 //! without changing ([`crate::layerfs::prune`]).
 
+pub mod rpmdb;
 pub mod sandbox;
 pub mod origin;
 pub mod check;
@@ -418,14 +419,21 @@ pub fn check_packages(
 }
 
 /// The package manifest of the tree a mount of `trees` (bottom first) shows: dpkg's status
-/// file, else apk's database, with the distribution from os-release; `None` when the image has
-/// neither (a busybox origin). A database that cannot be read is an error: a record without
-/// its manifest would make an audit miss the build.
-pub fn read_manifest(trees: &[PathBuf]) -> Result<Option<Manifest>, String> {
+/// file, else apk's database, else rpm's sqlite database (read through a copy under
+/// `scratch`), with the distribution from os-release; `None` when the image has none (a
+/// busybox origin), or only an rpm database of a kind layer does not read, which `note` is
+/// told of. A database that cannot be read is an error: a record without its manifest would
+/// make an audit miss the build.
+pub fn read_manifest(
+    trees: &[PathBuf],
+    scratch: &Path,
+    note: &mut dyn FnMut(&str),
+) -> Result<Option<Manifest>, String> {
     use crate::packages::manifest::{
         parse_apk_installed, parse_dpkg_status, parse_os_release, APK_INSTALLED, DPKG_STATUS,
         OS_RELEASE,
     };
+    use crate::packages::rpm::{RPMDB_OTHER, RPMDB_SQLITE};
     let read = |rel: &str| -> Result<Option<String>, String> {
         let Some(path) = layerfs::lookup(trees, rel) else {
             return Ok(None);
@@ -437,7 +445,20 @@ pub fn read_manifest(trees: &[PathBuf]) -> Result<Option<Manifest>, String> {
         (Manager::Dpkg, parse_dpkg_status(&text))
     } else if let Some(text) = read(APK_INSTALLED)? {
         (Manager::Apk, parse_apk_installed(&text))
+    } else if let Some(db) = RPMDB_SQLITE
+        .iter()
+        .find_map(|rel| layerfs::lookup(trees, rel))
+    {
+        (Manager::Rpm, rpmdb::read_rpmdb(&db, scratch)?)
     } else {
+        if let Some(rel) = RPMDB_OTHER
+            .iter()
+            .find(|rel| layerfs::lookup(trees, rel).is_some())
+        {
+            note(&format!(
+                "note: rpm's database `{rel}` is BerkeleyDB or ndb, which layer does not read (only rpm ≥ 4.16's `rpmdb.sqlite`): this build records no package manifest, and `layer audit` counts it as not audited"
+            ));
+        }
         return Ok(None);
     };
     let mut distro = None;
@@ -563,7 +584,9 @@ impl Builder for RootfsBackend<'_> {
         }
         let mut trees = stack.trees.clone();
         trees.push(upper.clone());
-        let packages = read_manifest(&trees)?;
+        let packages = read_manifest(&trees, &job.work.join("rpmdb"), &mut |note| {
+            let _ = writeln!(log.lock().expect("no panics while locked"), "layer: {note}");
+        })?;
         Ok(Built {
             id: job.artifact_name.clone(),
             local: Some(upper),
