@@ -98,14 +98,13 @@ impl Builder for CommandBackend {
             _ => format!("`{shown}`: {e}"),
         })?;
         // Under layer's reaper: nothing the command starts outlives the build, or layer.
-        let mut cmd = crate::process::reaped(&program_path)
-            .map_err(|e| format!("finding layer's own binary: {e}"))?;
+        let mut cmd = crate::process::Reaped::new(&program_path);
         cmd.args(&self.command[1..])
             .current_dir(&job.project_root)
             .env_clear();
         cmd.envs(job_env(job, &bundle));
         cmd.env("LAYER_OUTPUT", &output);
-        let status = procs.run(&mut cmd, log).map_err(|e| match e.kind() {
+        let status = procs.run_reaped(&cmd, log).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => format!("`{shown}`: command not found"),
             io::ErrorKind::PermissionDenied => format!("`{shown}`: not executable (chmod +x?)"),
             _ => format!("`{shown}`: {e}"),

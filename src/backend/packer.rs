@@ -60,8 +60,8 @@ impl PackerBackend {
 
     /// `packer build` with the job's variables.
     /// Run under layer's reaper, so no plugin process outlives the build, or layer.
-    pub fn command(&self, job: &Job, bundle: &Path) -> io::Result<Command> {
-        let mut cmd = crate::process::reaped(&self.program)?;
+    pub fn command(&self, job: &Job, bundle: &Path) -> crate::process::Reaped {
+        let mut cmd = crate::process::Reaped::new(&self.program);
         cmd.arg("build")
             .arg("-machine-readable")
             .arg("-color=false");
@@ -81,16 +81,14 @@ impl PackerBackend {
             cmd.arg("-var").arg(format!("{k}={v}"));
         }
         cmd.arg(&self.template);
-        Ok(cmd)
+        cmd
     }
 }
 
 impl Builder for PackerBackend {
     fn build(&self, job: &Job, log: Log, procs: &Procs) -> Result<Built, String> {
         let bundle = stage_bundle(job)?;
-        let mut cmd = self
-            .command(job, &bundle)
-            .map_err(|e| format!("finding layer's own binary: {e}"))?;
+        let mut cmd = self.command(job, &bundle);
         cmd.current_dir(&job.project_root).env_clear();
         cmd.envs(job_env(job, &bundle));
         // Packer keeps its plugins and cache under HOME, which is the build's work folder.
@@ -102,7 +100,7 @@ impl Builder for PackerBackend {
             id: None,
             builder: None,
         });
-        let status = procs.run(&mut cmd, &lines).map_err(|e| match e.kind() {
+        let status = procs.run_reaped(&cmd, &lines).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => "`packer`: command not found".to_string(),
             _ => format!("`packer`: {e}"),
         })?;

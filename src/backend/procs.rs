@@ -8,17 +8,21 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{kill_process_group, Pid, Signal};
 
 use super::Log;
+use crate::process::{Reaped, Reaper, Running};
 
 /// The process groups of running builds, so that an interrupt can stop them all.
 #[derive(Default)]
 pub struct Procs {
     groups: Mutex<BTreeSet<i32>>,
     cancelled: AtomicBool,
+    /// The run's reaper server, started with the first build that needs one.
+    reaper: Mutex<Option<Arc<Reaper>>>,
 }
 
 impl Procs {
@@ -98,6 +102,100 @@ impl Procs {
             .remove(&pg);
         status
     }
+}
+
+impl Procs {
+    /// Runs `cmd` under layer's reaper (a fork of the run's reaper server, see
+    /// `process::Reaper`): in a process group of its own, with stdin closed and stdout and
+    /// stderr copied into `log`, and waits for it. Nothing it starts outlives it, or layer.
+    pub fn run_reaped(&self, cmd: &Reaped, log: Log) -> io::Result<ExitStatus> {
+        if self.cancelled() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+        }
+        let reaper = self.reaper()?;
+        // One pipe for stdout and stderr, as in `run`.
+        let (out, writer) = io::pipe()?;
+        let mut running = reaper.spawn(cmd, writer.into())?;
+        let pg = running.pid();
+        self.groups
+            .lock()
+            .expect("no panics while locked")
+            .insert(pg);
+        if self.cancelled() {
+            kill_group(pg, Signal::TERM);
+        }
+        let status = copy_until_end(&out, &mut running, log, pg);
+        self.groups
+            .lock()
+            .expect("no panics while locked")
+            .remove(&pg);
+        status
+    }
+
+    /// The run's reaper server, started on first use.
+    fn reaper(&self) -> io::Result<Arc<Reaper>> {
+        let mut r = self.reaper.lock().expect("no panics while locked");
+        if let Some(r) = &*r {
+            return Ok(r.clone());
+        }
+        let started = Arc::new(Reaper::start()?);
+        *r = Some(started.clone());
+        Ok(started)
+    }
+}
+
+/// Copies a build's output into `log` and reads its reaper's reports, in this one thread,
+/// until both end: the output when every process holding the pipe is gone, the reaper once
+/// its tree is (whatever is left of the group `pg` is then killed, as in `run`).
+fn copy_until_end(
+    out: &io::PipeReader,
+    running: &mut Running,
+    log: Log,
+    pg: i32,
+) -> io::Result<ExitStatus> {
+    let mut buf = [0u8; 8192];
+    let (mut out_open, mut reaper_open) = (true, true);
+    while out_open || reaper_open {
+        let (mut out_ready, mut reaper_ready) = (false, false);
+        {
+            let mut fds = Vec::with_capacity(2);
+            if out_open {
+                fds.push(PollFd::new(out, PollFlags::IN));
+            }
+            if reaper_open {
+                fds.push(PollFd::new(&*running, PollFlags::IN));
+            }
+            match poll(&mut fds, None) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let mut ready = fds.iter().map(|f| !f.revents().is_empty());
+            if out_open {
+                out_ready = ready.next().unwrap_or(false);
+            }
+            if reaper_open {
+                reaper_ready = ready.next().unwrap_or(false);
+            }
+        }
+        if out_ready {
+            match (&*out).read(&mut buf) {
+                Ok(0) => out_open = false,
+                Ok(n) => {
+                    let _ = log
+                        .lock()
+                        .expect("no panics while locked")
+                        .write_all(&buf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => out_open = false,
+            }
+        }
+        if reaper_ready && running.read().unwrap_or(true) {
+            reaper_open = false;
+            kill_group(pg, Signal::KILL);
+        }
+    }
+    Ok(running.status())
 }
 
 /// Where `program` is on layer's own `PATH`, for backends that say before any build starts

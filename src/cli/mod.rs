@@ -128,6 +128,10 @@ pub fn main() -> i32 {
         // The reaper a build's process tree runs under (`process::reaped`).
         return crate::process::reap_main(&args[2..]);
     }
+    if args.get(1).map(String::as_str) == Some("__reap-server") {
+        // The run's reaper server, which forks a reaper per build (`process::Reaper`).
+        return crate::process::serve_main(&args[2..]);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -111,6 +111,33 @@ fn a_reaped_build_keeps_its_exit_status_and_a_missing_command_is_named() {
     );
 }
 
+#[test]
+fn a_build_killed_by_a_signal_says_so_and_its_output_reaches_the_log_whole() {
+    // Through the run's reaper server: the program's own status comes back (not its
+    // reaper's), and every line written before the end is in the log, in order.
+    let p = Project::command_estate(
+        "i=0; while [ $i -lt 500 ]; do i=$((i+1)); echo \"line $i\"; done\necho oops >&2\nkill -9 $$\n",
+    );
+    let out = p.layer(&["build", "base", "--no-progress"]).expect(1);
+    assert!(
+        out.stderr.contains("`./build.sh` was killed by a signal"),
+        "{}",
+        out.stderr
+    );
+    let logs: Vec<_> = fs::read_dir(p.path("cache/logs/base"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(logs.len(), 1);
+    let log = fs::read_to_string(logs[0].path()).unwrap();
+    let lines: Vec<String> = (1..=500).map(|i| format!("line {i}")).collect();
+    let start = log.find("line 1\n").expect("the first line is logged");
+    assert!(
+        log[start..].starts_with(&(lines.join("\n") + "\noops\n")),
+        "{log}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Temporaries of dead processes go; those of live ones stay.
 

@@ -1,0 +1,350 @@
+//! The reaper's own work, in a single-threaded process of its own (`layer __reap`, or a child
+//! the reaper server forked): start the program, wait for it, and kill whatever it left.
+//!
+//! Signals are blocked and taken with `sigtimedwait`, so none is lost between two waits and
+//! no handler state is inherited by a forked child; a program gets an empty mask back when it
+//! execs (`std::process::Command` resets it).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rustix::process::{
+    getpgrp, getpid, getppid, kill_process, set_parent_process_death_signal, wait, Pid, Signal,
+    WaitOptions,
+};
+
+use super::Reaped;
+
+/// The signals a reaper waits for.
+const SIGNALS: [i32; 4] = [libc::SIGCHLD, libc::SIGHUP, libc::SIGINT, libc::SIGTERM];
+
+/// How long a reaper waits for a signal before it looks at its parent anyway.
+const TICK: Duration = Duration::from_secs(1);
+
+/// The blocked set of [`SIGNALS`].
+pub(super) struct Blocked(libc::sigset_t);
+
+/// Blocks [`SIGNALS`] in this (single-threaded) process and its future children.
+pub(super) fn block_signals() -> Blocked {
+    // SAFETY: a zeroed `sigset_t` is a valid value to fill; the calls only write the set and
+    // this thread's mask (the process has no other thread).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in SIGNALS {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        Blocked(set)
+    }
+}
+
+impl Blocked {
+    /// The next of the blocked signals, or `None` after [`TICK`] without one.
+    fn next(&self) -> Option<i32> {
+        let ts = libc::timespec {
+            tv_sec: TICK.as_secs() as libc::time_t,
+            tv_nsec: 0,
+        };
+        // SAFETY: both pointers are to live values; the info pointer may be null.
+        let sig = unsafe { libc::sigtimedwait(&self.0, std::ptr::null_mut(), &ts) };
+        (sig > 0).then_some(sig)
+    }
+
+    /// Unblocks them again (before raising one on purpose).
+    fn unblock(&self) {
+        // SAFETY: only this thread's signal mask changes.
+        unsafe {
+            libc::sigprocmask(libc::SIG_UNBLOCK, &self.0, std::ptr::null_mut());
+        }
+    }
+}
+
+/// How a supervised program ended.
+pub(super) enum End {
+    /// It exited: its raw wait status (`WEXITSTATUS`/`WTERMSIG` apply).
+    Status(i32),
+    /// The process watched as layer's side died first; the tree is killed.
+    ParentGone,
+}
+
+/// The raw wait status of a program that exited with `code`.
+pub(super) fn exited(code: i32) -> i32 {
+    (code & 0xff) << 8
+}
+
+/// Whether the process whose pid is `parent` is still this one's parent.
+fn parent_alive(parent: i32) -> bool {
+    getppid().map_or(0, |p| p.as_raw_nonzero().get()) == parent
+}
+
+/// Runs `cmd` (its output to `output`, or to this process's stdout and stderr) and waits for
+/// it; then kills every process left below this one, which must be a child subreaper. With
+/// `pid_ns`, the program runs under a pid 1 of a new pid namespace (forked, not executed),
+/// whose death takes every process of the namespace along. `parent` is watched: when it is no
+/// longer this process's parent, the tree is killed.
+pub(super) fn supervise(
+    cmd: &Reaped,
+    output: Option<OwnedFd>,
+    parent: i32,
+    pid_ns: bool,
+    signals: &Blocked,
+) -> End {
+    let mut from_init = None;
+    let main = if pid_ns && unshare_pid() {
+        let (r, w) = match std::io::pipe() {
+            Ok(p) => p,
+            Err(e) => return cannot_start(cmd, output, &e),
+        };
+        // SAFETY: this process is single-threaded (a reaper), so the child may run any code.
+        match unsafe { libc::fork() } {
+            0 => {
+                drop(r);
+                init(cmd, output, w, signals)
+            }
+            -1 => return cannot_start(cmd, output, &std::io::Error::last_os_error()),
+            pid => {
+                // The output is init's now; the pipe's end is the namespace's end.
+                drop(output);
+                from_init = Some(r);
+                pid
+            }
+        }
+    } else {
+        match spawn(cmd, output) {
+            Ok(pid) => pid,
+            Err(status) => return End::Status(status),
+        }
+    };
+    loop {
+        match signals.next() {
+            Some(libc::SIGCHLD) | None => {
+                if let Some(status) = reap_children(main) {
+                    let status = from_init.as_mut().and_then(read_status).unwrap_or(status);
+                    kill_tree();
+                    return End::Status(status);
+                }
+                if !parent_alive(parent) {
+                    kill_tree();
+                    return End::ParentGone;
+                }
+            }
+            Some(libc::SIGHUP) if !parent_alive(parent) => {
+                kill_tree();
+                return End::ParentGone;
+            }
+            Some(sig @ (libc::SIGTERM | libc::SIGINT)) => pass_on(sig),
+            Some(_) => {}
+        }
+    }
+}
+
+/// Pid 1 of the build's pid namespace: starts the program, sends its raw wait status up
+/// `status`, and exits, which kills every other process of the namespace.
+fn init(
+    cmd: &Reaped,
+    output: Option<OwnedFd>,
+    mut status: std::io::PipeWriter,
+    signals: &Blocked,
+) -> ! {
+    let _ = set_parent_process_death_signal(Some(Signal::KILL));
+    let result = match spawn(cmd, output) {
+        Ok(main) => loop {
+            if signals.next().is_some_and(|s| s != libc::SIGCHLD) {
+                continue;
+            }
+            if let Some(s) = reap_children(main) {
+                break s;
+            }
+        },
+        Err(s) => s,
+    };
+    let _ = status.write_all(&result.to_le_bytes());
+    // SAFETY: ends this process at once, as a forked child should (no destructors of the
+    // parent's state run twice).
+    unsafe { libc::_exit(0) }
+}
+
+/// The status init sent, if it got to send one.
+fn read_status(r: &mut std::io::PipeReader) -> Option<i32> {
+    let mut b = [0u8; 4];
+    std::io::Read::read_exact(r, &mut b).ok()?;
+    Some(i32::from_le_bytes(b))
+}
+
+/// Starts `cmd` with stdin closed; its pid, or the raw status of a program that could not
+/// start (127 not found, 126 otherwise), with the reason written to its output.
+fn spawn(cmd: &Reaped, output: Option<OwnedFd>) -> Result<i32, i32> {
+    let mut c = Command::new(&cmd.program);
+    c.args(&cmd.args);
+    if cmd.clear_env {
+        c.env_clear();
+    }
+    c.envs(cmd.env.iter().map(|(k, v)| (k, v)));
+    if let Some(d) = &cmd.cwd {
+        c.current_dir(d);
+    }
+    c.stdin(Stdio::null());
+    let mut err_out = None;
+    if let Some(out) = output {
+        match (out.try_clone(), out.try_clone()) {
+            (Ok(a), Ok(b)) => {
+                c.stdout(Stdio::from(a)).stderr(Stdio::from(b));
+                err_out = Some(out);
+            }
+            _ => return Err(exited(126)),
+        }
+    }
+    super::dies_with_layer(&mut c);
+    let spawned = c.spawn();
+    // The parent's copies of the output go now: its end is the program's end.
+    drop(c);
+    match spawned {
+        Ok(child) => Ok(child.id() as i32),
+        Err(e) => match cannot_start(cmd, err_out, &e) {
+            End::Status(s) => Err(s),
+            End::ParentGone => Err(exited(126)),
+        },
+    }
+}
+
+/// Says why `cmd` could not start, on its output; the status that reports it.
+fn cannot_start(cmd: &Reaped, output: Option<OwnedFd>, e: &std::io::Error) -> End {
+    let line = format!(
+        "layer: cannot start `{}`: {e}\n",
+        cmd.program.to_string_lossy()
+    );
+    match output {
+        Some(fd) => {
+            let _ = std::fs::File::from(fd).write_all(line.as_bytes());
+        }
+        None => {
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        }
+    }
+    End::Status(exited(if e.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    }))
+}
+
+/// Ends this process as the program ended: with its code, or killed by its signal.
+pub(super) fn exit_like(status: i32, signals: &Blocked) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    let status = std::process::ExitStatus::from_raw(status);
+    if let Some(code) = status.code() {
+        return code;
+    }
+    let sig = status.signal().unwrap_or(libc::SIGKILL);
+    signals.unblock();
+    // SAFETY: plain system calls on this process, which has no other thread that depends on
+    // the signal's handler: its one job is done.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+    128 + sig
+}
+
+/// A new pid namespace for the next child; false when the system refuses it (no
+/// `CAP_SYS_ADMIN` in a container), and the subreaper alone holds the tree.
+fn unshare_pid() -> bool {
+    // SAFETY: only `NEWPID`, which changes the namespace of the children this process makes
+    // from now on; no file table or other state threads share is touched.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWPID) }.is_ok()
+}
+
+/// Reaps every exited child; the raw status of `main` when it was among them.
+fn reap_children(main: i32) -> Option<i32> {
+    let mut found = None;
+    while let Ok(Some((pid, status))) = wait(WaitOptions::NOHANG) {
+        if pid.as_raw_nonzero().get() == main {
+            found = Some(status.as_raw());
+        }
+    }
+    found
+}
+
+/// Whether this process has a child at all, dead or alive. A subreaper without one has no
+/// descendant either: an orphan below it would have become its child.
+fn has_children() -> bool {
+    use rustix::process::{waitid, WaitId, WaitIdOptions};
+    let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    !matches!(waitid(WaitId::All, opts), Err(rustix::io::Errno::CHILD))
+}
+
+/// The pids of every process below this one, from `/proc`; `None` when `/proc` is not this
+/// pid namespace's (its `self` is not this process), where pids would name others.
+fn descendants() -> Option<Vec<Pid>> {
+    let me = getpid().as_raw_nonzero().get();
+    let own = std::fs::read_link("/proc/self").ok()?;
+    if own.to_str()? != me.to_string() {
+        return None;
+    }
+    let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `PID (COMM) STATE PPID ...`: COMM may hold anything, so read after its last `)`.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        if let Some(ppid) = ppid {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut out = vec![];
+    let mut todo = vec![me];
+    while let Some(p) = todo.pop() {
+        for &c in children.get(&p).into_iter().flatten() {
+            out.push(c);
+            todo.push(c);
+        }
+    }
+    Some(out.into_iter().filter_map(Pid::from_raw).collect())
+}
+
+/// Kills every process below this one and reaps them, until none is left: a process forked
+/// meanwhile is orphaned to this subreaper and found on the next round. Without a child there
+/// is nothing to look for (the common end of a build), and `/proc` is not read.
+fn kill_tree() {
+    for _ in 0..500 {
+        if !has_children() {
+            return;
+        }
+        let Some(below) = descendants() else {
+            return;
+        };
+        for &p in &below {
+            let _ = kill_process(p, Signal::KILL);
+        }
+        while let Ok(Some(_)) = wait(WaitOptions::NOHANG) {}
+        if below.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Passes an interrupt on to the processes of the tree outside this process group (the group
+/// got it already).
+fn pass_on(sig: i32) {
+    let Some(sig) = Signal::from_named_raw(sig) else {
+        return;
+    };
+    let group = getpgrp();
+    for p in descendants().unwrap_or_default() {
+        if rustix::process::getpgid(Some(p)).is_ok_and(|g| g != group) {
+            let _ = kill_process(p, sig);
+        }
+    }
+}
