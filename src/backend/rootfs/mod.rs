@@ -75,7 +75,8 @@ impl<'a> RootfsBackend<'a> {
                 .last()
                 .and_then(|r| match &r.inputs.base {
                     key::BaseInputs::Origin { identity } => Some(identity.clone()),
-                    key::BaseInputs::Parent { .. } => None,
+                    // The chain's root record stands on an origin; a reheat never ends one.
+                    key::BaseInputs::Parent { .. } | key::BaseInputs::Reheat { .. } => None,
                 }),
             None => key::origin_identity(self.project, &job.origin, self.scanned).ok(),
         };
