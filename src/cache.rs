@@ -651,7 +651,7 @@ impl Cache {
 
     /// Writes `bytes` and their blake3 to `path` atomically.
     fn save_sealed(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let dir = crate::fsutil::parent_of(&path);
+        let dir = crate::fsutil::parent_of(path);
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         crate::fsutil::atomic_file(path, |tmp| {
             use std::io::Write;
