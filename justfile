@@ -16,16 +16,24 @@ lint:
     cargo clippy --all-targets -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 
-# `layer plan` against `ninja -n` on synthetic estates of 1,000 and 10,000 images,
-# `layer plan --since HEAD~1` against the no-op plan, the scheduling overhead of
-# `layer build` against its bound, the rootfs backend against podman, and the remote cache
-# against tar|zstd|curl on a local S3 server.
+# Issue 15 and 16's figures, each beside an anchor measured in the same run: `layer plan`
+# against `ninja -n` (warm, one file changed, cold) at 1,000 and 10,000 images, the same with a
+# live `layer watch`, `build --force` against a full ninja build, `plan --since HEAD~1` against
+# the no-op plan, `layer audit` against `sort` of the same records, the scheduler against its
+# bound, a 20,000-image chain, kill -9 of builds, a Debian estate against the same packages
+# installed by hand, the rootfs backend against podman, and the remote cache against
+# tar|zstd|curl on a local S3 server.
 bench:
     bash benches/plan.sh
+    bash benches/watch.sh
+    bash benches/build.sh
     bash benches/since.sh
     bash benches/audit.sh
     cargo build --release
     cargo run --release --example schedule
+    bash benches/deep.sh
+    bash benches/kill.sh
+    bash benches/estate.sh
     bash benches/podman.sh
     bash benches/remote.sh
 
