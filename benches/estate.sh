@@ -124,9 +124,10 @@ t0=$(now)
 t1=$(now)
 layer_shallow=$(secs "$t0" "$t1")
 say "layer shallow build: ${layer_shallow} s"
-# apt's `Get:` lines of packages (`Get:N URI SUITE/COMPONENT NAME VERSION [SIZE]`), per log.
+# apt's `Get:` lines of packages (`Get:N URI SUITE/COMPONENT ARCH NAME ARCH VERSION [SIZE UNIT]`),
+# per log; a package is its name and version.
 logs=$(find "$B/cache/logs" -name '*.log' -newermt "@$((t0 / 1000000000))")
-gets=$(cat $logs | grep -E '^Get:[0-9]+ .* \[[0-9.,]+ [kMG]?B\]$' | grep -vE 'InRelease|Packages|Release' | awk '{ print $(NF-3), $(NF-2) }' || true)
+gets=$(cat $logs | grep -E '^Get:[0-9]+ .* \[[0-9.,]+ [kMG]?B\]$' | grep -vE 'InRelease|Packages|Release' | awk '{ print $(NF-4), $(NF-2) }' || true)
 downloads=$(printf '%s\n' "$gets" | grep -c . || true)
 distinct=$(printf '%s\n' "$gets" | grep . | sort -u | wc -l)
 
