@@ -641,16 +641,7 @@ fn diff_chains(old: &Inputs, new: &Inputs, same_strategy: bool, out: &mut Vec<Ch
             field("roles", json(&o.roles), json(&n.roles));
             field("packages", json(&o.packages), json(&n.packages));
             field("sources", json(&o.sources), json(&n.sources));
-            let keys: std::collections::BTreeSet<&String> =
-                o.vars.keys().chain(n.vars.keys()).collect();
-            for k in keys {
-                let show = |v: Option<&String>| v.map(json).unwrap_or_else(|| "(unset)".into());
-                field(
-                    &format!("vars.{k}"),
-                    show(o.vars.get(k)),
-                    show(n.vars.get(k)),
-                );
-            }
+            vars_changes(&o.vars, &n.vars, &mut field);
             locked_changes(&n.name, &o.locked, &n.locked, out);
         }
     }
@@ -734,14 +725,20 @@ fn role_decl_changes(role: &str, o: &RoleDeclInputs, n: &RoleDeclInputs, out: &m
     field("depends", json(&o.depends), json(&n.depends));
     field("packages", json(&o.packages), json(&n.packages));
     field("sources", json(&o.sources), json(&n.sources));
-    let keys: std::collections::BTreeSet<&String> = o.vars.keys().chain(n.vars.keys()).collect();
+    vars_changes(&o.vars, &n.vars, &mut field);
+}
+
+/// Each `[vars]` entry that differs, as field `vars.NAME` (`(unset)` where one side lacks it):
+/// images and roles report them alike.
+fn vars_changes(
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+    field: &mut impl FnMut(&str, String, String),
+) {
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let show = |v: Option<&String>| v.map(json).unwrap_or_else(|| "(unset)".into());
     for k in keys {
-        let show = |v: Option<&String>| v.map(json).unwrap_or_else(|| "(unset)".into());
-        field(
-            &format!("vars.{k}"),
-            show(o.vars.get(k)),
-            show(n.vars.get(k)),
-        );
+        field(&format!("vars.{k}"), show(old.get(k)), show(new.get(k)));
     }
 }
 
