@@ -603,10 +603,7 @@ impl Cache {
     /// [`Cache::load_stat_cache`], and the mark of the watcher it was taken under, if any
     /// (`crate::watch`).
     pub fn load_stat_cache_marked(&self) -> (StatCache, Option<crate::scan::WatchMark>) {
-        let Some(mut bytes) = read_small_nofollow(&self.stat_path())
-            .ok()
-            .and_then(unseal_stat)
-        else {
+        let Some(mut bytes) = read_small_nofollow(&self.stat_path()).ok().and_then(unseal) else {
             return Default::default();
         };
         let mark = crate::scan::WatchMark::split_off(&mut bytes);
@@ -641,7 +638,7 @@ impl Cache {
     pub fn load_model_cache(&self) -> Option<Vec<u8>> {
         read_small_nofollow(&self.model_path())
             .ok()
-            .and_then(unseal_stat)
+            .and_then(unseal)
     }
 
     /// Saves the model cache, its bytes followed by their blake3.
@@ -693,7 +690,7 @@ impl Cache {
 
 /// The stat cache's (or model cache's) bytes without their checksum (the last 32 bytes, the
 /// blake3 of the rest), or `None` when they do not match.
-fn unseal_stat(mut bytes: Vec<u8>) -> Option<Vec<u8>> {
+fn unseal(mut bytes: Vec<u8>) -> Option<Vec<u8>> {
     let body = bytes.len().checked_sub(32)?;
     if blake3::hash(&bytes[..body]).as_bytes() != &bytes[body..] {
         return None;
