@@ -123,6 +123,7 @@ fn verrevcmp(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packages::assert_order;
     use Ordering::{Equal, Greater, Less};
 
     #[test]
@@ -154,10 +155,7 @@ mod tests {
             ("0.0.0", "0", Greater),
             ("7.88.1-10+deb12u8", "7.88.1-10+deb12u5", Greater),
         ];
-        for (a, b, want) in cases {
-            assert_eq!(compare(a, b), want, "{a} vs {b}");
-            assert_eq!(compare(b, a), want.reverse(), "{b} vs {a}");
-        }
+        assert_order(compare, &cases);
     }
 
     #[test]

@@ -14,3 +14,17 @@ pub mod rpm;
 pub mod osv;
 
 pub use manifest::{diff, Distro, Manager, Manifest, ManifestDiff, Package};
+
+/// A version order's table, checked both ways round: each `(a, b, how a compares to b)` row of
+/// `cases` also says how `b` compares to `a`. For the unit tests of [`debversion`] and
+/// [`rpmversion`].
+#[cfg(test)]
+pub(crate) fn assert_order(
+    compare: impl Fn(&str, &str) -> std::cmp::Ordering,
+    cases: &[(&str, &str, std::cmp::Ordering)],
+) {
+    for &(a, b, want) in cases {
+        assert_eq!(compare(a, b), want, "{a} vs {b}");
+        assert_eq!(compare(b, a), want.reverse(), "{b} vs {a}");
+    }
+}

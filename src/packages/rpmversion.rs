@@ -169,6 +169,7 @@ pub fn compare(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packages::assert_order;
     use Ordering::{Equal, Greater, Less};
 
     /// Cases from rpm's own `tests/rpmvercmp.at`, and the EVR rules.
@@ -214,21 +215,23 @@ mod tests {
             ("1.0^git1~pre", "1.0^git1", Less),
             ("1.0", "1.0a", Less),
         ];
-        for (a, b, want) in cases {
-            assert_eq!(rpmvercmp(a, b), want, "{a} vs {b}");
-            assert_eq!(rpmvercmp(b, a), want.reverse(), "{b} vs {a}");
-        }
+        assert_order(rpmvercmp, &cases);
     }
 
     #[test]
     fn epoch_version_release() {
-        assert_eq!(compare("1:1.0-1", "2.0-1"), Greater);
-        assert_eq!(compare("0:1.0-1", "1.0-1"), Equal);
-        assert_eq!(compare(":1.0-1", "1.0-1"), Equal, "an empty epoch is 0");
-        assert_eq!(compare("1.0", "1.0-5.el9"), Less, "no release sorts first");
-        assert_eq!(compare("1.0-", "1.0"), Greater, "an empty release is one");
-        assert_eq!(compare("3.0.7-24.el9", "3.0.7-25.el9"), Less);
-        assert_eq!(compare("1:3.0.7-27.el9", "1:3.0.7-24.el9_3"), Greater);
+        assert_order(
+            compare,
+            &[
+                ("1:1.0-1", "2.0-1", Greater),
+                ("0:1.0-1", "1.0-1", Equal),
+                (":1.0-1", "1.0-1", Equal), // an empty epoch is 0
+                ("1.0", "1.0-5.el9", Less), // no release sorts first
+                ("1.0-", "1.0", Greater),   // an empty release is one
+                ("3.0.7-24.el9", "3.0.7-25.el9", Less),
+                ("1:3.0.7-27.el9", "1:3.0.7-24.el9_3", Greater),
+            ],
+        );
         assert_eq!(
             Evr::parse("2:1.2-3.el9"),
             Evr {
