@@ -178,15 +178,18 @@ pub(crate) mod tests {
     use crate::key::{BackendInputs, BaseInputs, KEY_SCHEMA};
     use crate::model::{BackendKind, Strategy};
 
-    pub(crate) fn sample() -> Record {
+    /// A record of a command build of image `name` on a parent, running `command` (another
+    /// command, another key), with the least filled in: artifact `x` with no file, no parent,
+    /// no tags, built at 2026-11-22 04:00. For the unit tests of the modules that keep records.
+    pub(crate) fn record_of(name: &str, command: &str) -> Record {
         let inputs = Inputs {
             schema: KEY_SCHEMA,
-            image: "app".into(),
+            image: name.into(),
             strategy: Strategy::Deep,
             backend: BackendInputs {
                 name: "b".into(),
                 kind: BackendKind::Command,
-                command: vec!["./build.sh".into()],
+                command: vec![command.into()],
                 template: None,
                 files: BTreeMap::new(),
             },
@@ -198,12 +201,30 @@ pub(crate) mod tests {
         };
         Record {
             format: RECORD_FORMAT,
-            name: "app".into(),
+            name: name.into(),
             key: inputs.key(),
             version: "1.0.0-20261122_0400".into(),
             built_at: "2026-11-22T04:00:00Z".into(),
-            duration_ms: 12,
+            duration_ms: 0,
             forced: false,
+            artifact: Artifact {
+                id: "x".into(),
+                path: None,
+                blake3: None,
+                size: None,
+                remote: None,
+            },
+            parent: None,
+            tags: BTreeMap::new(),
+            inputs,
+            packages: None,
+        }
+    }
+
+    /// [`record_of`] `app` with every field a record can have.
+    pub(crate) fn sample() -> Record {
+        Record {
+            duration_ms: 12,
             artifact: Artifact {
                 id: "app-1.0.0".into(),
                 path: Some("artifacts/app/app-1.0.0".into()),
@@ -217,8 +238,7 @@ pub(crate) mod tests {
                 version: "1.0.0-20261122_0300".into(),
             }),
             tags: BTreeMap::from([("Release_Status".into(), "tested".into())]),
-            inputs,
-            packages: None,
+            ..record_of("app", "./build.sh")
         }
     }
 

@@ -2,60 +2,32 @@
 //! rebuilds of a key.
 
 use super::*;
-use crate::key::{BackendInputs, BaseInputs, Inputs, KEY_SCHEMA};
-use crate::model::{BackendKind, Strategy};
-use crate::record::{Artifact, RECORD_FORMAT};
+use crate::record::tests::record_of;
 
 fn record(name: &str, version: &str, built_at: &str, salt: &str) -> Record {
-    let inputs = Inputs {
-        schema: KEY_SCHEMA,
-        image: name.into(),
-        strategy: Strategy::Deep,
-        backend: BackendInputs {
-            name: "b".into(),
-            kind: BackendKind::Command,
-            command: vec![salt.into()],
-            template: None,
-            files: BTreeMap::new(),
-        },
-        base: BaseInputs::Parent {
-            key: "0".repeat(64),
-        },
-        chain: vec![],
-        roles: vec![],
-    };
     Record {
-        format: RECORD_FORMAT,
-        name: name.into(),
-        key: inputs.key(),
         version: version.into(),
         built_at: built_at.into(),
-        duration_ms: 0,
-        forced: false,
-        artifact: Artifact {
-            id: "x".into(),
-            path: None,
-            blake3: None,
-            size: None,
-            remote: None,
-        },
-        parent: None,
-        tags: BTreeMap::new(),
-        inputs,
-        packages: None,
+        ..record_of(name, salt)
     }
+}
+
+/// A build of `img` written to `cache`, and a rebuild of its key an hour later (`--force`).
+fn built_twice(cache: &Cache) -> (Record, Record) {
+    let first = record("img", "1.0.0-20261122_0400", "2026-11-22T04:00:00Z", "a");
+    let mut second = first.clone();
+    second.version = "1.0.1-20261122_0500".into();
+    second.built_at = "2026-11-22T05:00:00Z".into();
+    cache.write_record(&first, &[]).unwrap();
+    cache.write_record(&second, &[]).unwrap();
+    (first, second)
 }
 
 #[test]
 fn a_rewritten_record_stays_where_it_was_current_or_old() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::new(dir.path());
-    let first = record("img", "1.0.0-20261122_0400", "2026-11-22T04:00:00Z", "a");
-    let mut second = first.clone();
-    second.version = "1.0.1-20261122_0500".into();
-    second.built_at = "2026-11-22T05:00:00Z".into();
-    cache.write_record(&first, &[]).unwrap();
-    cache.write_record(&second, &[]).unwrap(); // a forced rebuild: `first` moves to old/
+    let (first, second) = built_twice(&cache); // `first` moves to old/
     for (r, status) in [(&first, "revoked"), (&second, "tested")] {
         let mut r = r.clone();
         r.tags.insert("Release_Status".into(), status.into());
@@ -131,12 +103,7 @@ fn versions_sort_numerically_and_number_per_major_minor() {
 fn a_rebuild_of_a_key_keeps_the_earlier_version_and_logs_are_never_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::new(dir.path());
-    let first = record("img", "1.0.0-20261122_0400", "2026-11-22T04:00:00Z", "a");
-    let mut second = first.clone();
-    second.version = "1.0.1-20261122_0500".into();
-    second.built_at = "2026-11-22T05:00:00Z".into();
-    cache.write_record(&first, &[]).unwrap();
-    cache.write_record(&second, &[]).unwrap();
+    let (first, second) = built_twice(&cache);
     let versions: Vec<String> = cache
         .records("img")
         .into_iter()

@@ -1,6 +1,5 @@
 //! Unit tests of the remote against `object_store`'s in-memory and local-folder stores.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -11,9 +10,8 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStoreExt, PutPayload};
 
 use super::*;
-use crate::key::{BackendInputs, BaseInputs, Inputs, KEY_SCHEMA};
-use crate::model::{BackendKind, Strategy};
-use crate::record::{Artifact, RECORD_FORMAT};
+use crate::record::tests::record_of;
+use crate::record::Artifact;
 
 fn is_root() -> bool {
     rustix::process::geteuid().is_root()
@@ -59,25 +57,8 @@ fn make_layer(root: &Path) {
 }
 
 fn record_for(cache: &Cache, name: &str, salt: &str, artifact_dir: bool) -> Record {
-    let inputs = Inputs {
-        schema: KEY_SCHEMA,
-        image: name.into(),
-        strategy: Strategy::Deep,
-        backend: BackendInputs {
-            name: "b".into(),
-            kind: BackendKind::Command,
-            command: vec![salt.into()],
-            template: None,
-            files: BTreeMap::new(),
-        },
-        base: BaseInputs::Parent {
-            key: "0".repeat(64),
-        },
-        chain: vec![],
-        roles: vec![],
-    };
-    let key = inputs.key();
-    let rel = format!("artifacts/{name}/{name}-{}", &key[..16]);
+    let r = record_of(name, salt);
+    let rel = format!("artifacts/{name}/{name}-{}", &r.key[..16]);
     let place = cache.dir().join(&rel);
     fs::create_dir_all(place.parent().unwrap()).unwrap();
     if artifact_dir {
@@ -89,13 +70,9 @@ fn record_for(cache: &Cache, name: &str, salt: &str, artifact_dir: bool) -> Reco
     }
     let (digest, size) = crate::layerfs::digest(&place).unwrap();
     Record {
-        format: RECORD_FORMAT,
-        name: name.into(),
-        key,
         version: "1.0.0-20261130_0600".into(),
         built_at: "2026-11-30T06:00:00Z".into(),
         duration_ms: 5,
-        forced: false,
         artifact: Artifact {
             id: format!("{name}-1.0.0"),
             path: Some(rel),
@@ -103,10 +80,7 @@ fn record_for(cache: &Cache, name: &str, salt: &str, artifact_dir: bool) -> Reco
             size: Some(size),
             remote: None,
         },
-        parent: None,
-        tags: BTreeMap::new(),
-        inputs,
-        packages: None,
+        ..r
     }
 }
 
