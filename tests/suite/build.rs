@@ -3,7 +3,8 @@
 
 use crate::common;
 use crate::common::{
-    processes_with, wait_until, Output, Project, SCRIPT_DONE, SCRIPT_START, SCRIPT_WAIT_FOR_GO,
+    json, name_actions, processes_with, wait_until, Output, Project, SCRIPT_DONE, SCRIPT_START,
+    SCRIPT_WAIT_FOR_GO,
 };
 use crate::needs::{self, Need};
 
@@ -28,24 +29,9 @@ fn holding(image: &str) -> String {
     )
 }
 
-fn json(out: &Output) -> Value {
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: not JSON\n--- stdout\n{}", out.stdout))
-}
-
 /// `name -> action` of a `layer build --json` output.
 fn actions(out: &Output) -> BTreeMap<String, String> {
-    json(out)
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["name"].as_str().unwrap().to_string(),
-                i["action"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    name_actions(&json(out)).into_iter().collect()
 }
 
 fn entry(out: &Output, name: &str) -> Value {
@@ -159,12 +145,7 @@ fn all_fresh(p: &Project) -> BTreeMap<String, String> {
 fn a_backend_that_exits_0_without_an_id_fails_and_is_not_recorded_until_fixed() {
     let p = Project::command_estate(&format!("{SCRIPT_START}echo 'forgot the id'\n"));
     let out = p.layer(&["build", "--json"]).expect(1);
-    assert!(
-        out.stderr
-            .contains("`./build.sh` exited 0 but wrote no artifact id to $LAYER_OUTPUT"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("`./build.sh` exited 0 but wrote no artifact id to $LAYER_OUTPUT");
     assert_eq!(
         actions(&out),
         map(&[("base", "failed"), ("app", "skipped"), ("svc", "skipped")])
@@ -245,11 +226,10 @@ fn two_concurrent_builds_build_each_image_once() {
         p.count_lines("out/marks", "start base") == 1
     });
     let second = p.spawn_layer(&["build", "--json"], &[]);
-    wait_until("the second run to wait for base", || {
-        second
-            .stderr_so_far()
-            .contains("waiting: another layer run is building `base`")
-    });
+    second.wait_for_stderr(
+        "the second run to wait for base",
+        "waiting: another layer run is building `base`",
+    );
     p.file("out/go", "");
     let first = first.wait().expect(0);
     let second = second.wait().expect(0);
@@ -286,7 +266,7 @@ fn two_concurrent_builds_build_each_image_once() {
         entry(&second, "base")["cause"],
         "built meanwhile by another run"
     );
-    assert!(second.stderr.contains("reused base "), "{}", second.stderr);
+    second.stderr_has("reused base ");
     for image in ["base", "app", "svc"] {
         assert_eq!(cache(&p).records(image).len(), 1, "{image}");
     }
@@ -371,11 +351,7 @@ fn sigint_and_sigterm_stop_the_build_record_nothing_of_it_and_leave_no_process()
         run.signal(sig);
         let out = run.wait();
         assert_eq!(out.code, code, "signal {sig}\n{}", out.stderr);
-        assert!(
-            out.stderr.contains(&format!("interrupted by signal {sig}")),
-            "{}",
-            out.stderr
-        );
+        out.stderr_has(&format!("interrupted by signal {sig}"));
         assert_eq!(
             actions(&out),
             map(&[("base", "built"), ("app", "failed"), ("svc", "skipped")])
@@ -460,7 +436,7 @@ fn a_secret_never_reaches_output_logs_or_the_cache() {
     assert!(!out.stdout.contains(SECRET), "{}", out.stdout);
     assert!(!out.stderr.contains(SECRET), "{}", out.stderr);
     // The failure's log tail is shown, masked.
-    assert!(out.stderr.contains("| whole: [secret]"), "{}", out.stderr);
+    out.stderr_has("| whole: [secret]");
     let files = p.cache_files();
     let logs: Vec<&(String, Vec<u8>)> = files
         .iter()
@@ -496,12 +472,8 @@ fn a_missing_secret_is_a_usage_error_before_anything_is_built() {
         ),
     );
     let out = p.layer(&["build"]).expect(2);
-    assert!(
-        out.stderr.contains(
-            "secret variables are not set: `LAYER_TEST_UNSET_SECRET` (secret `TOKEN` of `app`)"
-        ),
-        "{}",
-        out.stderr
+    out.stderr_has(
+        "secret variables are not set: `LAYER_TEST_UNSET_SECRET` (secret `TOKEN` of `app`)",
     );
     assert!(!p.path("out/marks").exists(), "no build started");
     assert!(recorded_images(&p).is_empty());
@@ -887,16 +859,8 @@ fn stage_lines_of_a_build_show_as_its_current_stage_after_redaction() {
             &[("STAGE_TOKEN", "s3cr3t-value")],
         )
         .expect(0);
-    assert!(
-        out.stderr.contains("base: role first-base\n"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("base: pushing [secret]\n"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("base: role first-base\n");
+    out.stderr_has("base: pushing [secret]\n");
     assert!(!out.stderr.contains("s3cr3t-value"), "{}", out.stderr);
 }
 

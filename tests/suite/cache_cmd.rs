@@ -14,6 +14,24 @@ fn cache(p: &Project) -> Cache {
     Cache::new(p.path("cache"))
 }
 
+/// Every record the cache keeps, as `NAME MAJOR.MINOR.BUILD`.
+fn kept_records(p: &Project) -> Vec<String> {
+    cache(p)
+        .all_records()
+        .into_values()
+        .flatten()
+        .map(|r| format!("{} {}", r.name, &r.version[..5]))
+        .collect()
+}
+
+/// Image `name` (version 3.0, on `base-linux`) recorded as built, then no longer declared.
+fn recorded_then_undeclared(p: &Project, name: &str) {
+    let file = format!("images/{name}.toml");
+    p.file(&file, "version = \"3.0\"\nfrom = \"base-linux\"\n");
+    p.record(&[name]);
+    p.remove(&file);
+}
+
 fn find(p: &Project, image: &str, version: &str) -> Record {
     cache(p)
         .records(image)
@@ -183,12 +201,7 @@ fn verify_rehashes_folder_artifacts_and_says_what_it_cannot_check() {
 
     fs::write(tree.join("etc/motd"), "hellO\n").unwrap();
     let out = p.layer(&["cache", "verify"]).expect(1);
-    assert!(
-        out.stdout
-            .contains("app 2.0.1-20261120_1000         corrupt"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("app 2.0.1-20261120_1000         corrupt");
     assert!(p
         .path("cache/artifacts/app/tree-2.0.1.corrupt/etc/motd")
         .exists());
@@ -228,12 +241,7 @@ fn gc_keeps_current_released_and_pinned_builds_their_parents_and_the_newest() {
     }
     p.file("cache/logs/app/2.0.2-20261121_0900.1.log", "retry\n");
     // An image no longer declared, and folders gc does not know.
-    p.file(
-        "images/old.toml",
-        "version = \"3.0\"\nfrom = \"base-linux\"\n",
-    );
-    p.record(&["old"]);
-    p.remove("images/old.toml");
+    recorded_then_undeclared(&p, "old");
     p.file("cache/origins/bookworm/rootfs.tar", "an origin\n");
     p.file("cache/layers/x/file", "a layer\n");
     assert!(p.actions(&[]).iter().all(|(_, a)| a == "fresh"));
@@ -279,12 +287,7 @@ fn gc_keeps_current_released_and_pinned_builds_their_parents_and_the_newest() {
         .collect::<Vec<_>>()
     );
     // Kept: current builds; app 2.0.0, released, and base-linux 1.0.0 it was built on.
-    let kept: Vec<String> = cache(&p)
-        .all_records()
-        .into_values()
-        .flatten()
-        .map(|r| format!("{} {}", r.name, &r.version[..5]))
-        .collect();
+    let kept = kept_records(&p);
     assert_eq!(
         kept,
         [
@@ -390,12 +393,7 @@ fn gc_keeps_a_pinned_parent() {
     // Released builds are kept anyway; what the pin adds is that base-linux 1.0.0 stays while
     // released, and node's own current build.
     let out = p.layer(&["cache", "gc"]).expect(0).stdout;
-    let kept: Vec<String> = cache(&p)
-        .all_records()
-        .into_values()
-        .flatten()
-        .map(|r| format!("{} {}", r.name, &r.version[..5]))
-        .collect();
+    let kept = kept_records(&p);
     assert_eq!(
         kept,
         [
@@ -425,10 +423,10 @@ fn gc_waits_for_or_refuses_to_run_beside_a_build() {
         "error: cache `[ROOT]/cache`: a build is using the cache; `layer cache gc` runs when it has finished\n"
     );
     let gc = p.spawn_layer(&["cache", "gc"], &[]);
-    wait_until("gc to wait", || {
-        gc.stderr_so_far()
-            .contains("waiting for running builds to finish with the cache")
-    });
+    gc.wait_for_stderr(
+        "gc to wait",
+        "waiting for running builds to finish with the cache",
+    );
     p.file("out/go", "");
     build.wait().expect(0);
     let out = gc.wait().expect(0);
@@ -465,12 +463,7 @@ fn gc_keeps_the_test_logs_of_kept_builds() {
     for f in kept {
         p.file(&format!("cache/{f}"), "tests\n");
     }
-    p.file(
-        "images/old.toml",
-        "version = \"3.0\"\nfrom = \"base-linux\"\n",
-    );
-    p.record(&["old"]);
-    p.remove("images/old.toml");
+    recorded_then_undeclared(&p, "old");
     p.file("cache/logs/old/3.0.0-20261120_1000.test.log", "tests\n");
 
     let dry = p

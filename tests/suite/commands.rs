@@ -424,7 +424,7 @@ fn cache_flag_and_layer_cache_name_another_cache() {
         0
     );
     let list = run_layer(p.root(), &["list"], &[("LAYER_CACHE", cache.path())]).expect(0);
-    assert!(list.stdout.contains("app-2.0.0"), "{}", list.stdout);
+    list.stdout_has("app-2.0.0");
 
     // A project-relative cache is not created by the runs above that named another one.
     let p2 = Project::estate();
@@ -469,12 +469,7 @@ fn explain_mentions_secrets_only_for_images_that_have_them() {
         "version = \"2.0\"\nfrom = \"base-linux\"\nroles = [\"java\"]\n[secrets]\nDB_PASSWORD = { env = \"APP_DB_PASSWORD\" }\n",
     );
     let app = p.layer(&["explain", "app"]).expect(0);
-    assert!(
-        app.stdout
-            .contains("note: `[secrets]` are not part of keys"),
-        "{}",
-        app.stdout
-    );
+    app.stdout_has("note: `[secrets]` are not part of keys");
     let svc = p.layer(&["explain", "svc"]).expect(0);
     assert!(!svc.stdout.contains("[secrets]"), "{}", svc.stdout);
 }

@@ -27,6 +27,34 @@ impl Output {
         );
         self
     }
+
+    /// Panics with stderr unless it holds `text`.
+    #[track_caller]
+    pub(crate) fn stderr_has(&self, text: &str) -> &Self {
+        holds("stderr", &self.stderr, text);
+        self
+    }
+
+    /// Panics with stdout unless it holds `text`.
+    #[track_caller]
+    pub(crate) fn stdout_has(&self, text: &str) -> &Self {
+        holds("stdout", &self.stdout, text);
+        self
+    }
+}
+
+#[track_caller]
+fn holds(name: &str, stream: &str, text: &str) {
+    assert!(
+        stream.contains(text),
+        "{name} lacks {text:?}\n--- {name}\n{stream}"
+    );
+}
+
+/// The stdout of `out` as JSON (panics with it when it is not).
+pub(crate) fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: not JSON\n--- stdout\n{}", out.stdout))
 }
 
 pub(crate) struct Project {
@@ -46,6 +74,20 @@ impl Project {
             dir: tempfile::tempdir().expect("temp dir"),
         };
         p.file("layer.toml", "[project]\n");
+        p
+    }
+
+    /// A project on the static `busybox`: `layer.toml` holds `[project]` with the lines
+    /// `project`, and origin `bb`.
+    pub(crate) fn on_busybox(busybox: &Path, project: &str) -> Self {
+        let p = Project::new();
+        p.file(
+            "layer.toml",
+            &format!(
+                "[project]\n{project}\n[origins.bb]\nbusybox = \"{}\"\n",
+                busybox.display()
+            ),
+        );
         p
     }
 
@@ -100,6 +142,20 @@ impl Project {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, content).unwrap();
         self
+    }
+
+    /// Replaces `rel`'s content, keeping its mtime (`touch -r` of its old self).
+    pub(crate) fn edit_keeping_mtime(&self, rel: &str, content: &str) {
+        let path = self.path(rel);
+        let mtime = fs::metadata(&path).unwrap().modified().unwrap();
+        self.file(rel, content);
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), mtime);
     }
 
     /// A file with mode 0755.
@@ -373,16 +429,21 @@ pub(crate) fn record_images_holding(
     }
 }
 
+/// Runs a tool and returns its stdout; panics with the command and its stderr when it fails.
+pub(crate) fn run_ok(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().expect("the tool runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Runs the `layer` binary in `cwd` with `NO_COLOR=1`, no `LAYER_CACHE` and the extra
 /// environment `env`.
 pub(crate) fn run_layer(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_layer"));
-    cmd.args(args)
-        .current_dir(cwd)
-        .env_remove("LAYER_CACHE")
-        .env_remove("LAYER_REMOTE")
-        .env_remove("LAYER_SIGNING_KEY")
-        .env("NO_COLOR", "1");
+    let mut cmd = layer_command(cwd, args, &[]);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -558,6 +619,12 @@ impl Running {
     /// What the process has written to stderr so far.
     pub(crate) fn stderr_so_far(&self) -> String {
         fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until the process has written `text` to stderr (panics after [`wait_until`]'s
+    /// deadline, naming `what` it waited for).
+    pub(crate) fn wait_for_stderr(&self, what: &str, text: &str) {
+        wait_until(what, || self.stderr_so_far().contains(text));
     }
 
     /// Waits for the process to end (panics after a generous deadline); `code` is 128 + the

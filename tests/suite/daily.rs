@@ -1,7 +1,7 @@
 //! The everyday interface (SPEC §10): `-v` streaming, logs and their names, summaries.
 
 use crate::common::{
-    run_layer, wait_until, Project, SCRIPT_DONE, SCRIPT_START, SCRIPT_WAIT_FOR_GO,
+    run_layer, run_ok, wait_until, Project, SCRIPT_DONE, SCRIPT_START, SCRIPT_WAIT_FOR_GO,
 };
 use crate::needs::{self, Need};
 
@@ -16,9 +16,7 @@ fn chatty() -> String {
 fn verbose_streams_each_line_live_prefixed_with_its_image() {
     let p = Project::command_estate(&chatty());
     let run = p.spawn_layer(&["build", "-v", "app"], &[]);
-    wait_until("app's first line to be streamed", || {
-        run.stderr_so_far().contains("app | hello from app\n")
-    });
+    run.wait_for_stderr("app's first line to be streamed", "app | hello from app\n");
     assert!(!run.stderr_so_far().contains("bye from app"));
     p.file("out/go", "");
     let out = run.wait().expect(0);
@@ -89,12 +87,8 @@ fn logs_prints_the_newest_build_log_or_the_one_asked_for() {
     p.file("roles/base/provision.sh", "echo changed\n");
     p.layer(&["build", "base"]).expect(1);
     let failed = p.layer(&["logs", "base"]).expect(0);
-    assert!(failed.stdout.contains("no java"), "{}", failed.stdout);
-    assert!(
-        failed.stdout.contains("layer: build of base failed"),
-        "{}",
-        failed.stdout
-    );
+    failed.stdout_has("no java");
+    failed.stdout_has("layer: build of base failed");
 
     let none = p.layer(&["logs", "base", "--test"]).expect(2);
     assert_eq!(
@@ -174,11 +168,7 @@ fn every_data_command_takes_format_json_and_json_as_its_alias() {
         assert_eq!(with(&["--json"]), json, "{args:?} --json");
     }
     let both = p.layer(&["list", "--json", "--format", "text"]).expect(2);
-    assert!(
-        both.stderr.contains("cannot be used with"),
-        "{}",
-        both.stderr
-    );
+    both.stderr_has("cannot be used with");
 }
 
 /// Every file under `root` with its text, the busybox path made neutral.
@@ -209,13 +199,7 @@ fn init_writes_a_project_and_never_overwrites_one() {
     let before = tree_text(&root);
     std::fs::remove_file(root.join("images/app.toml")).unwrap();
     let again = run_layer(&root, &["init"], &[]).expect(2);
-    assert!(
-        again
-            .stderr
-            .contains("already holds `layer.toml`, `.gitignore`, `images/base.toml`,"),
-        "{}",
-        again.stderr
-    );
+    again.stderr_has("already holds `layer.toml`, `.gitignore`, `images/base.toml`,");
     assert!(again
         .stderr
         .contains("hint: run it in a new or empty folder: `layer init DIR`"));
@@ -236,7 +220,7 @@ fn init_writes_a_project_and_never_overwrites_one() {
         &[],
     )
     .expect(0);
-    assert!(graph.stdout.contains("base"), "{}", graph.stdout);
+    graph.stdout_has("base");
 }
 
 #[test]
@@ -249,13 +233,7 @@ fn init_busybox_builds_and_tests_as_it_is() {
     let dir = tempfile::tempdir().unwrap();
     run_layer(dir.path(), &["init", "--origin", "busybox"], &[]).expect(0);
     let build = run_layer(dir.path(), &["build"], &[]).expect(0);
-    assert!(
-        build
-            .stderr
-            .contains("built 2, fresh 0, failed 0, skipped 0 in "),
-        "{}",
-        build.stderr
-    );
+    build.stderr_has("built 2, fresh 0, failed 0, skipped 0 in ");
     let test = run_layer(dir.path(), &["test", "--format", "json"], &[]).expect(0);
     let results: serde_json::Value = serde_json::from_str(&test.stdout).unwrap();
     let results = results.as_array().unwrap();
@@ -301,15 +279,10 @@ fn completions_are_valid_shell_and_man_is_a_man_page() {
         bash.stdout
     );
     p.file("layer.bash", &bash.stdout);
-    let check = std::process::Command::new("bash")
-        .args(["-n", "layer.bash"])
-        .current_dir(p.root())
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
+    run_ok(
+        std::process::Command::new("bash")
+            .args(["-n", "layer.bash"])
+            .current_dir(p.root()),
     );
     for shell in ["zsh", "fish"] {
         let out = p.layer(&["completions", shell]).expect(0);
@@ -322,11 +295,7 @@ fn completions_are_valid_shell_and_man_is_a_man_page() {
         &man.stdout[..200]
     );
     let bad = p.layer(&["completions", "tcsh"]).expect(2);
-    assert!(
-        bad.stderr.contains("invalid value 'tcsh'"),
-        "{}",
-        bad.stderr
-    );
+    bad.stderr_has("invalid value 'tcsh'");
 }
 
 #[test]
@@ -355,7 +324,7 @@ fn validate_checks_declarations_without_planning() {
         "version = \"2.0\"\nfrom = \"base-linux\"\nrole = [\"java\"]\n",
     );
     let bad = p.layer(&["validate"]).expect(2);
-    assert!(bad.stderr.contains("images/app.toml"), "{}", bad.stderr);
+    bad.stderr_has("images/app.toml");
 }
 
 #[test]
@@ -450,11 +419,6 @@ fn var_overrides_a_vars_entry_for_one_run_and_is_part_of_the_key() {
         "error: `--var app.PROT`: `app` declares no variable `PROT` in `[vars]`\n  hint: did you mean `app.PORT`?\n"
     );
     let bad = p.layer(&["plan", "--var", "PORT=1"]).expect(2);
-    assert!(
-        bad.stderr
-            .contains("`PORT=1` is not IMAGE.KEY=VALUE: write, say, `app.PORT=8081`"),
-        "{}",
-        bad.stderr
-    );
+    bad.stderr_has("`PORT=1` is not IMAGE.KEY=VALUE: write, say, `app.PORT=8081`");
     p.layer(&["plan", "--var", "nope.PORT=1"]).expect(2);
 }

@@ -1,13 +1,13 @@
 //! Images on `debian` origins, for real: mmdebstrap makes the origin from the machine's own
-//! Debian mirror (its apt sources), and a small apt repository made by the test (`dpkg-deb`
-//! packages indexed by `apt-ftparchive`, a flat `file://` archive) plays the security update.
+//! Debian mirror (its apt sources), and a small apt repository made by the test
+//! ([`AptRepo`]) plays the security update.
 //! Every test shares one origin (`bookworm`, `minbase`, no extra origin sources) through one
 //! cache under the target folder; image names differ between tests so their records do not
 //! meet.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use crate::apt_repo::{hello_image, AptRepo};
 use crate::common::{Output, Project};
 use crate::needs::{self, Need};
 
@@ -38,64 +38,6 @@ pub(crate) fn project(images: &[(&str, &str)]) -> Project {
         p.file(&format!("images/{name}.toml"), text);
     }
     p
-}
-
-/// `layer-hello` at `version` as a `.deb` in `repo`, and the repository indexed again.
-pub(crate) fn publish(repo: &Path, version: &str) {
-    let pkg = repo.join(format!("build-{version}"));
-    std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
-    std::fs::create_dir_all(pkg.join("usr/share/layer-hello")).unwrap();
-    std::fs::write(
-        pkg.join("DEBIAN/control"),
-        format!(
-            "Package: layer-hello\nVersion: {version}\nArchitecture: all\nMaintainer: layer tests <t@example.com>\nDescription: a package of layer's tests\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        pkg.join("usr/share/layer-hello/version"),
-        format!("{version}\n"),
-    )
-    .unwrap();
-    let deb = repo.join(format!("layer-hello_{version}_all.deb"));
-    run(Command::new("dpkg-deb")
-        .args(["--build", "--root-owner-group"])
-        .arg(&pkg)
-        .arg(&deb));
-    std::fs::remove_dir_all(&pkg).unwrap();
-    index(repo);
-}
-
-/// `Packages` and `Release` of the flat repository `repo`, made again.
-fn index(repo: &Path) {
-    let packages = run(Command::new("apt-ftparchive")
-        .arg("packages")
-        .arg(".")
-        .current_dir(repo));
-    std::fs::write(repo.join("Packages"), packages).unwrap();
-    let _ = std::fs::remove_file(repo.join("Release"));
-    // A second apart, so the new Release's `Date:` differs as well as its bytes.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    let release = run(Command::new("apt-ftparchive")
-        .arg("release")
-        .arg(".")
-        .current_dir(repo));
-    std::fs::write(repo.join("Release"), release).unwrap();
-}
-
-fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().expect("the tool runs");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// The local repository, as a `sources` line.
-pub(crate) fn source(repo: &Path) -> String {
-    format!("deb [trusted=yes] file://{} ./", repo.display())
 }
 
 /// The file `rel` in the layer of the current build of `image`.
@@ -146,11 +88,7 @@ fn a_debian_origin_gets_updates_and_security_and_the_lock_pins_all_three() {
         );
     }
     assert!(lock.contains(&format!("[images.{name}]")), "{lock}");
-    assert!(
-        out.stdout.contains("bookworm: locked bookworm-security 20"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("bookworm: locked bookworm-security 20");
     layer(&p, &["build"]).expect(0);
     layer(&p, &["test", &name]).expect(0);
 }
@@ -162,18 +100,10 @@ fn a_debian_origin_gets_updates_and_security_and_the_lock_pins_all_three() {
 )]
 fn a_new_version_in_an_archive_makes_exactly_the_images_that_install_it_stale() {
     needs::check(&[Need::Root, Need::Mmdebstrap, Need::AptFtparchive]);
-    let repo_dir = tempfile::tempdir().unwrap();
-    let repo = repo_dir.path();
-    publish(repo, "1.0");
+    let repo = AptRepo::with("1.0");
     let (a, b, plain) = (unique("hello-a"), unique("hello-b"), unique("plain"));
     let p = project(&[
-        (
-            &a,
-            &format!(
-                "origin = \"bookworm\"\npackages = [\"layer-hello\"]\nsources = [\"{}\"]\n",
-                source(repo)
-            ),
-        ),
+        (&a, &hello_image(&repo.source(), "")),
         (&b, &format!("from = \"{a}\"\n")),
         (&plain, "origin = \"bookworm\"\n"),
     ]);
@@ -185,13 +115,9 @@ fn a_new_version_in_an_archive_makes_exactly_the_images_that_install_it_stale() 
         Some("1.0\n")
     );
 
-    publish(repo, "2.0");
+    repo.publish("2.0");
     let out = layer(&p, &["lock", "--update"]).expect(0);
-    assert!(
-        out.stdout.contains("layer-hello 1.0 -> 2.0\n"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("layer-hello 1.0 -> 2.0\n");
     let mut stale = [a.clone(), b.clone()];
     stale.sort();
     assert!(
@@ -329,33 +255,16 @@ fn the_audit_names_the_old_builds_and_their_instances(p: &Project, a: &str, b: &
 )]
 fn a_locked_version_the_archive_no_longer_serves_stops_the_build_before_it_starts() {
     needs::check(&[Need::Root, Need::Mmdebstrap, Need::AptFtparchive]);
-    let repo_dir = tempfile::tempdir().unwrap();
-    let repo = repo_dir.path();
-    publish(repo, "1.0");
+    let repo = AptRepo::with("1.0");
     let name = unique("gone");
-    let p = project(&[(
-        &name,
-        &format!(
-            "origin = \"bookworm\"\npackages = [\"layer-hello\"]\nsources = [\"{}\"]\n",
-            source(repo)
-        ),
-    )]);
+    let p = project(&[(&name, &hello_image(&repo.source(), ""))]);
     layer(&p, &["lock"]).expect(0);
-    std::fs::remove_file(repo.join("layer-hello_1.0_all.deb")).unwrap();
-    index(repo);
+    repo.withdraw("1.0");
     let out = layer(&p, &["build"]).expect(2);
-    assert!(
-        out.stderr.contains(&format!(
+    out.stderr_has(&format!(
             "error: layer.lock: the mirror no longer serves a version locked in `layer.lock`: `layer-hello` 1.0 (image `{name}`)"
-        )),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("hint: run `layer lock --update`"),
-        "{}",
-        out.stderr
-    );
+        ));
+    out.stderr_has("hint: run `layer lock --update`");
     assert!(!Path::new(&shared_cache())
         .join("records")
         .join(&name)
@@ -368,13 +277,7 @@ fn an_image_on_a_debian_origin_without_locked_packages_is_refused_before_buildin
     needs::check(&[Need::Root]);
     let p = project(&[("deb", "origin = \"bookworm\"\n")]);
     let out = p.layer(&["build", "--no-progress"]).expect(2);
-    assert!(
-        out.stderr.contains(
-            "error: layer.lock: `deb` has no package versions in `layer.lock`: builds on `debian` origins install locked versions"
-        ),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("error: layer.lock: `deb` has no package versions in `layer.lock`: builds on `debian` origins install locked versions");
     assert!(out
         .stderr
         .contains("hint: run `layer lock` and commit `layer.lock`"));
@@ -399,12 +302,7 @@ fn a_package_no_archive_serves_is_a_lock_error_that_writes_nothing() {
         "{}",
         out.stderr
     );
-    assert!(
-        out.stderr
-            .contains("Unable to locate package layer-no-such-package"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("Unable to locate package layer-no-such-package");
     assert!(out
         .stderr
         .contains("hint: check the images' and roles' `packages` and `sources`"));
@@ -565,16 +463,12 @@ fn apt_files_in_layer(image: &str) -> Vec<String> {
 )]
 fn two_images_on_one_origin_in_one_run_download_each_package_once_into_the_shared_cache() {
     needs::check(&[Need::Root, Need::Mmdebstrap, Need::AptFtparchive]);
-    let repo_dir = tempfile::tempdir().unwrap();
     let version = format!("1.{}", std::process::id());
-    publish(repo_dir.path(), &version);
-    let mirror = Mirror::serve(repo_dir.path());
+    let repo = AptRepo::with(&version);
+    let mirror = Mirror::serve(repo.path());
     let deb = format!("layer-hello_{version}_all.deb");
     let (a, b) = (unique("apt-a"), unique("apt-b"));
-    let decl = format!(
-        "origin = \"bookworm\"\npackages = [\"layer-hello\"]\nsources = [\"{}\"]\n",
-        mirror.source()
-    );
+    let decl = hello_image(&mirror.source(), "");
     let p = project(&[(&a, &decl), (&b, &decl)]);
     layer(&p, &["lock"]).expect(0);
     mirror.downloads(&deb);
@@ -623,16 +517,12 @@ fn two_images_on_one_origin_in_one_run_download_each_package_once_into_the_share
 )]
 fn a_damaged_package_in_the_shared_apt_cache_is_fetched_again_not_installed() {
     needs::check(&[Need::Root, Need::Mmdebstrap, Need::AptFtparchive]);
-    let repo_dir = tempfile::tempdir().unwrap();
     let version = format!("2.{}", std::process::id());
-    publish(repo_dir.path(), &version);
-    let mirror = Mirror::serve(repo_dir.path());
+    let repo = AptRepo::with(&version);
+    let mirror = Mirror::serve(repo.path());
     let deb = format!("layer-hello_{version}_all.deb");
     let (c, d) = (unique("apt-c"), unique("apt-d"));
-    let decl = format!(
-        "origin = \"bookworm\"\npackages = [\"layer-hello\"]\nsources = [\"{}\"]\n",
-        mirror.source()
-    );
+    let decl = hello_image(&mirror.source(), "");
     let p = project(&[(&c, &decl)]);
     layer(&p, &["lock"]).expect(0);
     layer(&p, &["build"]).expect(0);

@@ -14,6 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::run_ok;
 use crate::needs::{self, Need};
 use layer::export::{export, ExportSpec, Format};
 use layer::layerfs;
@@ -420,13 +421,12 @@ fn tar_holds_the_merged_tree_sorted_with_numeric_owners_and_clamped_times() {
     );
 
     // GNU tar agrees.
-    let o = Command::new("tar")
-        .args(["--numeric-owner", "-tvf"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let listing = String::from_utf8(o.stdout).unwrap();
+    let o = run_ok(
+        Command::new("tar")
+            .args(["--numeric-owner", "-tvf"])
+            .arg(&out),
+    );
+    let listing = String::from_utf8(o).unwrap();
     assert!(listing.contains("-rwsr-xr-x 0/0"), "{listing}");
     assert!(listing.contains(&long), "{listing}");
 }
@@ -640,23 +640,18 @@ fn skopeo_reads_and_copies_the_oci_layout() {
     let s = stack();
     let out = s.export(Format::Oci, "app.oci");
     let reference = format!("oci:{}:1.2.3-20261101_0000", out.display());
-    let o = Command::new("skopeo")
-        .args(["inspect", &reference])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let o = run_ok(Command::new("skopeo").args(["inspect", &reference]));
+    let v: Value = serde_json::from_slice(&o).unwrap();
     assert_eq!(v["Layers"].as_array().unwrap().len(), 3);
     assert_eq!(v["Labels"]["Team"], "checkout");
     assert_eq!(v["Os"], "linux");
 
     let copy = s.out.join("copy");
-    let o = Command::new("skopeo")
-        .args(["copy", &reference])
-        .arg(format!("dir:{}", copy.display()))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_ok(
+        Command::new("skopeo")
+            .args(["copy", &reference])
+            .arg(format!("dir:{}", copy.display())),
+    );
     assert!(copy.join("manifest.json").is_file());
 }
 

@@ -9,22 +9,19 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::run_ok;
+
 fn keys(args: &[&str]) -> Vec<(String, String)> {
     let cache = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_layer"))
-        .arg("-C")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .arg("--cache")
-        .arg(cache.path())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_layer"))
+            .arg("-C")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")))
+            .arg("--cache")
+            .arg(cache.path())
+            .args(args),
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let images = v.get("images").unwrap_or(&v).as_array().unwrap().clone();
     images
         .iter()

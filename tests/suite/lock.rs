@@ -64,11 +64,7 @@ fn lock_pins_resolve_and_debian_origins_and_plan_reads_them() {
     let p = project();
     // Before: planning refuses the unresolved origin and runs nothing.
     let out = p.layer(&["plan"]).expect(2);
-    assert!(
-        out.stderr.contains("hint: run `layer lock`"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("hint: run `layer lock`");
     assert!(!p.path("resolved").exists());
 
     let out = p.layer(&["lock"]).expect(0);
@@ -238,18 +234,9 @@ fn a_lock_that_does_not_load_is_written_again() {
     );
     // Planning refuses it and says what to do.
     let out = p.layer(&["plan"]).expect(2);
-    assert!(
-        out.stderr
-            .contains("hint: run `layer lock` to write it again"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("hint: run `layer lock` to write it again");
     let out = p.layer(&["lock"]).expect(0);
-    assert!(
-        out.stdout.contains("cloud: locked ami-1\n"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("cloud: locked ami-1\n");
     assert!(p
         .read("layer.lock")
         .starts_with("# Written by `layer lock`"));

@@ -1,6 +1,8 @@
 //! The integration tests, in one binary (one link of the crate instead of one per file):
 //! `common` writes projects into temporary folders and runs the real `layer` binary on them,
-//! `needs` says what a test needs of the machine; each other module is one subject.
+//! `needs` says what a test needs of the machine, `apt_repo` makes Debian packages and apt
+//! repositories, `version_pairs` generates versions to compare; each other module is one
+//! subject.
 //!
 //! A test that needs root or a tool declares it twice, as an attribute that `cargo test` shows
 //! and as its first line that fails it under `CI` (see `needs`):
@@ -14,8 +16,10 @@
 //! }
 //! ```
 
+mod apt_repo;
 mod common;
 mod needs;
+mod version_pairs;
 
 mod architecture;
 mod build;

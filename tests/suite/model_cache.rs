@@ -30,20 +30,6 @@ fn cached_estate() -> Project {
     p
 }
 
-/// Replaces `rel`'s content, keeping its mtime (`touch -r`).
-fn edit_keeping_mtime(p: &Project, rel: &str, text: &str) {
-    let path = p.path(rel);
-    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
-    p.file(rel, text);
-    std::fs::File::options()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
-    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
-}
-
 #[test]
 fn a_changed_role_file_between_two_plans_is_seen() {
     let p = cached_estate();
@@ -77,7 +63,7 @@ fn an_image_edit_that_keeps_size_and_mtime_is_seen_by_its_ctime() {
     let edited = text.replace("PORT = \"8080\"", "PORT = \"8081\"");
     assert_ne!(edited, text);
     assert_eq!(edited.len(), text.len());
-    edit_keeping_mtime(&p, "images/app.toml", &edited);
+    p.edit_keeping_mtime("images/app.toml", &edited);
     assert_eq!(build_names(&p), ["app", "svc"]);
     let plan = p.layer(&["plan"]).expect(0).stdout;
     assert!(plan.contains("declaration changed: vars.PORT"), "{plan}");

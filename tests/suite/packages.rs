@@ -12,14 +12,11 @@ use std::sync::OnceLock;
 use layer::packages::debversion::compare;
 use serde_json::Value;
 
-use crate::common::{Output, Project};
+use crate::apt_repo::{build_deb, Deb};
+use crate::common::{json, run_ok, Project};
 use crate::needs::{self, Need};
 use crate::remote::python_venv;
-
-fn json(out: &Output) -> Value {
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: not JSON\n--- stdout\n{}", out.stdout))
-}
+use crate::version_pairs;
 
 // ---------------------------------------------------------------------------------------------
 // dpkg's order
@@ -27,7 +24,6 @@ fn json(out: &Output) -> Value {
 /// A few hundred versions made of the pieces that make dpkg's order hard: epochs, `~`, `+`,
 /// letters against digits, leading zeros, revisions with and without hyphens.
 fn generated_versions() -> Vec<String> {
-    let epochs = ["", "1:", "2:"];
     let upstreams = [
         "1.0",
         "1.0~rc1",
@@ -53,43 +49,26 @@ fn generated_versions() -> Vec<String> {
         "-a",
         "-10",
     ];
-    let mut out = Vec::new();
-    let mut n = 0usize;
-    for e in epochs {
-        for u in upstreams {
-            for r in revisions {
-                n += 1;
-                // Every epoch with a third of the rest: enough pairs, not all of them.
-                if e.is_empty() || n.is_multiple_of(3) {
-                    out.push(format!("{e}{u}{r}"));
-                }
-            }
-        }
-    }
-    out
+    // Every epoch with a third of the rest.
+    version_pairs::generated(&["", "1:", "2:"], &upstreams, &revisions, 3)
 }
 
 #[test]
 fn dpkg_order_agrees_with_dpkg_compare_versions() {
-    let versions = generated_versions();
-    let mut pairs = 0;
-    for (i, a) in versions.iter().enumerate() {
-        // Each version against a spread of others, both ways round.
-        for b in versions.iter().skip(i % 7).step_by(9) {
-            let op = match compare(a, b) {
-                std::cmp::Ordering::Less => "lt",
-                std::cmp::Ordering::Equal => "eq",
-                std::cmp::Ordering::Greater => "gt",
-            };
-            let status = Command::new("dpkg")
-                .args(["--compare-versions", a, op, b])
-                .status()
-                .expect("dpkg runs");
-            assert!(status.success(), "layer says {a} {op} {b}; dpkg disagrees");
-            pairs += 1;
-        }
+    let pairs = version_pairs::spread_pairs(&generated_versions(), 7, 9);
+    for (a, b) in &pairs {
+        let op = match compare(a, b) {
+            std::cmp::Ordering::Less => "lt",
+            std::cmp::Ordering::Equal => "eq",
+            std::cmp::Ordering::Greater => "gt",
+        };
+        let status = Command::new("dpkg")
+            .args(["--compare-versions", a, op, b])
+            .status()
+            .expect("dpkg runs");
+        assert!(status.success(), "layer says {a} {op} {b}; dpkg disagrees");
     }
-    assert!(pairs >= 300, "only {pairs} pairs compared");
+    assert!(pairs.len() >= 300, "only {} pairs compared", pairs.len());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -108,14 +87,7 @@ Package: removed\nStatus: deinstall ok config-files\nPriority: optional\nArchite
 /// `base` on a busybox origin, its role holding a dpkg status file with `libdemo1` at
 /// `demo_version`, and `app` on it.
 fn dpkg_project(demo_version: &str) -> Project {
-    let p = Project::new();
-    p.file(
-        "layer.toml",
-        &format!(
-            "[project]\n\n[origins.bb]\nbusybox = \"{}\"\n",
-            needs::busybox().expect("checked").display()
-        ),
-    );
+    let p = Project::on_busybox(&needs::busybox().expect("checked"), "");
     p.file(
         "images/base.toml",
         "version = \"1.0\"\norigin = \"bb\"\nroles = [\"db\"]\n",
@@ -377,21 +349,13 @@ fn a_build_without_a_manifest_and_a_file_that_is_no_advisory_are_errors() {
     let out = p
         .layer(&["sbom", "base", "--format", "spdx-json"])
         .expect(2);
-    assert!(
-        out.stderr.contains("has no package manifest"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("has no package manifest");
     let rootfs = Project::estate();
     rootfs.record(&["base-linux"]);
     let out = rootfs
         .layer(&["sbom", "base-linux", "--format", "spdx-json"])
         .expect(2);
-    assert!(
-        out.stderr.contains("has no package manifest: its image has no package database layer reads (dpkg's, apk's or rpm's `rpmdb.sqlite`), or it was built before layer recorded packages"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("has no package manifest: its image has no package database layer reads (dpkg's, apk's or rpm's `rpmdb.sqlite`), or it was built before layer recorded packages");
     assert!(
         out.stderr.contains("hint: a build of a `debian` or `tar` origin with dpkg, apk or rpm (≥ 4.16) records one; rebuild with `layer build --force base-linux`"),
         "{}",
@@ -408,11 +372,7 @@ fn a_build_without_a_manifest_and_a_file_that_is_no_advisory_are_errors() {
         "{}",
         out.stderr
     );
-    assert!(
-        out.stderr.contains("hint: `--osv` takes OSV JSON files"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("hint: `--osv` takes OSV JSON files");
 
     // A build without a manifest is not audited, and said so, never counted clean.
     p.file("osv/bad.json", ADVISORY);
@@ -428,49 +388,27 @@ fn a_build_without_a_manifest_and_a_file_that_is_no_advisory_are_errors() {
 // A real Debian build: mmdebstrap minbase from the machine's apt mirror, and a role that
 // installs a package made here with `dpkg-deb --build`.
 
-/// Writes `layer-dummy_VERSION_all.deb` (built from the source package `dummy-src`) to `out`.
-fn dummy_deb(dir: &Path, version: &str, out: &Path) {
-    let root = dir.join(format!("dummy-{version}"));
-    fs::create_dir_all(root.join("DEBIAN")).unwrap();
-    fs::create_dir_all(root.join("usr/share/layer-dummy")).unwrap();
-    fs::write(root.join("usr/share/layer-dummy/version"), version).unwrap();
-    fs::write(
-        root.join("DEBIAN/control"),
-        format!("Package: layer-dummy\nSource: dummy-src\nVersion: {version}\nArchitecture: all\nMaintainer: Layer Tests <tests@example.org>\nDescription: a package for layer's tests\n"),
-    )
-    .unwrap();
-    fs::create_dir_all(out.parent().unwrap()).unwrap();
-    let st = Command::new("dpkg-deb")
-        .args(["--build", "--root-owner-group"])
-        .arg(&root)
-        .arg(out)
-        .output()
-        .expect("dpkg-deb runs");
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+/// `layer-dummy` at `version` (built from the source package `dummy-src`) as the file `out`.
+fn dummy_deb(work: &Path, version: &str, out: &Path) {
+    let deb = Deb {
+        name: "layer-dummy",
+        version,
+        source: Some("dummy-src"),
+    };
+    build_deb(work, &deb, out);
 }
 
 /// `dpkg-query -W` of the dpkg database in `admindir`: installed packages as
 /// `(name, version, arch, source)`, sorted.
 fn dpkg_query(admindir: &Path) -> Vec<(String, String, String, String)> {
-    let out = Command::new("dpkg-query")
+    let out = run_ok(Command::new("dpkg-query")
         .arg(format!("--admindir={}", admindir.display()))
         .args([
             "-W",
             "-f",
             "${db:Status-Status}\\t${Package}\\t${Version}\\t${Architecture}\\t${source:Package}\\n",
-        ])
-        .output()
-        .expect("dpkg-query runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut rows: Vec<_> = String::from_utf8(out.stdout)
+        ]));
+    let mut rows: Vec<_> = String::from_utf8(out)
         .unwrap()
         .lines()
         .filter_map(|l| {

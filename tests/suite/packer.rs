@@ -166,13 +166,8 @@ fn a_failing_packer_build_shows_its_last_lines_and_records_nothing() {
         ),
     );
     let out = build(&p, &[]).expect(1);
-    assert!(out.stderr.contains("the disk is full"), "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("`packer build packer/local.pkr.hcl` exited with status 1"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("the disk is full");
+    out.stderr_has("`packer build packer/local.pkr.hcl` exited with status 1");
     let cache = Cache::new(p.root().canonicalize().unwrap().join("cache"));
     assert!(cache.latest("base").is_none());
 }
@@ -194,12 +189,8 @@ fn a_packer_run_without_an_artifact_id_fails_and_records_nothing() {
             &[("PATH", &path), ("LAYER_TEST_TOKEN", "x-token-1")],
         )
         .expect(1);
-    assert!(
-        out.stderr.contains("succeeded but printed no artifact id"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("nothing to build"), "{}", out.stderr);
+    out.stderr_has("succeeded but printed no artifact id");
+    out.stderr_has("nothing to build");
     let cache = Cache::new(p.root().canonicalize().unwrap().join("cache"));
     assert!(cache.latest("base").is_none());
 }
@@ -217,17 +208,9 @@ fn packer_missing_from_path_is_an_error_before_any_build() {
             ],
         )
         .expect(2);
-    assert!(
-        out.stderr.contains(
-            "`base` cannot be built: backend `local` runs Packer, and `packer` is not on PATH"
-        ),
-        "{}",
-        out.stderr
+    out.stderr_has(
+        "`base` cannot be built: backend `local` runs Packer, and `packer` is not on PATH",
     );
-    assert!(
-        out.stderr.contains("apt-get install packer"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("apt-get install packer");
     assert!(!Path::new(&p.path("cache/records")).exists());
 }

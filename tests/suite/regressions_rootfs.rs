@@ -3,7 +3,7 @@
 //! the build's release status and carry the tags registries expect, and a build whose tests
 //! changed since it was tested says so.
 
-use crate::common::{Output, Project};
+use crate::common::{json, run_ok, Project};
 use crate::needs::{self, Need};
 
 use std::fs;
@@ -14,14 +14,7 @@ use serde_json::Value;
 
 /// `plain` (no tests) and `checked` (a role test) on a busybox origin.
 fn project() -> Project {
-    let p = Project::new();
-    p.file(
-        "layer.toml",
-        &format!(
-            "[project]\n\n[origins.bb]\nbusybox = \"{}\"\n",
-            needs::busybox().expect("checked").display()
-        ),
-    );
+    let p = Project::on_busybox(&needs::busybox().expect("checked"), "");
     p.exec("roles/r/provision.sh", "set -eu\necho hi > /etc/hi\n");
     p.file(
         "images/plain.toml",
@@ -34,11 +27,6 @@ fn project() -> Project {
         "version = \"2.1\"\nfrom = \"plain\"\nroles = [\"t\"]\n",
     );
     p
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: not JSON\n--- stdout\n{}", out.stdout))
 }
 
 fn status(p: &Project, image: &str) -> String {
@@ -66,7 +54,7 @@ fn an_image_without_tests_stays_a_candidate() {
     );
     assert_eq!(status(&p, "plain"), "candidate");
     let out = p.layer(&["promote", "plain"]).expect(2);
-    assert!(out.stderr.contains("untested candidate"), "{}", out.stderr);
+    out.stderr_has("untested candidate");
 }
 
 /// `layer ARGS` with stdout as bytes.
@@ -181,15 +169,10 @@ fn an_oci_export_is_the_same_bytes_whatever_the_release_status_and_is_tagged() {
         ]
     );
     for tag in ["latest", "2.1"] {
-        let out = Command::new("skopeo")
-            .arg("inspect")
-            .arg(format!("oci:{}:checked:{tag}", p.path("a").display()))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new("skopeo")
+                .arg("inspect")
+                .arg(format!("oci:{}:checked:{tag}", p.path("a").display())),
         );
     }
 }
@@ -226,12 +209,7 @@ fn a_build_whose_tests_changed_since_it_was_tested_says_so() {
     let text = p.layer(&["list"]).expect(0).stdout;
     assert!(text.contains("tests changed"), "{text}");
     let out = p.layer(&["test", "checked"]).expect(0);
-    assert!(
-        out.stderr
-            .contains("tests changed since it was last tested"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("tests changed since it was last tested");
     let list = json(&p.layer(&["list", "--json"]).expect(0));
     assert_eq!(checked(&list)["tests_changed"], false);
 }

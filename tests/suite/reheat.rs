@@ -5,8 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{Output, Project};
-use crate::debian::{layer, project, publish, shared_cache, source, unique};
+use crate::apt_repo::{hello_image, AptRepo};
+use crate::common::Project;
+use crate::debian::{layer, project, shared_cache, unique};
 use crate::needs::{self, Need};
 
 /// Every record of `image` in `cache`, as JSON.
@@ -43,14 +44,6 @@ fn build(cache: &Path, image: &str, short: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no build {short} of {image}"))
 }
 
-fn stderr_has(out: &Output, text: &str) {
-    assert!(
-        out.stderr.contains(text),
-        "{text}\n--- stderr\n{}",
-        out.stderr
-    );
-}
-
 #[test]
 #[cfg_attr(
     any(missing = "root", missing = "mmdebstrap", missing = "apt-ftparchive"),
@@ -58,15 +51,13 @@ fn stderr_has(out: &Output, text: &str) {
 )]
 fn a_reheat_brings_the_locked_versions_onto_the_old_build_and_keeps_what_roles_no_longer_make() {
     needs::check(&[Need::Root, Need::Mmdebstrap, Need::AptFtparchive]);
-    let repo_dir = tempfile::tempdir().unwrap();
-    let repo = repo_dir.path();
-    publish(repo, "1.0");
+    let repo = AptRepo::with("1.0");
     let name = unique("reheat");
     let p = project(&[(
         &name,
-        &format!(
-            "version = \"1.0\"\norigin = \"bookworm\"\nroles = [\"web\"]\npackages = [\"layer-hello\"]\nsources = [\"{}\"]\n\n[[test]]\nname = \"reheated\"\nrun = \"grep -qx 2.0 /usr/share/layer-hello/version && test -f /etc/web-old && test -f /etc/web-new\"\n",
-            source(repo)
+        &hello_image(
+            &repo.source(),
+            "version = \"1.0\"\nroles = [\"web\"]\n\n[[test]]\nname = \"reheated\"\nrun = \"grep -qx 2.0 /usr/share/layer-hello/version && test -f /etc/web-old && test -f /etc/web-new\"\n",
         ),
     )]);
     p.exec(
@@ -80,14 +71,14 @@ fn a_reheat_brings_the_locked_versions_onto_the_old_build_and_keeps_what_roles_n
     let old = build(&cache, &name, "1.0.0");
 
     // A security update, and a role that no longer writes `/etc/web-old`.
-    publish(repo, "2.0");
+    repo.publish("2.0");
     layer(&p, &["lock", "--update"]).expect(0);
     p.exec(
         "roles/web/provision.sh",
         "set -eu\necho new > /etc/web-new\n",
     );
     let out = layer(&p, &["build", &name, "--reheat"]).expect(0);
-    stderr_has(&out, "built 1, fresh 0, failed 0, skipped 0");
+    out.stderr_has("built 1, fresh 0, failed 0, skipped 0");
 
     let new = reheated(&cache, &name);
     assert_eq!(new["tags"]["Reheated_From"], old["version"]);
@@ -137,24 +128,14 @@ fn a_reheat_brings_the_locked_versions_onto_the_old_build_and_keeps_what_roles_n
     assert_eq!(plan["images"][0]["action"], "build", "{plan}");
 
     let out = layer(&p, &["build", &name, "--reheat", "--from", "9.9.9"]).expect(2);
-    stderr_has(
-        &out,
-        &format!(
-            "error: `{name}` has no build 9.9.9; its builds: 1.0.1 (tested), 1.0.0 (released)"
-        ),
-    );
+    out.stderr_has(&format!(
+        "error: `{name}` has no build 9.9.9; its builds: 1.0.1 (tested), 1.0.0 (released)"
+    ));
 }
 
 /// A busybox image whose role writes a file, built once.
 fn busybox_project() -> Project {
-    let p = Project::new();
-    p.file(
-        "layer.toml",
-        &format!(
-            "[project]\n\n[origins.bb]\nbusybox = \"{}\"\n",
-            needs::busybox().expect("checked").display()
-        ),
-    );
+    let p = Project::on_busybox(&needs::busybox().expect("checked"), "");
     p.file(
         "images/app.toml",
         "version = \"1.0\"\norigin = \"bb\"\nroles = [\"app\"]\n\n[[test]]\nname = \"both\"\nrun = \"test -f /etc/one && test -f /etc/two\"\n",
@@ -173,13 +154,8 @@ fn a_reheat_of_a_busybox_image_applies_its_roles_again_on_the_old_build() {
     let p = busybox_project();
     p.layer(&["build", "--no-progress"]).expect(0);
     let out = p.layer(&["build", "app", "--reheat"]).expect(2);
-    stderr_has(
-        &out,
-        "error: `app` has no released build to reheat; its builds: 1.0.0 (candidate)",
-    );
-    stderr_has(
-        &out,
-        "hint: name the build to reheat with `layer build app --reheat --from VERSION`, or promote one first (`layer promote app@VERSION`)",
+    out.stderr_has("error: `app` has no released build to reheat; its builds: 1.0.0 (candidate)");
+    out.stderr_has("hint: name the build to reheat with `layer build app --reheat --from VERSION`, or promote one first (`layer promote app@VERSION`)",
     );
 
     p.exec("roles/app/provision.sh", "set -eu\necho 2 > /etc/two\n");
@@ -231,14 +207,10 @@ fn a_reheat_of_a_busybox_image_applies_its_roles_again_on_the_old_build() {
     let out = p
         .layer(&["build", "app", "--reheat", "--from", "1.0.0"])
         .expect(2);
-    stderr_has(
-        &out,
+    out.stderr_has(
         "error: `app` 1.0.0 is revoked: a reheat stands on all of it, and could never be promoted",
     );
-    stderr_has(
-        &out,
-        "hint: reheat another build, or bake it fresh: `layer build --force app`",
-    );
+    out.stderr_has("hint: reheat another build, or bake it fresh: `layer build --force app`");
     // The fresh build of the current inputs lacks the old file: its test fails.
     p.layer(&["build", "--no-progress"]).expect(0);
     p.layer(&["test", "app"]).expect(1);
@@ -259,33 +231,21 @@ fn a_reheat_names_one_image_of_the_rootfs_backend_and_an_existing_build() {
     );
 
     let out = p.layer(&["build", "--reheat"]).expect(2);
-    stderr_has(
-        &out,
-        "error: `--reheat` builds one image, and none was named",
-    );
-    stderr_has(
-        &out,
-        "hint: name the image to reheat: `layer build IMAGE --reheat`",
-    );
+    out.stderr_has("error: `--reheat` builds one image, and none was named");
+    out.stderr_has("hint: name the image to reheat: `layer build IMAGE --reheat`");
     let out = p.layer(&["build", "app", "cloud", "--reheat"]).expect(2);
-    stderr_has(&out, "error: `--reheat` builds one image, and 2 were named");
+    out.stderr_has("error: `--reheat` builds one image, and 2 were named");
 
     let out = p.layer(&["build", "cloud", "--reheat"]).expect(2);
-    stderr_has(&out, "error: `cloud` is built with the `command` backend; `--reheat` rebuilds `rootfs` images on their own earlier build");
-    stderr_has(
-        &out,
-        "hint: bake it fresh instead: `layer lock --update`, then `layer build cloud`",
-    );
+    out.stderr_has("error: `cloud` is built with the `command` backend; `--reheat` rebuilds `rootfs` images on their own earlier build");
+    out.stderr_has("hint: bake it fresh instead: `layer lock --update`, then `layer build cloud`");
 
     let out = p
         .layer(&["build", "app", "--reheat", "--from", "1.0.4"])
         .expect(2);
-    stderr_has(&out, "error: `app` has no build 1.0.4; its builds: none");
+    out.stderr_has("error: `app` has no build 1.0.4; its builds: none");
     let out = p.layer(&["build", "app", "--reheat"]).expect(2);
-    stderr_has(
-        &out,
-        "error: `app` has no released build to reheat; its builds: none",
-    );
+    out.stderr_has("error: `app` has no released build to reheat; its builds: none");
 
     // A build of another backend cannot be reheated.
     p.file("images/app.toml", "origin = \"bb\"\nbackend = \"ext\"\n");
@@ -294,7 +254,7 @@ fn a_reheat_names_one_image_of_the_rootfs_backend_and_an_existing_build() {
     let out = p
         .layer(&["build", "app", "--reheat", "--from", "0.1.0"])
         .expect(2);
-    stderr_has(&out, "error: app 0.1.0 is not a local `rootfs` build (it was built with the `command` backend), so it cannot be reheated");
-    stderr_has(&out, "hint: name a `rootfs` build with `--from` (`layer versions app` lists them), or bake it fresh with `layer build app`");
+    out.stderr_has("error: app 0.1.0 is not a local `rootfs` build (it was built with the `command` backend), so it cannot be reheated");
+    out.stderr_has("hint: name a `rootfs` build with `--from` (`layer versions app` lists them), or bake it fresh with `layer build app`");
     assert_eq!(records(&p.path("cache"), "app").len(), 1);
 }

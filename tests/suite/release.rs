@@ -1,7 +1,6 @@
 //! The life of a build after it: release status (`promote`, `revoke`), images on revoked
 //! parents, pinned parents, and age limits.
 
-use crate::common;
 use crate::common::{Output, Project, SCRIPT_DONE, SCRIPT_START};
 
 use layer::cache::Cache;
@@ -201,17 +200,11 @@ fn a_promotion_waits_for_a_build_holding_the_image() {
     let c = cache(&p);
     let lock = c.lock_image("base-linux", &mut || {}).unwrap();
     let run = p.spawn_layer(&["promote", "--force", "base-linux"], &[]);
-    common::wait_until("promote to wait", || {
-        run.stderr_so_far().contains("waiting for another run")
-    });
+    run.wait_for_stderr("promote to wait", "waiting for another run");
     assert_eq!(statuses(&p, "base-linux")[0].1, "candidate");
     drop(lock);
     let out = run.wait().expect(0);
-    assert!(
-        out.stdout.contains("candidate -> released"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("candidate -> released");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -173,6 +173,49 @@ pub(crate) fn signer(dir: &Path) -> Signer {
     Signer::from_env_value(path.to_str().unwrap()).unwrap()
 }
 
+/// The caches `a` and `b` in `dir`, and a signing key made there.
+fn two_caches_and_a_key(dir: &Path) -> (Cache, Cache, Signer) {
+    let a = Cache::new(dir.join("a"));
+    let b = Cache::new(dir.join("b"));
+    (a, b, signer(dir))
+}
+
+/// Two signing keys, made in `dir`'s folders `k0` and `k1`.
+pub(crate) fn two_signers(dir: &Path) -> Vec<Signer> {
+    (0..2)
+        .map(|i| {
+            let d = dir.join(format!("k{i}"));
+            fs::create_dir(&d).unwrap();
+            signer(&d)
+        })
+        .collect()
+}
+
+/// Each of `remotes` pushes `r` from `cache` signed with its own of `keys`, all at once:
+/// whether each wrote the record.
+pub(crate) fn push_at_once(
+    remotes: &[Remote],
+    keys: &[Signer],
+    cache: &Cache,
+    r: &Record,
+) -> Vec<bool> {
+    let barrier = Arc::new(Barrier::new(remotes.len()));
+    std::thread::scope(|s| {
+        let handles: Vec<_> = remotes
+            .iter()
+            .zip(keys)
+            .map(|(remote, key)| {
+                let barrier = barrier.clone();
+                s.spawn(move || {
+                    barrier.wait();
+                    remote.push(r, cache, key).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 /// A record of image `name` whose artifact is the folder `fill` makes in `cache`.
 pub(crate) fn record(cache: &Cache, name: &str, fill: impl FnOnce(&Path)) -> Record {
     let inputs = Inputs {
@@ -243,11 +286,7 @@ fn a_layer_round_trips_through_s3() {
     needs::check(&[Need::Python3]);
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (
-        Cache::new(dir.path().join("a")),
-        Cache::new(dir.path().join("b")),
-    );
-    let key = signer(dir.path());
+    let (a, b, key) = two_caches_and_a_key(dir.path());
     let remote = moto.open("team/cache", &[key.public()]);
     let r = record(&a, "app", small_layer);
 
@@ -286,30 +325,10 @@ fn two_writers_of_one_key_at_once_one_wins() {
     let dir = tempfile::tempdir().unwrap();
     let a = Cache::new(dir.path().join("a"));
     let r = record(&a, "app", small_layer);
-    let keys: Vec<Signer> = (0..2)
-        .map(|i| {
-            let d = dir.path().join(format!("k{i}"));
-            fs::create_dir(&d).unwrap();
-            signer(&d)
-        })
-        .collect();
+    let keys = two_signers(dir.path());
     let trusted: Vec<String> = keys.iter().map(Signer::public).collect();
     let remotes: Vec<Remote> = (0..2).map(|_| moto.open("race", &trusted)).collect();
-    let barrier = Arc::new(Barrier::new(2));
-    let wins: Vec<bool> = std::thread::scope(|s| {
-        let handles: Vec<_> = remotes
-            .iter()
-            .zip(&keys)
-            .map(|(remote, key)| {
-                let (barrier, a, r) = (barrier.clone(), &a, &r);
-                s.spawn(move || {
-                    barrier.wait();
-                    remote.push(r, a, key).unwrap()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let wins = push_at_once(&remotes, &keys, &a, &r);
     assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
     assert!(matches!(
         remotes[0].lookup(&r.name, &r.key).unwrap(),
@@ -347,11 +366,7 @@ fn a_large_layer_goes_up_in_parts_and_comes_back_whole() {
     needs::check(&[Need::Python3]);
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (
-        Cache::new(dir.path().join("a")),
-        Cache::new(dir.path().join("b")),
-    );
-    let key = signer(dir.path());
+    let (a, b, key) = two_caches_and_a_key(dir.path());
     let remote = moto.open("big", &[key.public()]);
     // 50 MiB that zstd cannot shrink: four 16 MiB parts.
     let r = record(&a, "big", |root| {
@@ -493,11 +508,7 @@ fn a_public_bucket_is_read_without_credentials() {
     needs::check(&[Need::Python3]);
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (
-        Cache::new(dir.path().join("a")),
-        Cache::new(dir.path().join("b")),
-    );
-    let key = signer(dir.path());
+    let (a, b, key) = two_caches_and_a_key(dir.path());
     let r = record(&a, "app", small_layer);
     assert!(moto
         .open("public", &[key.public()])

@@ -151,11 +151,7 @@ fn two_machines_share_builds_through_the_remote() {
     // A builds and pushes each build as it is recorded.
     let out = s.signed(&a, &["build", "--no-progress"]).expect(0);
     for name in ["base", "app", "svc"] {
-        assert!(
-            out.stderr.contains(&format!("pushed {name} ")),
-            "{}",
-            out.stderr
-        );
+        out.stderr_has(&format!("pushed {name} "));
         assert_eq!(s.records(name).len(), 1, "{name}");
     }
 
@@ -196,13 +192,9 @@ fn two_machines_share_builds_through_the_remote() {
         .expect(0);
     assert_eq!(started(&b), ["edge"], "{}", out.stderr);
     for name in ["base", "app", "svc"] {
-        assert!(
-            out.stderr.contains(&format!("pulled {name} ")),
-            "{}",
-            out.stderr
-        );
+        out.stderr_has(&format!("pulled {name} "));
     }
-    assert!(out.stderr.contains("pushed edge "), "{}", out.stderr);
+    out.stderr_has("pushed edge ");
     let results: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(results[0]["action"], "fresh");
     assert_eq!(results[0]["cause"], "pulled from the remote cache");
@@ -227,7 +219,7 @@ fn two_machines_share_builds_through_the_remote() {
     );
     // `build --pull` downloads it; nothing is built.
     let out = a.layer(&["build", "--pull", "--no-progress"]).expect(0);
-    assert!(out.stderr.contains("pulled edge "), "{}", out.stderr);
+    out.stderr_has("pulled edge ");
     assert_eq!(started(&a), ["base", "app", "svc"]);
     let (p, _) = plan(&a, &["--no-remote"]);
     assert!(actions(&p).iter().all(|(_, a, _)| a == "fresh"));
@@ -285,7 +277,7 @@ fn push_and_pull_move_current_builds_by_hand() {
     let (p, _) = plan(&b, &["--no-remote"]);
     assert_eq!(p["summary"]["fresh"], 3);
     let out = b.layer(&["pull", "svc"]).expect(0);
-    assert!(out.stderr.contains("svc   already local"), "{}", out.stderr);
+    out.stderr_has("svc   already local");
 
     // `cache ls --remote` and `verify --remote`.
     let out = b.layer(&["cache", "ls", "--remote"]).expect(0);
@@ -491,12 +483,7 @@ fn remote_errors_say_what_to_do() {
     let out = p
         .layer(&["keygen", "-o", s.key.to_str().unwrap()])
         .expect(2);
-    assert!(
-        out.stderr
-            .contains("already exists: layer never overwrites a key"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("already exists: layer never overwrites a key");
     // `--remote` with a URL layer cannot use.
     let out = p.layer(&["plan", "--remote", "ftp://host/x"]).expect(2);
     assert!(
@@ -688,11 +675,7 @@ fn a_damaged_blob_is_built_instead_with_a_warning() {
         out.stderr
     );
     for name in ["base", "edge"] {
-        assert!(
-            out.stderr.contains(&format!("built {name} ")),
-            "{}",
-            out.stderr
-        );
+        out.stderr_has(&format!("built {name} "));
     }
     // `app` was built on A's build of base, not on the one B just made: built again.
     assert_eq!(
@@ -701,7 +684,7 @@ fn a_damaged_blob_is_built_instead_with_a_warning() {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("built app "), "{}", out.stderr);
+    out.stderr_has("built app ");
     // The remote is as it was: this run had no key.
     assert_eq!(s.records("base").len(), 1);
 }
@@ -732,7 +715,7 @@ fn a_rootfs_chain_round_trips_through_the_remote() {
     crate::remote_http::assert_moved(&out.stderr, "pulled", "base");
     crate::remote_http::assert_moved(&out.stderr, "pulled", "app");
     crate::remote_http::assert_moved(&out.stderr, "pushed", "edge");
-    assert!(out.stderr.contains("built edge "), "{}", out.stderr);
+    out.stderr_has("built edge ");
     assert!(!out.stderr.contains("built app "), "{}", out.stderr);
 
     // The same tar on both machines: each makes the busybox origin itself, with the busybox

@@ -7,7 +7,7 @@
 //! lists them as ignored with that reason, and under `CI` they fail (see `needs`).
 
 use crate::common;
-use crate::common::{processes_with, Output, Project};
+use crate::common::{json, processes_with, Project};
 use crate::needs::{self, Need};
 
 use std::collections::BTreeMap;
@@ -30,14 +30,7 @@ fn busybox() -> PathBuf {
 /// changes nothing but a file. No role writes its version, so deep and shallow builds give
 /// the same files.
 fn chain(strategy: &str) -> Project {
-    let p = Project::new();
-    p.file(
-        "layer.toml",
-        &format!(
-            "[project]\nstrategy = \"{strategy}\"\n\n[origins.bb]\nbusybox = \"{}\"\n",
-            busybox().display()
-        ),
-    );
+    let p = Project::on_busybox(&busybox(), &format!("strategy = \"{strategy}\"\n"));
     p.file(
         "images/base.toml",
         "version = \"1.0\"\norigin = \"bb\"\nroles = [\"base\"]\n[vars]\nGREETING = \"hello\"\n",
@@ -73,11 +66,6 @@ fn chain(strategy: &str) -> Project {
     );
     p.exec("roles/svc/provision.sh", "set -eu\necho svc >> /srv/app\n");
     p
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: not JSON\n--- stdout\n{}", out.stdout))
 }
 
 fn cache(p: &Project) -> Cache {
@@ -378,13 +366,8 @@ fn a_failing_provisioner_leaves_no_mount_process_record_or_work_folder() {
         "echo starting\nsleep 600 &\necho the-app-failed >&2\nexit 3\n",
     );
     let out = p.layer(&["build", "-k", "--no-progress"]).expect(1);
-    assert!(out.stderr.contains("the-app-failed"), "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("provision.sh of role `app` failed (exit status 3)"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("the-app-failed");
+    out.stderr_has("provision.sh of role `app` failed (exit status 3)");
     assert!(cache(&p).latest("app").is_none(), "no record");
     assert!(cache(&p).latest("base").is_some(), "base was recorded");
     assert!(mounts_under(p.root()).is_empty());
@@ -438,11 +421,7 @@ fn a_damaged_parent_layer_is_caught_before_a_child_builds_on_it() {
     fs::write(layer_dir(&p, "base").join("etc/motd"), "tampered\n").unwrap();
     p.exec("roles/app/provision.sh", "echo changed > /srv/app\n");
     let out = p.layer(&["build", "app", "--no-progress"]).expect(1);
-    assert!(
-        out.stderr.contains("does not match its record"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("does not match its record");
 }
 
 #[test]
@@ -499,12 +478,8 @@ fn tests_run_in_fresh_instances_and_leave_the_artifact_unchanged() {
     let out = p.layer(&["build", "--no-progress", "--json"]).expect(0);
     assert!(!out.stdout.contains("\"built\""), "{}", out.stdout);
     let out = p.layer(&["test", "app"]).expect(1);
-    assert!(out.stderr.contains("FAIL app/d-fails.sh"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("looked for the widget"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("FAIL app/d-fails.sh");
+    out.stderr_has("looked for the widget");
     assert_eq!(latest(&p, "app").tags["Release_Status"], "failed");
 }
 
@@ -534,13 +509,8 @@ fn testing_an_image_that_is_not_built_says_to_build_it() {
     needs::check(&[Need::Root, Need::Busybox]);
     let p = chain("deep");
     let out = p.layer(&["test", "app"]).expect(2);
-    assert!(
-        out.stderr
-            .contains("not built at their current inputs: `app`"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("layer build app"), "{}", out.stderr);
+    out.stderr_has("not built at their current inputs: `app`");
+    out.stderr_has("layer build app");
 }
 
 #[test]
@@ -736,13 +706,9 @@ fn tar_origins_in_the_project_or_at_a_url_pinned_by_sha256() {
         &format!("[project]\n\n[origins.tiny]\ntar = \"{url}\"\nsha256 = \"{wrong}\"\n"),
     );
     let out = p.layer(&["build", "--no-progress"]).expect(1);
-    assert!(
-        out.stderr.contains(&format!(
-            "has sha256 {good}, not the {wrong} that layer.toml pins"
-        )),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has(&format!(
+        "has sha256 {good}, not the {wrong} that layer.toml pins"
+    ));
     assert!(
         !cache(&p).dir().join("origins").exists()
             || fs::read_dir(cache(&p).dir().join("origins"))
@@ -781,12 +747,7 @@ fn a_debian_origin_without_mmdebstrap_names_the_package_to_install() {
     p.file("images/deb.toml", "origin = \"bookworm\"\n");
     let empty = tempfile::tempdir().unwrap();
     let out = common::run_layer(p.root(), &["lock"], &[("PATH", empty.path())]).expect(2);
-    assert!(
-        out.stderr
-            .contains("needs mmdebstrap on the build host: apt-get install mmdebstrap"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("needs mmdebstrap on the build host: apt-get install mmdebstrap");
 }
 
 #[test]
@@ -1110,7 +1071,7 @@ fn gc_removes_origins_no_kept_build_or_declaration_needs() {
     assert_eq!(origins().len(), 2);
     let out = p.layer(&["cache", "gc"]).expect(0);
     assert_eq!(origins().len(), 1, "{}", out.stdout);
-    assert!(out.stdout.contains("origins/"), "{}", out.stdout);
+    out.stdout_has("origins/");
     // What is left still builds and exports.
     p.layer(&["build", "--no-progress"]).expect(0);
     let tar = p.path("out.tar");

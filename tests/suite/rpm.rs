@@ -11,8 +11,9 @@ use std::process::Command;
 use layer::packages::rpmversion::compare;
 use serde_json::Value;
 
-use crate::common::Project;
+use crate::common::{run_ok, Project};
 use crate::needs::{self, Need};
+use crate::version_pairs;
 
 /// Versions made of what makes rpm's order hard: epochs (empty too), `~` and `^`, letters
 /// against digits, leading zeros, separators that only separate, releases or none.
@@ -43,19 +44,7 @@ fn generated_versions() -> Vec<String> {
     let releases = [
         "", "-1", "-1.el9", "-1.el9_1", "-2", "-1~beta", "-10", "-", "-01",
     ];
-    let mut out = Vec::new();
-    let mut n = 0u32;
-    for e in epochs {
-        for v in versions {
-            for r in releases {
-                n += 1;
-                if e.is_empty() || n.is_multiple_of(4) {
-                    out.push(format!("{e}{v}{r}"));
-                }
-            }
-        }
-    }
-    out
+    version_pairs::generated(&epochs, &versions, &releases, 4)
 }
 
 #[test]
@@ -65,13 +54,7 @@ fn generated_versions() -> Vec<String> {
 )]
 fn rpm_order_agrees_with_rpm_vercmp() {
     needs::check(&[Need::Rpm]);
-    let versions = generated_versions();
-    let mut pairs = Vec::new();
-    for (i, a) in versions.iter().enumerate() {
-        for b in versions.iter().skip(i % 5).step_by(11) {
-            pairs.push((a.clone(), b.clone()));
-        }
-    }
+    let pairs = version_pairs::spread_pairs(&generated_versions(), 5, 11);
     assert!(pairs.len() >= 300, "only {} pairs", pairs.len());
     let dir = tempfile::tempdir().unwrap();
     let list = dir.path().join("pairs");
@@ -82,16 +65,8 @@ fn rpm_order_agrees_with_rpm_vercmp() {
         "%{{lua: for l in io.lines(\"{}\") do local a, b = l:match(\"^(%S+) (%S+)$\"); print(rpm.vercmp(a, b) .. \"\\n\") end}}",
         list.display()
     );
-    let out = Command::new("rpm")
-        .args(["--eval", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let said: Vec<i32> = String::from_utf8(out.stdout)
+    let out = run_ok(Command::new("rpm").args(["--eval", &script]));
+    let said: Vec<i32> = String::from_utf8(out)
         .unwrap()
         .lines()
         .filter(|l| !l.is_empty())
@@ -131,17 +106,12 @@ fn rpm_tree(work: &Path, root: &Path, demo_release: &str) {
     ] {
         let file = work.join(format!("{name}.spec"));
         fs::write(&file, text).unwrap();
-        let out = Command::new("rpmbuild")
-            .args(["-bb", "--quiet", "--define"])
-            .arg(format!("_topdir {}", top.display()))
-            .args(["--define", "_build_id_links none"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new("rpmbuild")
+                .args(["-bb", "--quiet", "--define"])
+                .arg(format!("_topdir {}", top.display()))
+                .args(["--define", "_build_id_links none"])
+                .arg(&file),
         );
     }
     for e in walkdir::WalkDir::new(top.join("RPMS")) {
@@ -153,35 +123,25 @@ fn rpm_tree(work: &Path, root: &Path, demo_release: &str) {
     assert_eq!(rpms.len(), 2, "{rpms:?}");
     let _ = fs::remove_dir_all(root.join("var/lib/rpm"));
     fs::create_dir_all(root).unwrap();
-    let out = Command::new("rpm")
-        .arg("--root")
-        .arg(root)
-        .args(["--dbpath", "/var/lib/rpm", "-i", "--nodeps", "--justdb"])
-        .args(&rpms)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("rpm")
+            .arg("--root")
+            .arg(root)
+            .args(["--dbpath", "/var/lib/rpm", "-i", "--nodeps", "--justdb"])
+            .args(&rpms),
     );
 }
 
 /// `rpm -qa` of the tree: name, `%{EVR}`, arch and source rpm, sorted.
 fn rpm_qa(root: &Path) -> Vec<String> {
-    let out = Command::new("rpm")
-        .arg("--root")
-        .arg(root)
-        .args(["--dbpath", "/var/lib/rpm", "-qa", "--qf"])
-        .arg("%{NAME} %{EVR} %{ARCH} %{SOURCERPM}\\n")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new("rpm")
+            .arg("--root")
+            .arg(root)
+            .args(["--dbpath", "/var/lib/rpm", "-qa", "--qf"])
+            .arg("%{NAME} %{EVR} %{ARCH} %{SOURCERPM}\\n"),
     );
-    let mut lines: Vec<String> = String::from_utf8(out.stdout)
+    let mut lines: Vec<String> = String::from_utf8(out)
         .unwrap()
         .lines()
         .map(String::from)
@@ -288,14 +248,7 @@ const ADVISORY: &str = r#"{
 )]
 fn a_build_carrying_an_rpm_database_is_listed_and_audited_in_rpm_order() {
     needs::check(&[Need::Root, Need::Busybox, Need::Rpm]);
-    let p = Project::new();
-    p.file(
-        "layer.toml",
-        &format!(
-            "[project]\n\n[origins.bb]\nbusybox = \"{}\"\n",
-            needs::busybox().expect("checked").display()
-        ),
-    );
+    let p = Project::on_busybox(&needs::busybox().expect("checked"), "");
     p.file(
         "images/rocky.toml",
         "version = \"1.0\"\norigin = \"bb\"\nroles = [\"db\"]\n",
@@ -331,30 +284,14 @@ fn a_build_carrying_an_rpm_database_is_listed_and_audited_in_rpm_order() {
     let out = p
         .layer(&["sbom", "rocky@1.0.0", "--format", "cyclonedx-json"])
         .expect(0);
-    assert!(
-        out.stdout
-            .contains("pkg:rpm/rocky/libdemo@1.0-1.el9?arch=noarch&distro=rocky-9.3&epoch=1"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("pkg:rpm/rocky/libdemo@1.0-1.el9?arch=noarch&distro=rocky-9.3&epoch=1");
 
     p.file("osv/RLSA-2026-0001.json", ADVISORY);
     let out = p
         .layer(&["audit", "--osv", "osv", "--format", "markdown"])
         .expect(0);
-    assert!(
-        out.stdout.contains(
-            "| `rocky` | 1.0.0 | `demo` | 1:1.0-1.el9 | RLSA-2026:0001 | 1:1.0-1.el9_2 |"
-        ),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout
-            .contains("1 of 2 audited builds affected by 1 of 1 advisories"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("| `rocky` | 1.0.0 | `demo` | 1:1.0-1.el9 | RLSA-2026:0001 | 1:1.0-1.el9_2 |");
+    out.stdout_has("1 of 2 audited builds affected by 1 of 1 advisories");
     // Another release's advisory is not this image's.
     p.file(
         "osv/RLSA-2026-0001.json",
@@ -379,14 +316,7 @@ fn a_build_carrying_an_rpm_database_is_listed_and_audited_in_rpm_order() {
 )]
 fn an_old_rpm_database_is_named_as_not_read_and_the_build_not_audited() {
     needs::check(&[Need::Root, Need::Busybox]);
-    let p = Project::new();
-    p.file(
-        "layer.toml",
-        &format!(
-            "[project]\n\n[origins.bb]\nbusybox = \"{}\"\n",
-            needs::busybox().expect("checked").display()
-        ),
-    );
+    let p = Project::on_busybox(&needs::busybox().expect("checked"), "");
     p.file(
         "images/centos.toml",
         "version = \"7.0\"\norigin = \"bb\"\nroles = [\"db\"]\n",
@@ -397,17 +327,8 @@ fn an_old_rpm_database_is_named_as_not_read_and_the_build_not_audited() {
         "\0\0\0\0\x61\x15\x06\0",
     );
     let out = p.layer(&["build", "-v"]).expect(0);
-    assert!(
-        out.stderr.contains("note: rpm's database `var/lib/rpm/Packages` is BerkeleyDB or ndb, which layer does not read (only rpm ≥ 4.16's `rpmdb.sqlite`): this build records no package manifest"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("note: rpm's database `var/lib/rpm/Packages` is BerkeleyDB or ndb, which layer does not read (only rpm ≥ 4.16's `rpmdb.sqlite`): this build records no package manifest");
     p.file("osv/a.json", ADVISORY);
     let out = p.layer(&["audit", "--osv", "osv"]).expect(0);
-    assert!(
-        out.stdout
-            .contains("1 without a package manifest, not audited: centos 7.0.0"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("1 without a package manifest, not audited: centos 7.0.0");
 }

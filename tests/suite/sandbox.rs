@@ -3,7 +3,7 @@
 //! the host's `/proc/sys`, a chroot escape by a static binary into the host's `/tmp` — each
 //! fail inside a real busybox build; and a build that changes its own role trees fails.
 
-use crate::common::{Project, SCRIPT_DONE, SCRIPT_START};
+use crate::common::{run_ok, Project, SCRIPT_DONE, SCRIPT_START};
 use crate::needs::{self, Need};
 
 /// A static program: `escape DIR` chroots into a subfolder without entering it, climbs up
@@ -35,16 +35,11 @@ fn static_escape(dir: &std::path::Path) -> std::path::PathBuf {
     let src = dir.join("escape.c");
     std::fs::write(&src, ESCAPE_C).unwrap();
     let bin = dir.join("escape");
-    let out = std::process::Command::new("cc")
-        .args(["-static", "-O1", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .output()
-        .expect("cc runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        std::process::Command::new("cc")
+            .args(["-static", "-O1", "-o"])
+            .arg(&bin)
+            .arg(&src),
     );
     bin
 }
@@ -59,14 +54,7 @@ fn escapes_from_a_provisioner_fail() {
     let host = tempfile::tempdir().unwrap();
     let tools = tempfile::tempdir().unwrap();
     let escape = static_escape(tools.path());
-    let p = Project::new();
-    p.file(
-        "layer.toml",
-        &format!(
-            "[project]\n\n[origins.bb]\nbusybox = \"{}\"\n",
-            needs::busybox().unwrap().display()
-        ),
-    );
+    let p = Project::on_busybox(&needs::busybox().expect("checked"), "");
     p.file("images/box.toml", "origin = \"bb\"\nroles = [\"esc\"]\n");
     std::fs::create_dir_all(p.path("roles/esc/files/usr/local/bin")).unwrap();
     std::fs::copy(&escape, p.path("roles/esc/files/usr/local/bin/escape")).unwrap();

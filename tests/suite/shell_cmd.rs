@@ -9,14 +9,7 @@ use crate::needs::{self, Need};
 
 /// A busybox project: `base` puts `/etc/some-file`; `child`, built on it, runs `provision`.
 fn project(provision: &str) -> Project {
-    let p = Project::new();
-    p.file(
-        "layer.toml",
-        &format!(
-            "[project]\nstrategy = \"deep\"\n\n[origins.bb]\nbusybox = \"{}\"\n",
-            needs::busybox().expect("checked").display()
-        ),
-    );
+    let p = Project::on_busybox(&needs::busybox().expect("checked"), "strategy = \"deep\"\n");
     p.file("images/base.toml", "origin = \"bb\"\nroles = [\"base\"]\n");
     p.file(
         "images/child.toml",
@@ -115,13 +108,8 @@ fn a_failed_build_kept_with_keep_failed_opens_in_a_shell_until_gc() {
     let p = project("echo half > /etc/half-done\nexit 4\n");
     let out = p.layer(&["build", "--keep-failed"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("`layer shell --failed child` opens a shell in it"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("cache/failed/child"), "{}", out.stderr);
+    out.stderr_has("`layer shell --failed child` opens a shell in it");
+    out.stderr_has("cache/failed/child");
     assert!(p.path("cache/failed/child/layer/etc/half-done").is_file());
 
     let inside = layer_with_stdin(
@@ -153,12 +141,7 @@ fn a_failed_build_kept_with_keep_failed_opens_in_a_shell_until_gc() {
 
     let none = p.layer(&["shell", "--failed", "child"]);
     assert_eq!(none.code, 2, "{}", none.stderr);
-    assert!(
-        none.stderr
-            .contains("error: `child` has no failed build kept\n  hint: build it with `layer build --keep-failed child`"),
-        "{}",
-        none.stderr
-    );
+    none.stderr_has("error: `child` has no failed build kept\n  hint: build it with `layer build --keep-failed child`");
 }
 
 #[test]
@@ -174,13 +157,7 @@ fn a_kept_build_whose_parent_changed_since_cannot_be_opened() {
     p.file("roles/base/files/etc/some-file", "changed\n");
     let out = p.layer(&["shell", "--failed", "child"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains(
-            "error: cannot make an instance of `child`: its parent `base` is not built at its current inputs"
-        ),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("error: cannot make an instance of `child`: its parent `base` is not built at its current inputs");
 }
 
 #[test]

@@ -83,11 +83,7 @@ fn the_reaper_without_a_pid_namespace_kills_the_tree_when_its_parent_dies() {
 fn a_reaped_build_keeps_its_exit_status_and_a_missing_command_is_named() {
     let p = Project::command_estate("sleep 7321 &\nexit 3\n");
     let out = p.layer(&["build", "base", "--no-progress"]).expect(1);
-    assert!(
-        out.stderr.contains("`./build.sh` exited with status 3"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("`./build.sh` exited with status 3");
     wait_until("the background sleep to die with the build", || {
         processes_with("sleep 7321").is_empty()
     });
@@ -96,19 +92,10 @@ fn a_reaped_build_keeps_its_exit_status_and_a_missing_command_is_named() {
         &p.read("layer.toml").replace("./build.sh", "./nope.sh"),
     );
     let out = p.layer(&["build", "base", "--no-progress"]).expect(1);
-    assert!(
-        out.stderr.contains("`./nope.sh`: command not found"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("`./nope.sh`: command not found");
     p.file("nope.sh", "#!/bin/sh\n");
     let out = p.layer(&["build", "base", "--no-progress"]).expect(1);
-    assert!(
-        out.stderr
-            .contains("`./nope.sh`: not executable (chmod +x?)"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("`./nope.sh`: not executable (chmod +x?)");
 }
 
 #[test]
@@ -119,11 +106,7 @@ fn a_build_killed_by_a_signal_says_so_and_its_output_reaches_the_log_whole() {
         "i=0; while [ $i -lt 500 ]; do i=$((i+1)); echo \"line $i\"; done\necho oops >&2\nkill -9 $$\n",
     );
     let out = p.layer(&["build", "base", "--no-progress"]).expect(1);
-    assert!(
-        out.stderr.contains("`./build.sh` was killed by a signal"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("`./build.sh` was killed by a signal");
     let logs: Vec<_> = fs::read_dir(p.path("cache/logs/base"))
         .unwrap()
         .flatten()
@@ -267,12 +250,7 @@ fn a_record_changed_anywhere_is_corrupt_stale_and_reported_by_verify_once() {
         "{}",
         out.stdout
     );
-    assert!(
-        out.stdout
-            .contains("1 record file no build can use: 1 corrupt, 0 of another format"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("1 record file no build can use: 1 corrupt, 0 of another format");
     // Reported once: it is aside now, and the next verify is clean.
     p.layer(&["cache", "verify"]).expect(0);
     p.layer(&["build", "--no-progress"]).expect(0);
@@ -290,14 +268,7 @@ fn a_record_changed_anywhere_is_corrupt_stale_and_reported_by_verify_once() {
 )]
 fn verify_moves_a_damaged_origin_aside_and_the_next_build_makes_it_again() {
     needs::check(&[Need::Root, Need::Busybox]);
-    let p = Project::new();
-    p.file(
-        "layer.toml",
-        &format!(
-            "[project]\nstrategy = \"deep\"\n\n[origins.bb]\nbusybox = \"{}\"\n",
-            needs::busybox().unwrap().display()
-        ),
-    );
+    let p = Project::on_busybox(&needs::busybox().expect("checked"), "strategy = \"deep\"\n");
     p.file(
         "images/base.toml",
         "version = \"1.0\"\norigin = \"bb\"\nroles = [\"base\"]\n",
@@ -315,23 +286,14 @@ fn verify_moves_a_damaged_origin_aside_and_the_next_build_makes_it_again() {
     fs::write(made[0].join("root/etc/damage"), "x").unwrap();
 
     let out = p.layer(&["build", "--force", "--no-progress"]).expect(1);
-    assert!(
-        out.stderr
-            .contains("run `layer cache verify`, which moves it aside"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("run `layer cache verify`, which moves it aside");
     let out = p.layer(&["cache", "verify"]).expect(1);
     assert!(
         out.stdout.contains(&format!("origin {id}")) && out.stdout.contains("corrupt: blake3 "),
         "{}",
         out.stdout
     );
-    assert!(
-        out.stdout.contains("1 origin: 0 ok, 1 corrupt"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("1 origin: 0 ok, 1 corrupt");
     assert!(origins
         .join(format!("{id}.corrupt/root/etc/damage"))
         .exists());
@@ -339,11 +301,7 @@ fn verify_moves_a_damaged_origin_aside_and_the_next_build_makes_it_again() {
     p.layer(&["build", "--force", "--no-progress"]).expect(0);
     assert!(made[0].join("digest").is_file());
     let out = p.layer(&["cache", "verify"]).expect(0);
-    assert!(
-        out.stdout.contains("1 origin: 1 ok, 0 corrupt"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("1 origin: 1 ok, 0 corrupt");
     // gc removes what was moved aside.
     p.layer(&["cache", "gc"]).expect(0);
     assert!(!origins.join(format!("{id}.corrupt")).exists());
@@ -399,11 +357,7 @@ fn a_backend_script_that_is_a_fifo_or_a_socket_is_an_input_error() {
     p.remove("build.sh");
     let _sock = std::os::unix::net::UnixListener::bind(&fifo).unwrap();
     let out = p.layer(&["plan"]).expect(2);
-    assert!(
-        out.stderr.contains("it cannot be read: not a regular file"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("it cannot be read: not a regular file");
 }
 
 #[test]

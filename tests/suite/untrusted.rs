@@ -151,12 +151,7 @@ fn plan_runs_nothing_writes_nothing_and_reads_git_without_running_it() {
     );
     // And the comparison saw the change.
     let out = p.layer_env(&["plan", "--since", "HEAD~1"], &[("PATH", &path)]);
-    assert!(
-        out.stdout
-            .contains("role `base` changed: roles/base/provision.sh"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has("role `base` changed: roles/base/provision.sh");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -313,12 +308,7 @@ fn a_role_folder_linked_outside_at_a_revision() {
     git(p.root(), &["commit", "-q", "-m", "one"]);
     p.remove("roles/etc");
     let out = p.layer(&["plan", "--since", "HEAD"]).expect(2);
-    assert!(
-        out.stderr
-            .contains("roles/etc: role folder is a link to `../../../etc`, outside the project"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("roles/etc: role folder is a link to `../../../etc`, outside the project");
 }
 
 #[test]
@@ -331,12 +321,7 @@ fn an_image_file_linked_outside_at_a_revision() {
     git(p.root(), &["commit", "-q", "-m", "one"]);
     p.remove("images/passwd.toml");
     let out = p.layer(&["plan", "--since", "HEAD"]).expect(2);
-    assert!(
-        out.stderr
-            .contains("images/passwd.toml: is a link to `/etc/passwd`, outside the project"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("images/passwd.toml: is a link to `/etc/passwd`, outside the project");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -397,7 +382,7 @@ fn a_pinned_busybox_is_never_opened_by_plans() {
         fifo.display()
     ));
     let out = p.layer(&["hash", "--inputs", "--json"]).expect(0);
-    assert!(out.stdout.contains(&digest), "{}", out.stdout);
+    out.stdout_has(&digest);
     // Pinned in layer.lock instead, by `layer lock` of a trusted checkout.
     let p = busybox_project(&format!("busybox = \"{}\"\n", fifo.display()));
     p.file(
@@ -405,7 +390,7 @@ fn a_pinned_busybox_is_never_opened_by_plans() {
         &format!("version = 1\n\n[origins.bb]\nblake3 = \"{digest}\"\n"),
     );
     let out = p.layer(&["hash", "--inputs", "--json"]).expect(0);
-    assert!(out.stdout.contains(&digest), "{}", out.stdout);
+    out.stdout_has(&digest);
     // A bad pin is a declaration error, and so is a pin of anything but a busybox.
     let p = busybox_project("busybox = \"/usr/bin/busybox\"\nblake3 = \"xyz\"\n");
     insta::assert_snapshot!(plan_fails(&p, None), @r"
@@ -461,22 +446,13 @@ fn a_committed_cache_link_or_a_foreign_cache_is_refused() {
     p.remove("cache");
     p.file("cache", "x\n");
     let out = p.layer(&["plan"]).expect(2);
-    assert!(
-        out.stderr.contains("the cache folder is not a folder"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("the cache folder is not a folder");
     // A cache folder of another user.
     p.remove("cache");
     std::fs::create_dir(p.path("cache")).unwrap();
     std::os::unix::fs::chown(p.path("cache"), Some(65534), Some(65534)).unwrap();
     let out = p.layer(&["plan"]).expect(2);
-    assert!(
-        out.stderr
-            .contains("the cache folder is owned by user 65534, not by the user running layer"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("the cache folder is owned by user 65534, not by the user running layer");
 }
 
 #[test]

@@ -21,9 +21,7 @@ fn settle() {
 /// `layer watch` started, and its watches made.
 fn watching(p: &Project) -> Running {
     let w = p.spawn_layer(&["watch"], &[]);
-    wait_until("the watcher to start", || {
-        w.stderr_so_far().contains("watching ")
-    });
+    w.wait_for_stderr("the watcher to start", "watching ");
     w
 }
 
@@ -63,24 +61,26 @@ fn java_changed() -> (String, serde_json::Value) {
     )
 }
 
+/// A plan whose line about the watcher says `says` and whose verdict on `app` is `want`.
+#[track_caller]
+fn plan_says(p: &Project, says: &str, want: &(String, serde_json::Value)) {
+    let (line, app) = plan(p);
+    assert!(line.contains(says), "{line}");
+    assert_eq!(&app, want, "{line}");
+}
+
+/// After a watcher that missed events: the next plan checks every file, the one after trusts
+/// the watcher again, and both see `JAVA` changed.
+#[track_caller]
+fn checked_in_full_then_vouched(p: &Project) {
+    plan_says(p, "saw less than the stat cache needs", &java_changed());
+    plan_says(p, "vouched", &java_changed());
+}
+
 const JAVA: &str = "roles/java/provision.sh";
 const ORIGINAL: &str = "#!/bin/sh\necho java\n";
 /// As long as `ORIGINAL`, so only the content tells them apart.
 const EDITED: &str = "#!/bin/sh\necho jav2\n";
-
-/// Writes `content` to `rel` and puts its mtime back as it was (`touch -r` of its old self).
-fn edit_keeping_mtime(p: &Project, rel: &str, content: &str) {
-    let path = p.path(rel);
-    let mtime = fs::metadata(&path).unwrap().modified().unwrap();
-    fs::write(&path, content).unwrap();
-    fs::File::options()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
-    assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), mtime);
-}
 
 /// The estate recorded as built, settled, with a watcher whose mark the stat cache carries.
 fn watched_estate() -> (Project, Running) {
@@ -89,9 +89,7 @@ fn watched_estate() -> (Project, Running) {
     settle();
     let w = watching(&p);
     // The first plan under a new watcher checks every file, and marks the stat cache.
-    let (line, app) = plan(&p);
-    assert!(line.contains("every file checked"), "{line}");
-    assert_eq!(app, fresh());
+    plan_says(&p, "every file checked", &fresh());
     let (line, app) = plan(&p);
     assert!(line.contains("vouched"), "{line}");
     assert!(line.contains(" 0 changed paths"), "{line}");
@@ -104,19 +102,13 @@ fn a_watched_plan_sees_every_edit_between_and_during_plans() {
     let (p, _w) = watched_estate();
     // Between plans: the file was in the stat cache, unchanged, before this edit.
     p.file(JAVA, EDITED);
-    let (line, app) = plan(&p);
-    assert!(line.contains("vouched"), "{line}");
-    assert_eq!(app, java_changed());
+    plan_says(&p, "vouched", &java_changed());
     settle();
-    let (line, app) = plan(&p);
-    assert!(line.contains("vouched"), "{line}");
-    assert_eq!(app, java_changed());
+    plan_says(&p, "vouched", &java_changed());
 
     // Back to what was recorded, with the mtime of the edit kept: the watcher still says so.
-    edit_keeping_mtime(&p, JAVA, ORIGINAL);
-    let (line, app) = plan(&p);
-    assert!(line.contains("vouched"), "{line}");
-    assert_eq!(app, fresh());
+    p.edit_keeping_mtime(JAVA, ORIGINAL);
+    plan_says(&p, "vouched", &fresh());
 
     // During plans: edits made while a plan runs are seen by that plan or the next one.
     for (i, content) in [EDITED, ORIGINAL, EDITED, ORIGINAL].into_iter().enumerate() {
@@ -139,19 +131,15 @@ fn a_watched_plan_sees_every_edit_between_and_during_plans() {
 #[test]
 fn an_edit_keeping_its_mtime_is_seen_with_and_without_a_watcher() {
     let (p, w) = watched_estate();
-    edit_keeping_mtime(&p, JAVA, EDITED);
-    let (line, app) = plan(&p);
-    assert!(line.contains("vouched"), "{line}");
-    assert_eq!(app, java_changed());
+    p.edit_keeping_mtime(JAVA, EDITED);
+    plan_says(&p, "vouched", &java_changed());
 
     // Without a watcher the edit is caught by the file's ctime, as git does.
     settle();
     plan(&p);
     drop(w);
-    edit_keeping_mtime(&p, JAVA, ORIGINAL);
-    let (line, app) = plan(&p);
-    assert!(line.contains("no live `layer watch`"), "{line}");
-    assert_eq!(app, fresh());
+    p.edit_keeping_mtime(JAVA, ORIGINAL);
+    plan_says(&p, "no live `layer watch`", &fresh());
 }
 
 #[test]
@@ -162,23 +150,13 @@ fn a_watcher_killed_with_sigkill_leaves_plans_checking_every_file() {
     assert_eq!(out.code, 128 + libc::SIGKILL);
     // Its files are still there; its lock is not held.
     assert!(p.path("cache/watch/state").exists());
-    edit_keeping_mtime(&p, JAVA, EDITED);
-    let (line, app) = plan(&p);
-    assert!(line.contains("no live `layer watch`"), "{line}");
-    assert_eq!(app, java_changed());
+    p.edit_keeping_mtime(JAVA, EDITED);
+    plan_says(&p, "no live `layer watch`", &java_changed());
 
     // A new watcher does not trust the stat cache its predecessor marked.
     settle();
     let _w = watching(&p);
-    let (line, app) = plan(&p);
-    assert!(
-        line.contains("saw less than the stat cache needs"),
-        "{line}"
-    );
-    assert_eq!(app, java_changed());
-    let (line, app) = plan(&p);
-    assert!(line.contains("vouched"), "{line}");
-    assert_eq!(app, java_changed());
+    checked_in_full_then_vouched(&p);
 }
 
 #[test]
@@ -197,9 +175,7 @@ fn an_overflowed_event_queue_makes_the_next_plan_check_every_file() {
     }
     p.file(JAVA, EDITED);
     w.signal(libc::SIGCONT);
-    wait_until("the watcher to see the overflow", || {
-        w.stderr_so_far().contains("overflowed")
-    });
+    w.wait_for_stderr("the watcher to see the overflow", "overflowed");
     wait_until("the watcher to watch again", || {
         w.stderr_so_far()
             .lines()
@@ -207,27 +183,14 @@ fn an_overflowed_event_queue_makes_the_next_plan_check_every_file() {
             .count()
             == 2
     });
-    let (line, app) = plan(&p);
-    assert!(
-        line.contains("saw less than the stat cache needs"),
-        "{line}"
-    );
-    assert_eq!(app, java_changed());
-    let (line, app) = plan(&p);
-    assert!(line.contains("vouched"), "{line}");
-    assert_eq!(app, java_changed());
+    checked_in_full_then_vouched(&p);
 }
 
 #[test]
 fn a_second_watcher_of_a_cache_is_refused() {
     let (p, _w) = watched_estate();
     let out = p.layer(&["watch"]).expect(2);
-    assert!(
-        out.stderr
-            .contains("another `layer watch` is running for the cache"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("another `layer watch` is running for the cache");
     assert!(out
         .stderr
         .contains("hint: one watcher serves every plan of a cache"));
@@ -245,7 +208,7 @@ fn roles_added_after_the_watcher_started_are_checked_in_full() {
     settle();
     plan(&p);
     assert_eq!(p.verdict(&[], "db"), fresh());
-    edit_keeping_mtime(&p, "roles/db/provision.sh", "#!/bin/sh\necho DB\n");
+    p.edit_keeping_mtime("roles/db/provision.sh", "#!/bin/sh\necho DB\n");
     let (line, _) = plan(&p);
     assert!(line.contains("vouched"), "{line}");
     assert_eq!(
@@ -270,10 +233,8 @@ fn a_roles_folder_swapped_under_the_watcher_is_checked_in_full() {
     fs::rename(p.path("roles"), p.path("roles.old")).unwrap();
     fs::rename(p.path("roles.new"), p.path("roles")).unwrap();
     settle();
-    edit_keeping_mtime(&p, JAVA, EDITED);
-    wait_until("the watcher to watch again", || {
-        w.stderr_so_far().contains("was moved")
-    });
+    p.edit_keeping_mtime(JAVA, EDITED);
+    w.wait_for_stderr("the watcher to watch again", "was moved");
     let (_, app) = plan(&p);
     assert_eq!(app, java_changed());
 }
