@@ -146,7 +146,7 @@ fn a_missing_inventory_is_a_usage_error() {
 }
 
 /// `layer ARGS` in `p` as the user `nobody`, with `--cache cache`.
-fn as_nobody(p: &Project, cache: &std::path::Path, args: &[&str]) -> (i32, String) {
+pub(crate) fn as_nobody(p: &Project, cache: &std::path::Path, args: &[&str]) -> (i32, String) {
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(env!("CARGO_BIN_EXE_layer"))

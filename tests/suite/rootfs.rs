@@ -9,6 +9,7 @@
 use crate::common;
 use crate::common::{json, processes_with, Project};
 use crate::needs::{self, Need};
+use crate::regressions::as_nobody;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -1011,19 +1012,8 @@ fn building_without_root_is_one_clear_error_before_anything_starts() {
                                                         // The cache folder is the user's own: one of another user's is refused.
     let cache = tempfile::tempdir().unwrap();
     std::os::unix::fs::chown(cache.path(), Some(65534), Some(65534)).unwrap();
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_layer"))
-        .arg("-C")
-        .arg(p.root())
-        .arg("--cache")
-        .arg(cache.path())
-        .args(["build", "--no-progress"])
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = as_nobody(&p, cache.path(), &["build", "--no-progress"]);
+    assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("`base` is built with the `rootfs` backend, which needs root"),
         "{stderr}"
