@@ -187,33 +187,23 @@ fn text_and_markdown() {
     let p = fleet();
     let file = write_csv(&p);
     let filters = vec![(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "[DATE]")];
-    let text = p
-        .layer(&[
+    // The fleet's report with base-linux fixed in 1.0.2, and `extra`.
+    let report = |extra: &[&str]| {
+        let mut args = vec![
             "report",
             "--inventory",
             &file,
             "--fixed-in",
             "base-linux=1.0.2",
-            "--max-age",
-            "30d",
-        ])
-        .expect(0)
-        .stdout;
+        ];
+        args.extend_from_slice(extra);
+        p.layer(&args).expect(0).stdout
+    };
+    let text = report(&["--max-age", "30d"]);
     insta::with_settings!({filters => filters.clone()}, {
         insta::assert_snapshot!("report_text", text);
     });
-    let md = p
-        .layer(&[
-            "report",
-            "--inventory",
-            &file,
-            "--fixed-in",
-            "base-linux=1.0.2",
-            "--format",
-            "markdown",
-        ])
-        .expect(0)
-        .stdout;
+    let md = report(&["--format", "markdown"]);
     insta::with_settings!({filters => filters}, {
         insta::assert_snapshot!("report_markdown", md);
     });
