@@ -132,7 +132,7 @@ for s in "${sizes[@]}"; do
     # A plan that rewrites its stat or model cache every time would measure fsyncs, not
     # planning.
     "$LAYER" -C "$dir" plan --format json >/dev/null
-    for c in stat-cache model-cache; do
+    for c in stat-cache model-cache record-index; do
         before=$(stat -c %Y.%y "$dir/cache/$c" 2>/dev/null || echo none)
         "$LAYER" -C "$dir" plan --format json >/dev/null
         [ "$before" = "$(stat -c %Y.%y "$dir/cache/$c" 2>/dev/null || echo gone)" ] ||

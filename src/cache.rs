@@ -7,6 +7,8 @@
 //!   trees/DIGEST.json       role trees named by records, for `layer explain`
 //!   stat-cache              (size, mtime, inode, ctime) -> blake3 of input files, then the
 //!                           blake3 of all that: a stat cache that fails it is an empty one
+//!   record-index            what plans need of the records of current keys, under the stamps of
+//!                           their files, then its blake3 (`index`): one that fails it is none
 //!   model-cache             the parsed declarations under the stamps of the files they were
 //!                           read from (`decl::load_cached`), then their blake3: one that
 //!                           fails it is ignored
@@ -42,6 +44,7 @@ use crate::record::{open_record, seal_record, Lookup, Record};
 use crate::scan::{Entry, StatCache, Tree};
 use crate::version::{build_number, version_fields};
 
+mod index;
 pub mod gc;
 pub mod release;
 pub mod logs;

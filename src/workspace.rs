@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use rayon::prelude::*;
-
 use crate::cache::Cache;
 use crate::decl;
 use crate::error::{ErrorKind, Result};
@@ -175,11 +173,13 @@ impl Workspace {
         let pinned_keys = crate::release::unlink_pinned(&pins, &mut graph);
         let keys = key::compute_with_pins(&project, &graph, strategy, &scanned, &pinned_keys)?;
         let n = keys.len();
-        let lookups = keys
-            .par_iter()
-            .zip(project.images.par_iter())
-            .map(|(k, img)| cache.lookup(&img.name, &k.key))
+        let wanted: Vec<(&str, &ImageKey)> = project
+            .images
+            .iter()
+            .map(|img| img.name.as_str())
+            .zip(&keys)
             .collect();
+        let lookups = cache.lookup_keys(&wanted);
         Ok(Workspace {
             project,
             graph,
@@ -319,10 +319,10 @@ impl History for Workspace {
             return self.cache.artifact_exists(record);
         }
         let exists = self.artifacts.get_or_init(|| {
-            (0..self.lookups.len())
-                .into_par_iter()
-                .map(|i| found(i).is_some_and(|r| self.cache.artifact_exists(r)))
-                .collect()
+            let records: Vec<Option<&Record>> = (0..self.lookups.len())
+                .map(|i| found(i).map(|r| &**r))
+                .collect();
+            self.cache.artifacts_exist(&records)
         });
         exists[self.index(&record.name).expect("looked up above")]
     }

@@ -24,7 +24,7 @@ impl Stamp {
     /// From `lstat` as the walk calls it (`statat`): the same values as [`Stamp::of`].
     // The field types of `Stat` differ between architectures; the casts are no-ops on some.
     #[allow(clippy::unnecessary_cast)]
-    pub(super) fn of_stat(st: &Stat) -> Stamp {
+    pub fn of_stat(st: &Stat) -> Stamp {
         let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
         Stamp {
             dev: st.st_dev as u64,

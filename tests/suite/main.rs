@@ -41,6 +41,7 @@ mod packages;
 mod packer;
 mod readme;
 mod recipe;
+mod record_index;
 mod regressions;
 mod regressions_rootfs;
 mod reheat;
