@@ -187,7 +187,11 @@ mod tests {
         let ino = std::fs::metadata(&out).unwrap().ino();
         assert_eq!(output_file(&work).unwrap(), out);
         let meta = std::fs::metadata(&out).unwrap();
-        assert_eq!((meta.len(), meta.ino()), (0, ino), "truncated, not made anew");
+        assert_eq!(
+            (meta.len(), meta.ino()),
+            (0, ino),
+            "truncated, not made anew"
+        );
         // A link (its target untouched), a folder, a FIFO (no reader: never blocks).
         let target = t.path().join("target");
         std::fs::write(&target, "keep").unwrap();

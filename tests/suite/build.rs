@@ -252,12 +252,22 @@ fn builds_in_a_reused_work_folder_start_empty() {
     let homes = p.read("out/homes");
     let homes: Vec<&str> = homes.lines().collect();
     assert_eq!(homes.len(), 3, "{homes:?}");
-    assert!(homes.iter().all(|h| *h == homes[0]), "one folder: {homes:?}");
+    assert!(
+        homes.iter().all(|h| *h == homes[0]),
+        "one folder: {homes:?}"
+    );
     for image in ["base", "app", "svc"] {
         assert_eq!(p.read(&format!("out/home-{image}")), "", "{image}");
-        assert_eq!(p.read(&format!("out/output-{image}")).trim(), "0", "{image}");
+        assert_eq!(
+            p.read(&format!("out/output-{image}")).trim(),
+            "0",
+            "{image}"
+        );
     }
-    assert_eq!(recorded_images(&p), BTreeSet::from(["base".into(), "app".into()]));
+    assert_eq!(
+        recorded_images(&p),
+        BTreeSet::from(["base".into(), "app".into()])
+    );
     assert!(runs(&p).is_empty(), "{:?}", runs(&p));
 }
 
