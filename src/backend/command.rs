@@ -56,11 +56,14 @@ pub fn stage_bundle(job: &Job) -> Result<PathBuf, String> {
 }
 
 /// The environment every external backend gets: `PATH`, `HOME` and `TMPDIR` (both the build's
-/// private work folder, made here: one folder made and removed per build), `LANG`, the image's
-/// variables and secrets, and `LAYER_*`.
+/// private work folder, made here unless an earlier build of the run left it, emptied), `LANG`,
+/// the image's variables and secrets, and `LAYER_*`.
 pub fn job_env(job: &Job, bundle: &Path) -> Vec<(String, String)> {
-    if std::fs::create_dir(&job.work).is_err() {
-        let _ = std::fs::create_dir_all(&job.work);
+    match std::fs::create_dir(&job.work) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let _ = std::fs::create_dir_all(&job.work);
+        }
+        _ => {}
     }
     let work = job.work.display().to_string();
     let mut env = vec![
@@ -81,10 +84,41 @@ pub fn job_env(job: &Job, bundle: &Path) -> Vec<(String, String)> {
     env
 }
 
+/// `$LAYER_OUTPUT` of a build whose work folder is `work`: `WORK.output` beside it, empty. It
+/// is not in the build's `HOME`, so it outlives the build and the next build in the same
+/// folder truncates it rather than making a new file (see `exec::WorkFolders`); whatever a
+/// build left there (a link, a folder, a FIFO: opened without blocking) is replaced.
+fn output_file(work: &Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = work.as_os_str().to_owned();
+    name.push(".output");
+    let path = PathBuf::from(name);
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+            .and_then(|f| f.metadata())
+            .and_then(|m| match m.is_file() {
+                true => Ok(()),
+                false => Err(io::Error::other("not a regular file")),
+            })
+    };
+    if open().is_ok() {
+        return Ok(path);
+    }
+    let _ = crate::fsutil::remove_tree(&path);
+    open()
+        .map(|()| path.clone())
+        .map_err(|e| format!("cannot make `$LAYER_OUTPUT` (`{}`): {e}", path.display()))
+}
+
 impl Builder for CommandBackend {
     fn build(&self, job: &Job, log: Log, procs: &Procs) -> Result<Built, String> {
         let bundle = stage_bundle(job)?;
-        let output = job.work.join("output");
+        let output = output_file(&job.work)?;
         let program = &self.command[0];
         let program_path = if program.contains('/') && !program.starts_with('/') {
             job.project_root.join(program)
@@ -135,5 +169,58 @@ impl Builder for CommandBackend {
             remote: None,
             packages: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn the_output_file_is_emptied_in_place_and_whatever_replaced_it_goes() {
+        let t = tempfile::tempdir().unwrap();
+        let work = t.path().join("build-1");
+        let out = output_file(&work).unwrap();
+        assert_eq!(out, t.path().join("build-1.output"));
+        std::fs::write(&out, "ami-1\n").unwrap();
+        let ino = std::fs::metadata(&out).unwrap().ino();
+        assert_eq!(output_file(&work).unwrap(), out);
+        let meta = std::fs::metadata(&out).unwrap();
+        assert_eq!(
+            (meta.len(), meta.ino()),
+            (0, ino),
+            "truncated, not made anew"
+        );
+        // A link (its target untouched), a folder, a FIFO (no reader: never blocks).
+        let target = t.path().join("target");
+        std::fs::write(&target, "keep").unwrap();
+        std::fs::remove_file(&out).unwrap();
+        std::os::unix::fs::symlink(&target, &out).unwrap();
+        output_file(&work).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        assert!(std::fs::symlink_metadata(&out).unwrap().is_file());
+        std::fs::remove_file(&out).unwrap();
+        std::fs::create_dir_all(out.join("sub")).unwrap();
+        output_file(&work).unwrap();
+        assert!(std::fs::symlink_metadata(&out).unwrap().is_file());
+        std::fs::remove_file(&out).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &out,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        output_file(&work).unwrap();
+        assert!(std::fs::symlink_metadata(&out).unwrap().is_file());
+        assert_eq!(
+            output_file(&t.path().join("gone/build-1")).unwrap_err(),
+            format!(
+                "cannot make `$LAYER_OUTPUT` (`{}`): No such file or directory (os error 2)",
+                t.path().join("gone/build-1.output").display()
+            )
+        );
     }
 }

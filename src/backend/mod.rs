@@ -49,8 +49,8 @@ pub struct Job {
     pub vars: BTreeMap<String, String>,
     /// Secret variables and their values: environment only, never argv, files or records.
     pub secrets: Vec<(String, String)>,
-    /// A private folder for this build, inside the run's 0700 folder: not made yet (a backend
-    /// that needs one makes it), removed afterwards.
+    /// A private folder for this build, inside the run's 0700 folder: absent (a backend that
+    /// needs one makes it) or empty; emptied afterwards and handed to a later build of the run.
     pub work: PathBuf,
     pub project_root: PathBuf,
     /// The origin at the root of the image's chain.

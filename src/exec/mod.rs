@@ -14,6 +14,7 @@ mod log;
 mod worker;
 mod transfer;
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -54,6 +55,7 @@ pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
     env.progress.start(build.values().filter(|b| **b).count());
 
     let (tx, rx) = mpsc::channel::<(ImageId, Outcome)>();
+    let mut folders = WorkFolders::new(env.work_dir);
     let mut interrupted = None;
     std::thread::scope(|s| loop {
         let sig = env.interrupt.load(Ordering::SeqCst);
@@ -63,7 +65,7 @@ pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
             env.procs.cancel();
         }
         while let Some(id) = schedule.start() {
-            let task = task(ws, id, &outcomes, pull[id], opts);
+            let task = task(ws, id, &outcomes, pull[id], opts, folders.take(id));
             let tx = tx.clone();
             s.spawn(move || {
                 transfer::run_step(env, &task, opts, |outcome| {
@@ -79,6 +81,7 @@ pub fn execute(env: &Env, plan: &Plan, opts: &Options) -> Report {
             Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
+        folders.give_back(id);
         let name = &plan.images[id.index()].name;
         match &outcome {
             Outcome::Built(record, _, elapsed) => {
@@ -185,6 +188,7 @@ fn task(
     outcomes: &ImageMap<Option<Outcome>>,
     pull: bool,
     opts: &Options,
+    work: PathBuf,
 ) -> Task {
     let lookup = &ws.lookups[id.index()];
     let parent = match (&opts.reheat, ws.strategy) {
@@ -199,6 +203,55 @@ fn task(
         parent,
         recheck: !matches!(lookup, Lookup::Found(_)),
         pull,
+        work,
+    }
+}
+
+/// The builds' private folders of a run (`RUN/build-N`): a folder a build finished with
+/// (emptied by its worker, or removed) goes to the next build that starts, so a run makes
+/// about `-j` of them rather than one per build (see `worker::empty_work`).
+struct WorkFolders<'a> {
+    run: &'a Path,
+    /// Folders no build holds, each absent or empty.
+    free: Vec<PathBuf>,
+    /// The folder each running build holds.
+    held: std::collections::HashMap<ImageId, PathBuf>,
+    made: usize,
+}
+
+impl<'a> WorkFolders<'a> {
+    fn new(run: &'a Path) -> Self {
+        WorkFolders {
+            run,
+            free: Vec::new(),
+            held: std::collections::HashMap::new(),
+            made: 0,
+        }
+    }
+
+    /// A folder for image `id`'s build: a free one, or a new name.
+    fn take(&mut self, id: ImageId) -> PathBuf {
+        let work = self.free.pop().unwrap_or_else(|| {
+            self.made += 1;
+            self.run.join(format!("build-{}", self.made))
+        });
+        self.held.insert(id, work.clone());
+        work
+    }
+
+    /// Image `id`'s build finished: its folder is free again if its worker left it empty (or
+    /// removed it); one that is not stays where it is, for the run's end to remove.
+    fn give_back(&mut self, id: ImageId) {
+        let Some(work) = self.held.remove(&id) else {
+            return;
+        };
+        let empty = match std::fs::read_dir(&work) {
+            Ok(mut entries) => entries.next().is_none(),
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        if empty {
+            self.free.push(work);
+        }
     }
 }
 

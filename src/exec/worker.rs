@@ -32,6 +32,9 @@ pub(super) struct Task {
     pub recheck: bool,
     /// Fresh on the remote cache: download it (`transfer::pull`) rather than build it.
     pub pull: bool,
+    /// The build's private folder (`Job::work`), in the run's folder: absent or empty. The
+    /// executor hands the folders of finished builds, emptied, to later ones (`WorkFolders`).
+    pub work: PathBuf,
 }
 
 /// What a worker did with its image.
@@ -259,8 +262,8 @@ pub(super) fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
         sniffer,
         secrets.iter().map(|(_, v)| v.clone()),
     ));
-    // Made by the backend if it needs one (inside the run's private folder); removed after.
-    let work = env.work_dir.join(&image.name);
+    // Made by the backend if it needs one (inside the run's private folder); emptied after.
+    let work = task.work.clone();
     let root_origin = ws.project.images[ws.graph.chain(task.id)[0].index()]
         .origin()
         .unwrap_or_default()
@@ -333,10 +336,25 @@ pub(super) fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
     if let Ok(Ok(sniffer)) = log.into_inner().map(Redactor::finish) {
         sniffer.finish();
     }
-    let _ = crate::fsutil::remove_tree(&work);
+    empty_work(&work);
     match outcome {
         Ok(record) => Outcome::Built(Box::new(record), log_path, started.elapsed()),
         Err(e) => fail(e, Some(log_path)),
+    }
+}
+
+/// Empties a finished build's work folder for a later build of the run (made once per
+/// worker rather than once per build: on ext4 without a journal every inode allocated scans
+/// past the inodes deleted in the last 30 seconds, so a quick build's cost grows with the
+/// folders made and removed before it, issue 15); one that cannot be emptied is removed.
+fn empty_work(work: &Path) {
+    let emptied = std::fs::read_dir(work).map(|entries| {
+        entries
+            .flatten()
+            .all(|e| crate::fsutil::remove_tree(&e.path()).is_ok())
+    });
+    if !matches!(emptied, Ok(true)) {
+        let _ = crate::fsutil::remove_tree(work);
     }
 }
 

@@ -215,6 +215,43 @@ fn a_failure_is_summed_up_with_its_log_and_what_it_kept_from_building() {
     );
 }
 
+/// A run makes a work folder per worker, not per build (issue 15), yet every build starts
+/// with an empty `HOME` and an empty `$LAYER_OUTPUT`: what the build before it left in the
+/// same folder (a file, a folder, the id it wrote) never reaches it.
+#[test]
+fn builds_in_a_reused_work_folder_start_empty() {
+    let p = Project::command_estate(&format!(
+        "{SCRIPT_START}ls -A \"$HOME\" > \"out/home-$LAYER_IMAGE\"\nwc -c < \"$LAYER_OUTPUT\" > \"out/output-$LAYER_IMAGE\"\necho \"$HOME\" >> out/homes\ntouch \"$HOME/left-by-$LAYER_IMAGE\"\nmkdir \"$TMPDIR/dir-$LAYER_IMAGE\"\nif [ \"$LAYER_IMAGE\" != svc ]; then\n{SCRIPT_DONE}fi\n"
+    ));
+    let out = p.layer(&["build", "-j", "1"]).expect(1);
+    assert!(
+        out.stderr
+            .contains("`./build.sh` exited 0 but wrote no artifact id to $LAYER_OUTPUT"),
+        "svc wrote nothing and saw nothing of app's id: {}",
+        out.stderr
+    );
+    let homes = p.read("out/homes");
+    let homes: Vec<&str> = homes.lines().collect();
+    assert_eq!(homes.len(), 3, "{homes:?}");
+    assert!(
+        homes.iter().all(|h| *h == homes[0]),
+        "one folder: {homes:?}"
+    );
+    for image in ["base", "app", "svc"] {
+        assert_eq!(p.read(&format!("out/home-{image}")), "", "{image}");
+        assert_eq!(
+            p.read(&format!("out/output-{image}")).trim(),
+            "0",
+            "{image}"
+        );
+    }
+    assert_eq!(
+        recorded_images(&p),
+        BTreeSet::from(["base".into(), "app".into()])
+    );
+    assert!(runs(&p).is_empty(), "{:?}", runs(&p));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Two runs, one cache.
 
