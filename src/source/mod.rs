@@ -2,5 +2,6 @@
 //! `--since REF`. Declarations are read through [`files::ProjectFiles`] from either.
 
 pub mod files;
+pub mod gittrees;
 pub mod gitread;
 pub mod recorded;
