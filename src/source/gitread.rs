@@ -21,8 +21,9 @@ use rayon::prelude::*;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::scan::{Entry, EntryKind, Tree};
-use crate::source::files::{Kind, Link, Listed, ProjectFiles};
+use crate::source::files::{Kind, Link};
 use crate::source::gittrees::{self, RoleTree, RoleTrees};
+pub use crate::source::snapshot::Snapshot;
 
 /// How many links a path may go through before it is reported as a loop.
 const MAX_LINKS: usize = 16;
@@ -736,110 +737,4 @@ impl Reader<'_> {
 /// A name from a tree: `Err` with a lossy rendering when it is not UTF-8.
 fn utf8(name: Vec<u8>) -> std::result::Result<String, String> {
     String::from_utf8(name).map_err(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
-/// What a revision holds of a project: declarations (by blob id, and read when they must be
-/// parsed), and role folders by tree id.
-#[derive(Debug, Default)]
-pub struct Snapshot {
-    kinds: HashMap<String, Kind>,
-    listings: HashMap<String, Vec<Listed>>,
-    /// Declaration files: their blobs, and once read ([`Revision::read_contents`]) contents.
-    blobs: HashMap<String, gix::ObjectId>,
-    contents: HashMap<String, Vec<u8>>,
-    links: HashMap<String, Link>,
-    /// Role folder (`roles/java`) -> its git tree.
-    pub roles: HashMap<String, gix::ObjectId>,
-}
-
-impl Snapshot {
-    /// Whether the revision has a project here at all (a `layer.toml`).
-    pub fn has_project(&self) -> bool {
-        self.blobs.contains_key(crate::model::PROJECT_FILE)
-    }
-
-    /// Notes each role folder's `role.toml` from `trees`, which must hold every role
-    /// folder's tree.
-    pub fn add_roles(&mut self, trees: &RoleTrees) {
-        for (rel, id) in &self.roles {
-            if let Some(blob) = trees.get(id).and_then(|t| t.role_toml) {
-                let path = format!("{rel}/role.toml");
-                self.kinds.insert(path.clone(), Kind::File);
-                self.blobs.insert(path, blob);
-            }
-        }
-    }
-
-    /// A digest of everything a load can ask of this snapshot (kinds, listings, links, and
-    /// each file's blob id): two snapshots with the same names load the same project.
-    pub fn names(&self) -> [u8; 32] {
-        fn kind(k: Kind) -> u8 {
-            match k {
-                Kind::File => b'f',
-                Kind::Dir => b'd',
-                Kind::Other => b'o',
-                Kind::Outside => b'x',
-            }
-        }
-        fn sorted<V>(m: &HashMap<String, V>) -> Vec<(&String, &V)> {
-            let mut v: Vec<_> = m.iter().collect();
-            v.sort_unstable_by_key(|(k, _)| *k);
-            v
-        }
-        let mut h = blake3::Hasher::new();
-        let mut put = |tag: u8, bytes: &[u8]| {
-            h.update(&[tag]);
-            h.update(&(bytes.len() as u64).to_le_bytes());
-            h.update(bytes);
-        };
-        for (path, k) in sorted(&self.kinds) {
-            put(b'k', path.as_bytes());
-            put(kind(*k), b"");
-        }
-        for (path, listing) in sorted(&self.listings) {
-            put(b'l', path.as_bytes());
-            for (name, k) in listing {
-                match name {
-                    Ok(n) => put(b'n', n.as_bytes()),
-                    Err(n) => put(b'e', n.as_bytes()),
-                }
-                put(kind(*k), b"");
-            }
-        }
-        for (path, link) in sorted(&self.links) {
-            put(b's', path.as_bytes());
-            match link {
-                Link::NotALink => put(b'-', b""),
-                Link::Inside => put(b'i', b""),
-                Link::Outside(to) => put(b'x', to.as_bytes()),
-                Link::Broken(why) => put(b'b', why.as_bytes()),
-            }
-        }
-        for (path, id) in sorted(&self.blobs) {
-            put(b'b', path.as_bytes());
-            put(b'o', id.as_bytes());
-        }
-        h.finalize().into()
-    }
-}
-
-impl ProjectFiles for Snapshot {
-    fn read(&self, rel: &str) -> std::io::Result<Vec<u8>> {
-        self.contents
-            .get(rel)
-            .cloned()
-            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
-    }
-
-    fn kind(&self, rel: &str) -> Option<Kind> {
-        self.kinds.get(rel).copied()
-    }
-
-    fn list(&self, rel: &str) -> std::io::Result<Option<Vec<Listed>>> {
-        Ok(self.listings.get(rel).cloned())
-    }
-
-    fn link(&self, rel: &str) -> Link {
-        self.links.get(rel).cloned().unwrap_or(Link::NotALink)
-    }
 }

@@ -3,5 +3,6 @@
 
 pub mod files;
 pub mod gittrees;
+pub mod snapshot;
 pub mod gitread;
 pub mod recorded;
