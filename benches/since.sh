@@ -10,6 +10,7 @@
 # runs), recorded as built, committed, and measured twice: with its objects packed (`git gc`)
 # as a clone's are, then loose (`git unpack-objects`) as a working clone's are between two
 # `git gc`s. Installs hyperfine with apt-get when it is missing. Environment: RUNS (10),
+# LAYER (target/release/layer: another binary to compare),
 # WARMUP (3), BENCH_DIR (target/bench), NO_BUILD=1 to use the binaries as they are. Target (issue 15): since/plan <= 1.50, packed or loose.
 set -euo pipefail
 
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-10}
 WARMUP=${WARMUP:-3}
 BENCH_DIR=${BENCH_DIR:-target/bench}
-LAYER=target/release/layer
+LAYER=${LAYER:-target/release/layer}
 dir=$BENCH_DIR/since
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }

@@ -12,6 +12,8 @@
 //!   model-cache             the parsed declarations under the stamps of the files they were
 //!                           read from (`decl::load_cached`), then their blake3: one that
 //!                           fails it is ignored
+//!   since-cache             role digests by git tree id, and a revision's parsed declarations
+//!                           by blob ids ([`since`]), then their blake3
 //!   logs/NAME/VERSION.log   build logs, and `VERSION.test.log` of test runs (see `logs`)
 //!   cache.lock              held shared by builds and release changes, exclusive by `gc`
 //!   staged/                 bundles made once and shared by builds ([`stage`])
@@ -49,6 +51,7 @@ pub mod gc;
 pub mod release;
 pub mod logs;
 pub mod stage;
+pub mod since;
 
 #[derive(Debug, Clone)]
 pub struct Cache {

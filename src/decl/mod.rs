@@ -84,6 +84,25 @@ pub fn load_cached(root: &Path, cached: Option<&[u8]>, salt: &str) -> Result<Loa
     Ok(Loaded { project, save })
 }
 
+/// What a cache of this layer's making must have been written by: this layer's version, `salt`
+/// and the running binary (`None` when it cannot be looked at: then nothing is cached).
+pub fn cache_identity(salt: &str) -> Option<Vec<u8>> {
+    model_cache::identity(salt)
+}
+
+/// The project `cached` holds (the bytes [`seal_named`] made, checksum removed), if this layer
+/// wrote it (with `salt`) for `root` (canonical) and declaration files named by `names` (see
+/// `model_cache::seal_named`).
+pub fn reuse_named(cached: &[u8], root: &Path, names: &[u8; 32], salt: &str) -> Option<Project> {
+    model_cache::reuse_named(cached, root, names, &model_cache::identity(salt)?)
+}
+
+/// The bytes of a model cache of `project`, loaded from declaration files named by `names`,
+/// for [`reuse_named`]; `None` when the running binary cannot be looked at.
+pub fn seal_named(project: &Project, names: &[u8; 32], salt: &str) -> Option<Vec<u8>> {
+    model_cache::seal_named(project, names, &model_cache::identity(salt)?)
+}
+
 /// Reads and validates the project at `root` (canonical) from `files`: the work tree, or a
 /// git commit for `--since`.
 pub fn load_from(root: &Path, files: &dyn ProjectFiles) -> Result<Project> {

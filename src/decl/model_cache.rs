@@ -119,6 +119,46 @@ pub(super) fn reuse(bytes: &[u8], root: &Path, identity: &[u8]) -> Option<Projec
     project.ok().filter(|p| p.root == root)
 }
 
+/// The start of a model cache of a load from content named by a digest ([`seal_named`]).
+const MAGIC_NAMED: &[u8; 13] = b"layer-model\0\x81";
+
+/// The model cache of `project`, loaded from files named by `names`: a digest of every name,
+/// kind and content id a load could ask about (`--since` loads a git revision, whose files are
+/// named by their blob ids). Content ids never go stale, so there is no stamp to check.
+pub(super) fn seal_named(project: &Project, names: &[u8; 32], identity: &[u8]) -> Option<Vec<u8>> {
+    let json = serde_json::to_vec(project).ok()?;
+    let mut out = MAGIC_NAMED.to_vec();
+    put(&mut out, identity);
+    put(&mut out, project.root.as_os_str().as_encoded_bytes());
+    out.extend_from_slice(names);
+    put(&mut out, &json);
+    Some(out)
+}
+
+/// The project a [`seal_named`] model cache holds, if it was written by `identity` for `root`
+/// and files named by `names`.
+pub(super) fn reuse_named(
+    bytes: &[u8],
+    root: &Path,
+    names: &[u8; 32],
+    identity: &[u8],
+) -> Option<Project> {
+    let b = bytes.strip_prefix(&MAGIC_NAMED[..])?;
+    let (id, b) = take(b)?;
+    let (at, b) = take(b)?;
+    if id != identity || at != root.as_os_str().as_encoded_bytes() {
+        return None;
+    }
+    let b = b.strip_prefix(&names[..])?;
+    let (json, rest) = take(b)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    serde_json::from_slice::<Project>(json)
+        .ok()
+        .filter(|p| p.root == root)
+}
+
 #[cfg(test)]
 mod tests {
     use std::fs;
@@ -236,6 +276,23 @@ mod tests {
         let n = bad.len();
         bad[n - 2] ^= 0xff;
         assert!(reuse(&bad, &root, &id).is_none());
+    }
+
+    #[test]
+    fn a_named_model_is_reused_only_for_its_names_identity_and_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        fs::write(root.join("layer.toml"), "").unwrap();
+        let project = super::super::load_from(&root, &WorkTree::new(&root)).unwrap();
+        let id = identity("test").unwrap();
+        let saved = seal_named(&project, &[1; 32], &id).unwrap();
+        assert_eq!(reuse_named(&saved, &root, &[1; 32], &id), Some(project));
+        assert!(reuse_named(&saved, &root, &[2; 32], &id).is_none());
+        assert!(reuse_named(&saved, &root, &[1; 32], b"another layer").is_none());
+        assert!(reuse_named(&saved, Path::new("/elsewhere"), &[1; 32], &id).is_none());
+        assert!(reuse_named(&saved[..saved.len() - 1], &root, &[1; 32], &id).is_none());
+        // A model cache of the work tree is not one of named files.
+        assert!(reuse(&saved, &root, &id).is_none());
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! record empty folders, so a role holding one differs from its commit; a submodule inside a
 //! role is an error.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use gix::prelude::FindExt;
@@ -21,7 +21,9 @@ use rayon::prelude::*;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::scan::{Entry, EntryKind, Tree};
-use crate::source::files::{Kind, Link, Listed, ProjectFiles};
+use crate::source::files::{Kind, Link};
+use crate::source::gittrees::{self, RoleTree, RoleTrees};
+pub use crate::source::snapshot::Snapshot;
 
 /// How many links a path may go through before it is reported as a loop.
 const MAX_LINKS: usize = 16;
@@ -104,6 +106,10 @@ impl Revision {
             )
         })?
         .to_thread_local();
+        let mut repo = repo;
+        // The walks to `layer.toml`, `images` and `roles` each start at the root tree: kept
+        // decoded, it is read once (a loose object is a file to open and inflate).
+        repo.object_cache_size_if_unset(1 << 20);
         let workdir = repo
             .workdir()
             .and_then(|w| w.canonicalize().ok())
@@ -172,14 +178,24 @@ impl Revision {
     /// is B. Entries git calls racily clean (changed no earlier than the index was written)
     /// are left out, as the stat cache leaves out its own racy entries. Nothing is read but the
     /// index; a missing or unreadable index teaches nothing.
-    pub fn learn_digests(&mut self, stat: &crate::scan::StatCache) {
+    ///
+    /// Only the files under `dirs` (role folders, project-relative) are looked at, or every
+    /// role's when `dirs` is empty. Then returns the role folders of the index whose git tree
+    /// ids are in `wanted`, digested without reading a tree ([`gittrees::index_tree_ids`]):
+    /// only blobs neither cache vouches for are read.
+    pub fn learn_digests(
+        &mut self,
+        stat: &crate::scan::StatCache,
+        dirs: &[&str],
+        wanted: &HashSet<gix::ObjectId>,
+    ) -> RoleTrees {
         let Ok(index) = gix::index::File::at(
             self.repo.index_path(),
             self.repo.object_hash(),
             true,
             Default::default(),
         ) else {
-            return;
+            return RoleTrees::default();
         };
         let written = index.timestamp();
         let written_ns = written.unix_seconds() * 1_000_000_000 + i64::from(written.nanoseconds());
@@ -188,9 +204,25 @@ impl Revision {
         } else {
             format!("{}/roles/", self.prefix)
         };
-        for e in index.entries() {
+        let range = |prefix: &str| {
+            index
+                .prefixed_entries_range(prefix.as_bytes().into())
+                .unwrap_or_default()
+        };
+        let entries = &index.entries()[range(&roles)];
+        let under: Vec<std::ops::Range<usize>> = if dirs.is_empty() {
+            vec![range(&roles)]
+        } else {
+            dirs.iter()
+                .map(|d| match self.prefix.as_str() {
+                    "" => range(&format!("{d}/")),
+                    p => range(&format!("{p}/{d}/")),
+                })
+                .collect()
+        };
+        for e in under.into_iter().flat_map(|r| &index.entries()[r]) {
             let path = e.path(&index);
-            if !path.starts_with(roles.as_bytes()) || e.stage_raw() != 0 {
+            if e.stage_raw() != 0 {
                 continue;
             }
             let Ok(rel) = std::str::from_utf8(path) else {
@@ -214,6 +246,96 @@ impl Revision {
                     .insert(e.id, blake3::Hash::from_bytes(digest).to_hex().to_string());
             }
         }
+        if wanted.is_empty() {
+            return RoleTrees::default();
+        }
+        let mut found = RoleTrees::default();
+        let mut rest = entries;
+        while let Some(first) = rest.first() {
+            let path = &first.path(&index)[roles.len()..];
+            let name_len = path
+                .iter()
+                .position(|&c| c == b'/')
+                .map_or(path.len(), |n| n + 1);
+            let folder = &path[..name_len];
+            let n = rest
+                .iter()
+                .take_while(|e| e.path(&index)[roles.len()..].starts_with(folder))
+                .count();
+            let (group, after) = rest.split_at(n);
+            rest = after;
+            if folder.ends_with(b"/") {
+                let at = roles.len() + folder.len();
+                let group: Vec<(&[u8], &gix::index::Entry)> = group
+                    .iter()
+                    .map(|e| {
+                        let path: &[u8] = e.path(&index);
+                        (&path[at..], e)
+                    })
+                    .collect();
+                if let Some((id, tree)) = self.index_role_tree(&group, wanted) {
+                    found.insert(id, tree);
+                }
+            }
+        }
+        found
+    }
+
+    /// One role folder of the index (its entries by path relative to it), digested when its
+    /// tree id is in `wanted`; `None` otherwise, or when the index cannot say (a conflict, a
+    /// file only intended to be added, a submodule, a sparse folder, a name that is not UTF-8,
+    /// a blob that cannot be read): the revision's tree is read then, as it says.
+    fn index_role_tree(
+        &self,
+        group: &[(&[u8], &gix::index::Entry)],
+        wanted: &HashSet<gix::ObjectId>,
+    ) -> Option<(gix::ObjectId, RoleTree)> {
+        use gix::index::entry::{Flags, Mode as IndexMode};
+        let mut entries = Vec::with_capacity(group.len());
+        for &(path, e) in group {
+            let plain = e.stage_raw() == 0
+                && !e.flags.contains(Flags::INTENT_TO_ADD)
+                && matches!(
+                    e.mode,
+                    IndexMode::FILE | IndexMode::FILE_EXECUTABLE | IndexMode::SYMLINK
+                );
+            if !plain {
+                return None;
+            }
+            entries.push((path, e.mode.to_tree_entry_mode()?, e.id));
+        }
+        let id = gittrees::index_tree_ids(&entries, self.repo.object_hash())?;
+        if !wanted.contains(&id) {
+            return None;
+        }
+        let reader = self.reader();
+        let mut tree = Vec::with_capacity(entries.len() * 2);
+        let mut dirs = HashSet::new();
+        let mut role_toml = None;
+        let mut blob = Vec::new();
+        for (path, mode, oid) in entries {
+            let path = std::str::from_utf8(path).ok()?;
+            for (slash, _) in path.match_indices('/') {
+                if dirs.insert(&path[..slash]) {
+                    tree.push(Entry {
+                        path: path[..slash].to_string(),
+                        kind: EntryKind::Dir,
+                    });
+                }
+            }
+            let mode = mode_of(mode);
+            if path == "role.toml" && mode != Mode::Link {
+                role_toml = Some(oid);
+            }
+            let kind = reader.entry_kind("", path, mode, oid, &mut blob).ok()?;
+            tree.push(Entry {
+                path: path.to_string(),
+                kind,
+            });
+        }
+        let digest = Tree::new(tree).digest;
+        let digest = blake3::Hash::from_hex(digest).ok()?.into();
+        Some((id, RoleTree { digest, role_toml }))
     }
 
     fn reader(&self) -> Reader<'_> {
@@ -364,17 +486,16 @@ impl Revision {
         Ok(())
     }
 
-    /// Reads what declarations and role trees need from the revision: `layer.toml`,
-    /// `layer.lock`, `images/*.toml` and every role folder, whole.
+    /// What declarations need from the revision, by object id: `layer.toml`, `layer.lock`,
+    /// `images/*.toml`, and every role folder by its tree id. Reads four trees or so, no blob:
+    /// [`Snapshot::add_roles`] completes it from the role folders' [`RoleTree`]s, and
+    /// [`Revision::read_contents`] reads the blobs, when the declarations must be parsed.
     pub fn snapshot(&self) -> Result<Snapshot> {
         let mut snap = Snapshot::default();
-        let mut walks: Vec<(String, gix::ObjectId)> = Vec::new();
         for top in [crate::model::PROJECT_FILE, crate::model::LOCK_FILE] {
             if let Found::At(Mode::Blob | Mode::Exec, oid) = self.find(top, true)? {
-                let mut buf = Vec::new();
-                self.object(&oid, &mut buf)?;
                 snap.kinds.insert(top.to_string(), Kind::File);
-                snap.contents.insert(top.to_string(), buf);
+                snap.blobs.insert(top.to_string(), oid);
             }
         }
         // images/: the declaration files.
@@ -382,9 +503,7 @@ impl Revision {
             Ok(match found {
                 Found::At(Mode::Blob | Mode::Exec, oid) => {
                     if n.ends_with(".toml") && !n.starts_with('.') {
-                        let mut content = Vec::new();
-                        self.object(&oid, &mut content)?;
-                        snap.contents.insert(rel.to_string(), content);
+                        snap.blobs.insert(rel.to_string(), oid);
                     }
                     Kind::File
                 }
@@ -396,7 +515,7 @@ impl Revision {
                 _ => Kind::Other,
             })
         })?;
-        // roles/: every role folder, whole.
+        // roles/: every role folder, by its tree.
         self.list_into("roles", &mut snap, |snap, n, rel, mode, found| {
             let link = match (&found, mode) {
                 (_, m) if m != Mode::Link => Link::NotALink,
@@ -408,7 +527,7 @@ impl Revision {
             Ok(match found {
                 Found::At(Mode::Tree, tree) => {
                     if !n.starts_with('.') {
-                        walks.push((rel.to_string(), tree));
+                        snap.roles.insert(rel.to_string(), tree);
                     }
                     Kind::Dir
                 }
@@ -419,29 +538,61 @@ impl Revision {
                 _ => Kind::Other,
             })
         })?;
-        // Role folders are read in parallel, each thread with its own handle on the
-        // repository.
+        Ok(snap)
+    }
+
+    /// The role folders `dirs` (path, tree id) read from their trees, in parallel, each thread
+    /// with its own handle on the repository; blobs [`Revision::learn_digests`] learned are
+    /// not read.
+    pub fn role_trees(&self, dirs: &[(String, gix::ObjectId)]) -> Result<RoleTrees> {
+        let walked = self.par_read(dirs, |reader, (rel, id)| {
+            let (tree, role_toml) = reader.role_tree(rel, *id)?;
+            let digest = blake3::Hash::from_hex(&tree.digest)
+                .expect("a tree's digest is hex")
+                .into();
+            Ok((*id, RoleTree { digest, role_toml }))
+        })?;
+        let mut trees = RoleTrees::default();
+        for (id, tree) in walked {
+            trees.insert(id, tree);
+        }
+        Ok(trees)
+    }
+
+    /// The role folder `rel` (tree `id`) as a [`Tree`], entries and all.
+    pub fn full_role_tree(&self, rel: &str, id: gix::ObjectId) -> Result<Tree> {
+        Ok(self.reader().role_tree(rel, id)?.0)
+    }
+
+    /// Reads the blobs of `snap`'s declarations, in parallel.
+    pub fn read_contents(&self, snap: &mut Snapshot) -> Result<()> {
+        let blobs: Vec<(String, gix::ObjectId)> =
+            snap.blobs.iter().map(|(p, id)| (p.clone(), *id)).collect();
+        let read = self.par_read(&blobs, |reader, (path, id)| {
+            let mut content = Vec::new();
+            reader.object(id, &mut content)?;
+            Ok((path.clone(), content))
+        })?;
+        snap.contents.extend(read);
+        Ok(())
+    }
+
+    /// `f` over `items` in parallel, each thread reading through its own handle.
+    fn par_read<T: Sync, R: Send>(
+        &self,
+        items: &[T],
+        f: impl Fn(&Reader<'_>, &T) -> Result<R> + Sync,
+    ) -> Result<Vec<R>> {
         let sync = self.repo.clone().into_sync();
         let rev = self.rev.as_str();
         let known = &self.known;
-        let walked = walks
-            .into_par_iter()
+        items
+            .par_iter()
             .map_init(
                 || sync.to_thread_local(),
-                |repo, (rel, tree)| {
-                    let reader = Reader { repo, rev, known };
-                    reader.role_tree(&rel, tree).map(|r| (rel, r))
-                },
+                |repo, item| f(&Reader { repo, rev, known }, item),
             )
-            .collect::<Result<Vec<_>>>()?;
-        for (rel, (t, role_toml)) in walked {
-            snap.trees.insert(rel.clone(), t);
-            if let Some(c) = role_toml {
-                snap.kinds.insert(format!("{rel}/role.toml"), Kind::File);
-                snap.contents.insert(format!("{rel}/role.toml"), c);
-            }
-        }
-        Ok(snap)
+            .collect()
     }
 }
 
@@ -497,8 +648,63 @@ impl Reader<'_> {
         Ok(out)
     }
 
-    /// The role folder `rel` (tree `id`) as a [`Tree`], and the content of its `role.toml`.
-    fn role_tree(&self, rel: &str, id: gix::ObjectId) -> Result<(Tree, Option<Vec<u8>>)> {
+    /// What the entry at `path` of the role folder `rel` (relative to it) is in its [`Tree`]: a
+    /// file with its blake3 (known, or read), or a link with its target. The blobs of
+    /// `role.toml` and of the role's tests are not read: the tree leaves them out.
+    fn entry_kind(
+        &self,
+        rel: &str,
+        path: &str,
+        mode: Mode,
+        oid: gix::ObjectId,
+        blob: &mut Vec<u8>,
+    ) -> Result<EntryKind> {
+        let left_out = path == "role.toml" || path == "tests" || path.starts_with("tests/");
+        Ok(match mode {
+            Mode::Tree => EntryKind::Dir,
+            Mode::Blob | Mode::Exec => {
+                let blake3 = match self.known.get(&oid) {
+                    Some(digest) => digest.clone(),
+                    None if left_out => String::new(),
+                    None => {
+                        self.object(&oid, blob)?;
+                        blake3::hash(blob).to_hex().to_string()
+                    }
+                };
+                EntryKind::File {
+                    exec: mode == Mode::Exec,
+                    blake3,
+                }
+            }
+            Mode::Link if left_out => EntryKind::Symlink {
+                target: String::new(),
+            },
+            Mode::Link => {
+                self.object(&oid, blob)?;
+                let Ok(target) = String::from_utf8(blob.clone()) else {
+                    return Err(self.error(
+                        &format!("{rel}/{path}"),
+                        "symlink target is not valid UTF-8",
+                    ));
+                };
+                EntryKind::Symlink { target }
+            }
+            Mode::Submodule => {
+                return Err(Error::Input {
+                    kind: ErrorKind::RoleEntry,
+                    path: format!("{rel}/{path}"),
+                    message: format!(
+                        "at `{}`: is a git submodule, which a role cannot hold",
+                        self.rev
+                    ),
+                    hint: Some("copy the files into the role".into()),
+                })
+            }
+        })
+    }
+
+    /// The role folder `rel` (tree `id`) as a [`Tree`], and the blob of its `role.toml`.
+    fn role_tree(&self, rel: &str, id: gix::ObjectId) -> Result<(Tree, Option<gix::ObjectId>)> {
         let mut entries = Vec::new();
         let mut role_toml = None;
         let mut buf = Vec::new();
@@ -514,50 +720,13 @@ impl Reader<'_> {
                 } else {
                     format!("{dir}/{name}")
                 };
-                let kind = match mode {
-                    Mode::Tree => {
-                        stack.push((path.clone(), oid));
-                        EntryKind::Dir
-                    }
-                    Mode::Blob | Mode::Exec => {
-                        let known = self.known.get(&oid).filter(|_| path != "role.toml");
-                        let blake3 = match known {
-                            Some(digest) => digest.clone(),
-                            None => {
-                                self.object(&oid, &mut blob)?;
-                                if path == "role.toml" {
-                                    role_toml = Some(blob.clone());
-                                }
-                                blake3::hash(&blob).to_hex().to_string()
-                            }
-                        };
-                        EntryKind::File {
-                            exec: mode == Mode::Exec,
-                            blake3,
-                        }
-                    }
-                    Mode::Link => {
-                        self.object(&oid, &mut blob)?;
-                        let Ok(target) = String::from_utf8(blob.clone()) else {
-                            return Err(self.error(
-                                &format!("{rel}/{path}"),
-                                "symlink target is not valid UTF-8",
-                            ));
-                        };
-                        EntryKind::Symlink { target }
-                    }
-                    Mode::Submodule => {
-                        return Err(Error::Input {
-                            kind: ErrorKind::RoleEntry,
-                            path: format!("{rel}/{path}"),
-                            message: format!(
-                                "at `{}`: is a git submodule, which a role cannot hold",
-                                self.rev
-                            ),
-                            hint: Some("copy the files into the role".into()),
-                        })
-                    }
-                };
+                if mode == Mode::Tree {
+                    stack.push((path.clone(), oid));
+                }
+                if path == "role.toml" && matches!(mode, Mode::Blob | Mode::Exec) {
+                    role_toml = Some(oid);
+                }
+                let kind = self.entry_kind(rel, &path, mode, oid, &mut blob)?;
                 entries.push(Entry { path, kind });
             }
         }
@@ -568,43 +737,4 @@ impl Reader<'_> {
 /// A name from a tree: `Err` with a lossy rendering when it is not UTF-8.
 fn utf8(name: Vec<u8>) -> std::result::Result<String, String> {
     String::from_utf8(name).map_err(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
-/// What a revision holds of a project: declarations, and role trees already digested.
-#[derive(Debug, Default)]
-pub struct Snapshot {
-    kinds: HashMap<String, Kind>,
-    listings: HashMap<String, Vec<Listed>>,
-    contents: HashMap<String, Vec<u8>>,
-    links: HashMap<String, Link>,
-    /// Role folder (`roles/java`) -> its tree.
-    pub trees: HashMap<String, Tree>,
-}
-
-impl Snapshot {
-    /// Whether the revision has a project here at all (a `layer.toml`).
-    pub fn has_project(&self) -> bool {
-        self.contents.contains_key(crate::model::PROJECT_FILE)
-    }
-}
-
-impl ProjectFiles for Snapshot {
-    fn read(&self, rel: &str) -> std::io::Result<Vec<u8>> {
-        self.contents
-            .get(rel)
-            .cloned()
-            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
-    }
-
-    fn kind(&self, rel: &str) -> Option<Kind> {
-        self.kinds.get(rel).copied()
-    }
-
-    fn list(&self, rel: &str) -> std::io::Result<Option<Vec<Listed>>> {
-        Ok(self.listings.get(rel).cloned())
-    }
-
-    fn link(&self, rel: &str) -> Link {
-        self.links.get(rel).cloned().unwrap_or(Link::NotALink)
-    }
 }

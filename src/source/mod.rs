@@ -2,5 +2,7 @@
 //! `--since REF`. Declarations are read through [`files::ProjectFiles`] from either.
 
 pub mod files;
+pub mod gittrees;
+pub mod snapshot;
 pub mod gitread;
 pub mod recorded;

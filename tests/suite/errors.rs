@@ -13,8 +13,8 @@ fn fails(p: &Project, args: &[&str]) -> String {
     assert!(
         cache
             .iter()
-            .all(|f| f == "stat-cache" || f == "model-cache"),
-        "nothing in the cache but the stat and model caches: {cache:?}"
+            .all(|f| f == "stat-cache" || f == "model-cache" || f == "since-cache"),
+        "nothing in the cache but the stat, model and since caches: {cache:?}"
     );
     redact(p, &out.stderr)
 }

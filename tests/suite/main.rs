@@ -56,6 +56,7 @@ mod sandbox;
 mod secrets;
 mod shell_cmd;
 mod since;
+mod since_reads;
 mod trust;
 mod untrusted;
 mod watch;

@@ -6,13 +6,13 @@ use crate::common::{redact, Project};
 use serde_json::json;
 use std::process::Command;
 
-fn commit_all(p: &Project, message: &str) {
+pub(crate) fn commit_all(p: &Project, message: &str) {
     git(p.root(), &["add", "-A"]);
     git(p.root(), &["commit", "-q", "--allow-empty", "-m", message]);
 }
 
 /// The estate in a git repository, committed once, with modes and links in its roles.
-fn repo() -> Project {
+pub(crate) fn repo() -> Project {
     let p = Project::estate();
     p.file(".gitignore", "cache/\n");
     p.exec(
