@@ -1,5 +1,5 @@
 //! Plans are run on pull requests from strangers: `layer plan` starts no process, reads
-//! nothing outside the project, and writes nothing but its stat cache. Canaries prove it, and
+//! nothing outside the project, and writes nothing but its own caches. Canaries prove it, and
 //! every path a declaration gives that could lead out of the project is an error naming it.
 
 use crate::common::git;
