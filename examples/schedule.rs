@@ -2,7 +2,8 @@
 //!
 //! 200 images in a DAG of depth 5 whose builds each take 50 ms, built at `-j 8`. The bound is
 //! max(critical path, total work / 8) = max(5 x 50 ms, 200 x 50 ms / 8) = 1.25 s; the ratio
-//! wall / bound is the overhead. Measured twice in the same run:
+//! wall / bound is the overhead. Measured in the same run, interleaved, each round on fresh
+//! projects (`ROUNDS`, default 5; medians):
 //!
 //! - in process: a builder that sleeps 50 ms (the scheduler, locks, logs, records alone);
 //! - through the CLI: the `command` backend running `sleep 0.05` (adds a process per build).
@@ -43,7 +44,6 @@ impl Builder for Sleep {
 /// Writes the project: level 0 has 40 roots on one origin; each image of level k > 0 is
 /// built from an image of level k - 1.
 fn write_project(root: &Path, command: &str) {
-    let _ = fs::remove_dir_all(root);
     fs::create_dir_all(root.join("images")).unwrap();
     fs::create_dir_all(root.join("roles/r")).unwrap();
     fs::write(root.join("roles/r/provision.sh"), "true\n").unwrap();
@@ -73,13 +73,54 @@ fn write_project(root: &Path, command: &str) {
 }
 
 fn main() {
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
     let dir = std::env::temp_dir().join("layer-schedule-bench");
+    // Leftovers of an interrupted run only: a run removes its projects when it ends, not right
+    // before it measures (on ext4 without a journal, files deleted in the last 30 s slow down
+    // every file made after them, which would charge one row for the other's clean-up).
+    let _ = fs::remove_dir_all(&dir);
     let bound = (BUILD * DEPTH as u32).max(BUILD * IMAGES as u32 / JOBS as u32);
+    let (mut inproc, mut cli) = (Vec::new(), Vec::new());
+    // Interleaved: the machine is shared, so each round measures both rows, each on a project
+    // of its own that nothing has built yet.
+    for round in 0..rounds {
+        inproc.push(in_process(&dir.join(format!("inproc-{round}"))));
+        cli.push(through_cli(&dir.join(format!("cli-{round}"))));
+    }
+    let _ = fs::remove_dir_all(&dir);
 
-    // In process.
-    let root = dir.join("inproc");
-    write_project(&root, "unused");
-    let ws = Workspace::open(&root, None, None).expect("project loads");
+    println!(
+        "scheduling overhead: {IMAGES} images, depth {DEPTH}, {} ms builds, -j {JOBS}, median of {rounds} rounds (interleaved)",
+        BUILD.as_millis()
+    );
+    println!(
+        "bound max(critical path, work / jobs) = {} ms",
+        bound.as_millis()
+    );
+    for (what, mut times) in [
+        ("in process (sleeping builder)", inproc),
+        ("CLI, command backend (sleep 0.05)", cli),
+    ] {
+        times.sort();
+        let median = times[times.len() / 2];
+        println!(
+            "{what:36} {:6} ms  ratio {:.3}  (min {:.3}, max {:.3})",
+            median.as_millis(),
+            median.as_secs_f64() / bound.as_secs_f64(),
+            times[0].as_secs_f64() / bound.as_secs_f64(),
+            times[times.len() - 1].as_secs_f64() / bound.as_secs_f64()
+        );
+    }
+}
+
+/// One build of the project at `root` (written here) with a builder that sleeps, in process:
+/// the scheduler, locks, logs and records alone.
+fn in_process(root: &Path) -> Duration {
+    write_project(root, "unused");
+    let ws = Workspace::open(root, None, None).expect("project loads");
     let plan = ws.plan(&Selection::default());
     assert_eq!(plan.summary.build, IMAGES);
     let mut builders: BTreeMap<String, Box<dyn Builder>> = BTreeMap::new();
@@ -112,12 +153,15 @@ fn main() {
             reheat: None,
         },
     );
-    let inproc = t.elapsed();
+    let took = t.elapsed();
     assert_eq!(report.count(exec::Done::Built), IMAGES);
+    took
+}
 
-    // Through the CLI with the command backend.
-    let root = dir.join("cli");
-    write_project(&root, "sleep 0.05; echo id-$LAYER_IMAGE > $LAYER_OUTPUT");
+/// One `layer build` of the project at `root` (written here) with the command backend, which
+/// adds a process per build.
+fn through_cli(root: &Path) -> Duration {
+    write_project(root, "sleep 0.05; echo id-$LAYER_IMAGE > $LAYER_OUTPUT");
     let exe = std::env::current_exe().unwrap();
     let layer = exe.parent().unwrap().parent().unwrap().join("layer");
     let t = Instant::now();
@@ -132,25 +176,7 @@ fn main() {
         ])
         .status()
         .expect("target/release/layer exists: run `cargo build --release` first");
-    let cli = t.elapsed();
+    let took = t.elapsed();
     assert!(status.success());
-
-    println!(
-        "scheduling overhead: {IMAGES} images, depth {DEPTH}, {} ms builds, -j {JOBS}",
-        BUILD.as_millis()
-    );
-    println!(
-        "bound max(critical path, work / jobs) = {} ms",
-        bound.as_millis()
-    );
-    for (what, t) in [
-        ("in process (sleeping builder)", inproc),
-        ("CLI, command backend (sleep 0.05)", cli),
-    ] {
-        println!(
-            "{what:36} {:6} ms  ratio {:.3}",
-            t.as_millis(),
-            t.as_secs_f64() / bound.as_secs_f64()
-        );
-    }
+    took
 }
