@@ -43,9 +43,10 @@ use std::time::SystemTime;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fsutil::{read_small_nofollow, remove_tree, write_atomic, write_atomic_lazy};
 use crate::record::{open_record, seal_record, Lookup, Record};
-use crate::scan::{Entry, StatCache, Tree};
+use crate::scan::{Entry, Tree};
 use crate::version::{build_number, version_fields};
 
+mod sealed;
 mod index;
 pub mod gc;
 pub mod release;
@@ -123,14 +124,6 @@ impl Cache {
 
     fn tree_path(&self, digest: &str) -> PathBuf {
         self.dir.join("trees").join(format!("{digest}.json"))
-    }
-
-    fn stat_path(&self) -> PathBuf {
-        self.dir.join("stat-cache")
-    }
-
-    fn model_path(&self) -> PathBuf {
-        self.dir.join("model-cache")
     }
 
     /// The folder of an origin's root filesystem, by the origin's identity (SPEC §2): the
@@ -600,72 +593,6 @@ impl Cache {
         Ok(removed)
     }
 
-    /// The stat cache the last scan saved; an empty one when it is missing, unreadable, or
-    /// fails its checksum (a damaged stat cache only costs a full re-hash).
-    pub fn load_stat_cache(&self) -> StatCache {
-        self.load_stat_cache_marked().0
-    }
-
-    /// [`Cache::load_stat_cache`], and the mark of the watcher it was taken under, if any
-    /// (`crate::watch`).
-    pub fn load_stat_cache_marked(&self) -> (StatCache, Option<crate::scan::WatchMark>) {
-        let Some(mut bytes) = read_small_nofollow(&self.stat_path()).ok().and_then(unseal) else {
-            return Default::default();
-        };
-        let mark = crate::scan::WatchMark::split_off(&mut bytes);
-        (StatCache::decode_owned(bytes), mark)
-    }
-
-    /// Saves the stat cache, its bytes followed by their blake3.
-    pub fn save_stat_cache(&self, stat: &StatCache) -> Result<()> {
-        self.save_stat_cache_marked(stat, None)
-    }
-
-    /// [`Cache::save_stat_cache`] with the mark of the watcher it was taken under: the mark
-    /// follows the stat cache's bytes, under the same checksum, so the two are never from
-    /// different scans.
-    pub fn save_stat_cache_marked(
-        &self,
-        stat: &StatCache,
-        mark: Option<&crate::scan::WatchMark>,
-    ) -> Result<()> {
-        match mark {
-            None => self.save_sealed(&self.stat_path(), stat.as_bytes()),
-            Some(m) => {
-                let mut marked = stat.as_bytes().to_vec();
-                m.append_to(&mut marked);
-                self.save_sealed(&self.stat_path(), &marked)
-            }
-        }
-    }
-
-    /// The bytes of the model cache the last load saved (`decl::load_cached` checks what they
-    /// say); `None` when it is missing, unreadable or fails its checksum.
-    pub fn load_model_cache(&self) -> Option<Vec<u8>> {
-        read_small_nofollow(&self.model_path())
-            .ok()
-            .and_then(unseal)
-    }
-
-    /// Saves the model cache, its bytes followed by their blake3.
-    pub fn save_model_cache(&self, bytes: &[u8]) -> Result<()> {
-        self.save_sealed(&self.model_path(), bytes)
-    }
-
-    /// Writes `bytes` and their blake3 to `path` atomically.
-    fn save_sealed(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let dir = crate::fsutil::parent_of(path);
-        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        crate::fsutil::atomic_file(path, |tmp| {
-            use std::io::Write;
-            let mut f = fs::File::create(tmp).map_err(|e| Error::io(tmp, e))?;
-            f.write_all(bytes)
-                .and_then(|()| f.write_all(blake3::hash(bytes).as_bytes()))
-                .and_then(|()| f.sync_all())
-                .map_err(|e| Error::io(tmp, e))
-        })
-    }
-
     /// The folder of `layer watch`'s files (`crate::watch`): its lock, its state and the
     /// cookie plans open to sync with it.
     pub fn watch_dir(&self) -> PathBuf {
@@ -692,17 +619,6 @@ impl Cache {
     pub fn write_watch_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
         crate::fsutil::write_atomic_lazy(&self.watch_dir().join(name), bytes)
     }
-}
-
-/// The stat cache's (or model cache's) bytes without their checksum (the last 32 bytes, the
-/// blake3 of the rest), or `None` when they do not match.
-fn unseal(mut bytes: Vec<u8>) -> Option<Vec<u8>> {
-    let body = bytes.len().checked_sub(32)?;
-    if blake3::hash(&bytes[..body]).as_bytes() != &bytes[body..] {
-        return None;
-    }
-    bytes.truncate(body);
-    Some(bytes)
 }
 
 /// The blake3 digest and size of a local artifact: a file, or a folder such as a rootfs layer

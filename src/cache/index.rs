@@ -176,10 +176,7 @@ impl Cache {
     /// folder, and a read only of those the index does not vouch for. Saves the index when its
     /// entries changed; like the stat cache, a cache folder that cannot be written is no error.
     pub fn lookup_keys(&self, wanted: &[(&str, &ImageKey)]) -> Vec<Lookup> {
-        let bytes = crate::fsutil::read_small_nofollow(&self.index_path())
-            .ok()
-            .and_then(super::unseal)
-            .unwrap_or_default();
+        let bytes = self.load_sealed(&self.index_path()).unwrap_or_default();
         let old = parse(&bytes);
         let records = rustix::fs::open(
             self.dir.join("records"),

@@ -5,9 +5,8 @@
 
 use std::path::PathBuf;
 
-use super::{unseal, Cache};
+use super::Cache;
 use crate::error::Result;
-use crate::fsutil::read_small_nofollow;
 
 impl Cache {
     fn since_path(&self) -> PathBuf {
@@ -17,9 +16,7 @@ impl Cache {
     /// The bytes `--since` saved last; `None` when they are missing, unreadable or fail their
     /// checksum.
     pub fn load_since_cache(&self) -> Option<Vec<u8>> {
-        read_small_nofollow(&self.since_path())
-            .ok()
-            .and_then(unseal)
+        self.load_sealed(&self.since_path())
     }
 
     /// Saves what `--since` learned, its bytes followed by their blake3.
