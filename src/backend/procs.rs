@@ -66,13 +66,7 @@ impl Procs {
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         let mut child = spawned?;
         let pg = child.id() as i32;
-        self.groups
-            .lock()
-            .expect("no panics while locked")
-            .insert(pg);
-        if self.cancelled() {
-            kill_group(pg, Signal::TERM);
-        }
+        self.track(pg);
         let status = std::thread::scope(|s| {
             let copy = |mut r: Box<dyn Read + Send>| {
                 let mut buf = [0u8; 8192];
@@ -96,10 +90,7 @@ impl Procs {
             kill_group(pg, Signal::KILL);
             status
         });
-        self.groups
-            .lock()
-            .expect("no panics while locked")
-            .remove(&pg);
+        self.untrack(pg);
         status
     }
 }
@@ -117,6 +108,16 @@ impl Procs {
         let (out, writer) = io::pipe()?;
         let mut running = reaper.spawn(cmd, writer.into())?;
         let pg = running.pid();
+        self.track(pg);
+        let status = copy_until_end(&out, &mut running, log, pg);
+        self.untrack(pg);
+        status
+    }
+
+    /// The run's reaper server, started on first use.
+    /// Counts the process group `pg` among the running ones (so `cancel` and `signal_all`
+    /// reach it), and ends it at once when the run was cancelled while it started.
+    fn track(&self, pg: i32) {
         self.groups
             .lock()
             .expect("no panics while locked")
@@ -124,15 +125,16 @@ impl Procs {
         if self.cancelled() {
             kill_group(pg, Signal::TERM);
         }
-        let status = copy_until_end(&out, &mut running, log, pg);
+    }
+
+    /// The process group `pg` has ended: no signal goes to it any more.
+    fn untrack(&self, pg: i32) {
         self.groups
             .lock()
             .expect("no panics while locked")
             .remove(&pg);
-        status
     }
 
-    /// The run's reaper server, started on first use.
     fn reaper(&self) -> io::Result<Arc<Reaper>> {
         let mut r = self.reaper.lock().expect("no panics while locked");
         if let Some(r) = &*r {
