@@ -81,6 +81,9 @@ pub fn open(
     let Some(rev) = since else {
         return Ok((Workspace::open_with(root, cache, strategy, vars)?, None));
     };
+    // Before the threads of the join below first allocate: a thread's heap is made large at
+    // its start only (4,600 `mprotect` calls otherwise, one per 4 KiB grown).
+    crate::workspace::grow_heap_in_large_steps();
     let (ws, at) = rayon::join(
         || Workspace::open_with(root, cache.clone(), strategy, vars),
         || at_revision(root, cache.as_deref(), rev, strategy),

@@ -49,7 +49,7 @@ pub struct Workspace {
 /// by `mprotect`, one call per step: 22,000 calls and 8% of `layer plan` at 10,000 images.
 /// Address space only: pages are still committed as they are touched. A process-wide setting,
 /// and harmless to set more than once.
-fn grow_heap_in_large_steps() {
+pub(crate) fn grow_heap_in_large_steps() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` only sets a tuning parameter of the allocator.
     unsafe {
