@@ -1,6 +1,6 @@
 //! What `--since` keeps in the cache (`since-cache`): role folders' digests by git tree id and
-//! the parsed declarations of the last revision it read, by their blob ids (`crate::since`
-//! makes and reads the bytes). Sealed as the stat cache is: bytes that fail their blake3 are
+//! the parsed declarations and keys of the last revision it read, by their blob ids and what
+//! else the keys were computed from (`crate::since` makes and reads the bytes). Sealed as the stat cache is: bytes that fail their blake3 are
 //! ignored, and then the revision is read from git.
 
 use std::path::PathBuf;

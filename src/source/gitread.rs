@@ -436,18 +436,30 @@ impl Revision {
     /// The blake3 (hex) of the file at `rel`, following links inside the project; `None` when
     /// there is no such file.
     pub fn file_digest(&self, rel: &str) -> Result<Option<String>> {
+        match self.file_blob(rel)? {
+            Some(oid) => Ok(Some(self.blob_digest(&oid)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The blob of the file at `rel`, following links inside the project; `None` when there
+    /// is no such file. Reads trees only.
+    pub fn file_blob(&self, rel: &str) -> Result<Option<gix::ObjectId>> {
         match self.find(rel, true)? {
-            Found::At(Mode::Blob | Mode::Exec, oid) => {
-                let mut buf = Vec::new();
-                self.object(&oid, &mut buf)?;
-                Ok(Some(blake3::hash(&buf).to_hex().to_string()))
-            }
+            Found::At(Mode::Blob | Mode::Exec, oid) => Ok(Some(oid)),
             Found::Outside(to) => Err(self.error(
                 crate::model::PROJECT_FILE,
                 format!("`{rel}` leads outside the project (to `{to}`)"),
             )),
             _ => Ok(None),
         }
+    }
+
+    /// The blake3 (hex) of the blob `id`.
+    pub fn blob_digest(&self, id: &gix::oid) -> Result<String> {
+        let mut buf = Vec::new();
+        self.object(id, &mut buf)?;
+        Ok(blake3::hash(&buf).to_hex().to_string())
     }
 
     /// Lists the folder `dir` of the revision into `snap`: its listing and each entry's kind,

@@ -223,3 +223,48 @@ fn a_damaged_since_cache_is_ignored_and_replaced() {
         assert_ne!(std::fs::read(&kept).unwrap(), bad, "replaced");
     }
 }
+
+/// `plan --since REV --format json` with the `since-cache` the last run left, which must be
+/// the plan without it; returns it.
+fn kept_then_fresh(p: &Project, args: &[&str]) -> serde_json::Value {
+    let kept = p.plan_json(args);
+    let _ = std::fs::remove_file(p.path("cache/since-cache"));
+    let fresh = p.plan_json(args);
+    assert_eq!(
+        kept, fresh,
+        "{args:?}: the kept keys say what keying again says"
+    );
+    fresh
+}
+
+#[test]
+fn kept_revision_keys_go_stale_with_any_input() {
+    let p = repo();
+    // Two revisions with the same declarations and role trees: only the origin's file, which
+    // is no declaration, differs.
+    p.file("origins/base.tar", "another tarball\n");
+    commit_all(&p, "two");
+    let older = kept_then_fresh(&p, &["--since", "HEAD~1"]);
+    assert_eq!(builds(&older).len(), 4, "{older:#}");
+    let head = kept_then_fresh(&p, &["--since", "HEAD~1"]);
+    assert_eq!(head, older, "kept, then used");
+    let head = kept_then_fresh(&p, &["--since", "HEAD"]);
+    assert_eq!(builds(&head).len(), 0, "{head:#}");
+    // The strategy asked for.
+    let shallow = kept_then_fresh(&p, &["--since", "HEAD~1", "--strategy", "shallow"]);
+    assert_ne!(shallow, older);
+    // A declaration: a backend's file is named, then changed in the next commit.
+    p.file(
+        "layer.toml",
+        "[project]\nstrategy = \"deep\"\nbackend = \"sh\"\n\n[origins.bb]\ntar = \"origins/base.tar\"\n\n\
+         [backends.sh]\nkind = \"command\"\ncommand = [\"./scripts/build.sh\"]\n",
+    );
+    p.exec("scripts/build.sh", "#!/bin/sh\necho one\n");
+    commit_all(&p, "three");
+    kept_then_fresh(&p, &["--since", "HEAD~1"]);
+    p.exec("scripts/build.sh", "#!/bin/sh\necho two\n");
+    commit_all(&p, "four");
+    kept_then_fresh(&p, &["--since", "HEAD~1"]);
+    let four = kept_then_fresh(&p, &["--since", "HEAD"]);
+    assert_eq!(builds(&four).len(), 0, "{four:#}");
+}
