@@ -219,7 +219,12 @@ impl Inputs {
     pub fn key(&self) -> String {
         let mut h = blake3::Hasher::new();
         h.update(format!("layer-key-v{KEY_SCHEMA}\0").as_bytes());
-        h.update(&self.canonical());
+        // The canonical encoding streamed into the hash through a buffer: the same bytes as
+        // `canonical`, without a growing vector of them per image.
+        let mut w = std::io::BufWriter::with_capacity(8192, &mut h);
+        serde_json::to_writer(&mut w, self).expect("inputs serialize");
+        std::io::Write::flush(&mut w).expect("hashing does not fail");
+        drop(w);
         h.finalize().to_hex().to_string()
     }
 }
@@ -388,13 +393,28 @@ pub fn compute_with_pins(
         project,
         graph,
         strategy,
-        scanned,
         pinned,
         origin_ids,
         backends: project
             .backends
             .iter()
             .map(|(name, b)| (name.as_str(), backend_inputs(b, scanned)))
+            .collect(),
+        roles: project
+            .roles
+            .iter()
+            .filter_map(|(name, role)| {
+                let tree = scanned.trees.get(name)?.digest.clone();
+                let decl = RoleDeclInputs::of(role);
+                Some((
+                    name.as_str(),
+                    RoleInputs {
+                        name: name.clone(),
+                        tree,
+                        decl,
+                    },
+                ))
+            })
             .collect(),
     };
     let mut keys: Vec<Option<ImageKey>> = vec![None; project.images.len()];
@@ -434,10 +454,11 @@ struct Keyer<'a> {
     project: &'a Project,
     graph: &'a Graph,
     strategy: Strategy,
-    scanned: &'a Scanned,
     pinned: &'a [Option<String>],
     origin_ids: BTreeMap<&'a str, OriginIdentity>,
     backends: BTreeMap<&'a str, BackendInputs>,
+    /// Each role's inputs, normalised once rather than for every image that applies it.
+    roles: BTreeMap<&'a str, RoleInputs>,
 }
 
 impl Keyer<'_> {
@@ -456,11 +477,7 @@ impl Keyer<'_> {
         let roles = graph
             .applied_roles(ImageId::new(i), strategy)
             .iter()
-            .map(|r| RoleInputs {
-                name: r.clone(),
-                tree: self.scanned.trees[r].digest.clone(),
-                decl: RoleDeclInputs::of(&project.roles[r]),
-            })
+            .map(|r| self.roles[r.as_str()].clone())
             .collect();
         let inputs = Inputs {
             schema: KEY_SCHEMA,

@@ -2,6 +2,7 @@
 //! one recorded with it and is not racy, reads and hashes the file otherwise, and gathers what
 //! the next stat cache keeps; [`hash_file`] is blake3 over a file's content.
 
+use std::borrow::Cow;
 use std::fs;
 use std::io::Read;
 use std::path::Path;
@@ -82,7 +83,7 @@ impl<'a> Hasher<'a> {
     /// For a file in a vouched-for folder: the stamp and digest the stat cache recorded.
     pub(super) fn quiet_file(&self, path: &[u8]) -> Option<(Stamp, [u8; 32])> {
         let i = self.old.find_file(path)?;
-        let (_, s, h) = self.old.file(i);
+        let (s, h) = self.old.file_stamp(i);
         if self.racy(&s) {
             return None;
         }
@@ -130,7 +131,7 @@ impl<'a> Hasher<'a> {
     /// is exactly `stamp`.
     pub(super) fn cached(&self, path: &[u8], stamp: &Stamp) -> Option<[u8; 32]> {
         let i = self.old.find_file(path)?;
-        let (_, s, h) = self.old.file(i);
+        let (s, h) = self.old.file_stamp(i);
         if s != *stamp {
             return None;
         }
@@ -206,7 +207,11 @@ impl<'a> Hasher<'a> {
             .filter(|&i| used_dirs[i].load(Ordering::Relaxed))
             .map(|i| old.dir(i));
         Some(StatCache::from_entries(
-            kept_files.chain(files.iter().map(|(p, s, h)| (&p[..], *s, *h))),
+            kept_files.chain(
+                files
+                    .iter()
+                    .map(|(p, s, h)| (Cow::Borrowed(&p[..]), *s, *h)),
+            ),
             kept_dirs.chain(dirs.iter().map(|(p, s, l)| (&p[..], *s, &l[..]))),
         ))
     }

@@ -1,8 +1,10 @@
 //! The stat cache: what the last scan saw, so the next one can skip work. A file's digest is
 //! kept under its [`Stamp`]; a folder's listing under the folder's own. [`StatCache`] is kept
-//! as the bytes of its file format (read and written by `cache`) plus tables of offsets into
-//! them; a listing is a type byte (`DT_*`), a name and a NUL per entry.
+//! as the bytes of its file format (read and written by `cache`), looked up in place; a
+//! listing is a type byte (`DT_*`), a name and a NUL per entry.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -59,39 +61,63 @@ impl Stamp {
 /// blake3), and absolute folder path -> (stamp, listing). Encoded by [`StatCache::encode`];
 /// stored by `cache`.
 ///
-/// Kept as its encoding (the bytes of the file) plus open-addressing tables of entry offsets,
-/// so loading 100,000 entries is one read and one pass over them, with no allocation per entry,
-/// and dropping it is a few frees.
+/// Kept as its encoding, the bytes of the file, and looked up in place: fixed-size records,
+/// names stored once per folder (a file's name is the one in its folder's listing), and the
+/// open-addressing tables of both kinds of record stored with them, each slot a record number
+/// and a tag of its path's hash. Loading 100,000 entries is one read and one pass that checks
+/// every offset; nothing is allocated per entry, nor hashed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatCache {
-    /// `STAT_MAGIC`, the file count, the files, the folder count, the folders. A file: path
-    /// length (u32), path bytes, stamp (dev, ino, size, mtime, ctime as u64, mode as u32),
-    /// blake3 (32 bytes). A folder: path length, path, stamp, listing length (u32), listing
-    /// (per entry a `DT_*` type byte, the name, a NUL). Little endian.
+    /// `STAT_MAGIC`, the header, the folder records, the file records, the file table, the
+    /// folder table, the blob (below). Empty for the empty cache.
     bytes: Vec<u8>,
-    files: Table,
-    dirs: Table,
+    /// Where the parts start in `bytes`, and their sizes, as the header gives them.
+    layout: Layout,
 }
 
-/// Offsets into `StatCache::bytes` of entries, by hash of their path; `EMPTY` marks a free
-/// slot. Empty, or a power of two at least twice the number of entries.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Table {
-    slots: Vec<u32>,
-    len: usize,
+/// The parts of an encoding. Little endian throughout:
+///
+/// - header: file count, folder count, folders with a listing, file slots, folder slots, blob
+///   length (u32 each);
+/// - a folder record (`DIR_REC` bytes): path offset and length in the blob, stamp, listing
+///   offset and length (`NO_LISTING` as the length: a folder known only as the one its files
+///   are in, whose stamp means nothing);
+/// - a file record (`FILE_REC` bytes): its folder's record number, name offset and length in
+///   the blob (most often inside the folder's listing), stamp, blake3. Its path is the
+///   folder's, a `/` and the name;
+/// - a slot (`SLOT` bytes): a record number (`EMPTY` for a free slot) and the high half of the
+///   hash of its path ([`path_hash`]); a table is empty or a power of two at least twice its
+///   records, so a probe ends at a free slot;
+/// - the blob: folder paths, listings (per entry a `DT_*` type byte, the name, a NUL), and the
+///   names of files whose folder has no listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Layout {
+    files: usize,
+    dirs: usize,
+    listed: usize,
+    file_table: usize,
+    dir_table: usize,
+    dirs_at: usize,
+    files_at: usize,
+    file_table_at: usize,
+    dir_table_at: usize,
+    blob_at: usize,
 }
 
-const STAT_MAGIC: &[u8; 12] = b"layer-stat\0\x02";
-/// The first format: files only. Still read, so an upgrade re-lists folders but re-hashes
-/// nothing.
-const STAT_MAGIC_V1: &[u8; 12] = b"layer-stat\0\x01";
+const STAT_MAGIC: &[u8; 12] = b"layer-stat\0\x03";
+/// Bytes of the header after the magic: six u32.
+const HEADER: usize = 6 * 4;
 /// Bytes of a stamp: five u64 and the mode.
 const STAMP_LEN: usize = 5 * 8 + 4;
+const DIR_REC: usize = 8 + STAMP_LEN + 8;
+const FILE_REC: usize = 12 + STAMP_LEN + 32;
+const SLOT: usize = 8;
 const EMPTY: u32 = u32::MAX;
+const NO_LISTING: u32 = u32::MAX;
 
 /// `FxHash` over 8-byte words with a splitmix64 finish: paths are not attacker-chosen (they are
 /// the user's own files), so `SipHash`'s flood resistance buys nothing here and costs a fifth of
-/// a 100,000-file scan.
+/// a 100,000-file scan. Part of the format: the tables stored in the file are by it.
 fn path_hash(b: &[u8]) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
     let mut h: u64 = b.len() as u64;
@@ -119,9 +145,8 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-fn path_at(b: &[u8], at: u32) -> &[u8] {
-    let at = at as usize;
-    &b[at + 4..at + 4 + u32_at(b, at) as usize]
+fn put32(out: &mut Vec<u8>, v: usize) {
+    out.extend_from_slice(&(v as u32).to_le_bytes());
 }
 
 impl Stamp {
@@ -150,69 +175,39 @@ impl Stamp {
     }
 }
 
-impl Table {
-    fn with_capacity(n: usize) -> Table {
-        Table {
-            slots: vec![EMPTY; (n * 2).next_power_of_two().max(16)],
-            len: 0,
-        }
+/// An open-addressing table of `n` records by the hash of their paths.
+fn table(n: usize, hashes: impl Iterator<Item = u64>) -> Vec<(u32, u32)> {
+    if n == 0 {
+        return Vec::new();
     }
-
-    /// Indexes the entry at `at` of `b`; a duplicate path replaces the earlier one.
-    fn insert(&mut self, b: &[u8], at: u32) {
-        let path = path_at(b, at);
-        let mask = self.slots.len() - 1;
-        let mut i = path_hash(path) as usize & mask;
-        loop {
-            match self.slots[i] {
-                EMPTY => {
-                    self.slots[i] = at;
-                    self.len += 1;
-                    return;
-                }
-                o if path_at(b, o) == path => {
-                    self.slots[i] = at;
-                    return;
-                }
-                _ => i = (i + 1) & mask,
-            }
+    let mut slots = vec![(EMPTY, 0); (n * 2).next_power_of_two().max(16)];
+    let mask = slots.len() - 1;
+    for (r, h) in hashes.enumerate() {
+        let mut i = h as usize & mask;
+        while slots[i].0 != EMPTY {
+            i = (i + 1) & mask;
         }
+        slots[i] = (r as u32, (h >> 32) as u32);
     }
-
-    /// The slot of `path` in the table over `b`, if it has one.
-    fn find(&self, b: &[u8], path: &[u8]) -> Option<usize> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        let mask = self.slots.len() - 1;
-        let mut i = path_hash(path) as usize & mask;
-        loop {
-            match self.slots[i] {
-                EMPTY => return None,
-                o if path_at(b, o) == path => return Some(i),
-                _ => i = (i + 1) & mask,
-            }
-        }
-    }
-
-    fn occupied(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.slots.len()).filter(|&i| self.slots[i] != EMPTY)
-    }
+    slots
 }
 
+/// A folder as it is encoded: path, stamp, listing (`None`: known only as its files' folder).
+type Folder<'p> = (&'p [u8], Stamp, Option<&'p [u8]>);
+
 /// A cached file: path, stamp, blake3.
-pub type FileRecord<'p> = (&'p [u8], Stamp, [u8; 32]);
+pub type FileRecord<'p> = (Cow<'p, [u8]>, Stamp, [u8; 32]);
 /// A cached folder: path, stamp, listing.
 pub type DirRecord<'p> = (&'p [u8], Stamp, &'p [u8]);
 
 /// Sorts by path and drops all but the last of each path.
-fn last_per_path<T>(mut v: Vec<(&[u8], T)>) -> Vec<(&[u8], T)> {
+fn last_per_path<P: AsRef<[u8]>, T>(mut v: Vec<(P, T)>) -> Vec<(P, T)> {
     // Stable, so among duplicates the last stays last; keep it.
-    v.sort_by(|a, b| a.0.cmp(b.0));
-    let mut keep: Vec<(&[u8], T)> = Vec::with_capacity(v.len());
+    v.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+    let mut keep: Vec<(P, T)> = Vec::with_capacity(v.len());
     for e in v {
         match keep.last_mut() {
-            Some(last) if last.0 == e.0 => *last = e,
+            Some(last) if last.0.as_ref() == e.0.as_ref() => *last = e,
             _ => keep.push(e),
         }
     }
@@ -220,54 +215,140 @@ fn last_per_path<T>(mut v: Vec<(&[u8], T)>) -> Vec<(&[u8], T)> {
 }
 
 impl StatCache {
-    /// A cache of these files and folders (a later duplicate path wins).
+    /// A cache of these files and folders (a later duplicate path wins; a file path without
+    /// a `/` is left out).
     pub fn from_entries<'p>(
         files: impl IntoIterator<Item = FileRecord<'p>>,
         dirs: impl IntoIterator<Item = DirRecord<'p>>,
     ) -> StatCache {
-        let files = last_per_path(files.into_iter().map(|(p, s, h)| (p, (s, h))).collect());
-        let dirs = last_per_path(dirs.into_iter().map(|(p, s, l)| (p, (s, l))).collect());
-        let size: usize = files
+        let files = last_per_path(
+            files
+                .into_iter()
+                .filter(|(p, _, _)| p.contains(&b'/'))
+                .map(|(p, s, h)| (p, (s, h)))
+                .collect(),
+        );
+        let listed = last_per_path(dirs.into_iter().map(|(p, s, l)| (p, (s, l))).collect());
+        // Folders: those with a listing, then those known only as their files' folder.
+        let mut dirs: Vec<Folder> = listed
             .iter()
-            .map(|(p, _)| 4 + p.len() + STAMP_LEN + 32)
-            .chain(
-                dirs.iter()
-                    .map(|(p, (_, l))| 8 + p.len() + STAMP_LEN + l.len()),
-            )
-            .sum();
-        let mut out = Vec::with_capacity(STAT_MAGIC.len() + 16 + size);
+            .map(|(p, (s, l))| (*p, *s, Some(*l)))
+            .collect();
+        let mut dir_of: HashMap<&[u8], usize> = HashMap::with_capacity(dirs.len());
+        for (i, d) in dirs.iter().enumerate() {
+            dir_of.insert(d.0, i);
+        }
+        let no_stamp = Stamp {
+            dev: 0,
+            ino: 0,
+            size: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            mode: 0,
+        };
+        let file_dirs: Vec<(usize, &[u8])> = files
+            .iter()
+            .map(|(p, _)| {
+                let cut = p
+                    .iter()
+                    .rposition(|&c| c == b'/')
+                    .expect("kept paths have a /");
+                let dir = &p[..cut];
+                let d = *dir_of.entry(dir).or_insert_with(|| {
+                    dirs.push((dir, no_stamp, None));
+                    dirs.len() - 1
+                });
+                (d, &p[cut + 1..])
+            })
+            .collect();
+        // The blob: folder paths and listings; a file's name is found in its folder's listing.
+        let mut blob = Vec::new();
+        let mut dir_recs = Vec::with_capacity(dirs.len() * DIR_REC);
+        let mut names: HashMap<(usize, &[u8]), usize> = HashMap::with_capacity(files.len());
+        for (d, (path, stamp, listing)) in dirs.iter().enumerate() {
+            put32(&mut dir_recs, blob.len());
+            put32(&mut dir_recs, path.len());
+            blob.extend_from_slice(path);
+            stamp.encode(&mut dir_recs);
+            match listing {
+                Some(l) => {
+                    put32(&mut dir_recs, blob.len());
+                    put32(&mut dir_recs, l.len());
+                    let base = blob.len();
+                    blob.extend_from_slice(l);
+                    let mut at = base;
+                    for (_, name) in listing_entries(l) {
+                        names.insert((d, name), at + 1);
+                        at += name.len() + 2;
+                    }
+                }
+                None => {
+                    put32(&mut dir_recs, 0);
+                    put32(&mut dir_recs, NO_LISTING as usize);
+                }
+            }
+        }
+        let mut file_recs = Vec::with_capacity(files.len() * FILE_REC);
+        for ((_, (stamp, hash)), &(d, name)) in files.iter().zip(&file_dirs) {
+            let at = match names.get(&(d, name)) {
+                Some(&at) => at,
+                None => {
+                    blob.extend_from_slice(name);
+                    blob.len() - name.len()
+                }
+            };
+            put32(&mut file_recs, d);
+            put32(&mut file_recs, at);
+            put32(&mut file_recs, name.len());
+            stamp.encode(&mut file_recs);
+            file_recs.extend_from_slice(hash);
+        }
+        let file_table = table(files.len(), files.iter().map(|(p, _)| path_hash(p)));
+        let dir_table = table(listed.len(), listed.iter().map(|(p, _)| path_hash(p)));
+        let size = STAT_MAGIC.len()
+            + HEADER
+            + dir_recs.len()
+            + file_recs.len()
+            + (file_table.len() + dir_table.len()) * SLOT
+            + blob.len();
+        if size >= EMPTY as usize {
+            return StatCache::default();
+        }
+        let mut out = Vec::with_capacity(size);
         out.extend_from_slice(STAT_MAGIC);
-        out.extend_from_slice(&(files.len() as u64).to_le_bytes());
-        for (p, (s, h)) in &files {
-            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            out.extend_from_slice(p);
-            s.encode(&mut out);
-            out.extend_from_slice(h);
+        for n in [
+            files.len(),
+            dirs.len(),
+            listed.len(),
+            file_table.len(),
+            dir_table.len(),
+            blob.len(),
+        ] {
+            put32(&mut out, n);
         }
-        out.extend_from_slice(&(dirs.len() as u64).to_le_bytes());
-        for (p, (s, l)) in &dirs {
-            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            out.extend_from_slice(p);
-            s.encode(&mut out);
-            out.extend_from_slice(&(l.len() as u32).to_le_bytes());
-            out.extend_from_slice(l);
+        out.extend_from_slice(&dir_recs);
+        out.extend_from_slice(&file_recs);
+        for (r, tag) in file_table.iter().chain(&dir_table) {
+            out.extend_from_slice(&r.to_le_bytes());
+            out.extend_from_slice(&tag.to_le_bytes());
         }
+        out.extend_from_slice(&blob);
         Self::try_decode(out).unwrap_or_default()
     }
 
     /// The number of files.
     pub fn len(&self) -> usize {
-        self.files.len
+        self.layout.files
     }
 
     /// Whether it holds neither files nor folders.
     pub fn is_empty(&self) -> bool {
-        self.files.len == 0 && self.dirs.len == 0
+        self.layout.files == 0 && self.layout.listed == 0
     }
 
-    /// The number of folders.
+    /// The number of folders (with a listing).
     pub fn dirs_len(&self) -> usize {
-        self.dirs.len
+        self.layout.listed
     }
 
     /// The encoding, as `cache` stores it.
@@ -278,13 +359,14 @@ impl StatCache {
     /// The encoding, borrowed.
     pub fn as_bytes(&self) -> &[u8] {
         if self.bytes.is_empty() {
-            // The empty cache: the magic and two counts of zero.
-            return b"layer-stat\0\x02\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+            // The empty cache: the magic and a header of zeros.
+            return b"layer-stat\0\x03\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
         }
         &self.bytes
     }
 
-    /// Anything malformed gives an empty cache: the stat cache only ever saves work.
+    /// Anything malformed, or of another format, gives an empty cache: the stat cache only
+    /// ever saves work.
     pub fn decode(bytes: &[u8]) -> StatCache {
         Self::try_decode(bytes.to_vec()).unwrap_or_default()
     }
@@ -294,115 +376,209 @@ impl StatCache {
         Self::try_decode(bytes).unwrap_or_default()
     }
 
+    /// Checks every offset, length, record number and listing, so that lookups index the
+    /// bytes without checks.
     fn try_decode(bytes: Vec<u8>) -> Option<StatCache> {
         let b = &bytes[..];
-        let v1 = match b.get(..STAT_MAGIC.len())? {
-            m if m == STAT_MAGIC => false,
-            m if m == STAT_MAGIC_V1 => true,
-            _ => return None,
-        };
-        if b.len() >= EMPTY as usize {
+        if b.get(..STAT_MAGIC.len())? != STAT_MAGIC || b.len() >= EMPTY as usize {
             return None;
         }
-        let mut at = STAT_MAGIC.len();
-        // A count, checked against the bytes left: every entry takes at least `min` of them.
-        let count = |at: &mut usize, min: usize| -> Option<usize> {
-            let n = u64::from_le_bytes(b.get(*at..*at + 8)?.try_into().ok()?);
-            *at += 8;
-            (n <= ((b.len() - *at) / min) as u64).then_some(n as usize)
+        let h = STAT_MAGIC.len();
+        let n = |i: usize| -> Option<usize> {
+            Some(u32::from_le_bytes(b.get(h + 4 * i..h + 4 * i + 4)?.try_into().ok()?) as usize)
         };
-        let path_end = |at: usize| -> Option<usize> {
-            let len = u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize;
-            let end = at.checked_add(4 + len + STAMP_LEN)?;
-            (end <= b.len()).then_some(end)
+        let (files, dirs, listed, file_slots, dir_slots, blob_len) =
+            (n(0)?, n(1)?, n(2)?, n(3)?, n(4)?, n(5)?);
+        let dirs_at = h + HEADER;
+        let files_at = dirs_at.checked_add(dirs.checked_mul(DIR_REC)?)?;
+        let file_slots_at = files_at.checked_add(files.checked_mul(FILE_REC)?)?;
+        let dir_slots_at = file_slots_at.checked_add(file_slots.checked_mul(SLOT)?)?;
+        let blob_at = dir_slots_at.checked_add(dir_slots.checked_mul(SLOT)?)?;
+        if blob_at.checked_add(blob_len)? != b.len() || listed > dirs {
+            return None;
+        }
+        let table_ok =
+            |len: usize, n: usize| (len == 0 && n == 0) || (len.is_power_of_two() && len >= 2 * n);
+        if !table_ok(file_slots, files) || !table_ok(dir_slots, listed) {
+            return None;
+        }
+        let blob = &b[blob_at..];
+        let in_blob = |off: u32, len: u32| {
+            (off as usize)
+                .checked_add(len as usize)
+                .is_some_and(|end| end <= blob.len())
         };
-        let n = count(&mut at, 4 + STAMP_LEN + 32)?;
-        let mut files = Table::with_capacity(n);
-        for _ in 0..n {
-            let end = path_end(at)?.checked_add(32)?;
-            if end > b.len() {
+        for d in 0..dirs {
+            let at = dirs_at + d * DIR_REC;
+            let (path_off, path_len) = (u32_at(b, at), u32_at(b, at + 4));
+            let (list_off, list_len) = (
+                u32_at(b, at + 8 + STAMP_LEN),
+                u32_at(b, at + 12 + STAMP_LEN),
+            );
+            if !in_blob(path_off, path_len) || (list_len == NO_LISTING) != (d >= listed) {
                 return None;
             }
-            files.insert(b, at as u32);
-            at = end;
-        }
-        let mut dirs = Table::default();
-        if !v1 {
-            let n = count(&mut at, 8 + STAMP_LEN)?;
-            dirs = Table::with_capacity(n);
-            for _ in 0..n {
-                let listing = path_end(at)?;
-                let len = u32::from_le_bytes(b.get(listing..listing + 4)?.try_into().ok()?);
-                let end = (listing + 4).checked_add(len as usize)?;
-                if end > b.len() || !valid_listing(&b[listing + 4..end]) {
+            if list_len != NO_LISTING {
+                let l = list_off as usize;
+                if !in_blob(list_off, list_len) || !valid_listing(&blob[l..l + list_len as usize]) {
                     return None;
                 }
-                dirs.insert(b, at as u32);
-                at = end;
             }
         }
-        if at != b.len() {
+        for f in 0..files {
+            let at = files_at + f * FILE_REC;
+            if u32_at(b, at) as usize >= dirs || !in_blob(u32_at(b, at + 4), u32_at(b, at + 8)) {
+                return None;
+            }
+        }
+        let slots_ok = |from: usize, len: usize, n: usize| {
+            let mut free = 0;
+            for i in 0..len {
+                match u32_at(b, from + i * SLOT) {
+                    EMPTY => free += 1,
+                    r if r as usize >= n => return false,
+                    _ => {}
+                }
+            }
+            len == 0 || free > 0
+        };
+        if !slots_ok(file_slots_at, file_slots, files) || !slots_ok(dir_slots_at, dir_slots, listed)
+        {
             return None;
         }
-        Some(StatCache { bytes, files, dirs })
+        let layout = Layout {
+            files,
+            dirs,
+            listed,
+            file_table: file_slots,
+            dir_table: dir_slots,
+            dirs_at,
+            files_at,
+            file_table_at: file_slots_at,
+            dir_table_at: dir_slots_at,
+            blob_at,
+        };
+        Some(StatCache { bytes, layout })
     }
 
-    /// The slot of the file at `path` (absolute, as bytes) in the file table, if it has one.
+    /// The bytes of the blob at the offset and length stored at `at`.
+    fn blob_at(&self, at: usize) -> &[u8] {
+        let off = self.layout.blob_at + u32_at(&self.bytes, at) as usize;
+        &self.bytes[off..off + u32_at(&self.bytes, at + 4) as usize]
+    }
+
+    /// The path of folder record `d`.
+    fn dir_path(&self, d: usize) -> &[u8] {
+        self.blob_at(self.layout.dirs_at + d * DIR_REC)
+    }
+
+    /// The record number of `path` in the table of `len` slots at `from`, if `is(record)`
+    /// says a record with the path's hash is it.
+    fn find(
+        &self,
+        from: usize,
+        len: usize,
+        path: &[u8],
+        is: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        if len == 0 {
+            return None;
+        }
+        let h = path_hash(path);
+        let tag = (h >> 32) as u32;
+        let mask = len - 1;
+        let mut i = h as usize & mask;
+        loop {
+            let at = from + i * SLOT;
+            match u32_at(&self.bytes, at) {
+                EMPTY => return None,
+                r if u32_at(&self.bytes, at + 4) == tag && is(r as usize) => {
+                    return Some(r as usize)
+                }
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// The record of the file at `path` (absolute, as bytes), if it has one.
     pub(super) fn find_file(&self, path: &[u8]) -> Option<usize> {
-        self.files.find(&self.bytes, path)
+        let l = self.layout;
+        self.find(l.file_table_at, l.file_table, path, |r| {
+            let at = l.files_at + r * FILE_REC;
+            let name = self.blob_at(at + 4);
+            let dir = self.dir_path(u32_at(&self.bytes, at) as usize);
+            path.len() == dir.len() + 1 + name.len()
+                && path.ends_with(name)
+                && path[dir.len()] == b'/'
+                && path.starts_with(dir)
+        })
     }
 
-    /// The slot of the folder at `path` (absolute, as bytes) in the folder table, if it has one.
+    /// The record of the folder at `path` (absolute, as bytes), if it has one.
     pub(super) fn find_dir(&self, path: &[u8]) -> Option<usize> {
-        self.dirs.find(&self.bytes, path)
+        let l = self.layout;
+        self.find(l.dir_table_at, l.dir_table, path, |r| {
+            self.dir_path(r) == path
+        })
     }
 
-    /// The number of slots of the file table: every slot is below it.
+    /// The number of file records: every record number is below it.
     pub(super) fn file_slots(&self) -> usize {
-        self.files.slots.len()
+        self.layout.files
     }
 
-    /// The number of slots of the folder table: every slot is below it.
+    /// The number of folder records: every record number is below it.
     pub(super) fn dir_slots(&self) -> usize {
-        self.dirs.slots.len()
+        self.layout.listed
     }
 
-    /// The slots of the file table that hold a file.
+    /// The record numbers of the files.
     pub(super) fn files(&self) -> impl Iterator<Item = usize> + '_ {
-        self.files.occupied()
+        0..self.layout.files
     }
 
-    /// The slots of the folder table that hold a folder.
+    /// The record numbers of the folders.
     pub(super) fn dirs(&self) -> impl Iterator<Item = usize> + '_ {
-        self.dirs.occupied()
+        0..self.layout.listed
     }
 
-    /// The file in slot `i` of the file table.
-    pub(super) fn file(&self, i: usize) -> FileRecord<'_> {
-        let b = &self.bytes;
-        let path = path_at(b, self.files.slots[i]);
-        let at = self.files.slots[i] as usize + 4 + path.len();
-        let hash = b[at + STAMP_LEN..at + STAMP_LEN + 32]
+    /// The stamp and digest of file record `i`.
+    pub(super) fn file_stamp(&self, i: usize) -> (Stamp, [u8; 32]) {
+        let at = self.layout.files_at + i * FILE_REC + 12;
+        let hash = self.bytes[at + STAMP_LEN..at + STAMP_LEN + 32]
             .try_into()
             .expect("32 bytes");
-        (path, Stamp::decode(b, at), hash)
+        (Stamp::decode(&self.bytes, at), hash)
     }
 
-    /// The folder in slot `i` of the folder table.
+    /// File record `i`, its path put together.
+    pub(super) fn file(&self, i: usize) -> FileRecord<'_> {
+        let at = self.layout.files_at + i * FILE_REC;
+        let dir = self.dir_path(u32_at(&self.bytes, at) as usize);
+        let name = self.blob_at(at + 4);
+        let mut path = Vec::with_capacity(dir.len() + 1 + name.len());
+        path.extend_from_slice(dir);
+        path.push(b'/');
+        path.extend_from_slice(name);
+        let (s, h) = self.file_stamp(i);
+        (Cow::Owned(path), s, h)
+    }
+
+    /// Folder record `i`.
     pub(super) fn dir(&self, i: usize) -> DirRecord<'_> {
-        let b = &self.bytes;
-        let path = path_at(b, self.dirs.slots[i]);
-        let at = self.dirs.slots[i] as usize + 4 + path.len();
-        let len = u32_at(b, at + STAMP_LEN) as usize;
-        let listing = &b[at + STAMP_LEN + 4..at + STAMP_LEN + 4 + len];
-        (path, Stamp::decode(b, at), listing)
+        let at = self.layout.dirs_at + i * DIR_REC;
+        let listing = self.blob_at(at + 8 + STAMP_LEN);
+        (
+            self.dir_path(i),
+            Stamp::decode(&self.bytes, at + 8),
+            listing,
+        )
     }
 
     /// The stamp and digest recorded for the file at `path` (absolute).
     pub fn get(&self, path: &Path) -> Option<(Stamp, [u8; 32])> {
         let i = self.find_file(path.as_os_str().as_encoded_bytes())?;
-        let (_, s, h) = self.file(i);
-        Some((s, h))
+        Some(self.file_stamp(i))
     }
 
     /// The stamp and listing recorded for the folder at `path` (absolute).
@@ -448,53 +624,119 @@ pub(super) fn listing_entries(listing: &[u8]) -> impl Iterator<Item = (u8, &[u8]
 mod tests {
     use super::*;
 
-    #[test]
-    fn stat_cache_round_trips_and_rejects_garbage() {
-        let s = Stamp {
+    fn stamp(ino: u64) -> Stamp {
+        Stamp {
             dev: 1,
-            ino: 2,
+            ino,
             size: 3,
             mtime_ns: 4,
             ctime_ns: -5,
             mode: 0o100644,
-        };
-        let t = Stamp { ino: 9, ..s };
+        }
+    }
+
+    #[test]
+    fn stat_cache_round_trips_and_rejects_garbage() {
+        let (s, t) = (stamp(2), stamp(9));
+        let file = |p: &'static [u8], s: Stamp, h: u8| (Cow::Borrowed(p), s, [h; 32]);
         let c = StatCache::from_entries(
             [
-                (&b"/a/b"[..], s, [7; 32]),
-                (&b"/a/c"[..], s, [8; 32]),
-                (&b"/a/b"[..], t, [9; 32]),
+                file(b"/a/b", s, 7),
+                file(b"/a/c", s, 8),
+                file(b"/a/b", t, 9),
+                // Folders without a listing; the root's own files; no folder at all.
+                file(b"/x/y/z", s, 1),
+                file(b"/r", t, 2),
+                file(b"relative", t, 3),
             ],
             [(&b"/a"[..], t, &b"\x08b\0\x08c\0"[..])],
         );
-        assert_eq!((c.len(), c.dirs_len()), (2, 1));
+        assert_eq!((c.len(), c.dirs_len()), (4, 1));
         assert_eq!(c.get(Path::new("/a/b")), Some((t, [9; 32])));
         assert_eq!(c.get(Path::new("/a/c")), Some((s, [8; 32])));
+        assert_eq!(c.get(Path::new("/x/y/z")), Some((s, [1; 32])));
+        assert_eq!(c.get(Path::new("/r")), Some((t, [2; 32])));
+        assert_eq!(c.get(Path::new("relative")), None);
         assert_eq!(c.get(Path::new("/a")), None);
+        assert_eq!(c.get(Path::new("/a/bc")), None);
+        assert_eq!(c.get(Path::new("/ab")), None);
         assert_eq!(
             c.get_dir(Path::new("/a")),
             Some((t, &b"\x08b\0\x08c\0"[..]))
         );
+        assert_eq!(c.get_dir(Path::new("/x/y")), None);
+        // Names are stored once: those of a listed folder's files are its listing's.
         let bytes = c.encode();
+        let count = |n: &[u8]| bytes.windows(n.len()).filter(|w| w == &n).count();
+        assert_eq!((count(b"b\0"), count(b"z")), (1, 1));
         assert_eq!(StatCache::decode(&bytes), c);
+        let mut files: Vec<_> = c.files().map(|i| c.file(i).0.into_owned()).collect();
+        files.sort();
+        assert_eq!(files, [&b"/a/b"[..], b"/a/c", b"/r", b"/x/y/z"]);
+        let again =
+            StatCache::from_entries(c.files().map(|i| c.file(i)), c.dirs().map(|i| c.dir(i)));
+        assert_eq!(again, c);
         assert!(StatCache::decode(&StatCache::default().encode()).is_empty());
-        // The first format (files only) is still read.
-        let mut v1 = STAT_MAGIC_V1.to_vec();
-        v1.extend_from_slice(
-            &bytes[STAT_MAGIC.len()..bytes.len() - 8 - (4 + 2 + STAMP_LEN + 4 + 6)],
-        );
-        let old = StatCache::decode(&v1);
-        assert_eq!((old.len(), old.dirs_len()), (2, 0));
-        assert_eq!(old.get(Path::new("/a/b")), Some((t, [9; 32])));
+
+        // The formats before this one are no cache: the files are hashed again.
+        let mut v2 = bytes.clone();
+        v2[STAT_MAGIC.len() - 1] = 2;
+        assert!(StatCache::decode(&v2).is_empty());
         // A listing must be well formed.
+        let at = count(b"\x08b\0\x08c\0");
+        assert_eq!(at, 1);
+        let pos = bytes
+            .windows(6)
+            .position(|w| w == b"\x08b\0\x08c\0")
+            .unwrap();
         let mut bad = bytes.clone();
-        let n = bad.len();
-        bad[n - 1] = b'x';
+        bad[pos + 5] = b'x';
         assert!(StatCache::decode(&bad).is_empty());
-        assert_eq!(
-            StatCache::decode(&bytes[..bytes.len() - 1]),
-            StatCache::default()
-        );
+        // Truncated, extended, or any byte changed: never a panic, nor an endless probe.
+        for n in 0..bytes.len() {
+            assert!(StatCache::decode(&bytes[..n]).is_empty());
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(StatCache::decode(&longer).is_empty());
+        for i in 0..bytes.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut b = bytes.clone();
+                b[i] ^= flip;
+                let d = StatCache::decode(&b);
+                for p in ["/a/b", "/a/c", "/x/y/z", "/r", "/a"] {
+                    let _ = (d.get(Path::new(p)), d.get_dir(Path::new(p)));
+                }
+                for i in d.files() {
+                    let _ = d.file(i);
+                }
+                for i in d.dirs() {
+                    let _ = d.dir(i);
+                }
+            }
+        }
         assert_eq!(StatCache::decode(b"garbage"), StatCache::default());
+    }
+
+    #[test]
+    fn lookups_of_many_entries_find_each_and_nothing_else() {
+        let paths: Vec<Vec<u8>> = (0..2000)
+            .map(|i| format!("/p/roles/r{}/files/f{i}.conf", i % 37).into_bytes())
+            .collect();
+        let c = StatCache::from_entries(
+            paths
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (Cow::Borrowed(&p[..]), stamp(i as u64), [i as u8; 32])),
+            [],
+        );
+        assert_eq!(c.len(), 2000);
+        for (i, p) in paths.iter().enumerate() {
+            let found = c.find_file(p).map(|r| c.file_stamp(r));
+            assert_eq!(found, Some((stamp(i as u64), [i as u8; 32])));
+            let mut other = p.clone();
+            other.push(b'x');
+            assert_eq!(c.find_file(&other), None);
+        }
     }
 }

@@ -728,3 +728,30 @@ fn plan_json_is_the_same_byte_for_byte_when_nothing_changed() {
     assert_eq!(runs[0], runs[1]);
     assert_eq!(runs[1], runs[2]);
 }
+
+#[test]
+fn a_stat_cache_of_an_older_format_is_ignored_and_rewritten() {
+    let p = built_estate();
+    // Past the racy window, so the stat cache holds every file.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let first = p.layer(&["plan", "--format", "json"]).expect(0).stdout;
+    let sealed = std::fs::read(p.path("cache/stat-cache")).unwrap();
+    assert!(sealed.starts_with(b"layer-stat\0\x03"));
+    // The same bytes under the previous format's magic, sealed again: read as that format
+    // they would be nonsense, so they must not be read at all.
+    let mut old = sealed[..sealed.len() - 32].to_vec();
+    old[11] = 2;
+    let seal = *blake3::hash(&old).as_bytes();
+    old.extend_from_slice(&seal);
+    std::fs::write(p.path("cache/stat-cache"), &old).unwrap();
+    assert_eq!(
+        p.layer(&["plan", "--format", "json"]).expect(0).stdout,
+        first
+    );
+    let after = std::fs::read(p.path("cache/stat-cache")).unwrap();
+    assert!(
+        after.starts_with(b"layer-stat\0\x03"),
+        "rewritten in the new format"
+    );
+    assert_ne!(after, old);
+}
