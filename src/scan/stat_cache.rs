@@ -112,6 +112,16 @@ const STAMP_LEN: usize = 5 * 8 + 4;
 const DIR_REC: usize = 8 + STAMP_LEN + 8;
 const FILE_REC: usize = 12 + STAMP_LEN + 32;
 const SLOT: usize = 8;
+/// The empty cache: the magic and a header of zeros.
+const EMPTY_CACHE: [u8; 12 + HEADER] = {
+    let mut b = [0; 12 + HEADER];
+    let mut i = 0;
+    while i < STAT_MAGIC.len() {
+        b[i] = STAT_MAGIC[i];
+        i += 1;
+    }
+    b
+};
 const EMPTY: u32 = u32::MAX;
 const NO_LISTING: u32 = u32::MAX;
 
@@ -359,8 +369,7 @@ impl StatCache {
     /// The encoding, borrowed.
     pub fn as_bytes(&self) -> &[u8] {
         if self.bytes.is_empty() {
-            // The empty cache: the magic and a header of zeros.
-            return b"layer-stat\0\x03\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+            return &EMPTY_CACHE;
         }
         &self.bytes
     }
