@@ -616,8 +616,8 @@ fn keys_at(
         Some(keys) => (keys.then(&snap), None, Some(keys.clone())),
         None => {
             let (project, model) = load_at(root, revision, &mut snap, &kept.model)?;
-            let (then, keys) = compute_at(project, cache, revision, &snap, &trees, strategy)?;
-            (then, model, keys.map(|k| KeptKeys { from, ..k }))
+            let (then, keys) = compute_at(project, cache, revision, &snap, &trees, strategy, from)?;
+            (then, model, keys)
         }
     };
     if let (Some(id), true) = (&identity, new_trees || model.is_some() || keys != kept.keys) {
@@ -640,8 +640,7 @@ fn keys_at(
 }
 
 /// Keys `project`, the revision's, whose role folders `snap` names with their `trees`; and
-/// the keys to keep (their `from` left to the caller), unless pins make them depend on the
-/// cache.
+/// the keys to keep under `from` ([`keys_from`]), unless pins make them depend on the cache.
 fn compute_at(
     mut project: Project,
     cache: &Cache,
@@ -649,6 +648,7 @@ fn compute_at(
     snap: &Snapshot,
     trees: &RoleTrees,
     strategy: Option<Strategy>,
+    from: [u8; 32],
 ) -> Result<(Then, Option<KeptKeys>)> {
     let mut scanned = Scanned::default();
     let mut dirs = BTreeMap::new();
@@ -725,7 +725,7 @@ fn compute_at(
     };
     let keys = key::compute_with_pins(&project, &graph, strategy, &scanned, &pinned)?;
     let kept = pinned.iter().all(Option::is_none).then(|| KeptKeys {
-        from: [0; 32],
+        from,
         facts,
         dirs: dirs
             .iter()
