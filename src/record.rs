@@ -32,7 +32,7 @@ pub struct Record {
     /// Deep builds: the parent record this one was built on.
     pub parent: Option<ParentRef>,
     pub tags: BTreeMap<String, String>,
-    pub inputs: Inputs,
+    pub inputs: std::sync::Arc<Inputs>,
     /// What the build's package database says is installed (`rootfs` builds whose image has
     /// one); read after the build, so part of the record but not of the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -192,7 +192,8 @@ pub(crate) mod tests {
                 command: vec![command.into()],
                 template: None,
                 files: BTreeMap::new(),
-            },
+            }
+            .into(),
             base: BaseInputs::Parent {
                 key: "0".repeat(64),
             },
@@ -216,7 +217,7 @@ pub(crate) mod tests {
             },
             parent: None,
             tags: BTreeMap::new(),
-            inputs,
+            inputs: inputs.into(),
             packages: None,
         }
     }

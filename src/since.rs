@@ -24,6 +24,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::cache::Cache;
 use crate::decl;
@@ -76,7 +77,7 @@ struct Then {
 /// An image's inputs at the revision: computed, or kept in their canonical encoding and
 /// decoded only for an image whose key differs from the work tree's.
 enum Old {
-    Known(Box<Inputs>),
+    Known(Arc<Inputs>),
     Encoded(Vec<u8>),
 }
 
@@ -102,7 +103,7 @@ impl Then {
         for &j in js {
             if let Old::Encoded(bytes) = &self.inputs[j] {
                 match serde_json::from_slice::<Inputs>(bytes) {
-                    Ok(inputs) => self.inputs[j] = Old::Known(Box::new(inputs)),
+                    Ok(inputs) => self.inputs[j] = Old::Known(Arc::new(inputs)),
                     Err(_) => return false,
                 }
             }
@@ -741,7 +742,7 @@ fn compute_at(
     let names = project.images.iter().map(|i| i.name.clone()).collect();
     let (keys, inputs) = keys
         .into_iter()
-        .map(|k| (k.key, Old::Known(Box::new(k.inputs))))
+        .map(|k| (k.key, Old::Known(k.inputs)))
         .unzip();
     let mut then = Then::new(names, keys, inputs);
     then.dirs = dirs;

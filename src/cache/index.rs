@@ -22,6 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::CString;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
@@ -86,7 +87,7 @@ impl Head {
         }
     }
 
-    fn into_record(self, name: &str, key: &str, inputs: Inputs) -> Record {
+    fn into_record(self, name: &str, key: &str, inputs: Arc<Inputs>) -> Record {
         Record {
             format: self.format,
             name: name.to_string(),

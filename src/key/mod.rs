@@ -66,6 +66,7 @@
 //! the parent's current record. Those checks live in `plan`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -89,12 +90,13 @@ pub struct Inputs {
     pub schema: u32,
     pub image: String,
     pub strategy: Strategy,
-    pub backend: BackendInputs,
+    /// Shared by every image of the backend (serialized as the value itself).
+    pub backend: Arc<BackendInputs>,
     pub base: BaseInputs,
     /// Deep: this image's declaration. Shallow: the chain's, root first.
     pub chain: Vec<DeclInputs>,
-    /// The roles this build applies, in order.
-    pub roles: Vec<RoleInputs>,
+    /// The roles this build applies, in order; each shared by every image that applies it.
+    pub roles: Vec<Arc<RoleInputs>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,7 +235,9 @@ impl Inputs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageKey {
     pub key: String,
-    pub inputs: Inputs,
+    /// Shared with the records found for the key (the inputs of a found record are its key's
+    /// own): a no-op plan at 10,000 images spent 6% of its time copying them.
+    pub inputs: Arc<Inputs>,
 }
 
 /// The identity of origin `name` (SPEC §2), from declarations, the lock and scanned files.
@@ -341,7 +345,7 @@ pub fn reheat(
     from_key: &str,
     from_version: &str,
 ) -> ImageKey {
-    let mut inputs = fresh.inputs.clone();
+    let mut inputs = Inputs::clone(&fresh.inputs);
     inputs.base = BaseInputs::Reheat {
         key: from_key.to_string(),
         version: from_version.to_string(),
@@ -353,7 +357,7 @@ pub fn reheat(
         .collect();
     ImageKey {
         key: inputs.key(),
-        inputs,
+        inputs: Arc::new(inputs),
     }
 }
 
@@ -398,7 +402,7 @@ pub fn compute_with_pins(
         backends: project
             .backends
             .iter()
-            .map(|(name, b)| (name.as_str(), backend_inputs(b, scanned)))
+            .map(|(name, b)| (name.as_str(), Arc::new(backend_inputs(b, scanned))))
             .collect(),
         roles: project
             .roles
@@ -408,11 +412,11 @@ pub fn compute_with_pins(
                 let decl = RoleDeclInputs::of(role);
                 Some((
                     name.as_str(),
-                    RoleInputs {
+                    Arc::new(RoleInputs {
                         name: name.clone(),
                         tree,
                         decl,
-                    },
+                    }),
                 ))
             })
             .collect(),
@@ -456,9 +460,9 @@ struct Keyer<'a> {
     strategy: Strategy,
     pinned: &'a [Option<String>],
     origin_ids: BTreeMap<&'a str, OriginIdentity>,
-    backends: BTreeMap<&'a str, BackendInputs>,
+    backends: BTreeMap<&'a str, Arc<BackendInputs>>,
     /// Each role's inputs, normalised once rather than for every image that applies it.
-    roles: BTreeMap<&'a str, RoleInputs>,
+    roles: BTreeMap<&'a str, Arc<RoleInputs>>,
 }
 
 impl Keyer<'_> {
@@ -490,7 +494,7 @@ impl Keyer<'_> {
         };
         ImageKey {
             key: inputs.key(),
-            inputs,
+            inputs: Arc::new(inputs),
         }
     }
 
@@ -605,8 +609,8 @@ pub fn diff(
     }
     if old.backend != new.backend {
         out.push(Change::Backend {
-            old: old.backend.clone(),
-            new: new.backend.clone(),
+            old: BackendInputs::clone(&old.backend),
+            new: BackendInputs::clone(&new.backend),
         });
     }
     // Across strategies a base and a chain change shape (deep: the parent's key and the image

@@ -13,7 +13,8 @@ fn inputs() -> Inputs {
             command: vec![],
             template: None,
             files: BTreeMap::new(),
-        },
+        }
+        .into(),
         base: BaseInputs::Parent {
             key: "00".repeat(32),
         },
@@ -30,7 +31,8 @@ fn inputs() -> Inputs {
             name: "java".into(),
             tree: "t1".into(),
             decl: RoleDeclInputs::default(),
-        }],
+        }
+        .into()],
     }
 }
 
@@ -64,7 +66,7 @@ fn role(packages: &[&str], sources: &[&str]) -> Role {
 fn a_roles_packages_and_sources_are_sets_and_its_other_fields_count() {
     let keyed = |r: &Role| {
         let mut i = inputs();
-        i.roles[0].decl = RoleDeclInputs::of(r);
+        Arc::make_mut(&mut i.roles[0]).decl = RoleDeclInputs::of(r);
         i.key()
     };
     let a = keyed(&role(&["curl", "less"], &["deb x y z", "deb a b c"]));
@@ -88,8 +90,9 @@ fn a_roles_packages_and_sources_are_sets_and_its_other_fields_count() {
 fn diff_names_the_fields_of_a_roles_declaration() {
     let old = inputs();
     let mut new = inputs();
-    new.roles[0].decl = RoleDeclInputs::of(&role(&["curl"], &[]));
-    new.roles[0].decl.vars.insert("PORT".into(), "80".into());
+    let role0 = Arc::make_mut(&mut new.roles[0]);
+    role0.decl = RoleDeclInputs::of(&role(&["curl"], &[]));
+    role0.decl.vars.insert("PORT".into(), "80".into());
     let none = |_: &str| None;
     let changes = diff(&old, &new, &none, &none);
     assert_eq!(
@@ -123,7 +126,7 @@ fn diff_names_fields_roles_and_parents() {
     let mut new = inputs();
     new.chain[0].packages = vec!["curl".into()];
     new.chain[0].vars.insert("PORT".into(), "8080".into());
-    new.roles[0].tree = "t2".into();
+    Arc::make_mut(&mut new.roles[0]).tree = "t2".into();
     new.base = BaseInputs::Parent {
         key: "11".repeat(32),
     };

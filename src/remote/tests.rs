@@ -395,7 +395,7 @@ fn tampered_records_and_records_of_other_keys_are_refused() {
 
     // Signed by a trusted key, but its inputs do not hash to its key.
     let mut bad = r.clone();
-    bad.inputs.image = "other".into();
+    std::sync::Arc::make_mut(&mut bad.inputs).image = "other".into();
     put(&w.mem, &path, envelope::seal(&bad, &[], &w.signer));
     assert_eq!(
         refused(w.remote.lookup(&r.name, &r.key).unwrap()),

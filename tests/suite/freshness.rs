@@ -484,7 +484,7 @@ fn a_record_whose_inputs_do_not_hash_to_its_key_is_stale() {
     );
     // Sealed again as it is (a record written wrong): its inputs still do not hash to its key.
     let mut r: layer::record::Record = serde_json::from_str(&text).unwrap();
-    r.inputs.image = "tampered".into();
+    std::sync::Arc::make_mut(&mut r.inputs).image = "tampered".into();
     std::fs::write(&record, layer::record::seal_record(&r)).unwrap();
     assert_eq!(
         missing_artifact(&p, "app"),

@@ -228,7 +228,8 @@ pub(crate) fn record(cache: &Cache, name: &str, fill: impl FnOnce(&Path)) -> Rec
             command: vec!["build".into()],
             template: None,
             files: BTreeMap::new(),
-        },
+        }
+        .into(),
         base: BaseInputs::Parent {
             key: "0".repeat(64),
         },
@@ -258,7 +259,7 @@ pub(crate) fn record(cache: &Cache, name: &str, fill: impl FnOnce(&Path)) -> Rec
         },
         parent: None,
         tags: BTreeMap::new(),
-        inputs,
+        inputs: inputs.into(),
         packages: None,
     }
 }
