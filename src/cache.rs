@@ -48,6 +48,7 @@ use crate::version::{build_number, version_fields};
 
 mod sealed;
 mod index;
+pub use index::RecordIndex;
 pub mod gc;
 pub mod release;
 pub mod logs;

@@ -117,6 +117,22 @@ fn entry_line(name: &str, key: &str, s: &Stamp, record: &Record) -> Vec<u8> {
     line
 }
 
+/// The record index as read: its entries by (name, key), borrowed from the file's bytes
+/// ([`Cache::load_record_index`]). Loading and parsing are separate from looking up, so that a
+/// workspace reads and parses the index while the role trees are scanned and keyed.
+pub struct RecordIndex<'a> {
+    entries: HashMap<(&'a str, &'a str), Entry<'a>>,
+}
+
+impl<'a> RecordIndex<'a> {
+    /// The entries of `bytes` (as [`Cache::load_record_index`] gave them).
+    pub fn parse(bytes: &'a [u8]) -> RecordIndex<'a> {
+        RecordIndex {
+            entries: parse(bytes),
+        }
+    }
+}
+
 /// An entry as read: its stamp and the bytes of its head.
 struct Entry<'a> {
     stamp: Stamp,
@@ -172,13 +188,18 @@ impl Cache {
         self.dir.join("record-index")
     }
 
-    /// The record of each `(name, key)`, as [`Cache::lookup`] finds it, through the record
-    /// index (see this module): one `lstat` per record file, relative to the open `records/`
+    /// The bytes of the record index, checksum checked (empty when there is none or it fails
+    /// its checksum), for [`RecordIndex::parse`].
+    pub fn load_record_index(&self) -> Vec<u8> {
+        self.load_sealed(&self.index_path()).unwrap_or_default()
+    }
+
+    /// The record of each `(name, key)`, as [`Cache::lookup`] finds it, through `index` (the
+    /// record index as loaded and parsed, see this module): one `lstat` per record file, relative to the open `records/`
     /// folder, and a read only of those the index does not vouch for. Saves the index when its
     /// entries changed; like the stat cache, a cache folder that cannot be written is no error.
-    pub fn lookup_keys(&self, wanted: &[(&str, &ImageKey)]) -> Vec<Lookup> {
-        let bytes = self.load_sealed(&self.index_path()).unwrap_or_default();
-        let old = parse(&bytes);
+    pub fn lookup_keys(&self, index: &RecordIndex, wanted: &[(&str, &ImageKey)]) -> Vec<Lookup> {
+        let old = &index.entries;
         let records = rustix::fs::open(
             self.dir.join("records"),
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
