@@ -31,7 +31,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::Cache;
 use crate::error::{Error, ErrorKind, Result};
@@ -50,11 +50,22 @@ pub struct StageRole<'a> {
 }
 
 /// What a cache remembers about staging for as long as it lives: role IDs by folder and
-/// digest (found once per run), and one lock for making stagings.
+/// digest (found once per run), and a lock per staging being made, so that builds staging
+/// different bundles do not wait for each other (a run of quick builds at `-j 8` made its
+/// bundles one at a time) while two that need the same one make it once.
 #[derive(Debug, Default)]
 pub struct Staging {
     ids: Mutex<HashMap<(PathBuf, String), String>>,
-    making: Mutex<()>,
+    making: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
+}
+
+impl Staging {
+    /// The lock of the staging at `top` (held while it is verified or made). A thread that
+    /// holds a bundle's lock may take its roles'; none takes a bundle's while holding a role's.
+    fn lock_of(&self, top: &Path) -> Arc<Mutex<()>> {
+        let mut making = self.making.lock().expect("no panics while staging");
+        making.entry(top.to_path_buf()).or_default().clone()
+    }
 }
 
 /// Numbers temporary folders within this process.
@@ -80,7 +91,8 @@ impl Cache {
         if verify(&top) {
             return Ok(top.join("bundle"));
         }
-        let _making = self.staging.making.lock().expect("no panics while staging");
+        let lock = self.staging.lock_of(&top);
+        let _making = lock.lock().expect("no panics while staging");
         if verify(&top) {
             return Ok(top.join("bundle"));
         }
@@ -136,9 +148,11 @@ impl Cache {
     }
 
     /// The staged tree of role `r` (ID `id`): verified, or copied anew from the role's folder
-    /// and checked against the digest the plan keyed. Called with `making` held.
+    /// and checked against the digest the plan keyed. Called with its bundle's lock held.
     fn stage_role(&self, r: &StageRole, id: &str) -> Result<PathBuf> {
         let top = self.staged_dir().join("roles").join(id);
+        let lock = self.staging.lock_of(&top);
+        let _making = lock.lock().expect("no panics while staging");
         if verify(&top) {
             return Ok(top.join("tree"));
         }
