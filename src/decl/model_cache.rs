@@ -11,17 +11,20 @@
 //! The bytes (stored by `cache` as `model-cache`, behind a blake3 of them): [`MAGIC`], the
 //! identity of the layer that wrote them (version, what the caller adds, and the stamp of the
 //! running binary, so a rebuilt layer never trusts another's model), the project root, the
-//! paths with their stamps, and the project as JSON. Anything that does not match, down to
-//! one byte, means a full load: the cache only ever saves work.
+//! paths with their stamps, and the project as JSON ([`encode_project`]: its images in chunks
+//! of their own, decoded in parallel). Anything that does not match, down to one byte, means a
+//! full load: the cache only ever saves work.
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use rayon::prelude::*;
 
 use crate::model::Project;
 use crate::scan::{stamp_paths, PathStamp, Stamp, RACY_WINDOW};
 
 /// The start of every model cache, with the format's version.
-pub const MAGIC: &[u8; 13] = b"layer-model\0\x01";
+pub const MAGIC: &[u8; 13] = b"layer-model\0\x02";
 
 /// A project loaded through the model cache.
 pub struct Loaded {
@@ -54,6 +57,57 @@ fn take(b: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((b.get(8..end)?, &b[end..]))
 }
 
+/// Images per chunk of an encoded project.
+const CHUNK: usize = 512;
+
+/// `project` as JSON, in parts that decode in parallel: the number of chunks, the project
+/// without its images, then its images, [`CHUNK`] to a JSON array. At 10,000 images, one JSON
+/// document took 40 ms to decode on one core while the other had nothing left to do.
+fn encode_project(project: &Project) -> Option<Vec<u8>> {
+    let shell = Project {
+        images: Vec::new(),
+        ..project.clone()
+    };
+    let chunks: Vec<&[crate::model::Image]> = project.images.chunks(CHUNK).collect();
+    let mut out = (chunks.len() as u64).to_le_bytes().to_vec();
+    put(&mut out, &serde_json::to_vec(&shell).ok()?);
+    for chunk in chunks {
+        put(&mut out, &serde_json::to_vec(chunk).ok()?);
+    }
+    Some(out)
+}
+
+/// The project [`encode_project`] encoded, its parts decoded in parallel.
+fn decode_project(b: &[u8]) -> Option<Project> {
+    let count = u64::from_le_bytes(b.get(..8)?.try_into().ok()?);
+    let mut b = &b[8..];
+    // Every part takes at least 8 bytes: no count makes a huge allocation.
+    let count = usize::try_from(count).ok().filter(|&n| n <= b.len() / 8)?;
+    let (shell, rest) = take(b)?;
+    b = rest;
+    let mut chunks = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (chunk, rest) = take(b)?;
+        chunks.push(chunk);
+        b = rest;
+    }
+    if !b.is_empty() {
+        return None;
+    }
+    let (shell, images) = rayon::join(
+        || serde_json::from_slice::<Project>(shell).ok(),
+        || {
+            chunks
+                .par_iter()
+                .map(|c| serde_json::from_slice::<Vec<crate::model::Image>>(c).ok())
+                .collect::<Option<Vec<_>>>()
+        },
+    );
+    let mut project = shell?;
+    project.images = images?.into_iter().flatten().collect();
+    Some(project)
+}
+
 /// The model cache of `project`, loaded from `paths` under `root` by a load that started at
 /// `started`; `None` when a path is racy or cannot be looked at.
 pub(super) fn seal(
@@ -69,7 +123,7 @@ pub(super) fn seal(
     if stamps.iter().any(|s| s.racy(racy_after)) {
         return None;
     }
-    let json = serde_json::to_vec(project).ok()?;
+    let json = encode_project(project)?;
     let mut out = MAGIC.to_vec();
     put(&mut out, identity);
     put(&mut out, root.as_os_str().as_encoded_bytes());
@@ -109,24 +163,21 @@ pub(super) fn reuse(bytes: &[u8], root: &Path, identity: &[u8]) -> Option<Projec
         return None;
     }
     // The stamps are checked while the model is decoded; either failing means a full load.
-    let (now, project) = rayon::join(
-        || stamp_paths(root, &paths),
-        || serde_json::from_slice::<Project>(json),
-    );
+    let (now, project) = rayon::join(|| stamp_paths(root, &paths), || decode_project(json));
     if now.ok()? != stamps {
         return None;
     }
-    project.ok().filter(|p| p.root == root)
+    project.filter(|p| p.root == root)
 }
 
 /// The start of a model cache of a load from content named by a digest ([`seal_named`]).
-const MAGIC_NAMED: &[u8; 13] = b"layer-model\0\x81";
+const MAGIC_NAMED: &[u8; 13] = b"layer-model\0\x82";
 
 /// The model cache of `project`, loaded from files named by `names`: a digest of every name,
 /// kind and content id a load could ask about (`--since` loads a git revision, whose files are
 /// named by their blob ids). Content ids never go stale, so there is no stamp to check.
 pub(super) fn seal_named(project: &Project, names: &[u8; 32], identity: &[u8]) -> Option<Vec<u8>> {
-    let json = serde_json::to_vec(project).ok()?;
+    let json = encode_project(project)?;
     let mut out = MAGIC_NAMED.to_vec();
     put(&mut out, identity);
     put(&mut out, project.root.as_os_str().as_encoded_bytes());
@@ -154,9 +205,7 @@ pub(super) fn reuse_named(
     if !rest.is_empty() {
         return None;
     }
-    serde_json::from_slice::<Project>(json)
-        .ok()
-        .filter(|p| p.root == root)
+    decode_project(json).filter(|p| p.root == root)
 }
 
 #[cfg(test)]
@@ -307,5 +356,45 @@ mod tests {
         let paths = recorded.paths();
         assert!(paths.contains(&"layer.toml".to_string()), "{paths:?}");
         assert!(seal(&project, &root, &paths, &id, SystemTime::now()).is_none());
+    }
+
+    #[test]
+    fn a_project_of_many_images_decodes_from_its_chunks_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        fs::create_dir_all(root.join("images")).unwrap();
+        fs::write(root.join("layer.toml"), "[origins.o]\nid = \"ami-1\"\n").unwrap();
+        // Three chunks, the last one short; each image built on the one before it, so the
+        // topological order is not the order of names.
+        let n = 2 * CHUNK + 7;
+        for i in 0..n {
+            let base = match i {
+                0 => "origin = \"o\"".to_string(),
+                _ => format!("from = \"i{:05}\"", n - i),
+            };
+            fs::write(root.join(format!("images/i{:05}.toml", n - 1 - i)), base).unwrap();
+        }
+        let project = super::super::load_from(&root, &WorkTree::new(&root)).unwrap();
+        assert_eq!(project.images.len(), n);
+        let bytes = encode_project(&project).unwrap();
+        assert_eq!(u64::from_le_bytes(bytes[..8].try_into().unwrap()), 3);
+        assert_eq!(decode_project(&bytes), Some(project.clone()));
+        // No images at all: no chunk.
+        let empty = Project {
+            images: Vec::new(),
+            ..project
+        };
+        let bytes_empty = encode_project(&empty).unwrap();
+        assert_eq!(decode_project(&bytes_empty), Some(empty));
+        // Cut short, with bytes after the last chunk, with a chunk count that lies: nothing.
+        assert!(decode_project(&bytes[..bytes.len() - 1]).is_none());
+        let mut longer = bytes.clone();
+        longer.push(b' ');
+        assert!(decode_project(&longer).is_none());
+        let mut lying = bytes.clone();
+        lying[..8].copy_from_slice(&2u64.to_le_bytes());
+        assert!(decode_project(&lying).is_none());
+        lying[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode_project(&lying).is_none());
     }
 }
