@@ -3,7 +3,7 @@
 //! and how far into its events, a stat cache was taken). Pure: the watcher and the plan's side
 //! of it live in `crate::watch`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 /// Folders a watcher has watched, without a gap, since the stat cache's snapshot, and the
 /// paths it saw change since then. A folder is *vouched for* when it is in a watched tree and
@@ -12,7 +12,9 @@ use std::collections::BTreeSet;
 /// from there without a system call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Quiet {
-    roots: Vec<Vec<u8>>,
+    /// A set, looked up by each ancestor of a folder: a list scanned for every folder took 29%
+    /// of a watched no-op plan at 10,000 images (2,000 role folders, 14,000 folders in them).
+    roots: HashSet<Vec<u8>>,
     dirty: BTreeSet<Vec<u8>>,
 }
 
@@ -43,21 +45,21 @@ impl Quiet {
     /// Whether nothing at, above (up to the filesystem root) or below the folder `path`
     /// (absolute) changed, and it is inside a watched tree.
     pub fn vouches(&self, path: &[u8]) -> bool {
-        let under =
-            |p: &[u8], r: &[u8]| p == r || (p.starts_with(r) && p.get(r.len()) == Some(&b'/'));
-        if !self.roots.iter().any(|r| under(path, r)) {
-            return false;
-        }
-        // The folder itself and its ancestors.
+        // The folder itself and its ancestors: none changed, and one is a watched root.
+        let mut watched = false;
         let mut p = path;
         loop {
             if self.dirty.contains(p) {
                 return false;
             }
+            watched = watched || self.roots.contains(p);
             match p.iter().rposition(|&c| c == b'/') {
                 Some(0) | None => break,
                 Some(i) => p = &p[..i],
             }
+        }
+        if !watched {
+            return false;
         }
         // Anything below it: the paths from `path/` up to `path0` (`0` follows `/`).
         let mut lo = path.to_vec();
