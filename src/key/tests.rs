@@ -51,6 +51,44 @@ fn key_is_stable_and_sensitive() {
     assert_ne!(a.key(), c.key());
 }
 
+#[test]
+fn a_key_from_encodings_made_before_is_the_inputs_key() {
+    let with_parts = |i: &Inputs| {
+        let backend = serde_json::to_vec(&*i.backend).unwrap();
+        let roles: Vec<Vec<u8>> = i
+            .roles
+            .iter()
+            .map(|r| serde_json::to_vec(&**r).unwrap())
+            .collect();
+        let roles: Vec<&[u8]> = roles.iter().map(Vec::as_slice).collect();
+        i.key_with(&backend, &roles)
+    };
+    let mut i = inputs();
+    assert_eq!(with_parts(&i), i.key());
+    // No roles; several, with vars that need escaping; a shallow chain on an origin; a backend
+    // with files.
+    i.roles.clear();
+    assert_eq!(with_parts(&i), i.key());
+    let mut other = RoleInputs::clone(&inputs().roles[0]);
+    other.name = "web \"quoted\" é".into();
+    other.decl = RoleDeclInputs::of(&role(&["curl"], &["deb a b c"]));
+    other
+        .decl
+        .vars
+        .insert("MSG".into(), "a\nb\t\\ \u{1}".into());
+    i.roles = vec![inputs().roles[0].clone(), Arc::new(other)];
+    i.strategy = Strategy::Shallow;
+    i.base = BaseInputs::Origin {
+        identity: OriginIdentity::Id { id: "ami-1".into() },
+    };
+    i.chain.push(i.chain[0].clone());
+    Arc::make_mut(&mut i.backend)
+        .files
+        .insert("build.sh".into(), "ab".repeat(32));
+    assert_eq!(with_parts(&i), i.key());
+    assert_ne!(with_parts(&i), inputs().key());
+}
+
 fn role(packages: &[&str], sources: &[&str]) -> Role {
     Role {
         name: "java".into(),
