@@ -46,7 +46,7 @@ fn is_role_test(path: &str) -> bool {
 
 /// Whether `path` (relative to the role folder) is left out of the role's tree: its tests
 /// and its `role.toml`.
-fn left_out(path: &str) -> bool {
+pub(super) fn left_out(path: &str) -> bool {
     path == ROLE_DECL || is_role_test(path)
 }
 
