@@ -119,9 +119,10 @@ enum Command {
 
 /// Gives rayon's pool at least [`MIN_THREADS`] threads, more than a small machine has cores
 /// (`RAYON_NUM_THREADS`, when set, decides instead). Most of what layer runs in parallel waits
-/// on the disk when the page cache is cold: a no-op plan of 10,000 images after `drop_caches`
-/// took 1.3-1.8 s with 2 threads (ninja: 1.3 s) and 0.8 s with 8, each waiting `stat` one
-/// more read in flight. With a warm cache the extra threads cost about 1 ms.
+/// on the disk when the page cache is cold, and each thread waiting in a `stat` is one more
+/// read in flight: a no-op plan of 10,000 images after `drop_caches` took 1.3-1.8 s with 2
+/// threads (ninja: 1.3 s) and 0.8 s with 8. With a warm cache the extra threads cost about
+/// 1 ms.
 fn more_threads_than_cores() {
     if std::env::var_os("RAYON_NUM_THREADS").is_some() {
         return;

@@ -227,18 +227,29 @@ impl Inputs {
     /// shares with thousands of others are not encoded again for each (keying 10,000 images
     /// spent most of its time encoding roles). Checked against [`Inputs::key`] in debug builds.
     fn key_with(&self, backend: &[u8], roles: &[&[u8]]) -> String {
+        // Every field, in the order serde encodes them: a field added to `Inputs` fails to
+        // compile here until it is encoded here too.
+        let Inputs {
+            schema,
+            image,
+            strategy,
+            backend: _,
+            base,
+            chain,
+            roles: _,
+        } = self;
         let key = hash_encoding(|w| {
             (|| -> std::io::Result<()> {
-                write!(w, "{{\"schema\":{},\"image\":", self.schema)?;
-                encode(w, &self.image)?;
+                write!(w, "{{\"schema\":{schema},\"image\":")?;
+                encode(w, image)?;
                 w.write_all(b",\"strategy\":")?;
-                encode(w, &self.strategy)?;
+                encode(w, strategy)?;
                 w.write_all(b",\"backend\":")?;
                 w.write_all(backend)?;
                 w.write_all(b",\"base\":")?;
-                encode(w, &self.base)?;
+                encode(w, base)?;
                 w.write_all(b",\"chain\":")?;
-                encode(w, &self.chain)?;
+                encode(w, chain)?;
                 w.write_all(b",\"roles\":[")?;
                 for (n, r) in roles.iter().enumerate() {
                     if n > 0 {
