@@ -64,9 +64,28 @@ const CHUNK: usize = 512;
 /// without its images, then its images, [`CHUNK`] to a JSON array. At 10,000 images, one JSON
 /// document took 40 ms to decode on one core while the other had nothing left to do.
 fn encode_project(project: &Project) -> Option<Vec<u8>> {
+    // Every field but the images, cloned (not the images only to drop them).
+    let Project {
+        root,
+        strategy,
+        backend,
+        origins,
+        backends,
+        roles,
+        images: _,
+        lock,
+        remote,
+    } = project;
     let shell = Project {
+        root: root.clone(),
+        strategy: *strategy,
+        backend: backend.clone(),
+        origins: origins.clone(),
+        backends: backends.clone(),
+        roles: roles.clone(),
         images: Vec::new(),
-        ..project.clone()
+        lock: lock.clone(),
+        remote: remote.clone(),
     };
     let chunks: Vec<&[crate::model::Image]> = project.images.chunks(CHUNK).collect();
     let mut out = (chunks.len() as u64).to_le_bytes().to_vec();
