@@ -195,9 +195,10 @@ impl Cache {
     }
 
     /// The record of each `(name, key)`, as [`Cache::lookup`] finds it, through `index` (the
-    /// record index as loaded and parsed, see this module): one `lstat` per record file, relative to the open `records/`
-    /// folder, and a read only of those the index does not vouch for. Saves the index when its
-    /// entries changed; like the stat cache, a cache folder that cannot be written is no error.
+    /// record index as loaded and parsed, see this module): one `lstat` per record file,
+    /// relative to the open `records/` folder, and a read only of those the index does not
+    /// vouch for. Saves the index when its entries changed; like the stat cache, a cache folder
+    /// that cannot be written is no error.
     pub fn lookup_keys(&self, index: &RecordIndex, wanted: &[(&str, &ImageKey)]) -> Vec<Lookup> {
         let old = &index.entries;
         let records = rustix::fs::open(
