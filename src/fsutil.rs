@@ -1,6 +1,6 @@
 //! File system helpers every writer shares: the one atomic replace (a temporary beside the
 //! target, renamed onto it, the folder synced), a tree removal that never crosses a mount
-//! point, and a small-file read.
+//! point, a small-file read, and the thread pool that looks at many files.
 //!
 //! Temporaries are named `.NAME.tmpPID-N` beside their target, so a run that dies leaves them
 //! where the next run of the same writer (or `layer cache gc`) can see whose they were.
@@ -11,6 +11,35 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, ErrorKind, Result};
+
+/// The thread pool for looking at many files (the walk of role folders, the stamps of
+/// declarations, the lookups of records and artifacts): at least [`IO_THREADS`] threads, more
+/// than a small machine has cores, so that with a cold page cache as many reads are in flight;
+/// `RAYON_NUM_THREADS`, when set, decides instead. A no-op plan of 10,000 images after
+/// `drop_caches` took 1.3-1.8 s with 2 threads (ninja: 1.3 s) and 0.8 s with 8.
+///
+/// The rest of layer's parallel work (parsing, keys) is on rayon's global pool, a thread per
+/// core: with a warm cache, 8 threads on 2 cores spin and yield when a step runs out of work,
+/// and a no-op plan of 1,000 images took 5-8% longer when every step ran on 8.
+pub fn io_pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let set = std::env::var("RAYON_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0);
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        // As rayon's global pool does, a pool whose threads cannot be started is a panic.
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(set.unwrap_or(cores.max(IO_THREADS)))
+            .thread_name(|i| format!("layer-io-{i}"))
+            .build()
+            .expect("the threads that look at files start")
+    })
+}
+
+/// The fewest threads in [`io_pool`].
+const IO_THREADS: usize = 8;
 
 /// The folder `path` is in (`.` for a bare name).
 pub fn parent_of(path: &Path) -> PathBuf {

@@ -225,40 +225,44 @@ impl Cache {
             rustix::fs::statat(&records, rel.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
                 .map(|st| Stamp::of_stat(&st))
         };
-        let looked: Vec<Looked> = wanted
-            .par_iter()
-            .map(|&(name, k)| {
-                let key = k.key.as_str();
-                let Ok(rel) = CString::new(format!("{name}/{key}.json")) else {
-                    return Looked::Read(self.lookup(name, key), None);
-                };
-                let stamp = match stat(&rel) {
-                    Ok(s) => s,
-                    Err(rustix::io::Errno::NOENT) => return Looked::Read(Lookup::Missing, None),
-                    Err(_) => return Looked::Read(self.lookup(name, key), None),
-                };
-                if let Some(e) = old.get(&(name, key)) {
-                    if e.stamp == stamp && !racy(&stamp) {
-                        if let Ok(head) = serde_json::from_slice::<Head>(e.head) {
-                            let r = head.into_record(name, key, k.inputs.clone());
-                            return Looked::Hit(Lookup::Found(Box::new(r)));
+        let looked: Vec<Looked> = crate::fsutil::io_pool().install(|| {
+            wanted
+                .par_iter()
+                .map(|&(name, k)| {
+                    let key = k.key.as_str();
+                    let Ok(rel) = CString::new(format!("{name}/{key}.json")) else {
+                        return Looked::Read(self.lookup(name, key), None);
+                    };
+                    let stamp = match stat(&rel) {
+                        Ok(s) => s,
+                        Err(rustix::io::Errno::NOENT) => {
+                            return Looked::Read(Lookup::Missing, None)
+                        }
+                        Err(_) => return Looked::Read(self.lookup(name, key), None),
+                    };
+                    if let Some(e) = old.get(&(name, key)) {
+                        if e.stamp == stamp && !racy(&stamp) {
+                            if let Ok(head) = serde_json::from_slice::<Head>(e.head) {
+                                let r = head.into_record(name, key, k.inputs.clone());
+                                return Looked::Hit(Lookup::Found(Box::new(r)));
+                            }
                         }
                     }
-                }
-                let found = self.lookup(name, key);
-                let line = match &found {
-                    Lookup::Found(r)
-                        if r.inputs == k.inputs
-                            && !racy(&stamp)
-                            && stat(&rel).is_ok_and(|again| again == stamp) =>
-                    {
-                        Some(entry_line(name, key, &stamp, r))
-                    }
-                    _ => None,
-                };
-                Looked::Read(found, line)
-            })
-            .collect();
+                    let found = self.lookup(name, key);
+                    let line = match &found {
+                        Lookup::Found(r)
+                            if r.inputs == k.inputs
+                                && !racy(&stamp)
+                                && stat(&rel).is_ok_and(|again| again == stamp) =>
+                        {
+                            Some(entry_line(name, key, &stamp, r))
+                        }
+                        _ => None,
+                    };
+                    Looked::Read(found, line)
+                })
+                .collect()
+        });
         let changed = looked.iter().any(|l| matches!(l, Looked::Read(_, Some(_))))
             || looked
                 .iter()
@@ -301,16 +305,18 @@ impl Cache {
                 .map(|r| r.is_some_and(|r| self.artifact_exists(r)))
                 .collect();
         };
-        records
-            .par_iter()
-            .map(|r| {
-                let Some(r) = r else { return false };
-                match &r.artifact.path {
-                    None => true,
-                    // As `Path::exists`: through links, and an error is "not there".
-                    Some(p) => rustix::fs::statat(&dir, p.as_str(), AtFlags::empty()).is_ok(),
-                }
-            })
-            .collect()
+        crate::fsutil::io_pool().install(|| {
+            records
+                .par_iter()
+                .map(|r| {
+                    let Some(r) = r else { return false };
+                    match &r.artifact.path {
+                        None => true,
+                        // As `Path::exists`: through links, and an error is "not there".
+                        Some(p) => rustix::fs::statat(&dir, p.as_str(), AtFlags::empty()).is_ok(),
+                    }
+                })
+                .collect()
+        })
     }
 }

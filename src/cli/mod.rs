@@ -117,26 +117,6 @@ enum Command {
     Shell(enter::ShellArgs),
 }
 
-/// Gives rayon's pool at least [`MIN_THREADS`] threads, more than a small machine has cores
-/// (`RAYON_NUM_THREADS`, when set, decides instead). Most of what layer runs in parallel waits
-/// on the disk when the page cache is cold, and each thread waiting in a `stat` is one more
-/// read in flight: a no-op plan of 10,000 images after `drop_caches` took 1.3-1.8 s with 2
-/// threads (ninja: 1.3 s) and 0.8 s with 8. With a warm cache the extra threads cost about
-/// 1 ms.
-fn more_threads_than_cores() {
-    if std::env::var_os("RAYON_NUM_THREADS").is_some() {
-        return;
-    }
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    // Fails only when the pool already exists: then it stays as it is.
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(cores.max(MIN_THREADS))
-        .build_global();
-}
-
-/// The fewest threads in rayon's pool (see [`more_threads_than_cores`]).
-const MIN_THREADS: usize = 8;
-
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
@@ -152,7 +132,6 @@ pub fn main() -> i32 {
         // The run's reaper server, which forks a reaper per build (`process::Reaper`).
         return crate::process::serve_main(&args[2..]);
     }
-    more_threads_than_cores();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -101,15 +101,17 @@ pub fn host_program_error(name: &str, path: &Path, why: &str) -> Error {
 pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<Scanned> {
     use crate::model::OriginSource;
     let root = &project.root;
-    let trees = project
-        .roles
-        .par_iter()
-        .map(|(name, role)| {
-            let tree = scan_tree(&root.join(&role.dir), &role.dir, hasher)
-                .map_err(|e| unreadable_input(e, root, name))?;
-            Ok((name.clone(), tree))
-        })
-        .collect::<Result<_>>()?;
+    let trees = crate::fsutil::io_pool().install(|| {
+        project
+            .roles
+            .par_iter()
+            .map(|(name, role)| {
+                let tree = scan_tree(&root.join(&role.dir), &role.dir, hasher)
+                    .map_err(|e| unreadable_input(e, root, name))?;
+                Ok((name.clone(), tree))
+            })
+            .collect::<Result<_>>()
+    })?;
 
     let hash_hex = |path: &Path| -> std::io::Result<String> {
         let meta = fs::metadata(path)?;

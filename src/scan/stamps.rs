@@ -134,10 +134,11 @@ pub fn stamp_paths(root: &Path, rels: &[String]) -> io::Result<Vec<PathStamp>> {
     if rels.len() <= BATCH {
         return rels.iter().map(&one).collect();
     }
-    let batches = rels
-        .par_chunks(BATCH)
-        .map(|b| b.iter().map(&one).collect::<io::Result<Vec<_>>>())
-        .collect::<io::Result<Vec<_>>>()?;
+    let batches = crate::fsutil::io_pool().install(|| {
+        rels.par_chunks(BATCH)
+            .map(|b| b.iter().map(&one).collect::<io::Result<Vec<_>>>())
+            .collect::<io::Result<Vec<_>>>()
+    })?;
     Ok(batches.into_iter().flatten().collect())
 }
 
