@@ -318,25 +318,15 @@ fn read_regular(path: &Path, nofollow: bool, limit: u64) -> std::io::Result<Vec<
     if u64::try_from(st.st_size).unwrap_or(u64::MAX) > limit {
         return Err(too_large());
     }
-    let mut f = File::from(fd);
-    let mut buf = vec![0u8; 4096];
-    let mut len = 0;
-    loop {
-        if len == buf.len() {
-            if len as u64 > limit {
-                // It grew while being read.
-                return Err(too_large());
-            }
-            buf.resize(buf.len() * 2, 0);
-        }
-        match f.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    // Read into a buffer of the size `fstat` gave, not zeroed first: the stat cache of 10,000
+    // images is 16 MB, and growing a buffer by doubling from 4 KiB wrote every byte three
+    // times more. A file that grew meanwhile is read to its end, up to the limit.
+    let size = usize::try_from(st.st_size).unwrap_or(0);
+    let mut buf = Vec::with_capacity(size + 1);
+    File::from(fd).take(limit + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(too_large());
     }
-    buf.truncate(len);
     Ok(buf)
 }
 
