@@ -299,24 +299,13 @@ impl Cache {
     /// artifact `stat`ed relative to the open cache folder rather than by its whole path.
     pub fn artifacts_exist(&self, records: &[Option<&Record>]) -> Vec<bool> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let Ok(dir) = rustix::fs::open(&self.dir, flags, Mode::empty()) else {
-            return records
-                .par_iter()
-                .map(|r| r.is_some_and(|r| self.artifact_exists(r)))
-                .collect();
+        let dir = rustix::fs::open(&self.dir, flags, Mode::empty()).ok();
+        let exists = |r: &Record| match (&dir, &r.artifact.path) {
+            // As `Path::exists`: through links, and an error is "not there".
+            (Some(dir), Some(p)) => rustix::fs::statat(dir, p.as_str(), AtFlags::empty()).is_ok(),
+            _ => self.artifact_exists(r),
         };
-        crate::fsutil::io_pool().install(|| {
-            records
-                .par_iter()
-                .map(|r| {
-                    let Some(r) = r else { return false };
-                    match &r.artifact.path {
-                        None => true,
-                        // As `Path::exists`: through links, and an error is "not there".
-                        Some(p) => rustix::fs::statat(&dir, p.as_str(), AtFlags::empty()).is_ok(),
-                    }
-                })
-                .collect()
-        })
+        crate::fsutil::io_pool()
+            .install(|| records.par_iter().map(|r| r.is_some_and(exists)).collect())
     }
 }
