@@ -228,6 +228,24 @@ impl Workspace {
         plan::make(&self.input(), sel)
     }
 
+    /// The record found for image `i`'s current key, if any.
+    fn found(&self, i: usize) -> Option<&Record> {
+        match &self.lookups[i] {
+            Lookup::Found(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Whether the artifact of each found record is in the cache, checked for all of them at
+    /// once, in parallel, the first time it is asked.
+    fn artifacts(&self) -> &[bool] {
+        self.artifacts.get_or_init(|| {
+            let records: Vec<Option<&Record>> =
+                (0..self.lookups.len()).map(|i| self.found(i)).collect();
+            self.cache.artifacts_exist(&records)
+        })
+    }
+
     /// Whether the local cache holds a usable build of image `i`'s current key: a record and
     /// its artifact.
     pub fn cached_locally(&self, i: usize) -> bool {
@@ -313,24 +331,19 @@ impl History for Workspace {
     }
 
     fn artifact_exists(&self, record: &Record) -> bool {
-        let found = |i: usize| match &self.lookups[i] {
-            Lookup::Found(r) => Some(r),
-            _ => None,
-        };
-        let ours = self
-            .index(&record.name)
-            .and_then(found)
+        let i = self.index(&record.name);
+        let ours = i
+            .and_then(|i| self.found(i))
             .is_some_and(|r| r.key == record.key && r.artifact.path == record.artifact.path);
         if !ours {
             return self.cache.artifact_exists(record);
         }
-        let exists = self.artifacts.get_or_init(|| {
-            let records: Vec<Option<&Record>> = (0..self.lookups.len())
-                .map(|i| found(i).map(|r| &**r))
-                .collect();
-            self.cache.artifacts_exist(&records)
-        });
-        exists[self.index(&record.name).expect("looked up above")]
+        self.artifacts()[i.expect("looked up above")]
+    }
+
+    /// The artifact checks, made before a plan runs its questions in parallel.
+    fn prepare(&self) {
+        self.artifacts();
     }
 }
 

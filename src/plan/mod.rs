@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::graph::{Graph, ImageId, ImageMap};
@@ -21,6 +22,10 @@ mod tests;
 
 pub use reason::{describe_file_change, Reason};
 use stale::remote_fresh;
+
+/// Images per piece of a plan's parallel work: a fresh image's reasons take about a
+/// microsecond, so smaller pieces would cost more to hand out than they save.
+const PAR_MIN: usize = 256;
 pub use stale::{changes_since, reasons_from, stale_reasons};
 
 /// The schema of `layer plan --format json`.
@@ -110,6 +115,11 @@ pub trait History: Sync {
     fn latest(&self, name: &str, strategy: Strategy) -> Option<Record>;
     fn tree(&self, digest: &str) -> Option<Tree>;
     fn artifact_exists(&self, record: &Record) -> bool;
+    /// Called once before a plan asks its questions from several threads at once: whatever
+    /// the answers are computed from in bulk is computed here, on the caller's thread.
+    /// (Computed lazily instead, it would run inside the plan's parallel map, where a thread
+    /// waiting for the bulk work can be handed another image that waits for the same.)
+    fn prepare(&self) {}
     /// The released parent build image `name` is pinned to, if it is pinned.
     fn pin(&self, _name: &str) -> Option<&Pin> {
         None
@@ -196,7 +206,12 @@ pub fn reheat(mut plan: Plan, i: usize, from: &str, fresh: bool) -> Plan {
 pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
     let g = input.graph;
     let n = g.len();
+    // Each image's reasons are its own: they are found in parallel (at 10,000 images, 36 ms
+    // on one core of a no-op plan).
+    input.history.prepare();
     let mut reasons: Vec<Vec<Reason>> = (0..n)
+        .into_par_iter()
+        .with_min_len(PAR_MIN)
         .map(|i| stale_reasons(input, i, sel.max_age.as_ref()))
         .collect();
 
@@ -288,14 +303,19 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
     }
 
     let mut summary = Summary::default();
-    let images = (0..n)
-        .map(|i| {
+    for a in &actions {
+        match a {
+            Action::Build => summary.build += 1,
+            Action::Fresh => summary.fresh += 1,
+            Action::Skip => summary.skip += 1,
+        }
+    }
+    let images = reasons
+        .into_par_iter()
+        .with_min_len(PAR_MIN)
+        .enumerate()
+        .map(|(i, reasons)| {
             let image = &input.project.images[i];
-            match actions[i] {
-                Action::Build => summary.build += 1,
-                Action::Fresh => summary.fresh += 1,
-                Action::Skip => summary.skip += 1,
-            }
             PlannedImage {
                 name: image.name.clone(),
                 key: input.keys[i].key.clone(),
@@ -305,7 +325,7 @@ pub fn make(input: &PlanInput, sel: &Selection) -> Plan {
                 } else {
                     Cached::Local
                 }),
-                reasons: std::mem::take(&mut reasons[i]),
+                reasons,
                 parent: image.parent().map(str::to_string),
                 origin: image.origin().map(str::to_string),
                 roles: g.applied_roles(ImageId::new(i), input.strategy).to_vec(),
