@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, ErrorKind, Result};
 
+mod mapped;
+pub use mapped::FileBytes;
+
 /// The thread pool for looking at many files (the walk of role folders, the stamps of
 /// declarations, the lookups of records and artifacts): at least [`IO_THREADS`] threads, more
 /// than a small machine has cores, so that with a cold page cache as many reads are in flight;
@@ -269,6 +272,16 @@ pub fn read_small_nofollow(path: &Path) -> std::io::Result<Vec<u8>> {
     read_regular(path, true, SMALL_LIMIT)
 }
 
+/// [`read_small_nofollow`], mapping the file instead of reading it when it is large
+/// ([`FileBytes`]): for layer's own cache files, which it only ever replaces whole.
+pub fn map_small_nofollow(path: &Path) -> std::io::Result<FileBytes> {
+    let (fd, size) = open_regular(path, true, SMALL_LIMIT)?;
+    if size >= mapped::MAP_MIN {
+        return Ok(FileBytes::Mapped(mapped::Mapping::of(&fd, size)?));
+    }
+    read_open(fd, size, SMALL_LIMIT).map(FileBytes::Read)
+}
+
 /// What a file that is not regular is, in words.
 fn kind_words(t: rustix::fs::FileType) -> &'static str {
     use rustix::fs::FileType;
@@ -284,6 +297,17 @@ fn kind_words(t: rustix::fs::FileType) -> &'static str {
 }
 
 fn read_regular(path: &Path, nofollow: bool, limit: u64) -> std::io::Result<Vec<u8>> {
+    let (fd, size) = open_regular(path, nofollow, limit)?;
+    read_open(fd, size, limit)
+}
+
+/// The regular file at `path`, open for reading, and its size; an error when it is not a
+/// regular file (or, with `nofollow`, is a link) or is larger than `limit`.
+fn open_regular(
+    path: &Path,
+    nofollow: bool,
+    limit: u64,
+) -> std::io::Result<(std::os::fd::OwnedFd, usize)> {
     use rustix::fs::{FileType, Mode, OFlags};
     use std::io::{Error as IoError, ErrorKind as IoKind};
     // Non-blocking, so that opening a FIFO returns at once instead of waiting for a writer.
@@ -309,23 +333,28 @@ fn read_regular(path: &Path, nofollow: bool, limit: u64) -> std::io::Result<Vec<
             format!("is not a regular file ({})", kind_words(kind)),
         ));
     }
-    let too_large = || {
-        IoError::new(
-            IoKind::FileTooLarge,
-            format!("is larger than {} MiB", limit >> 20),
-        )
-    };
     if u64::try_from(st.st_size).unwrap_or(u64::MAX) > limit {
-        return Err(too_large());
+        return Err(too_large(limit));
     }
+    Ok((fd, usize::try_from(st.st_size).unwrap_or(0)))
+}
+
+fn too_large(limit: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::FileTooLarge,
+        format!("is larger than {} MiB", limit >> 20),
+    )
+}
+
+/// Reads the open file `fd` of `size` bytes (as `fstat` gave it) to its end, up to `limit`.
+fn read_open(fd: std::os::fd::OwnedFd, size: usize, limit: u64) -> std::io::Result<Vec<u8>> {
     // Read into a buffer of the size `fstat` gave, not zeroed first: the stat cache of 10,000
     // images is 16 MB, and growing a buffer by doubling from 4 KiB wrote every byte three
     // times more. A file that grew meanwhile is read to its end, up to the limit.
-    let size = usize::try_from(st.st_size).unwrap_or(0);
     let mut buf = Vec::with_capacity(size + 1);
     File::from(fd).take(limit + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > limit {
-        return Err(too_large());
+        return Err(too_large(limit));
     }
     Ok(buf)
 }

@@ -190,7 +190,7 @@ impl Cache {
 
     /// The bytes of the record index, checksum checked (empty when there is none or it fails
     /// its checksum), for [`RecordIndex::parse`].
-    pub fn load_record_index(&self) -> Vec<u8> {
+    pub fn load_record_index(&self) -> crate::fsutil::FileBytes {
         self.load_sealed(&self.index_path()).unwrap_or_default()
     }
 

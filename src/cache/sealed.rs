@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::Cache;
 use crate::error::{Error, Result};
-use crate::fsutil::read_small_nofollow;
+use crate::fsutil::{map_small_nofollow, FileBytes};
 use crate::scan::{StatCache, WatchMark};
 
 impl Cache {
@@ -19,10 +19,10 @@ impl Cache {
         self.dir.join("model-cache")
     }
 
-    /// The bytes of the sealed file at `path` without their checksum; `None` when it is
-    /// missing, unreadable or fails its checksum.
-    pub(super) fn load_sealed(&self, path: &Path) -> Option<Vec<u8>> {
-        read_small_nofollow(path).ok().and_then(unseal)
+    /// The bytes of the sealed file at `path` without their checksum (mapped when large);
+    /// `None` when it is missing, unreadable or fails its checksum.
+    pub(super) fn load_sealed(&self, path: &Path) -> Option<FileBytes> {
+        map_small_nofollow(path).ok().and_then(unseal)
     }
 
     /// Writes `bytes` and their blake3 to `path` atomically.
@@ -76,7 +76,7 @@ impl Cache {
 
     /// The bytes of the model cache the last load saved (`decl::load_cached` checks what they
     /// say); `None` when it is missing, unreadable or fails its checksum.
-    pub fn load_model_cache(&self) -> Option<Vec<u8>> {
+    pub fn load_model_cache(&self) -> Option<FileBytes> {
         self.load_sealed(&self.model_path())
     }
 
@@ -88,7 +88,7 @@ impl Cache {
 
 /// A sealed file's bytes without their checksum (the last 32 bytes, the
 /// blake3 of the rest), or `None` when they do not match.
-fn unseal(mut bytes: Vec<u8>) -> Option<Vec<u8>> {
+fn unseal(mut bytes: FileBytes) -> Option<FileBytes> {
     let body = bytes.len().checked_sub(32)?;
     if blake3::hash(&bytes[..body]).as_bytes() != &bytes[body..] {
         return None;

@@ -17,6 +17,7 @@ impl Cache {
     /// checksum.
     pub fn load_since_cache(&self) -> Option<Vec<u8>> {
         self.load_sealed(&self.since_path())
+            .map(crate::fsutil::FileBytes::into_vec)
     }
 
     /// Saves what `--since` learned, its bytes followed by their blake3.

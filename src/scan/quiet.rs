@@ -93,7 +93,7 @@ impl WatchMark {
     }
 
     /// Takes the mark off the end of `bytes`, if there is one.
-    pub fn split_off(bytes: &mut Vec<u8>) -> Option<WatchMark> {
+    pub fn split_off(bytes: &mut crate::fsutil::FileBytes) -> Option<WatchMark> {
         let at = bytes.len().checked_sub(MARK_LEN)?;
         if &bytes[at + 24..] != MARK_MAGIC {
             return None;
@@ -146,9 +146,10 @@ mod tests {
         };
         let mut bytes = b"stat cache bytes".to_vec();
         m.append_to(&mut bytes);
+        let mut bytes = crate::fsutil::FileBytes::from(bytes);
         assert_eq!(WatchMark::split_off(&mut bytes), Some(m));
-        assert_eq!(bytes, b"stat cache bytes");
+        assert_eq!(&*bytes, b"stat cache bytes");
         assert_eq!(WatchMark::split_off(&mut bytes), None);
-        assert_eq!(bytes, b"stat cache bytes");
+        assert_eq!(&*bytes, b"stat cache bytes");
     }
 }

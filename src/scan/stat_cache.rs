@@ -11,6 +11,8 @@ use std::path::Path;
 
 use rustix::fs::Stat;
 
+use crate::fsutil::FileBytes;
+
 /// What `lstat` says of a file, as far as it decides whether its digest can be reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
@@ -70,7 +72,7 @@ impl Stamp {
 pub struct StatCache {
     /// `STAT_MAGIC`, the header, the folder records, the file records, the file table, the
     /// folder table, the blob (below). Empty for the empty cache.
-    bytes: Vec<u8>,
+    bytes: FileBytes,
     /// Where the parts start in `bytes`, and their sizes, as the header gives them.
     layout: Layout,
 }
@@ -343,7 +345,7 @@ impl StatCache {
             out.extend_from_slice(&tag.to_le_bytes());
         }
         out.extend_from_slice(&blob);
-        Self::try_decode(out).unwrap_or_default()
+        Self::try_decode(out.into()).unwrap_or_default()
     }
 
     /// The number of files.
@@ -377,17 +379,17 @@ impl StatCache {
     /// Anything malformed, or of another format, gives an empty cache: the stat cache only
     /// ever saves work.
     pub fn decode(bytes: &[u8]) -> StatCache {
-        Self::try_decode(bytes.to_vec()).unwrap_or_default()
+        Self::try_decode(bytes.to_vec().into()).unwrap_or_default()
     }
 
-    /// Like [`StatCache::decode`], taking ownership of the buffer (no copy).
-    pub fn decode_owned(bytes: Vec<u8>) -> StatCache {
-        Self::try_decode(bytes).unwrap_or_default()
+    /// Like [`StatCache::decode`], taking ownership of the bytes (no copy).
+    pub fn decode_owned(bytes: impl Into<FileBytes>) -> StatCache {
+        Self::try_decode(bytes.into()).unwrap_or_default()
     }
 
     /// Checks every offset, length, record number and listing, so that lookups index the
     /// bytes without checks.
-    fn try_decode(bytes: Vec<u8>) -> Option<StatCache> {
+    fn try_decode(bytes: FileBytes) -> Option<StatCache> {
         let b = &bytes[..];
         if b.get(..STAT_MAGIC.len())? != STAT_MAGIC || b.len() >= EMPTY as usize {
             return None;
