@@ -330,6 +330,24 @@ impl Walk<'_, '_> {
             self.rel.push('/');
         }
         self.rel.push_str(name_str);
+        // A folder the walk will open is opened first and its stamp taken from it (`fstat`):
+        // one lookup of its path instead of two (`lstat`, then `openat`). A listing that no
+        // longer matches (the name is now a file or a link, which `O_NOFOLLOW` refuses), or any
+        // other failure, takes the way below, which says what it is.
+        if listed == Kind::Dir && self.hasher.opens(&self.abs) {
+            let c = self.cpath(base_len);
+            if let Ok(d) = base.open_at(c) {
+                let st = io!(d.stat_self());
+                let stamp = Stamp::of_stat(&st);
+                self.entries.push(Entry {
+                    path: self.rel.clone(),
+                    kind: EntryKind::Dir,
+                });
+                let d_len = self.rel.len();
+                self.dir(&d, d_len, stamp, true)?;
+                return Ok(Walked::Done);
+            }
+        }
         // The listing's type saves a stat for links; files and folders need theirs for the
         // stat cache anyway.
         let mut st = None;
@@ -444,6 +462,42 @@ mod tests {
         assert_eq!(
             paths(&deeper),
             ["files", "files/role.toml", "files/tests", "provision.sh"]
+        );
+    }
+
+    #[test]
+    fn a_folder_opened_first_that_is_now_a_link_is_seen_as_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        fs::create_dir_all(dir.join("files/real")).unwrap();
+        fs::write(dir.join("files/real/a"), "a").unwrap();
+        fs::write(dir.join("files/real/b"), "b").unwrap();
+        std::os::unix::fs::symlink("real", dir.join("files/etc")).unwrap();
+        let (truth, cache) = scan_with(dir, &StatCache::default());
+        let cache = cache.unwrap();
+        // A listing of `files` under its current stamp that says `etc` is a folder (as if it
+        // were replaced by a link without the folder's times changing): the walk opens `etc`
+        // first, `O_NOFOLLOW` refuses the link, and the listing is found out of date.
+        let files_dir = dir.join("files");
+        let (stamp, _) = cache.get_dir(&files_dir).unwrap();
+        let files: Vec<_> = cache.files().map(|i| cache.file(i)).collect();
+        let mut dirs: Vec<_> = cache.dirs().map(|i| cache.dir(i)).collect();
+        let files_bytes = files_dir.as_os_str().as_encoded_bytes();
+        let lying = b"\x04etc\0\x04real\0".to_vec();
+        dirs.retain(|d| d.0 != files_bytes);
+        dirs.push((files_bytes, stamp, &lying));
+        let broken = StatCache::from_entries(files, dirs);
+        let (seen, next) = scan_with(dir, &broken);
+        assert_eq!(seen, truth);
+        assert!(paths(&seen).contains(&"files/etc"));
+        assert!(
+            !paths(&seen).contains(&"files/etc/a"),
+            "the link is not followed"
+        );
+        let fixed = next.expect("the listing is replaced");
+        assert_eq!(
+            fixed.get_dir(&files_dir).unwrap().1,
+            cache.get_dir(&files_dir).unwrap().1
         );
     }
 
