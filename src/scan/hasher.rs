@@ -109,25 +109,11 @@ impl<'a> Hasher<'a> {
         Some(listing)
     }
 
-    /// Whether the folder at `path` (absolute, as bytes) will be opened by the walk: it has no
-    /// listing in the old cache (it will be read), or its listing, whatever its stamp, names
-    /// two or more files (each then `stat`ed by its name alone). Then the walk opens it first
-    /// and takes its stamp from the open folder: one path lookup instead of two.
-    pub(super) fn opens(&self, path: &[u8]) -> bool {
-        let Some(i) = self.old.find_dir(path) else {
-            return true;
-        };
-        let (_, _, listing) = self.old.dir(i);
-        super::stat_cache::listing_entries(listing)
-            .filter(|(t, _)| {
-                matches!(
-                    super::dir::Kind::of_dt(*t),
-                    super::dir::Kind::File | super::dir::Kind::Unknown
-                )
-            })
-            .take(2)
-            .count()
-            == 2
+    /// The listing the old cache holds for the folder at `path` (absolute, as bytes), whatever
+    /// its stamp: what the walk will find there if nothing changed.
+    pub(super) fn any_listing(&self, path: &[u8]) -> Option<&'a [u8]> {
+        let old: &'a StatCache = self.old;
+        old.find_dir(path).map(|i| old.dir(i).2)
     }
 
     /// Whether `s` is too recent to vouch for content: a change in the same clock tick as the

@@ -61,6 +61,14 @@ pub fn scan_tree(dir: &Path, rel: &str, hasher: &Hasher) -> Result<Tree> {
     Ok(Tree::new(entries))
 }
 
+/// Whether the folder `listing` names two or more files (or entries of unknown type).
+fn two_files(listing: &[u8]) -> bool {
+    listing_entries(listing)
+        .filter(|(t, _)| matches!(Kind::of_dt(*t), Kind::File | Kind::Unknown))
+        .nth(1)
+        .is_some()
+}
+
 fn file_entry(path: String, stamp: &Stamp, hash: [u8; 32]) -> Entry {
     Entry {
         path,
@@ -147,11 +155,7 @@ impl Walk<'_, '_> {
         }
         if let Some(listing) = self.hasher.cached_listing(&self.abs, &stamp) {
             let mark = (self.entries.len(), self.misses.len());
-            let files = listing_entries(listing)
-                .filter(|(t, _)| matches!(Kind::of_dt(*t), Kind::File | Kind::Unknown))
-                .take(2)
-                .count();
-            let walked = if is_base || files < 2 {
+            let walked = if is_base || !two_files(listing) {
                 self.entries_of(base, base_len, listing, true)?
             } else {
                 match base.open_at(self.cpath(base_len)) {
@@ -330,11 +334,14 @@ impl Walk<'_, '_> {
             self.rel.push('/');
         }
         self.rel.push_str(name_str);
-        // A folder the walk will open is opened first and its stamp taken from it (`fstat`):
-        // one lookup of its path instead of two (`lstat`, then `openat`). A listing that no
-        // longer matches (the name is now a file or a link, which `O_NOFOLLOW` refuses), or any
-        // other failure, takes the way below, which says what it is.
-        if listed == Kind::Dir && self.hasher.opens(&self.abs) {
+        // A folder the walk will open (one with no listing in the stat cache, to read it, or
+        // one whose listing names two or more files, each then `stat`ed by its name alone) is
+        // opened first and its stamp taken from it (`fstat`): one lookup of its path instead
+        // of two (`lstat`, then `openat`). A listing that no longer matches (the name is now a
+        // file or a link, which `O_NOFOLLOW` refuses), or any other failure, takes the way
+        // below, which says what it is.
+        let opens = || self.hasher.any_listing(&self.abs).is_none_or(two_files);
+        if listed == Kind::Dir && opens() {
             let c = self.cpath(base_len);
             if let Ok(d) = base.open_at(c) {
                 let st = io!(d.stat_self());
