@@ -111,7 +111,7 @@ fn tree(content: &str) -> Tree {
         path: "provision.sh".into(),
         kind: EntryKind::File {
             exec: true,
-            blake3: blake3::hash(content.as_bytes()).to_hex().to_string(),
+            blake3: crate::scan::FileDigest::of(content.as_bytes()),
         },
     }])
 }

@@ -38,5 +38,5 @@ pub use project::{
 pub use quiet::{Quiet, WatchMark};
 pub use stamps::{stamp_paths, PathStamp};
 pub use stat_cache::{DirRecord, FileRecord, Stamp, StatCache};
-pub use tree::{diff_trees, Entry, EntryKind, FileChange, Tree};
+pub use tree::{diff_trees, Entry, EntryKind, FileChange, FileDigest, Tree};
 pub use walk::scan_tree;

@@ -16,9 +16,74 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum EntryKind {
-    File { exec: bool, blake3: String },
+    File { exec: bool, blake3: FileDigest },
     Dir,
     Symlink { target: String },
+}
+
+/// A file's blake3, kept as its 32 bytes and written as its 64 hex digits (in a tree's JSON,
+/// and in the encoding a tree's digest is over). Held as bytes, a no-op plan of 10,000 images
+/// builds 100,000 fewer strings.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileDigest(pub [u8; 32]);
+
+impl FileDigest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> FileDigest {
+        FileDigest(*blake3::hash(bytes).as_bytes())
+    }
+
+    /// The 64 lowercase hex digits, without allocating.
+    pub fn to_hex(&self) -> impl std::ops::Deref<Target = str> {
+        blake3::Hash::from(self.0).to_hex()
+    }
+}
+
+impl std::fmt::Display for FileDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl std::fmt::Debug for FileDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileDigest({self})")
+    }
+}
+
+impl std::str::FromStr for FileDigest {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        // `from_hex` takes upper case too; a tree's JSON only ever holds lower case.
+        if s.bytes().any(|c| c.is_ascii_uppercase()) {
+            return Err(format!("`{s}` is not a blake3 digest in lowercase hex"));
+        }
+        blake3::Hash::from_hex(s)
+            .map(|h| FileDigest(*h.as_bytes()))
+            .map_err(|_| format!("`{s}` is not a blake3 digest (64 hex digits)"))
+    }
+}
+
+impl Serialize for FileDigest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for FileDigest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Hex;
+        impl serde::de::Visitor<'_> for Hex {
+            type Value = FileDigest;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a blake3 digest as 64 hex digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FileDigest, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Hex)
+    }
 }
 
 /// A role folder's content, with its digest.
@@ -66,7 +131,7 @@ impl Tree {
             match &e.kind {
                 EntryKind::File { exec, blake3 } => {
                     enc.extend_from_slice(if *exec { b"fx" } else { b"f-" });
-                    enc.extend_from_slice(blake3.as_bytes());
+                    enc.extend_from_slice(blake3.to_hex().as_bytes());
                 }
                 EntryKind::Dir => {
                     enc.push(b'd');
@@ -183,9 +248,37 @@ mod tests {
             path: path.into(),
             kind: EntryKind::File {
                 exec,
-                blake3: blake3::hash(content.as_bytes()).to_hex().to_string(),
+                blake3: FileDigest::of(content.as_bytes()),
             },
         }
+    }
+
+    #[test]
+    fn a_file_digest_is_written_as_hex_and_read_back_only_from_hex() {
+        let e = file("a.conf", false, "a");
+        let json = serde_json::to_string(&e).unwrap();
+        let hex = blake3::hash(b"a").to_hex().to_string();
+        assert_eq!(
+            json,
+            format!(r#"{{"path":"a.conf","type":"file","exec":false,"blake3":"{hex}"}}"#)
+        );
+        assert_eq!(serde_json::from_str::<Entry>(&json).unwrap(), e);
+        for bad in [
+            "",
+            "abc",
+            &hex[..63],
+            &hex.to_uppercase(),
+            &format!("{hex}0"),
+        ] {
+            let json = format!(r#"{{"path":"a","type":"file","exec":false,"blake3":"{bad}"}}"#);
+            assert!(serde_json::from_str::<Entry>(&json).is_err(), "{bad:?}");
+        }
+        // The digest is over the hex, as it was when the digest was a string.
+        let t = Tree::new(vec![e]);
+        let mut enc = b"layer-tree-v1\0f-".to_vec();
+        enc.extend_from_slice(hex.as_bytes());
+        enc.extend_from_slice(b"\0a.conf\0");
+        assert_eq!(t.digest, blake3::hash(&enc).to_hex().to_string());
     }
 
     #[test]

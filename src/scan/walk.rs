@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::dir::{Dir, Kind};
 use super::hasher::{FreshDir, Hasher};
 use super::stat_cache::{listing_entries, Stamp};
-use super::tree::{Entry, EntryKind, Tree};
+use super::tree::{Entry, EntryKind, FileDigest, Tree};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Scans the folder `dir` (absolute; `rel` is how messages name it) into a tree. The folder
@@ -74,7 +74,7 @@ fn file_entry(path: String, stamp: &Stamp, hash: [u8; 32]) -> Entry {
         path,
         kind: EntryKind::File {
             exec: stamp.mode & 0o100 != 0,
-            blake3: blake3::Hash::from(hash).to_hex().to_string(),
+            blake3: FileDigest(hash),
         },
     }
 }

@@ -20,7 +20,7 @@ use gix::prelude::FindExt;
 use rayon::prelude::*;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::scan::{Entry, EntryKind, Tree};
+use crate::scan::{Entry, EntryKind, FileDigest, Tree};
 use crate::source::files::{Kind, Link};
 use crate::source::gittrees::{self, RoleTree, RoleTrees};
 pub use crate::source::snapshot::Snapshot;
@@ -42,7 +42,7 @@ pub struct Revision {
     /// The repository's work tree (canonical).
     workdir: std::path::PathBuf,
     /// Blake3 digests (hex) of blobs known without reading them ([`Revision::learn_digests`]).
-    known: HashMap<gix::ObjectId, String>,
+    known: HashMap<gix::ObjectId, FileDigest>,
 }
 
 /// An entry of a git tree.
@@ -242,8 +242,7 @@ impl Revision {
                 && ns(st.mtime) < written_ns
                 && ns(st.ctime) < written_ns;
             if same {
-                self.known
-                    .insert(e.id, blake3::Hash::from_bytes(digest).to_hex().to_string());
+                self.known.insert(e.id, FileDigest(digest));
             }
         }
         if wanted.is_empty() {
@@ -613,7 +612,7 @@ struct Reader<'r> {
     repo: &'r gix::Repository,
     rev: &'r str,
     /// Blake3 digests of blobs known without reading them.
-    known: &'r HashMap<gix::ObjectId, String>,
+    known: &'r HashMap<gix::ObjectId, FileDigest>,
 }
 
 impl Reader<'_> {
@@ -676,11 +675,12 @@ impl Reader<'_> {
             Mode::Tree => EntryKind::Dir,
             Mode::Blob | Mode::Exec => {
                 let blake3 = match self.known.get(&oid) {
-                    Some(digest) => digest.clone(),
-                    None if left_out => String::new(),
+                    Some(digest) => *digest,
+                    // Left out of the tree (`tree::left_out`): never read, never hashed.
+                    None if left_out => FileDigest([0; 32]),
                     None => {
                         self.object(&oid, blob)?;
-                        blake3::hash(blob).to_hex().to_string()
+                        FileDigest::of(blob)
                     }
                 };
                 EntryKind::File {
