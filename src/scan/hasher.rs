@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::fs;
 use std::io::Read;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -137,7 +138,11 @@ impl<'a> Hasher<'a> {
     /// The digest the old cache holds for the file at `path` (absolute, as bytes) if its stamp
     /// is exactly `stamp`.
     pub(super) fn cached(&self, path: &[u8], stamp: &Stamp) -> Option<[u8; 32]> {
-        let i = self.old.find_file(path)?;
+        self.file_hit(self.old.find_file(path)?, stamp)
+    }
+
+    /// The digest of file record `i` if its stamp is exactly `stamp`.
+    fn file_hit(&self, i: usize, stamp: &Stamp) -> Option<[u8; 32]> {
         let (s, h) = self.old.file_stamp(i);
         if s != *stamp {
             return None;
@@ -147,9 +152,13 @@ impl<'a> Hasher<'a> {
     }
 
     /// The listing the old cache holds for the folder at `path` (absolute, as bytes) if its
-    /// stamp is exactly `stamp` and not racy: adding, removing or renaming an entry changes a
-    /// folder's mtime and ctime.
-    pub(super) fn cached_listing(&self, path: &[u8], stamp: &Stamp) -> Option<&'a [u8]> {
+    /// stamp is exactly `stamp` and not racy (adding, removing or renaming an entry changes a
+    /// folder's mtime and ctime), and the records of its files, for [`Hasher::cached_next`].
+    pub(super) fn cached_listing(
+        &self,
+        path: &[u8],
+        stamp: &Stamp,
+    ) -> Option<(&'a [u8], Range<usize>)> {
         let old: &'a StatCache = self.old;
         let i = old.find_dir(path)?;
         let (_, s, listing) = old.dir(i);
@@ -157,7 +166,24 @@ impl<'a> Hasher<'a> {
             return None;
         }
         self.hit(&self.used_dirs, i, stamp);
-        Some(listing)
+        Some((listing, old.dir_files(i)))
+    }
+
+    /// [`Hasher::cached`] of the file `name` at `path` in a folder whose cached listing is
+    /// being walked, `files` what is left of its records: the file's record is most often the
+    /// next one, found without hashing its path.
+    pub(super) fn cached_next(
+        &self,
+        files: &mut Range<usize>,
+        name: &[u8],
+        path: &[u8],
+        stamp: &Stamp,
+    ) -> Option<[u8; 32]> {
+        let i = match self.old.next_file(files, name) {
+            Some(i) => i,
+            None => self.old.find_file(path)?,
+        };
+        self.file_hit(i, stamp)
     }
 
     /// Reads and hashes the regular file at `path`; returns the entry for the next cache

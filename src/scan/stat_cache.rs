@@ -83,10 +83,12 @@ pub struct StatCache {
 ///   length (u32 each);
 /// - a folder record (`DIR_REC` bytes): path offset and length in the blob, stamp, listing
 ///   offset and length (`NO_LISTING` as the length: a folder known only as the one its files
-///   are in, whose stamp means nothing);
+///   are in, whose stamp means nothing), the number of its first file record and how many;
 /// - a file record (`FILE_REC` bytes): its folder's record number, name offset and length in
 ///   the blob (most often inside the folder's listing), stamp, blake3. Its path is the
-///   folder's, a `/` and the name;
+///   folder's, a `/` and the name. A folder's files are consecutive records, in the order of
+///   its listing (those it does not list after), so a walk of a listing finds each file's
+///   record next to the last one's ([`StatCache::next_file`]);
 /// - a slot (`SLOT` bytes): a record number (`EMPTY` for a free slot) and the high half of the
 ///   hash of its path ([`path_hash`]); a table is empty or a power of two at least twice its
 ///   records, so a probe ends at a free slot;
@@ -106,12 +108,12 @@ struct Layout {
     blob_at: usize,
 }
 
-const STAT_MAGIC: &[u8; 12] = b"layer-stat\0\x03";
+const STAT_MAGIC: &[u8; 12] = b"layer-stat\0\x04";
 /// Bytes of the header after the magic: six u32.
 const HEADER: usize = 6 * 4;
 /// Bytes of a stamp: five u64 and the mode.
 const STAMP_LEN: usize = 5 * 8 + 4;
-const DIR_REC: usize = 8 + STAMP_LEN + 8;
+const DIR_REC: usize = 8 + STAMP_LEN + 8 + 8;
 const FILE_REC: usize = 12 + STAMP_LEN + 32;
 const SLOT: usize = 8;
 /// The empty cache: the magic and a header of zeros.
@@ -299,23 +301,45 @@ impl StatCache {
                     put32(&mut dir_recs, NO_LISTING as usize);
                 }
             }
+            // Its files' records, filled in below.
+            put32(&mut dir_recs, 0);
+            put32(&mut dir_recs, 0);
         }
-        let mut file_recs = Vec::with_capacity(files.len() * FILE_REC);
-        for ((_, (stamp, hash)), &(d, name)) in files.iter().zip(&file_dirs) {
-            let at = match names.get(&(d, name)) {
+        // Where each file's name is: in its folder's listing, else added to the blob. Offsets
+        // in a listing follow its order, and added names come after every listing, so files
+        // ordered by (folder, offset) are each folder's in the order of its listing.
+        let name_at: Vec<usize> = file_dirs
+            .iter()
+            .map(|&(d, name)| match names.get(&(d, name)) {
                 Some(&at) => at,
                 None => {
                     blob.extend_from_slice(name);
                     blob.len() - name.len()
                 }
-            };
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..files.len()).collect();
+        order.sort_unstable_by_key(|&f| (file_dirs[f].0, name_at[f]));
+        let mut counts = vec![0usize; dirs.len()];
+        for &(d, _) in &file_dirs {
+            counts[d] += 1;
+        }
+        let mut first = 0;
+        for (rec, n) in dir_recs.chunks_exact_mut(DIR_REC).zip(counts) {
+            rec[DIR_REC - 8..DIR_REC - 4].copy_from_slice(&(first as u32).to_le_bytes());
+            rec[DIR_REC - 4..].copy_from_slice(&(n as u32).to_le_bytes());
+            first += n;
+        }
+        let mut file_recs = Vec::with_capacity(files.len() * FILE_REC);
+        for &f in &order {
+            let ((_, (stamp, hash)), (d, name)) = (&files[f], file_dirs[f]);
             put32(&mut file_recs, d);
-            put32(&mut file_recs, at);
+            put32(&mut file_recs, name_at[f]);
             put32(&mut file_recs, name.len());
             stamp.encode(&mut file_recs);
             file_recs.extend_from_slice(hash);
         }
-        let file_table = table(files.len(), files.iter().map(|(p, _)| path_hash(p)));
+        let file_table = table(files.len(), order.iter().map(|&f| path_hash(&files[f].0)));
         let dir_table = table(listed.len(), listed.iter().map(|(p, _)| path_hash(p)));
         let size = STAT_MAGIC.len()
             + HEADER
@@ -442,6 +466,23 @@ impl StatCache {
                 return None;
             }
         }
+        // Each folder's files are the records that name it as their folder, the folders' in
+        // turn: together, every file record once.
+        let mut next = 0;
+        for d in 0..dirs {
+            let at = dirs_at + d * DIR_REC + DIR_REC - 8;
+            let (first, n) = (u32_at(b, at) as usize, u32_at(b, at + 4) as usize);
+            if first != next
+                || n > files - next
+                || (first..first + n).any(|f| u32_at(b, files_at + f * FILE_REC) as usize != d)
+            {
+                return None;
+            }
+            next += n;
+        }
+        if next != files {
+            return None;
+        }
         let slots_ok = |from: usize, len: usize, n: usize| {
             let mut free = 0;
             for i in 0..len {
@@ -523,6 +564,29 @@ impl StatCache {
                 && path[dir.len()] == b'/'
                 && path.starts_with(dir)
         })
+    }
+
+    /// The file records of folder record `d`, in the order of its listing.
+    pub(super) fn dir_files(&self, d: usize) -> std::ops::Range<usize> {
+        let at = self.layout.dirs_at + d * DIR_REC + DIR_REC - 8;
+        let first = u32_at(&self.bytes, at) as usize;
+        first..first + u32_at(&self.bytes, at + 4) as usize
+    }
+
+    /// The record of the file `name` when it is the first of `files` (what is left of a
+    /// folder's [`StatCache::dir_files`] as its listing is walked), which then moves past it.
+    /// A walk of the listing finds each file there unless the file was not recorded.
+    pub(super) fn next_file(
+        &self,
+        files: &mut std::ops::Range<usize>,
+        name: &[u8],
+    ) -> Option<usize> {
+        let i = files.start;
+        if i >= files.end || self.blob_at(self.layout.files_at + i * FILE_REC + 4) != name {
+            return None;
+        }
+        files.start += 1;
+        Some(i)
     }
 
     /// The record of the folder at `path` (absolute, as bytes), if it has one.
@@ -632,122 +696,4 @@ pub(super) fn listing_entries(listing: &[u8]) -> impl Iterator<Item = (u8, &[u8]
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stamp(ino: u64) -> Stamp {
-        Stamp {
-            dev: 1,
-            ino,
-            size: 3,
-            mtime_ns: 4,
-            ctime_ns: -5,
-            mode: 0o100644,
-        }
-    }
-
-    #[test]
-    fn stat_cache_round_trips_and_rejects_garbage() {
-        let (s, t) = (stamp(2), stamp(9));
-        let file = |p: &'static [u8], s: Stamp, h: u8| (Cow::Borrowed(p), s, [h; 32]);
-        let c = StatCache::from_entries(
-            [
-                file(b"/a/b", s, 7),
-                file(b"/a/c", s, 8),
-                file(b"/a/b", t, 9),
-                // Folders without a listing; the root's own files; no folder at all.
-                file(b"/x/y/z", s, 1),
-                file(b"/r", t, 2),
-                file(b"relative", t, 3),
-            ],
-            [(&b"/a"[..], t, &b"\x08b\0\x08c\0"[..])],
-        );
-        assert_eq!((c.len(), c.dirs_len()), (4, 1));
-        assert_eq!(c.get(Path::new("/a/b")), Some((t, [9; 32])));
-        assert_eq!(c.get(Path::new("/a/c")), Some((s, [8; 32])));
-        assert_eq!(c.get(Path::new("/x/y/z")), Some((s, [1; 32])));
-        assert_eq!(c.get(Path::new("/r")), Some((t, [2; 32])));
-        assert_eq!(c.get(Path::new("relative")), None);
-        assert_eq!(c.get(Path::new("/a")), None);
-        assert_eq!(c.get(Path::new("/a/bc")), None);
-        assert_eq!(c.get(Path::new("/ab")), None);
-        assert_eq!(
-            c.get_dir(Path::new("/a")),
-            Some((t, &b"\x08b\0\x08c\0"[..]))
-        );
-        assert_eq!(c.get_dir(Path::new("/x/y")), None);
-        // Names are stored once: those of a listed folder's files are its listing's.
-        let bytes = c.encode();
-        let count = |n: &[u8]| bytes.windows(n.len()).filter(|w| w == &n).count();
-        assert_eq!((count(b"b\0"), count(b"z")), (1, 1));
-        assert_eq!(StatCache::decode(&bytes), c);
-        let mut files: Vec<_> = c.files().map(|i| c.file(i).0.into_owned()).collect();
-        files.sort();
-        assert_eq!(files, [&b"/a/b"[..], b"/a/c", b"/r", b"/x/y/z"]);
-        let again =
-            StatCache::from_entries(c.files().map(|i| c.file(i)), c.dirs().map(|i| c.dir(i)));
-        assert_eq!(again, c);
-        assert!(StatCache::decode(&StatCache::default().encode()).is_empty());
-
-        // The formats before this one are no cache: the files are hashed again.
-        let mut v2 = bytes.clone();
-        v2[STAT_MAGIC.len() - 1] = 2;
-        assert!(StatCache::decode(&v2).is_empty());
-        // A listing must be well formed.
-        let at = count(b"\x08b\0\x08c\0");
-        assert_eq!(at, 1);
-        let pos = bytes
-            .windows(6)
-            .position(|w| w == b"\x08b\0\x08c\0")
-            .unwrap();
-        let mut bad = bytes.clone();
-        bad[pos + 5] = b'x';
-        assert!(StatCache::decode(&bad).is_empty());
-        // Truncated, extended, or any byte changed: never a panic, nor an endless probe.
-        for n in 0..bytes.len() {
-            assert!(StatCache::decode(&bytes[..n]).is_empty());
-        }
-        let mut longer = bytes.clone();
-        longer.push(0);
-        assert!(StatCache::decode(&longer).is_empty());
-        for i in 0..bytes.len() {
-            for flip in [0x01, 0x80, 0xff] {
-                let mut b = bytes.clone();
-                b[i] ^= flip;
-                let d = StatCache::decode(&b);
-                for p in ["/a/b", "/a/c", "/x/y/z", "/r", "/a"] {
-                    let _ = (d.get(Path::new(p)), d.get_dir(Path::new(p)));
-                }
-                for i in d.files() {
-                    let _ = d.file(i);
-                }
-                for i in d.dirs() {
-                    let _ = d.dir(i);
-                }
-            }
-        }
-        assert_eq!(StatCache::decode(b"garbage"), StatCache::default());
-    }
-
-    #[test]
-    fn lookups_of_many_entries_find_each_and_nothing_else() {
-        let paths: Vec<Vec<u8>> = (0..2000)
-            .map(|i| format!("/p/roles/r{}/files/f{i}.conf", i % 37).into_bytes())
-            .collect();
-        let c = StatCache::from_entries(
-            paths
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (Cow::Borrowed(&p[..]), stamp(i as u64), [i as u8; 32])),
-            [],
-        );
-        assert_eq!(c.len(), 2000);
-        for (i, p) in paths.iter().enumerate() {
-            let found = c.find_file(p).map(|r| c.file_stamp(r));
-            assert_eq!(found, Some((stamp(i as u64), [i as u8; 32])));
-            let mut other = p.clone();
-            other.push(b'x');
-            assert_eq!(c.find_file(&other), None);
-        }
-    }
-}
+mod tests;

@@ -3,6 +3,7 @@
 //! folder's stamp is unchanged, and files missing from it read in parallel at the end.
 
 use std::ffi::{CStr, OsStr};
+use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -153,13 +154,13 @@ impl Walk<'_, '_> {
                 stamp = Stamp::of_stat(&st.map_err(|e| Error::io(self.abs_path(), e))?);
             }
         }
-        if let Some(listing) = self.hasher.cached_listing(&self.abs, &stamp) {
+        if let Some((listing, files)) = self.hasher.cached_listing(&self.abs, &stamp) {
             let mark = (self.entries.len(), self.misses.len());
             let walked = if is_base || !two_files(listing) {
-                self.entries_of(base, base_len, listing, true)?
+                self.entries_of(base, base_len, listing, Some(files))?
             } else {
                 match base.open_at(self.cpath(base_len)) {
-                    Ok(d) => self.entries_of(&d, self.rel.len(), listing, true)?,
+                    Ok(d) => self.entries_of(&d, self.rel.len(), listing, Some(files))?,
                     Err(_) => Walked::Stale,
                 }
             };
@@ -184,7 +185,7 @@ impl Walk<'_, '_> {
         let mut listing = Vec::new();
         d.list(&mut self.scratch, &mut listing)
             .map_err(|e| Error::io(self.abs_path(), e))?;
-        self.entries_of(d, d_len, &listing, false)?;
+        self.entries_of(d, d_len, &listing, None)?;
         // Kept only once walked without error, so a cached listing holds valid names.
         if !self.hasher.racy(&stamp) {
             self.listed.push((self.abs.clone(), stamp, listing));
@@ -199,21 +200,22 @@ impl Walk<'_, '_> {
         self.rel.is_empty() && std::str::from_utf8(name).is_ok_and(super::tree::left_out)
     }
 
-    /// Walks the entries of `listing`, the current folder's; `cached` when the listing comes
-    /// from the stat cache rather than from reading the folder.
+    /// Walks the entries of `listing`, the current folder's. `files`, when the listing comes
+    /// from the stat cache rather than from reading the folder: the records of its files, in
+    /// the order of the listing.
     fn entries_of(
         &mut self,
         base: &Dir,
         base_len: usize,
         listing: &[u8],
-        cached: bool,
+        mut files: Option<Range<usize>>,
     ) -> Result<Walked> {
         for (t, name) in listing_entries(listing) {
             if self.left_out(name) {
                 continue;
             }
             let (abs_len, rel_len) = (self.abs.len(), self.rel.len());
-            let walked = self.entry(base, base_len, t, name, cached);
+            let walked = self.entry(base, base_len, t, name, files.as_mut());
             self.abs.truncate(abs_len);
             self.rel.truncate(rel_len);
             if let Walked::Stale = walked? {
@@ -237,7 +239,9 @@ impl Walk<'_, '_> {
             let walked = match quiet? {
                 Some(w) => w,
                 None => {
-                    let w = self.entry(base, base_len, t, name, true);
+                    // A listing from the stat cache, whose file records are not at hand here:
+                    // the file is looked up by its path.
+                    let w = self.entry(base, base_len, t, name, Some(&mut (0..0)));
                     self.abs.truncate(abs_len);
                     self.rel.truncate(rel_len);
                     w?
@@ -294,15 +298,17 @@ impl Walk<'_, '_> {
         Ok(Some(Walked::Done))
     }
 
-    /// One entry of the current folder: the type byte of its listing and its name.
+    /// One entry of the current folder: the type byte of its listing and its name. `files`
+    /// when the listing is the stat cache's: what is left of the folder's file records.
     fn entry(
         &mut self,
         base: &Dir,
         base_len: usize,
         t: u8,
         name: &[u8],
-        cached: bool,
+        files: Option<&mut Range<usize>>,
     ) -> Result<Walked> {
+        let cached = files.is_some();
         // A failure on an entry of a cached listing means the listing is out of date.
         macro_rules! io {
             ($e:expr) => {
@@ -374,7 +380,11 @@ impl Walk<'_, '_> {
         match kind {
             Kind::File => {
                 let stamp = Stamp::of_stat(st.as_ref().expect("files are stat'ed"));
-                match self.hasher.cached(&self.abs, &stamp) {
+                let hit = match files {
+                    Some(files) => self.hasher.cached_next(files, name, &self.abs, &stamp),
+                    None => self.hasher.cached(&self.abs, &stamp),
+                };
+                match hit {
                     Some(hash) => self
                         .entries
                         .push(file_entry(self.rel.clone(), &stamp, hash)),
