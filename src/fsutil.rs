@@ -172,9 +172,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// (a build record: a missing or unreadable one means the image is built again), written on a
 /// build's critical path, where an fsync on a busy disk costs more than the build.
 pub fn write_atomic_lazy(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_lazy_parts(path, &[bytes])
+}
+
+/// [`write_atomic_lazy`] of the bytes of `parts`, one after the other (no copy of them into
+/// one buffer first).
+pub fn write_atomic_lazy_parts(path: &Path, parts: &[&[u8]]) -> Result<()> {
     let tmp = temp_beside(path);
     let guard = Remove::new(&tmp);
-    let write = |tmp: &Path| fs::write(tmp, bytes);
+    let write = |tmp: &Path| -> std::io::Result<()> {
+        let mut f = File::create(tmp)?;
+        parts.iter().try_for_each(|p| f.write_all(p))
+    };
     if let Err(e) = write(&tmp) {
         if e.kind() != std::io::ErrorKind::NotFound {
             return Err(Error::io(&tmp, e));
