@@ -22,11 +22,11 @@ mod tests;
 
 pub use reason::{describe_file_change, Reason};
 use stale::remote_fresh;
+pub use stale::{changes_since, reasons_from, stale_reasons};
 
 /// Images per piece of a plan's parallel work: a fresh image's reasons take about a
 /// microsecond, so smaller pieces would cost more to hand out than they save.
 const PAR_MIN: usize = 256;
-pub use stale::{changes_since, reasons_from, stale_reasons};
 
 /// The schema of `layer plan --format json`.
 pub const PLAN_SCHEMA: u32 = 1;
