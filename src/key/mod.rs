@@ -266,16 +266,25 @@ impl Inputs {
     }
 }
 
-/// The key of the canonical encoding `write` writes: its blake3 after the schema's prefix,
-/// streamed through a buffer (no growing vector of the bytes per image).
+/// The key of the canonical encoding `write` writes: its blake3 after the schema's prefix.
+/// The bytes go to a buffer kept by each thread and are hashed at once: a new 8 KiB buffer and
+/// a streamed hash per image cost more than the encoding of a few hundred bytes.
 fn hash_encoding(write: impl FnOnce(&mut dyn std::io::Write)) -> String {
-    let mut h = blake3::Hasher::new();
-    h.update(format!("layer-key-v{KEY_SCHEMA}\0").as_bytes());
-    let mut w = std::io::BufWriter::with_capacity(8192, &mut h);
-    write(&mut w);
-    std::io::Write::flush(&mut w).expect("hashing does not fail");
-    drop(w);
-    h.finalize().to_hex().to_string()
+    use std::io::Write as _;
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with(|buf| {
+        // Taken, not borrowed: an encoding that keys another image inside `write` (none does)
+        // would find an empty buffer rather than a panic.
+        let mut b = buf.take();
+        b.clear();
+        write!(b, "layer-key-v{KEY_SCHEMA}\0").expect("writing to memory does not fail");
+        write(&mut b);
+        let key = blake3::hash(&b).to_hex().to_string();
+        buf.replace(b);
+        key
+    })
 }
 
 /// Writes the canonical encoding of `v` (compact JSON) to `w`.
