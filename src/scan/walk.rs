@@ -450,6 +450,18 @@ mod tests {
         (tree, hasher.finish())
     }
 
+    /// `cache` with the listing of the folder `dir` replaced by `listing`, under the stamp it
+    /// recorded: a listing that lies about its folder although the folder's stamp matches.
+    fn with_listing(cache: &StatCache, dir: &Path, listing: &[u8]) -> StatCache {
+        let (stamp, _) = cache.get_dir(dir).unwrap();
+        let files: Vec<_> = cache.files().map(|i| cache.file(i)).collect();
+        let mut dirs: Vec<_> = cache.dirs().map(|i| cache.dir(i)).collect();
+        let at = dir.as_os_str().as_encoded_bytes();
+        dirs.retain(|d| d.0 != at);
+        dirs.push((at, stamp, listing));
+        StatCache::from_entries(files, dirs)
+    }
+
     fn paths(t: &Tree) -> Vec<&str> {
         t.entries.iter().map(|e| e.path.as_str()).collect()
     }
@@ -496,14 +508,7 @@ mod tests {
         // were replaced by a link without the folder's times changing): the walk opens `etc`
         // first, `O_NOFOLLOW` refuses the link, and the listing is found out of date.
         let files_dir = dir.join("files");
-        let (stamp, _) = cache.get_dir(&files_dir).unwrap();
-        let files: Vec<_> = cache.files().map(|i| cache.file(i)).collect();
-        let mut dirs: Vec<_> = cache.dirs().map(|i| cache.dir(i)).collect();
-        let files_bytes = files_dir.as_os_str().as_encoded_bytes();
-        let lying = b"\x04etc\0\x04real\0".to_vec();
-        dirs.retain(|d| d.0 != files_bytes);
-        dirs.push((files_bytes, stamp, &lying));
-        let broken = StatCache::from_entries(files, dirs);
+        let broken = with_listing(&cache, &files_dir, b"\x04etc\0\x04real\0");
         let (seen, next) = scan_with(dir, &broken);
         assert_eq!(seen, truth);
         assert!(paths(&seen).contains(&"files/etc"));
@@ -561,14 +566,7 @@ mod tests {
         // that did not update the folder's times) is noticed when an entry is missing or of
         // another type, and the folder is read.
         let etc = dir.join("files/etc");
-        let (stamp, _) = cache.get_dir(&etc).unwrap();
-        let files: Vec<_> = cache.files().map(|i| cache.file(i)).collect();
-        let mut dirs: Vec<_> = cache.dirs().map(|i| cache.dir(i)).collect();
-        let etc_bytes = etc.as_os_str().as_encoded_bytes();
-        let bogus = b"\x08a.conf\0\x08b.conf\0\x08ghost\0".to_vec();
-        dirs.retain(|d| d.0 != etc_bytes);
-        dirs.push((etc_bytes, stamp, &bogus));
-        let broken = StatCache::from_entries(files, dirs);
+        let broken = with_listing(&cache, &etc, b"\x08a.conf\0\x08b.conf\0\x08ghost\0");
         let (recovered, next) = scan_with(dir, &broken);
         assert_eq!(recovered, scan_with(dir, &StatCache::default()).0);
         assert!(!paths(&recovered).iter().any(|p| p.ends_with("ghost")));
