@@ -385,6 +385,36 @@ mod tests {
     }
 
     #[test]
+    fn an_image_with_every_field_set_round_trips() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        fs::create_dir_all(root.join("images")).unwrap();
+        fs::create_dir_all(root.join("roles/web")).unwrap();
+        fs::write(root.join("layer.toml"), "[origins.o]\nid = \"ami-1\"\n").unwrap();
+        fs::write(root.join("roles/web/role.toml"), "").unwrap();
+        fs::write(
+            root.join("images/base.toml"),
+            "origin = \"o\"\nversion = \"2.1\"\n",
+        )
+        .unwrap();
+        fs::write(
+            root.join("images/app.toml"),
+            "description = \"the app\"\nfrom = \"base@2\"\nroles = [\"web\"]\n\
+             packages = [\"curl\", \"jq\"]\nsources = [\"deb http://127.0.0.1/ x main\"]\n\
+             max_age = \"30d\"\n\
+             [vars]\nPORT = \"8080\"\n[secrets]\nTOKEN = { env = \"T\" }\n\
+             [tags]\nteam = \"web\"\n[[test]]\nname = \"up\"\nrun = \"true\"\n",
+        )
+        .unwrap();
+        let project = super::super::load_from(&root, &WorkTree::new(&root)).unwrap();
+        let app = project.image("app").unwrap();
+        assert!(app.max_age.is_some() && app.pin.is_some() && app.description.is_some());
+        assert!(!app.secrets.is_empty() && !app.tags.is_empty() && !app.tests.is_empty());
+        let bytes = encode_project(&project).unwrap();
+        assert_eq!(decode_project(&bytes), Some(project));
+    }
+
+    #[test]
     fn a_project_of_many_images_decodes_from_its_chunks_in_order() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().canonicalize().unwrap();
