@@ -81,9 +81,18 @@ impl<'a> Hasher<'a> {
         self.quiet.is_some_and(|q| q.vouches(path))
     }
 
-    /// For a file in a vouched-for folder: the stamp and digest the stat cache recorded.
-    pub(super) fn quiet_file(&self, path: &[u8]) -> Option<(Stamp, [u8; 32])> {
-        let i = self.old.find_file(path)?;
+    /// For the file `name` at `path` in a vouched-for folder (`files` what is left of its
+    /// records, as for [`Hasher::cached_next`]): the stamp and digest the stat cache recorded.
+    pub(super) fn quiet_file(
+        &self,
+        files: &mut Range<usize>,
+        name: &[u8],
+        path: &[u8],
+    ) -> Option<(Stamp, [u8; 32])> {
+        let i = match self.old.next_file(files, name) {
+            Some(i) => i,
+            None => self.old.find_file(path)?,
+        };
         let (s, h) = self.old.file_stamp(i);
         if self.racy(&s) {
             return None;
@@ -92,29 +101,36 @@ impl<'a> Hasher<'a> {
         Some((s, h))
     }
 
-    /// For a vouched-for folder: the stamp the stat cache recorded with its listing.
-    pub(super) fn quiet_dir_stamp(&self, path: &[u8]) -> Option<Stamp> {
-        let i = self.old.find_dir(path)?;
-        Some(self.old.dir(i).1)
+    /// For a vouched-for folder (its record `d`): the stamp the stat cache recorded with its
+    /// listing.
+    pub(super) fn quiet_dir_stamp(&self, d: Option<usize>) -> Option<Stamp> {
+        Some(self.old.dir(d?).1)
     }
 
-    /// For a vouched-for folder: the listing the stat cache recorded.
-    pub(super) fn quiet_listing(&self, path: &[u8]) -> Option<&'a [u8]> {
+    /// For a vouched-for folder (its record `d`): the listing the stat cache recorded, and the
+    /// records of its files.
+    pub(super) fn quiet_listing(&self, d: Option<usize>) -> Option<(&'a [u8], Range<usize>)> {
         let old: &'a StatCache = self.old;
-        let i = old.find_dir(path)?;
-        let (_, s, listing) = old.dir(i);
+        let d = d?;
+        let (_, s, listing) = old.dir(d);
         if self.racy(&s) {
             return None;
         }
-        self.hit(&self.used_dirs, i, &s);
-        Some(listing)
+        self.hit(&self.used_dirs, d, &s);
+        Some((listing, old.dir_files(d)))
     }
 
-    /// The listing the old cache holds for the folder at `path` (absolute, as bytes), whatever
-    /// its stamp: what the walk will find there if nothing changed.
-    pub(super) fn any_listing(&self, path: &[u8]) -> Option<&'a [u8]> {
+    /// The old cache's record of the folder at `path` (absolute, as bytes), if it has one: the
+    /// walk looks a folder up once and hands the record to the questions below.
+    pub(super) fn dir_record(&self, path: &[u8]) -> Option<usize> {
+        self.old.find_dir(path)
+    }
+
+    /// The listing of folder record `d`, whatever its stamp: what the walk will find there if
+    /// nothing changed.
+    pub(super) fn listing(&self, d: usize) -> &'a [u8] {
         let old: &'a StatCache = self.old;
-        old.find_dir(path).map(|i| old.dir(i).2)
+        old.dir(d).2
     }
 
     /// Whether `s` is too recent to vouch for content: a change in the same clock tick as the
@@ -151,16 +167,16 @@ impl<'a> Hasher<'a> {
         Some(h)
     }
 
-    /// The listing the old cache holds for the folder at `path` (absolute, as bytes) if its
-    /// stamp is exactly `stamp` and not racy (adding, removing or renaming an entry changes a
-    /// folder's mtime and ctime), and the records of its files, for [`Hasher::cached_next`].
+    /// The listing the old cache holds for the folder of record `d` if its stamp is exactly
+    /// `stamp` and not racy (adding, removing or renaming an entry changes a folder's mtime
+    /// and ctime), and the records of its files, for [`Hasher::cached_next`].
     pub(super) fn cached_listing(
         &self,
-        path: &[u8],
+        d: Option<usize>,
         stamp: &Stamp,
     ) -> Option<(&'a [u8], Range<usize>)> {
         let old: &'a StatCache = self.old;
-        let i = old.find_dir(path)?;
+        let i = d?;
         let (_, s, listing) = old.dir(i);
         if s != *stamp || self.racy(stamp) {
             return None;

@@ -36,7 +36,8 @@ pub fn scan_tree(dir: &Path, rel: &str, hasher: &Hasher) -> Result<Tree> {
     };
     let root = Dir::open(dir).map_err(|e| Error::io(dir, e))?;
     let stamp = Stamp::of_stat(&root.stat_self().map_err(|e| Error::io(dir, e))?);
-    walk.dir(&root, 0, stamp, true)?;
+    let record = hasher.dir_record(&walk.abs);
+    walk.dir(&root, 0, stamp, true, record)?;
     let Walk {
         mut entries,
         misses,
@@ -135,12 +136,22 @@ impl Walk<'_, '_> {
     /// alone: its listing, its files' stamps and digests and its folders' stamps as recorded,
     /// with no system call but `readlinkat` for links; an entry the stat cache lacks is looked
     /// at as usual.
-    fn dir(&mut self, base: &Dir, base_len: usize, stamp: Stamp, is_base: bool) -> Result<()> {
+    ///
+    /// `record` is the folder's in the stat cache (`Hasher::dir_record`), looked up once by
+    /// the caller.
+    fn dir(
+        &mut self,
+        base: &Dir,
+        base_len: usize,
+        stamp: Stamp,
+        is_base: bool,
+        record: Option<usize>,
+    ) -> Result<()> {
         let mut stamp = stamp;
         if self.hasher.vouched(&self.abs) {
-            if let Some(listing) = self.hasher.quiet_listing(&self.abs) {
+            if let Some((listing, files)) = self.hasher.quiet_listing(record) {
                 let mark = (self.entries.len(), self.misses.len());
-                if let Walked::Done = self.quiet_entries(base, base_len, listing)? {
+                if let Walked::Done = self.quiet_entries(base, base_len, listing, files)? {
                     return Ok(());
                 }
                 self.entries.truncate(mark.0);
@@ -154,7 +165,7 @@ impl Walk<'_, '_> {
                 stamp = Stamp::of_stat(&st.map_err(|e| Error::io(self.abs_path(), e))?);
             }
         }
-        if let Some((listing, files)) = self.hasher.cached_listing(&self.abs, &stamp) {
+        if let Some((listing, files)) = self.hasher.cached_listing(record, &stamp) {
             let mark = (self.entries.len(), self.misses.len());
             let walked = if is_base || !two_files(listing) {
                 self.entries_of(base, base_len, listing, Some(files))?
@@ -225,23 +236,28 @@ impl Walk<'_, '_> {
         Ok(Walked::Done)
     }
 
-    /// Walks the entries of `listing`, the stat cache's listing of a vouched-for folder:
-    /// files and folders the stat cache holds are taken from it, the rest looked at.
-    fn quiet_entries(&mut self, base: &Dir, base_len: usize, listing: &[u8]) -> Result<Walked> {
+    /// Walks the entries of `listing`, the stat cache's listing of a vouched-for folder
+    /// (`files` the records of its files): files and folders the stat cache holds are taken
+    /// from it, the rest looked at.
+    fn quiet_entries(
+        &mut self,
+        base: &Dir,
+        base_len: usize,
+        listing: &[u8],
+        mut files: Range<usize>,
+    ) -> Result<Walked> {
         for (t, name) in listing_entries(listing) {
             if self.left_out(name) {
                 continue;
             }
             let (abs_len, rel_len) = (self.abs.len(), self.rel.len());
-            let quiet = self.quiet_entry(base, base_len, t, name);
+            let quiet = self.quiet_entry(base, base_len, t, name, &mut files);
             self.abs.truncate(abs_len);
             self.rel.truncate(rel_len);
             let walked = match quiet? {
                 Some(w) => w,
                 None => {
-                    // A listing from the stat cache, whose file records are not at hand here:
-                    // the file is looked up by its path.
-                    let w = self.entry(base, base_len, t, name, Some(&mut (0..0)));
+                    let w = self.entry(base, base_len, t, name, Some(&mut files));
                     self.abs.truncate(abs_len);
                     self.rel.truncate(rel_len);
                     w?
@@ -262,6 +278,7 @@ impl Walk<'_, '_> {
         base_len: usize,
         t: u8,
         name: &[u8],
+        files: &mut Range<usize>,
     ) -> Result<Option<Walked>> {
         let Ok(name_str) = std::str::from_utf8(name) else {
             return Ok(None);
@@ -274,7 +291,7 @@ impl Walk<'_, '_> {
         self.rel.push_str(name_str);
         match Kind::of_dt(t) {
             Kind::File => {
-                let Some((stamp, hash)) = self.hasher.quiet_file(&self.abs) else {
+                let Some((stamp, hash)) = self.hasher.quiet_file(files, name, &self.abs) else {
                     return Ok(None);
                 };
                 if Kind::of_mode(stamp.mode) != Kind::File {
@@ -284,14 +301,15 @@ impl Walk<'_, '_> {
                     .push(file_entry(self.rel.clone(), &stamp, hash));
             }
             Kind::Dir => {
-                let Some(stamp) = self.hasher.quiet_dir_stamp(&self.abs) else {
+                let record = self.hasher.dir_record(&self.abs);
+                let Some(stamp) = self.hasher.quiet_dir_stamp(record) else {
                     return Ok(None);
                 };
                 self.entries.push(Entry {
                     path: self.rel.clone(),
                     kind: EntryKind::Dir,
                 });
-                self.dir(base, base_len, stamp, false)?;
+                self.dir(base, base_len, stamp, false, record)?;
             }
             _ => return Ok(None),
         }
@@ -346,8 +364,9 @@ impl Walk<'_, '_> {
         // of two (`lstat`, then `openat`). A listing that no longer matches (the name is now a
         // file or a link, which `O_NOFOLLOW` refuses), or any other failure, takes the way
         // below, which says what it is.
-        let opens = || self.hasher.any_listing(&self.abs).is_none_or(two_files);
-        if listed == Kind::Dir && opens() {
+        let record = (listed == Kind::Dir).then(|| self.hasher.dir_record(&self.abs));
+        let opens = |r: Option<usize>| r.is_none_or(|r| two_files(self.hasher.listing(r)));
+        if let Some(record) = record.filter(|&r| opens(r)) {
             let c = self.cpath(base_len);
             if let Ok(d) = base.open_at(c) {
                 let st = io!(d.stat_self());
@@ -357,7 +376,7 @@ impl Walk<'_, '_> {
                     kind: EntryKind::Dir,
                 });
                 let d_len = self.rel.len();
-                self.dir(&d, d_len, stamp, true)?;
+                self.dir(&d, d_len, stamp, true, record)?;
                 return Ok(Walked::Done);
             }
         }
@@ -397,7 +416,8 @@ impl Walk<'_, '_> {
                     path: self.rel.clone(),
                     kind: EntryKind::Dir,
                 });
-                self.dir(base, base_len, stamp, false)?;
+                let record = record.unwrap_or_else(|| self.hasher.dir_record(&self.abs));
+                self.dir(base, base_len, stamp, false, record)?;
             }
             Kind::Symlink => {
                 let c = self.cpath(base_len);
