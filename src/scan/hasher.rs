@@ -36,9 +36,6 @@ pub struct Hasher<'a> {
     /// By slot of the old cache's file and folder tables: whether this run reused the entry.
     used_files: Vec<AtomicBool>,
     used_dirs: Vec<AtomicBool>,
-    /// Whether anything makes the next cache differ from `old`: a file read or folder listed,
-    /// or an entry left out because it is racy.
-    dirty: AtomicBool,
     fresh: Mutex<(Vec<Fresh>, Vec<FreshDir>)>,
     racy_after_ns: i64,
     /// What a live `layer watch` vouches for, when one does ([`Hasher::with_quiet`]).
@@ -61,7 +58,6 @@ impl<'a> Hasher<'a> {
             old,
             used_files: flags(old.file_slots()),
             used_dirs: flags(old.dir_slots()),
-            dirty: AtomicBool::new(false),
             fresh: Mutex::new(Default::default()),
             racy_after_ns,
             quiet: None,
@@ -141,10 +137,8 @@ impl<'a> Hasher<'a> {
 
     /// Notes that the entry in `slot` of `used` was reused.
     fn hit(&self, used: &[AtomicBool], slot: usize, stamp: &Stamp) {
-        if self.racy(stamp) {
-            // Cannot happen unless the clock went back; never keep such an entry.
-            self.dirty.store(true, Ordering::Relaxed);
-        } else if !used[slot].load(Ordering::Relaxed) {
+        // A racy entry (the clock went back) is not marked: `finish` then drops it.
+        if !self.racy(stamp) && !used[slot].load(Ordering::Relaxed) {
             // A plain store: no read-modify-write, and no shared counter for the two threads
             // to fight over (hits are counted once, in `finish`).
             used[slot].store(true, Ordering::Relaxed);
@@ -219,7 +213,6 @@ impl<'a> Hasher<'a> {
         if files.is_empty() && dirs.is_empty() {
             return;
         }
-        self.dirty.store(true, Ordering::Relaxed);
         let mut f = self.fresh.lock().expect("no panics while locked");
         f.0.extend(files);
         f.1.extend(dirs);
@@ -240,8 +233,9 @@ impl<'a> Hasher<'a> {
     pub fn finish(self) -> Option<StatCache> {
         let (files, dirs) = self.fresh.into_inner().expect("no panics while locked");
         let hits = |used: &[AtomicBool]| used.iter().filter(|u| u.load(Ordering::Relaxed)).count();
-        let unchanged = !self.dirty.into_inner()
-            && files.is_empty()
+        // Unchanged when nothing was added and every old entry was used: a file read again, a
+        // folder listed again or a racy entry leaves its old record unused.
+        let unchanged = files.is_empty()
             && dirs.is_empty()
             && hits(&self.used_files) == self.old.len()
             && hits(&self.used_dirs) == self.old.dirs_len();
