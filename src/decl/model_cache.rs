@@ -12,8 +12,8 @@
 //! identity of the layer that wrote them (version, what the caller adds, and the stamp of the
 //! running binary, so a rebuilt layer never trusts another's model), the project root, the
 //! paths with their stamps, and the project ([`encode_project`]: its images in chunks of their
-//! own, in a binary encoding, decoded in parallel). Anything that does not match, down to one byte, means a
-//! full load: the cache only ever saves work.
+//! own, in a binary encoding, decoded in parallel). Anything that does not match, down to one
+//! byte, means a full load: the cache only ever saves work.
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
