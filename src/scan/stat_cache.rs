@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ffi::CStr;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -683,15 +684,18 @@ fn valid_listing(mut l: &[u8]) -> bool {
 /// The entries of a listing (checked by `valid_listing` when the cache is read, or written by
 /// `dir::Dir::list`): type byte and name.
 pub(super) fn listing_entries(listing: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    listing_names(listing).map(|(t, name)| (t, name.to_bytes()))
+}
+
+/// [`listing_entries`], each name with the NUL that ends it in the listing: what the kernel
+/// takes, with no copy.
+pub(super) fn listing_names(listing: &[u8]) -> impl Iterator<Item = (u8, &CStr)> {
     let mut rest = listing;
     std::iter::from_fn(move || {
         let (&t, after) = rest.split_first()?;
-        let end = after
-            .iter()
-            .position(|&c| c == 0)
-            .expect("listings end names");
-        rest = &after[end + 1..];
-        Some((t, &after[..end]))
+        let name = CStr::from_bytes_until_nul(after).expect("listings end names");
+        rest = &after[name.count_bytes() + 1..];
+        Some((t, name))
     })
 }
 

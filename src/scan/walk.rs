@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::dir::{Dir, Kind};
 use super::hasher::{FreshDir, Hasher};
-use super::stat_cache::{listing_entries, Stamp};
+use super::stat_cache::{listing_entries, listing_names, Stamp};
 use super::tree::{Entry, EntryKind, FileDigest, Tree};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -123,6 +123,15 @@ impl Walk<'_, '_> {
         CStr::from_bytes_with_nul(&self.cpath).expect("names hold no NUL")
     }
 
+    /// [`Walk::cpath`] of the entry `name` just entered: `name` itself, as its listing holds
+    /// it, when `base` is its folder (the common case: no copy), else the path built.
+    fn entry_cpath<'s>(&'s mut self, base_len: usize, name: &'s CStr) -> &'s CStr {
+        if self.rel[base_len..].trim_start_matches('/').len() == name.count_bytes() {
+            return name;
+        }
+        self.cpath(base_len)
+    }
+
     /// Walks the folder at `self.abs`, whose stamp is `stamp`. `base` is the open folder that
     /// paths are resolved from: the folder itself when `is_base`, otherwise an ancestor,
     /// opened where `self.rel` was `base_len` long.
@@ -221,8 +230,8 @@ impl Walk<'_, '_> {
         listing: &[u8],
         mut files: Option<Range<usize>>,
     ) -> Result<Walked> {
-        for (t, name) in listing_entries(listing) {
-            if self.left_out(name) {
+        for (t, name) in listing_names(listing) {
+            if self.left_out(name.to_bytes()) {
                 continue;
             }
             let (abs_len, rel_len) = (self.abs.len(), self.rel.len());
@@ -246,12 +255,12 @@ impl Walk<'_, '_> {
         listing: &[u8],
         mut files: Range<usize>,
     ) -> Result<Walked> {
-        for (t, name) in listing_entries(listing) {
-            if self.left_out(name) {
+        for (t, name) in listing_names(listing) {
+            if self.left_out(name.to_bytes()) {
                 continue;
             }
             let (abs_len, rel_len) = (self.abs.len(), self.rel.len());
-            let quiet = self.quiet_entry(base, base_len, t, name, &mut files);
+            let quiet = self.quiet_entry(base, base_len, t, name.to_bytes(), &mut files);
             self.abs.truncate(abs_len);
             self.rel.truncate(rel_len);
             let walked = match quiet? {
@@ -323,9 +332,10 @@ impl Walk<'_, '_> {
         base: &Dir,
         base_len: usize,
         t: u8,
-        name: &[u8],
+        name_c: &CStr,
         files: Option<&mut Range<usize>>,
     ) -> Result<Walked> {
+        let name = name_c.to_bytes();
         let cached = files.is_some();
         // A failure on an entry of a cached listing means the listing is out of date.
         macro_rules! io {
@@ -367,7 +377,7 @@ impl Walk<'_, '_> {
         let record = (listed == Kind::Dir).then(|| self.hasher.dir_record(&self.abs));
         let opens = |r: Option<usize>| r.is_none_or(|r| two_files(self.hasher.listing(r)));
         if let Some(record) = record.filter(|&r| opens(r)) {
-            let c = self.cpath(base_len);
+            let c = self.entry_cpath(base_len, name_c);
             if let Ok(d) = base.open_at(c) {
                 let st = io!(d.stat_self());
                 let stamp = Stamp::of_stat(&st);
@@ -385,7 +395,7 @@ impl Walk<'_, '_> {
         let mut st = None;
         let kind = match listed {
             Kind::Unknown | Kind::File | Kind::Dir => {
-                let c = self.cpath(base_len);
+                let c = self.entry_cpath(base_len, name_c);
                 let s = io!(base.stat(c));
                 let k = Kind::of_mode(s.st_mode);
                 if cached && !matches!(listed, Kind::Unknown) && k != listed {
@@ -420,7 +430,7 @@ impl Walk<'_, '_> {
                 self.dir(base, base_len, stamp, false, record)?;
             }
             Kind::Symlink => {
-                let c = self.cpath(base_len);
+                let c = self.entry_cpath(base_len, name_c);
                 let target = io!(base.read_link(c));
                 let Ok(target) = String::from_utf8(target) else {
                     return Err(Error::Input {
