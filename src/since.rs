@@ -184,9 +184,9 @@ impl AtRevision {
             .flat_map(|&j| &then.inputs(j).roles)
             .filter(|r| {
                 ws.scanned
-                    .trees
+                    .digests
                     .get(&r.name)
-                    .is_some_and(|t| t.digest != r.tree)
+                    .is_some_and(|d| *d != r.tree)
                     && !then.trees.contains_key(&r.tree)
             })
             .filter_map(|r| {
@@ -536,7 +536,7 @@ fn load_at(
 pub fn compare(ws: &Workspace, at: &AtRevision) -> Since {
     let then = &at.then;
     let input = ws.input();
-    let new_tree = |r: &str| ws.scanned.trees.get(r).cloned();
+    let new_tree = |r: &str| ws.tree(r).ok();
     let reasons = ws
         .project
         .images
@@ -662,11 +662,8 @@ fn compute_at(
             .expect("every role folder has its tree")
             .digest;
         // Keys read a tree's digest only; its entries are read for the roles that changed.
-        let tree = Tree {
-            entries: Vec::new(),
-            digest: blake3::Hash::from(digest).to_hex().to_string(),
-        };
-        scanned.trees.insert(name.clone(), tree);
+        let digest = blake3::Hash::from(digest).to_hex().to_string();
+        scanned.digests.insert(name.clone(), digest);
         dirs.insert(name.clone(), (role.dir.clone(), *id));
     }
     let mut facts = Vec::new();

@@ -3,8 +3,9 @@
 //! and, when a run has a remote cache, the remote's trusted records of the keys the local
 //! cache lacks.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
 use crate::cache::{Cache, RecordIndex};
@@ -42,6 +43,9 @@ pub struct Workspace {
     /// Whether the artifact of each found record is in the cache, checked for all images at
     /// once and in parallel when a plan first asks (see [`History`] below).
     artifacts: OnceLock<Vec<bool>>,
+    /// Role trees the scan knew by digest alone, walked whole when first asked for
+    /// ([`Workspace::tree`]).
+    walked: Mutex<BTreeMap<String, Tree>>,
 }
 
 /// Makes glibc's malloc grow its heaps 64 MiB at a time instead of 128 KiB. Opening a large
@@ -199,7 +203,38 @@ impl Workspace {
             pins,
             remote: vec![None; n],
             artifacts: OnceLock::new(),
+            walked: Mutex::default(),
         })
+    }
+
+    /// The current tree of `role`, entries and all. A role the scan knew by its digest alone
+    /// (the stat cache's memo vouched for it: `scan::scan_known`) is walked whole the first
+    /// time it is asked for, through the stat cache, and kept, so every later ask (a build's
+    /// bundle, its record, the check after it) gets the same tree. A role whose files changed
+    /// since the scan is an error: its tree is no longer the one keyed.
+    pub fn tree(&self, role: &str) -> Result<Tree> {
+        if let Some(t) = self.scanned.trees.get(role) {
+            return Ok(t.clone());
+        }
+        let walked = || self.walked.lock().expect("no panics while locked");
+        if let Some(t) = walked().get(role) {
+            return Ok(t.clone());
+        }
+        // Walked without the lock held: the walk may run parallel work, and a thread waiting
+        // for it may be handed another ask.
+        let r = &self.project.roles[role];
+        let hasher = scan::Hasher::new(&self.stat);
+        let tree = scan::scan_tree(&self.project.root.join(&r.dir), &r.dir, &hasher)?;
+        if self.scanned.digests.get(role) != Some(&tree.digest) {
+            return Err(crate::error::Error::Input {
+                kind: ErrorKind::RoleEntry,
+                path: r.dir.clone(),
+                message: format!("role `{role}` changed while layer was running"),
+                hint: Some("run the command again once the role's files are saved".into()),
+            });
+        }
+        // Two asks at once walk twice; both keep the first tree.
+        Ok(walked().entry(role.to_string()).or_insert(tree).clone())
     }
 
     /// The released parent builds of pinned images.
@@ -294,6 +329,10 @@ impl Workspace {
 impl History for Workspace {
     fn latest(&self, name: &str, strategy: Strategy) -> Option<Record> {
         self.cache.latest_of(name, strategy)
+    }
+
+    fn role_tree(&self, role: &str) -> Option<Tree> {
+        self.tree(role).ok()
     }
 
     fn tree(&self, digest: &str) -> Option<Tree> {

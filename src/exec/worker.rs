@@ -101,11 +101,12 @@ fn roles_unchanged(ws: &Workspace, id: ImageId) -> Result<(), String> {
     let hasher = crate::scan::Hasher::new(&ws.stat);
     for r in ws.graph.applied_roles(id, ws.strategy) {
         let role = &ws.project.roles[r];
-        let before = &ws.scanned.trees[r];
+        // The tree the build applied (`Workspace::tree` keeps what the job was given).
+        let before = ws.tree(r).map_err(|e| e.to_string())?;
         let now = crate::scan::scan_tree(&ws.project.root.join(&role.dir), &role.dir, &hasher)
             .map_err(|e| e.to_string())?;
         if now.digest != before.digest {
-            let changed: Vec<String> = crate::scan::diff_trees(before, &now)
+            let changed: Vec<String> = crate::scan::diff_trees(&before, &now)
                 .into_iter()
                 .map(|(path, _)| format!("{}/{path}", role.dir))
                 .collect();
@@ -281,10 +282,10 @@ pub(super) fn run_task(env: &Env, task: &Task, opts: &Options) -> Outcome {
         binds,
         vars,
     } = job_inputs(ws, task.id, reheat);
-    let trees = roles
-        .iter()
-        .map(|(r, _, _)| ws.scanned.trees[r].clone())
-        .collect();
+    let trees = match roles.iter().map(|(r, _, _)| ws.tree(r)).collect() {
+        Ok(trees) => trees,
+        Err(e) => return fail(e.to_string(), None),
+    };
     let job = Job {
         image: image.name.clone(),
         key: key.key.clone(),
@@ -481,12 +482,13 @@ fn finish_build(
         inputs: key.inputs.clone(),
         packages: built.packages.clone(),
     };
-    let trees: Vec<&crate::scan::Tree> = key
+    let trees: Vec<crate::scan::Tree> = key
         .inputs
         .roles
         .iter()
-        .map(|r| &ws.scanned.trees[&r.name])
-        .collect();
-    ws.cache.write_record(&record, &trees)?;
+        .map(|r| ws.tree(&r.name))
+        .collect::<Result<_>>()?;
+    ws.cache
+        .write_record(&record, &trees.iter().collect::<Vec<_>>())?;
     Ok(record)
 }

@@ -469,7 +469,7 @@ pub fn compute_with_pins(
             .roles
             .iter()
             .filter_map(|(name, role)| {
-                let tree = scanned.trees.get(name)?.digest.clone();
+                let tree = scanned.digests.get(name)?.clone();
                 let decl = RoleDeclInputs::of(role);
                 Some((
                     name.as_str(),

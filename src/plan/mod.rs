@@ -114,6 +114,11 @@ pub trait History: Sync {
     /// its newest of any strategy (a deep plan after shallow builds compares with the deep ones).
     fn latest(&self, name: &str, strategy: Strategy) -> Option<Record>;
     fn tree(&self, digest: &str) -> Option<Tree>;
+    /// The current tree of `role` when the scan knew it by digest alone (`PlanInput::trees`
+    /// lacks it): walked again on demand, for the file changes of a stale image's reasons.
+    fn role_tree(&self, _role: &str) -> Option<Tree> {
+        None
+    }
     fn artifact_exists(&self, record: &Record) -> bool;
     /// Called once before a plan asks its questions from several threads at once: whatever
     /// the answers are computed from in bulk is computed here, on the caller's thread.

@@ -105,7 +105,13 @@ fn parent_revoked(input: &PlanInput, rec: &Record) -> Option<Reason> {
 /// The differences between image `i`'s current inputs and those of `old`.
 pub fn changes_since(input: &PlanInput, i: usize, old: &Record) -> Vec<Change> {
     let old_tree = |d: &str| input.history.tree(d);
-    let new_tree = |r: &str| input.trees.get(r).cloned();
+    let new_tree = |r: &str| {
+        input
+            .trees
+            .get(r)
+            .cloned()
+            .or_else(|| input.history.role_tree(r))
+    };
     diff(&old.inputs, &input.keys[i].inputs, &old_tree, &new_tree)
 }
 

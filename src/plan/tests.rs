@@ -118,9 +118,14 @@ fn tree(content: &str) -> Tree {
 
 fn scanned(java: &str) -> Scanned {
     let mut s = Scanned::default();
-    s.trees.insert("base".into(), tree("base"));
-    s.trees.insert("java".into(), tree(java));
-    s.trees.insert("web".into(), tree("web"));
+    for (role, t) in [
+        ("base", tree("base")),
+        ("java", tree(java)),
+        ("web", tree("web")),
+    ] {
+        s.digests.insert(role.into(), t.digest.clone());
+        s.trees.insert(role.into(), t);
+    }
     s
 }
 

@@ -24,6 +24,8 @@ pub const RACY_WINDOW: Duration = Duration::from_secs(2);
 pub(super) type Fresh = (Vec<u8>, Stamp, [u8; 32]);
 /// A folder listed by this run: path, stamp, listing.
 pub(super) type FreshDir = (Vec<u8>, Stamp, Vec<u8>);
+/// A role folder walked whole by this run: path, number of entries, tree digest.
+pub(super) type FreshMemo = (Vec<u8>, u32, [u8; 32]);
 
 /// Hashes files through a stat cache, noting which entries it used for the next cache.
 ///
@@ -36,7 +38,9 @@ pub struct Hasher<'a> {
     /// By slot of the old cache's file and folder tables: whether this run reused the entry.
     used_files: Vec<AtomicBool>,
     used_dirs: Vec<AtomicBool>,
-    fresh: Mutex<(Vec<Fresh>, Vec<FreshDir>)>,
+    /// By number of the old cache's tree memos: whether this run reused the memo.
+    used_memos: Vec<AtomicBool>,
+    fresh: Mutex<(Vec<Fresh>, Vec<FreshDir>, Vec<FreshMemo>)>,
     racy_after_ns: i64,
     /// What a live `layer watch` vouches for, when one does ([`Hasher::with_quiet`]).
     quiet: Option<&'a Quiet>,
@@ -58,6 +62,7 @@ impl<'a> Hasher<'a> {
             old,
             used_files: flags(old.file_slots()),
             used_dirs: flags(old.dir_slots()),
+            used_memos: flags(old.memo_count()),
             fresh: Mutex::new(Default::default()),
             racy_after_ns,
             quiet: None,
@@ -127,6 +132,26 @@ impl<'a> Hasher<'a> {
     pub(super) fn listing(&self, d: usize) -> &'a [u8] {
         let old: &'a StatCache = self.old;
         old.dir(d).2
+    }
+
+    /// The tree memo of folder record `d` (a role's folder): its number, the number of
+    /// entries and the digest of the tree the last whole walk found there.
+    pub(super) fn tree_memo(&self, d: Option<usize>) -> Option<(usize, u32, [u8; 32])> {
+        self.old.memo(d?)
+    }
+
+    /// Notes that tree memo `m` was reused: the tree is the one it names.
+    pub(super) fn memo_used(&self, m: usize) {
+        self.used_memos[m].store(true, Ordering::Relaxed);
+    }
+
+    /// Adds the tree memo of a role folder walked whole to the next cache.
+    pub(super) fn add_memo(&self, memo: FreshMemo) {
+        self.fresh
+            .lock()
+            .expect("no panics while locked")
+            .2
+            .push(memo);
     }
 
     /// Whether `s` is too recent to vouch for content: a change in the same clock tick as the
@@ -231,18 +256,28 @@ impl<'a> Hasher<'a> {
 
     /// The cache for the next run, or `None` when it would be the one this run started with.
     pub fn finish(self) -> Option<StatCache> {
-        let (files, dirs) = self.fresh.into_inner().expect("no panics while locked");
+        let (files, dirs, memos) = self.fresh.into_inner().expect("no panics while locked");
         let hits = |used: &[AtomicBool]| used.iter().filter(|u| u.load(Ordering::Relaxed)).count();
         // Unchanged when nothing was added and every old entry was used: a file read again, a
         // folder listed again or a racy entry leaves its old record unused.
         let unchanged = files.is_empty()
             && dirs.is_empty()
+            && memos.is_empty()
             && hits(&self.used_files) == self.old.len()
-            && hits(&self.used_dirs) == self.old.dirs_len();
+            && hits(&self.used_dirs) == self.old.dirs_len()
+            && hits(&self.used_memos) == self.old.memo_count();
         if unchanged {
             return None;
         }
         let (old, used_files, used_dirs) = (self.old, self.used_files, self.used_dirs);
+        // A reused memo is kept with its folder (dropped with it when the folder's listing
+        // is not kept).
+        let kept_memos = (0..old.memo_count())
+            .filter(|&m| self.used_memos[m].load(Ordering::Relaxed))
+            .map(|m| {
+                let (d, n, h) = old.memo_at(m);
+                (old.dir(d).0, n, h)
+            });
         let kept_files = old
             .files()
             .filter(|&i| used_files[i].load(Ordering::Relaxed))
@@ -251,13 +286,14 @@ impl<'a> Hasher<'a> {
             .dirs()
             .filter(|&i| used_dirs[i].load(Ordering::Relaxed))
             .map(|i| old.dir(i));
-        Some(StatCache::from_entries(
+        Some(StatCache::with_memos(
             kept_files.chain(
                 files
                     .iter()
                     .map(|(p, s, h)| (Cow::Borrowed(&p[..]), *s, *h)),
             ),
             kept_dirs.chain(dirs.iter().map(|(p, s, l)| (&p[..], *s, &l[..]))),
+            kept_memos.chain(memos.iter().map(|(p, n, h)| (&p[..], *n, *h))),
         ))
     }
 }

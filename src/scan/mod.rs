@@ -39,4 +39,4 @@ pub use quiet::{Quiet, WatchMark};
 pub use stamps::{stamp_paths, PathStamp};
 pub use stat_cache::{DirRecord, FileRecord, Stamp, StatCache};
 pub use tree::{diff_trees, Entry, EntryKind, FileChange, FileDigest, Tree};
-pub use walk::scan_tree;
+pub use walk::{scan_known, scan_tree, Scan};

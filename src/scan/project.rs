@@ -8,14 +8,17 @@ use rayon::prelude::*;
 
 use super::hasher::Hasher;
 use super::tree::Tree;
-use super::walk::scan_tree;
+use super::walk::{scan_known, Scan};
 use crate::error::{Error, ErrorKind, Result};
 
 /// What key computation needs from the file system.
 #[derive(Debug, Default)]
 pub struct Scanned {
-    /// Role name -> tree.
+    /// Role name -> tree, for the roles walked whole: a role whose tree the stat cache's memo
+    /// vouches for is known by its digest alone (`Workspace::tree` walks it when needed).
     pub trees: std::collections::BTreeMap<String, Tree>,
+    /// Role name -> tree digest, for every role: what keys are made of.
+    pub digests: std::collections::BTreeMap<String, String>,
     /// Origin name -> blake3 of its file (`busybox`, `tar` in the project).
     pub origin_files: std::collections::BTreeMap<String, String>,
     /// Project-relative path -> blake3, for files that backends run.
@@ -101,17 +104,30 @@ pub fn host_program_error(name: &str, path: &Path, why: &str) -> Error {
 pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<Scanned> {
     use crate::model::OriginSource;
     let root = &project.root;
-    let trees = crate::fsutil::io_pool().install(|| {
+    let scans: Vec<(String, Scan)> = crate::fsutil::io_pool().install(|| {
         project
             .roles
             .par_iter()
             .map(|(name, role)| {
-                let tree = scan_tree(&root.join(&role.dir), &role.dir, hasher)
+                let scan = scan_known(&root.join(&role.dir), &role.dir, hasher)
                     .map_err(|e| unreadable_input(e, root, name))?;
-                Ok((name.clone(), tree))
+                Ok((name.clone(), scan))
             })
             .collect::<Result<_>>()
     })?;
+    let mut trees = std::collections::BTreeMap::new();
+    let mut digests = std::collections::BTreeMap::new();
+    for (name, scan) in scans {
+        match scan {
+            Scan::Tree(tree) => {
+                digests.insert(name.clone(), tree.digest.clone());
+                trees.insert(name, tree);
+            }
+            Scan::Unchanged(digest) => {
+                digests.insert(name, digest);
+            }
+        }
+    }
 
     let hash_hex = |path: &Path| -> std::io::Result<String> {
         let meta = fs::metadata(path)?;
@@ -213,6 +229,7 @@ pub fn scan_project(project: &crate::model::Project, hasher: &Hasher) -> Result<
     }
     Ok(Scanned {
         trees,
+        digests,
         origin_files,
         backend_files,
     })

@@ -93,6 +93,9 @@ pub struct StatCache {
 /// - a slot (`SLOT` bytes): a record number (`EMPTY` for a free slot) and the high half of the
 ///   hash of its path ([`path_hash`]); a table is empty or a power of two at least twice its
 ///   records, so a probe ends at a free slot;
+/// - a tree memo (`MEMO_REC` bytes): the record number of a role's folder, the number of
+///   entries of its tree and the tree's digest, as the last walk of the whole folder found
+///   them; sorted by folder ([`StatCache::memo`]);
 /// - the blob: folder paths, listings (per entry a `DT_*` type byte, the name, a NUL), and the
 ///   names of files whose folder has no listing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -106,17 +109,20 @@ struct Layout {
     files_at: usize,
     file_table_at: usize,
     dir_table_at: usize,
+    memos: usize,
+    memos_at: usize,
     blob_at: usize,
 }
 
-const STAT_MAGIC: &[u8; 12] = b"layer-stat\0\x04";
-/// Bytes of the header after the magic: six u32.
-const HEADER: usize = 6 * 4;
+const STAT_MAGIC: &[u8; 12] = b"layer-stat\0\x05";
+/// Bytes of the header after the magic: seven u32.
+const HEADER: usize = 7 * 4;
 /// Bytes of a stamp: five u64 and the mode.
 const STAMP_LEN: usize = 5 * 8 + 4;
 const DIR_REC: usize = 8 + STAMP_LEN + 8 + 8;
 const FILE_REC: usize = 12 + STAMP_LEN + 32;
 const SLOT: usize = 8;
+const MEMO_REC: usize = 8 + 32;
 /// The empty cache: the magic and a header of zeros.
 const EMPTY_CACHE: [u8; 12 + HEADER] = {
     let mut b = [0; 12 + HEADER];
@@ -214,6 +220,9 @@ type Folder<'p> = (&'p [u8], Stamp, Option<&'p [u8]>);
 pub type FileRecord<'p> = (Cow<'p, [u8]>, Stamp, [u8; 32]);
 /// A cached folder: path, stamp, listing.
 pub type DirRecord<'p> = (&'p [u8], Stamp, &'p [u8]);
+/// A tree memo: the path of a role's folder, the number of entries of its tree, the tree's
+/// digest.
+pub(super) type TreeMemo<'p> = (&'p [u8], u32, [u8; 32]);
 
 /// Sorts by path and drops all but the last of each path.
 fn last_per_path<P: AsRef<[u8]>, T>(mut v: Vec<(P, T)>) -> Vec<(P, T)> {
@@ -235,6 +244,16 @@ impl StatCache {
     pub fn from_entries<'p>(
         files: impl IntoIterator<Item = FileRecord<'p>>,
         dirs: impl IntoIterator<Item = DirRecord<'p>>,
+    ) -> StatCache {
+        Self::with_memos(files, dirs, [])
+    }
+
+    /// [`StatCache::from_entries`] with tree memos (a later duplicate folder wins; a memo of
+    /// a folder without a listing here is left out).
+    pub(super) fn with_memos<'p>(
+        files: impl IntoIterator<Item = FileRecord<'p>>,
+        dirs: impl IntoIterator<Item = DirRecord<'p>>,
+        memos: impl IntoIterator<Item = TreeMemo<'p>>,
     ) -> StatCache {
         let files = last_per_path(
             files
@@ -340,6 +359,21 @@ impl StatCache {
             stamp.encode(&mut file_recs);
             file_recs.extend_from_slice(hash);
         }
+        let mut memo_recs: Vec<(usize, u32, [u8; 32])> = memos
+            .into_iter()
+            .filter_map(|(p, n, d)| Some((*dir_of.get(p).filter(|&&i| i < listed.len())?, n, d)))
+            .collect();
+        // Stable, so among duplicates the last stays last; keep it.
+        memo_recs.sort_by_key(|m| m.0);
+        let mut memo_bytes: Vec<u8> = Vec::with_capacity(memo_recs.len() * MEMO_REC);
+        for (i, &(d, n, digest)) in memo_recs.iter().enumerate() {
+            if memo_recs.get(i + 1).is_some_and(|next| next.0 == d) {
+                continue;
+            }
+            put32(&mut memo_bytes, d);
+            put32(&mut memo_bytes, n as usize);
+            memo_bytes.extend_from_slice(&digest);
+        }
         let file_table = table(files.len(), order.iter().map(|&f| path_hash(&files[f].0)));
         let dir_table = table(listed.len(), listed.iter().map(|(p, _)| path_hash(p)));
         let size = STAT_MAGIC.len()
@@ -347,6 +381,7 @@ impl StatCache {
             + dir_recs.len()
             + file_recs.len()
             + (file_table.len() + dir_table.len()) * SLOT
+            + memo_bytes.len()
             + blob.len();
         if size >= EMPTY as usize {
             return StatCache::default();
@@ -359,6 +394,7 @@ impl StatCache {
             listed.len(),
             file_table.len(),
             dir_table.len(),
+            memo_bytes.len() / MEMO_REC,
             blob.len(),
         ] {
             put32(&mut out, n);
@@ -369,6 +405,7 @@ impl StatCache {
             out.extend_from_slice(&r.to_le_bytes());
             out.extend_from_slice(&tag.to_le_bytes());
         }
+        out.extend_from_slice(&memo_bytes);
         out.extend_from_slice(&blob);
         Self::try_decode(out.into()).unwrap_or_default()
     }
@@ -423,13 +460,14 @@ impl StatCache {
         let n = |i: usize| -> Option<usize> {
             Some(u32::from_le_bytes(b.get(h + 4 * i..h + 4 * i + 4)?.try_into().ok()?) as usize)
         };
-        let (files, dirs, listed, file_slots, dir_slots, blob_len) =
-            (n(0)?, n(1)?, n(2)?, n(3)?, n(4)?, n(5)?);
+        let (files, dirs, listed, file_slots, dir_slots, memos, blob_len) =
+            (n(0)?, n(1)?, n(2)?, n(3)?, n(4)?, n(5)?, n(6)?);
         let dirs_at = h + HEADER;
         let files_at = dirs_at.checked_add(dirs.checked_mul(DIR_REC)?)?;
         let file_slots_at = files_at.checked_add(files.checked_mul(FILE_REC)?)?;
         let dir_slots_at = file_slots_at.checked_add(file_slots.checked_mul(SLOT)?)?;
-        let blob_at = dir_slots_at.checked_add(dir_slots.checked_mul(SLOT)?)?;
+        let memos_at = dir_slots_at.checked_add(dir_slots.checked_mul(SLOT)?)?;
+        let blob_at = memos_at.checked_add(memos.checked_mul(MEMO_REC)?)?;
         if blob_at.checked_add(blob_len)? != b.len() || listed > dirs {
             return None;
         }
@@ -499,6 +537,16 @@ impl StatCache {
         {
             return None;
         }
+        // Memos name folders with a listing, in increasing order.
+        let memo_dirs = (0..memos).map(|m| u32_at(b, memos_at + m * MEMO_REC) as usize);
+        if memo_dirs.clone().any(|d| d >= listed)
+            || memo_dirs
+                .clone()
+                .zip(memo_dirs.skip(1))
+                .any(|(a, b)| a >= b)
+        {
+            return None;
+        }
         let layout = Layout {
             files,
             dirs,
@@ -509,6 +557,8 @@ impl StatCache {
             files_at,
             file_table_at: file_slots_at,
             dir_table_at: dir_slots_at,
+            memos,
+            memos_at,
             blob_at,
         };
         Some(StatCache { bytes, layout })
@@ -596,6 +646,43 @@ impl StatCache {
         self.find(l.dir_table_at, l.dir_table, path, |r| {
             self.dir_path(r) == path
         })
+    }
+
+    /// The tree memo of folder record `d`, if it has one: the memo's number (below
+    /// [`StatCache::memo_count`]), the number of entries of the tree and its digest.
+    pub(super) fn memo(&self, d: usize) -> Option<(usize, u32, [u8; 32])> {
+        let l = self.layout;
+        let (mut lo, mut hi) = (0, l.memos);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match (u32_at(&self.bytes, l.memos_at + mid * MEMO_REC) as usize).cmp(&d) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    let (_, n, h) = self.memo_at(mid);
+                    return Some((mid, n, h));
+                }
+            }
+        }
+        None
+    }
+
+    /// Memo `m`: its folder's record number, the number of entries and the digest.
+    pub(super) fn memo_at(&self, m: usize) -> (usize, u32, [u8; 32]) {
+        let at = self.layout.memos_at + m * MEMO_REC;
+        let digest = self.bytes[at + 8..at + MEMO_REC]
+            .try_into()
+            .expect("32 bytes");
+        (
+            u32_at(&self.bytes, at) as usize,
+            u32_at(&self.bytes, at + 4),
+            digest,
+        )
+    }
+
+    /// The number of tree memos.
+    pub(super) fn memo_count(&self) -> usize {
+        self.layout.memos
     }
 
     /// The number of file records: every record number is below it.

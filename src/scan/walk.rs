@@ -1,4 +1,5 @@
-//! The walk of one role folder into a [`Tree`]: [`scan_tree`]. Folders are read through
+//! The walk of one role folder into a [`Tree`]: [`scan_tree`], or [`scan_known`], the tree's
+//! digest alone while the stat cache's memo of it stands. Folders are read through
 //! `dir::Dir` (relative to an open folder), listings reused from the stat cache while their
 //! folder's stamp is unchanged, and files missing from it read in parallel at the end.
 
@@ -23,25 +24,69 @@ use crate::error::{Error, ErrorKind, Result};
 /// adding, removing or renaming an entry changes the folder's mtime and ctime. Every file is
 /// still `lstat`ed, and read unless the stat cache vouches for it; those reads run in parallel.
 pub fn scan_tree(dir: &Path, rel: &str, hasher: &Hasher) -> Result<Tree> {
-    let mut walk = Walk {
-        hasher,
-        rel_root: rel,
-        abs: dir.as_os_str().as_encoded_bytes().to_vec(),
-        rel: String::new(),
-        scratch: Vec::new(),
-        cpath: Vec::new(),
-        entries: Vec::new(),
-        misses: Vec::new(),
-        listed: Vec::new(),
-    };
+    let (root, stamp, record) = open_root(dir, hasher)?;
+    whole(dir, rel, hasher, &root, stamp, record)
+}
+
+/// What [`scan_known`] found: the tree, or only its digest.
+#[derive(Debug)]
+pub enum Scan {
+    Tree(Tree),
+    /// The tree the stat cache's memo names, by its digest: every folder listing and every
+    /// file stamp is the one the last whole walk of the folder recorded.
+    Unchanged(String),
+}
+
+/// [`scan_tree`], or only the tree's digest when the stat cache holds a memo of it that
+/// still stands: the folder is walked as usual (every file `lstat`ed), but nothing of the
+/// tree is built, sorted or hashed (git's cache-tree). A folder to read, a file to read, a
+/// link, or a count of entries other than the memo's means a whole walk instead.
+///
+/// The memo stands for the tree when every listing and file stamp is the stat cache's:
+/// the stat cache is written whole from one run, so its records of the folder are those of
+/// the walk that wrote the memo (records the walk did not use are dropped), and the tree is
+/// made of nothing else.
+pub fn scan_known(dir: &Path, rel: &str, hasher: &Hasher) -> Result<Scan> {
+    let (root, stamp, record) = open_root(dir, hasher)?;
+    if let Some((m, count, digest)) = hasher.tree_memo(record) {
+        let mut check = Walk::new(hasher, rel, dir, false);
+        // An error is left to the whole walk to report.
+        let walked = check.dir(&root, 0, stamp, true, record);
+        if walked.is_ok() && check.clean && check.count == count {
+            hasher.memo_used(m);
+            return Ok(Scan::Unchanged(
+                blake3::Hash::from(digest).to_hex().to_string(),
+            ));
+        }
+    }
+    whole(dir, rel, hasher, &root, stamp, record).map(Scan::Tree)
+}
+
+/// The folder `dir` opened, its stamp and its record in the stat cache.
+fn open_root(dir: &Path, hasher: &Hasher) -> Result<(Dir, Stamp, Option<usize>)> {
     let root = Dir::open(dir).map_err(|e| Error::io(dir, e))?;
     let stamp = Stamp::of_stat(&root.stat_self().map_err(|e| Error::io(dir, e))?);
-    let record = hasher.dir_record(&walk.abs);
-    walk.dir(&root, 0, stamp, true, record)?;
+    let record = hasher.dir_record(dir.as_os_str().as_encoded_bytes());
+    Ok((root, stamp, record))
+}
+
+/// The whole walk of [`scan_tree`], from the folder opened; notes the tree's memo for the
+/// next stat cache.
+fn whole(
+    dir: &Path,
+    rel: &str,
+    hasher: &Hasher,
+    root: &Dir,
+    stamp: Stamp,
+    record: Option<usize>,
+) -> Result<Tree> {
+    let mut walk = Walk::new(hasher, rel, dir, true);
+    walk.dir(root, 0, stamp, true, record)?;
     let Walk {
         mut entries,
         misses,
         listed,
+        abs,
         ..
     } = walk;
     let mut fresh = Vec::new();
@@ -60,7 +105,25 @@ pub fn scan_tree(dir: &Path, rel: &str, hasher: &Hasher) -> Result<Tree> {
         }
     }
     hasher.add_fresh(fresh, listed);
-    Ok(Tree::new(entries))
+    let tree = Tree::new(entries);
+    // A memo is of no use to a tree with a link ([`scan_known`] checks every entry against
+    // the stat cache, which holds no link targets). One the stat cache holds already is kept
+    // as it is, so an unchanged folder walked whole changes nothing in the next stat cache.
+    let links = tree
+        .entries
+        .iter()
+        .any(|e| matches!(e.kind, EntryKind::Symlink { .. }));
+    if let (false, Ok(n), Ok(digest)) = (
+        links,
+        u32::try_from(tree.entries.len()),
+        blake3::Hash::from_hex(&tree.digest),
+    ) {
+        match hasher.tree_memo(record) {
+            Some((m, was_n, was)) if (was_n, &was) == (n, digest.as_bytes()) => hasher.memo_used(m),
+            _ => hasher.add_memo((abs, n, *digest.as_bytes())),
+        }
+    }
+    Ok(tree)
 }
 
 /// Whether the folder `listing` names two or more files (or entries of unknown type).
@@ -74,10 +137,14 @@ fn two_files(listing: &[u8]) -> bool {
 fn file_entry(path: String, stamp: &Stamp, hash: [u8; 32]) -> Entry {
     Entry {
         path,
-        kind: EntryKind::File {
-            exec: stamp.mode & 0o100 != 0,
-            blake3: FileDigest(hash),
-        },
+        kind: file_kind(stamp, hash),
+    }
+}
+
+fn file_kind(stamp: &Stamp, hash: [u8; 32]) -> EntryKind {
+    EntryKind::File {
+        exec: stamp.mode & 0o100 != 0,
+        blake3: FileDigest(hash),
     }
 }
 
@@ -94,11 +161,22 @@ struct Walk<'a, 'h> {
     /// Where paths passed to the kernel are built.
     cpath: Vec<u8>,
     entries: Vec<Entry>,
+    /// Whether entries are kept in `entries` (a whole walk), or only counted in `count` (a
+    /// check against the stat cache's tree memo: [`scan_known`]).
+    build: bool,
+    /// Entries walked so far (kept or counted).
+    count: u32,
+    /// In a check: whether everything so far came from the stat cache. Once not, the check
+    /// stops looking (every step returns at once) and a whole walk follows.
+    clean: bool,
     /// Files to read: path in the tree, absolute path, stamp.
     misses: Vec<(String, PathBuf, Stamp)>,
     /// Folders read by this walk, for the next stat cache.
     listed: Vec<FreshDir>,
 }
+
+/// Where a walk was, to go back to when a cached listing turns out stale.
+type Mark = (usize, usize, u32);
 
 /// How walking a folder's entries ended.
 enum Walked {
@@ -108,7 +186,52 @@ enum Walked {
     Stale,
 }
 
-impl Walk<'_, '_> {
+impl<'a, 'h> Walk<'a, 'h> {
+    /// A walk of the folder `dir` (`rel` as messages name it); `build`: see [`Walk::build`].
+    fn new(hasher: &'a Hasher<'h>, rel_root: &'a str, dir: &Path, build: bool) -> Self {
+        Walk {
+            hasher,
+            rel_root,
+            abs: dir.as_os_str().as_encoded_bytes().to_vec(),
+            rel: String::new(),
+            scratch: Vec::new(),
+            cpath: Vec::new(),
+            entries: Vec::new(),
+            build,
+            count: 0,
+            clean: true,
+            misses: Vec::new(),
+            listed: Vec::new(),
+        }
+    }
+
+    fn mark(&self) -> Mark {
+        (self.entries.len(), self.misses.len(), self.count)
+    }
+
+    fn rewind(&mut self, (entries, misses, count): Mark) {
+        self.entries.truncate(entries);
+        self.misses.truncate(misses);
+        self.count = count;
+    }
+
+    /// The entry at the current path, of `kind`: kept in a whole walk, counted in both.
+    fn keep(&mut self, kind: EntryKind) {
+        if self.build {
+            self.entries.push(Entry {
+                path: self.rel.clone(),
+                kind,
+            });
+        }
+        self.count += 1;
+    }
+
+    /// In a check: what is here is not what the stat cache holds (a folder to read, a file to
+    /// read, a link, anything else), so the tree memo cannot stand for the tree.
+    fn unclean(&mut self) {
+        self.clean = false;
+    }
+
     fn abs_path(&self) -> PathBuf {
         PathBuf::from(OsStr::from_bytes(&self.abs))
     }
@@ -156,15 +279,17 @@ impl Walk<'_, '_> {
         is_base: bool,
         record: Option<usize>,
     ) -> Result<()> {
+        if !self.clean {
+            return Ok(());
+        }
         let mut stamp = stamp;
         if self.hasher.vouched(&self.abs) {
             if let Some((listing, files)) = self.hasher.quiet_listing(record) {
-                let mark = (self.entries.len(), self.misses.len());
+                let mark = self.mark();
                 if let Walked::Done = self.quiet_entries(base, base_len, listing, files)? {
                     return Ok(());
                 }
-                self.entries.truncate(mark.0);
-                self.misses.truncate(mark.1);
+                self.rewind(mark);
                 // The stamp passed in may be the recorded one: look at the folder itself.
                 let st = if is_base {
                     base.stat_self()
@@ -175,7 +300,7 @@ impl Walk<'_, '_> {
             }
         }
         if let Some((listing, files)) = self.hasher.cached_listing(record, &stamp) {
-            let mark = (self.entries.len(), self.misses.len());
+            let mark = self.mark();
             let walked = if is_base || !two_files(listing) {
                 self.entries_of(base, base_len, listing, Some(files))?
             } else {
@@ -186,11 +311,12 @@ impl Walk<'_, '_> {
             };
             match walked {
                 Walked::Done => return Ok(()),
-                Walked::Stale => {
-                    self.entries.truncate(mark.0);
-                    self.misses.truncate(mark.1);
-                }
+                Walked::Stale => self.rewind(mark),
             }
+        }
+        if !self.build {
+            self.unclean();
+            return Ok(());
         }
         // `stamp` was taken before the folder is opened and read: should the folder change in
         // between, the listing is kept under a stamp that the next run will not see again.
@@ -306,18 +432,14 @@ impl Walk<'_, '_> {
                 if Kind::of_mode(stamp.mode) != Kind::File {
                     return Ok(None);
                 }
-                self.entries
-                    .push(file_entry(self.rel.clone(), &stamp, hash));
+                self.keep(file_kind(&stamp, hash));
             }
             Kind::Dir => {
                 let record = self.hasher.dir_record(&self.abs);
                 let Some(stamp) = self.hasher.quiet_dir_stamp(record) else {
                     return Ok(None);
                 };
-                self.entries.push(Entry {
-                    path: self.rel.clone(),
-                    kind: EntryKind::Dir,
-                });
+                self.keep(EntryKind::Dir);
                 self.dir(base, base_len, stamp, false, record)?;
             }
             _ => return Ok(None),
@@ -335,6 +457,9 @@ impl Walk<'_, '_> {
         name_c: &CStr,
         files: Option<&mut Range<usize>>,
     ) -> Result<Walked> {
+        if !self.clean {
+            return Ok(Walked::Done);
+        }
         let name = name_c.to_bytes();
         let cached = files.is_some();
         // A failure on an entry of a cached listing means the listing is out of date.
@@ -381,10 +506,7 @@ impl Walk<'_, '_> {
             if let Ok(d) = base.open_at(c) {
                 let st = io!(d.stat_self());
                 let stamp = Stamp::of_stat(&st);
-                self.entries.push(Entry {
-                    path: self.rel.clone(),
-                    kind: EntryKind::Dir,
-                });
+                self.keep(EntryKind::Dir);
                 let d_len = self.rel.len();
                 self.dir(&d, d_len, stamp, true, record)?;
                 return Ok(Walked::Done);
@@ -414,21 +536,19 @@ impl Walk<'_, '_> {
                     None => self.hasher.cached(&self.abs, &stamp),
                 };
                 match hit {
-                    Some(hash) => self
-                        .entries
-                        .push(file_entry(self.rel.clone(), &stamp, hash)),
+                    Some(hash) => self.keep(file_kind(&stamp, hash)),
+                    None if !self.build => self.unclean(),
                     None => self.misses.push((self.rel.clone(), self.abs_path(), stamp)),
                 }
             }
             Kind::Dir => {
                 let stamp = Stamp::of_stat(st.as_ref().expect("folders are stat'ed"));
-                self.entries.push(Entry {
-                    path: self.rel.clone(),
-                    kind: EntryKind::Dir,
-                });
+                self.keep(EntryKind::Dir);
                 let record = record.unwrap_or_else(|| self.hasher.dir_record(&self.abs));
                 self.dir(base, base_len, stamp, false, record)?;
             }
+            // A link's target is in no stat cache record: the memo cannot vouch for it.
+            Kind::Symlink if !self.build => self.unclean(),
             Kind::Symlink => {
                 let c = self.entry_cpath(base_len, name_c);
                 let target = io!(base.read_link(c));
@@ -440,11 +560,9 @@ impl Walk<'_, '_> {
                         hint: None,
                     });
                 };
-                self.entries.push(Entry {
-                    path: self.rel.clone(),
-                    kind: EntryKind::Symlink { target },
-                });
+                self.keep(EntryKind::Symlink { target });
             }
+            Kind::Other | Kind::Unknown if !self.build => self.unclean(),
             Kind::Other | Kind::Unknown => {
                 if cached {
                     return Ok(Walked::Stale);
@@ -464,146 +582,4 @@ impl Walk<'_, '_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::fs;
-    use std::time::{Duration, SystemTime};
-
-    use super::*;
-    use crate::scan::StatCache;
-
-    /// Scans `dir` through `cache` as if long after its files were written (nothing racy);
-    /// returns the tree and the next cache, if it changed.
-    fn scan_with(dir: &Path, cache: &StatCache) -> (Tree, Option<StatCache>) {
-        let later = SystemTime::now() + Duration::from_secs(3600);
-        let hasher = Hasher::new_at(cache, later);
-        let tree = scan_tree(dir, "roles/r", &hasher).unwrap();
-        (tree, hasher.finish())
-    }
-
-    /// `cache` with the listing of the folder `dir` replaced by `listing`, under the stamp it
-    /// recorded: a listing that lies about its folder although the folder's stamp matches.
-    fn with_listing(cache: &StatCache, dir: &Path, listing: &[u8]) -> StatCache {
-        let (stamp, _) = cache.get_dir(dir).unwrap();
-        let files: Vec<_> = cache.files().map(|i| cache.file(i)).collect();
-        let mut dirs: Vec<_> = cache.dirs().map(|i| cache.dir(i)).collect();
-        let at = dir.as_os_str().as_encoded_bytes();
-        dirs.retain(|d| d.0 != at);
-        dirs.push((at, stamp, listing));
-        StatCache::from_entries(files, dirs)
-    }
-
-    fn paths(t: &Tree) -> Vec<&str> {
-        t.entries.iter().map(|e| e.path.as_str()).collect()
-    }
-
-    #[test]
-    fn a_roles_tests_and_declaration_are_not_looked_at() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
-        fs::write(dir.join("provision.sh"), "echo 1").unwrap();
-        let (bare, _) = scan_with(dir, &StatCache::default());
-        // A FIFO in `tests/` would fail a walk that looked at it, and `role.toml` would be
-        // read; a `tests` or `role.toml` below the top is part of the tree.
-        fs::create_dir_all(dir.join("tests")).unwrap();
-        fs::write(dir.join("tests/check.sh"), "true").unwrap();
-        let fifo =
-            std::ffi::CString::new(dir.join("tests/pipe").into_os_string().into_encoded_bytes())
-                .unwrap();
-        // SAFETY: a NUL-terminated path and a mode.
-        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
-        fs::write(dir.join("role.toml"), "").unwrap();
-        let (with, cache) = scan_with(dir, &StatCache::default());
-        assert_eq!(with, bare);
-        assert_eq!(cache.unwrap().len(), 1, "only provision.sh was read");
-        fs::create_dir_all(dir.join("files/tests")).unwrap();
-        fs::write(dir.join("files/role.toml"), "").unwrap();
-        let (deeper, _) = scan_with(dir, &StatCache::default());
-        assert_eq!(
-            paths(&deeper),
-            ["files", "files/role.toml", "files/tests", "provision.sh"]
-        );
-    }
-
-    #[test]
-    fn a_folder_opened_first_that_is_now_a_link_is_seen_as_one() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
-        fs::create_dir_all(dir.join("files/real")).unwrap();
-        fs::write(dir.join("files/real/a"), "a").unwrap();
-        fs::write(dir.join("files/real/b"), "b").unwrap();
-        std::os::unix::fs::symlink("real", dir.join("files/etc")).unwrap();
-        let (truth, cache) = scan_with(dir, &StatCache::default());
-        let cache = cache.unwrap();
-        // A listing of `files` under its current stamp that says `etc` is a folder (as if it
-        // were replaced by a link without the folder's times changing): the walk opens `etc`
-        // first, `O_NOFOLLOW` refuses the link, and the listing is found out of date.
-        let files_dir = dir.join("files");
-        let broken = with_listing(&cache, &files_dir, b"\x04etc\0\x04real\0");
-        let (seen, next) = scan_with(dir, &broken);
-        assert_eq!(seen, truth);
-        assert!(paths(&seen).contains(&"files/etc"));
-        assert!(
-            !paths(&seen).contains(&"files/etc/a"),
-            "the link is not followed"
-        );
-        let fixed = next.expect("the listing is replaced");
-        assert_eq!(
-            fixed.get_dir(&files_dir).unwrap().1,
-            cache.get_dir(&files_dir).unwrap().1
-        );
-    }
-
-    #[test]
-    fn folder_listings_are_reused_only_while_their_folder_is_unchanged() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
-        fs::create_dir_all(dir.join("files/usr/share")).unwrap();
-        fs::create_dir_all(dir.join("files/etc")).unwrap();
-        fs::write(dir.join("role.toml"), "").unwrap();
-        fs::write(dir.join("provision.sh"), "echo 1").unwrap();
-        fs::write(dir.join("files/etc/a.conf"), "a").unwrap();
-        fs::write(dir.join("files/etc/b.conf"), "b").unwrap();
-        fs::write(dir.join("files/usr/share/c"), "c").unwrap();
-        std::os::unix::fs::symlink("../etc/a.conf", dir.join("files/usr/link")).unwrap();
-
-        let (first, cache) = scan_with(dir, &StatCache::default());
-        let cache = cache.expect("a first scan fills the cache");
-        assert_eq!(cache.dirs_len(), 5);
-        // `role.toml` is left out of the tree, so not looked at: four files.
-        assert_eq!(cache.len(), 4);
-        // Nothing changed: same tree, nothing to save.
-        let (again, next) = scan_with(dir, &cache);
-        assert_eq!(again, first);
-        assert!(next.is_none());
-
-        // A file added to a folder changes the folder's stamp: it is read again.
-        fs::write(dir.join("files/usr/share/d"), "d").unwrap();
-        let (added, next) = scan_with(dir, &cache);
-        assert!(paths(&added).contains(&"files/usr/share/d"));
-        assert_eq!(
-            added,
-            Tree::new(scan_with(dir, &StatCache::default()).0.entries)
-        );
-        let cache = next.expect("a new listing and file are saved");
-
-        // A changed file is hashed again even though its folder is unchanged.
-        fs::write(dir.join("files/etc/a.conf"), "A").unwrap();
-        let (changed, _) = scan_with(dir, &cache);
-        assert_ne!(changed.digest, added.digest);
-        assert_eq!(changed, scan_with(dir, &StatCache::default()).0);
-
-        // A listing that does not match its folder although the stamp does (a file system
-        // that did not update the folder's times) is noticed when an entry is missing or of
-        // another type, and the folder is read.
-        let etc = dir.join("files/etc");
-        let broken = with_listing(&cache, &etc, b"\x08a.conf\0\x08b.conf\0\x08ghost\0");
-        let (recovered, next) = scan_with(dir, &broken);
-        assert_eq!(recovered, scan_with(dir, &StatCache::default()).0);
-        assert!(!paths(&recovered).iter().any(|p| p.ends_with("ghost")));
-        let fixed = next.expect("the listing is replaced");
-        assert_eq!(
-            fixed.get_dir(&etc).unwrap().1,
-            cache.get_dir(&etc).unwrap().1
-        );
-    }
-}
+mod tests;

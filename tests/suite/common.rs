@@ -416,14 +416,14 @@ pub(crate) fn record_images_holding(
             inputs: key.inputs.clone(),
             packages: packages(&image.name),
         };
-        let trees: Vec<&layer::scan::Tree> = key
+        let trees: Vec<layer::scan::Tree> = key
             .inputs
             .roles
             .iter()
-            .map(|r| &ws.scanned.trees[&r.name])
+            .map(|r| ws.tree(&r.name).expect("the role's tree"))
             .collect();
         ws.cache
-            .write_record(&record, &trees)
+            .write_record(&record, &trees.iter().collect::<Vec<_>>())
             .expect("record written");
         parent_versions.insert(image.name.clone(), version);
     }

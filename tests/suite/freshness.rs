@@ -736,11 +736,11 @@ fn a_stat_cache_of_an_older_format_is_ignored_and_rewritten() {
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let first = p.layer(&["plan", "--format", "json"]).expect(0).stdout;
     let sealed = std::fs::read(p.path("cache/stat-cache")).unwrap();
-    assert!(sealed.starts_with(b"layer-stat\0\x04"));
+    assert!(sealed.starts_with(b"layer-stat\0\x05"));
     // The same bytes under the previous format's magic, sealed again: read as that format
     // they would be nonsense, so they must not be read at all.
     let mut old = sealed[..sealed.len() - 32].to_vec();
-    old[11] = 3;
+    old[11] = 4;
     let seal = *blake3::hash(&old).as_bytes();
     old.extend_from_slice(&seal);
     std::fs::write(p.path("cache/stat-cache"), &old).unwrap();
@@ -750,7 +750,7 @@ fn a_stat_cache_of_an_older_format_is_ignored_and_rewritten() {
     );
     let after = std::fs::read(p.path("cache/stat-cache")).unwrap();
     assert!(
-        after.starts_with(b"layer-stat\0\x04"),
+        after.starts_with(b"layer-stat\0\x05"),
         "rewritten in the new format"
     );
     assert_ne!(after, old);

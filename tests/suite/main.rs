@@ -61,6 +61,7 @@ mod secrets;
 mod shell_cmd;
 mod since;
 mod since_reads;
+mod tree_memo;
 mod trust;
 mod untrusted;
 mod watch;

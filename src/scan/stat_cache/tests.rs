@@ -165,3 +165,54 @@ fn a_folders_files_are_found_in_the_order_of_its_listing() {
     bytes[at..at + 4].copy_from_slice(&(n + 1).to_le_bytes());
     assert_eq!(StatCache::decode(&bytes), StatCache::default());
 }
+
+#[test]
+fn tree_memos_round_trip_by_folder_and_damaged_ones_are_no_cache() {
+    let s = stamp(2);
+    let listing = &b"\x04r\0"[..];
+    let dirs = || {
+        [
+            (&b"/roles"[..], s, listing),
+            (&b"/roles/r"[..], s, &b"\x08a\0"[..]),
+        ]
+    };
+    let files = || [(Cow::Borrowed(&b"/roles/r/a"[..]), s, [1; 32])];
+    let c = StatCache::with_memos(
+        files(),
+        dirs(),
+        [
+            (&b"/roles/r"[..], 1, [5; 32]),
+            // A later memo of the same folder wins; one of a folder without a listing, or
+            // of no folder here, is left out.
+            (&b"/roles/r"[..], 1, [6; 32]),
+            (&b"/roles/r/a"[..], 1, [7; 32]),
+            (&b"/elsewhere"[..], 1, [8; 32]),
+        ],
+    );
+    assert_eq!(c.memo_count(), 1);
+    let r = c.find_dir(b"/roles/r").unwrap();
+    assert_eq!(c.memo(r), Some((0, 1, [6; 32])));
+    assert_eq!(c.memo(c.find_dir(b"/roles").unwrap()), None);
+    assert_eq!(c.memo_at(0), (r, 1, [6; 32]));
+    let bytes = c.encode();
+    assert_eq!(StatCache::decode(&bytes), c);
+    // Without memos, as before.
+    assert_eq!(StatCache::from_entries(files(), dirs()).memo_count(), 0);
+    // A memo naming a folder record that does not exist, or out of order, is a damaged
+    // cache: no cache.
+    let at = bytes.windows(32).position(|w| w == [6; 32]).unwrap() - 8;
+    let mut bad = bytes.clone();
+    bad[at..at + 4].copy_from_slice(&9u32.to_le_bytes());
+    assert!(StatCache::decode(&bad).is_empty());
+    let two = StatCache::with_memos(
+        files(),
+        dirs(),
+        [(&b"/roles"[..], 2, [3; 32]), (&b"/roles/r"[..], 1, [6; 32])],
+    );
+    let mut swapped = two.encode();
+    let at = swapped.windows(32).position(|w| w == [3; 32]).unwrap() - 8;
+    let (first, second) = (u32_at(&swapped, at), u32_at(&swapped, at + 40));
+    swapped[at..at + 4].copy_from_slice(&second.to_le_bytes());
+    swapped[at + 40..at + 44].copy_from_slice(&first.to_le_bytes());
+    assert!(StatCache::decode(&swapped).is_empty());
+}
