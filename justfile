@@ -20,7 +20,7 @@ lint:
 # against `ninja -n` (warm, one file changed, cold) at 1,000 and 10,000 images, the same with a
 # live `layer watch`, `build --force` against a full ninja build, `plan --since HEAD~1` against
 # the no-op plan, `layer audit` against `sort` of the same records, the scheduler against its
-# bound, a 20,000-image chain, kill -9 of builds, a Debian estate against the same packages
+# bound and the same commands run plainly, a 20,000-image chain, kill -9 of builds, a Debian estate against the same packages
 # installed by hand, the rootfs backend against podman, and the remote cache against
 # tar|zstd|curl on a local S3 server.
 bench:

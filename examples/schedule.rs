@@ -6,7 +6,11 @@
 //! projects (`ROUNDS`, default 5; medians):
 //!
 //! - in process: a builder that sleeps 50 ms (the scheduler, locks, logs, records alone);
-//! - through the CLI: the `command` backend running `sleep 0.05` (adds a process per build).
+//! - through the CLI: the `command` backend running `sleep 0.05` (adds a process per build);
+//! - plain processes, the CLI row's anchor: the same 200 commands with the same dependencies,
+//!   each started as soon as its parent is done, 8 at a time, by threads of this example and
+//!   nothing else. A shell and a `sleep` take a few ms to start (2 ms on a quiet machine, 10
+//!   on a loaded one), which no scheduler can save: the CLI row is also given against this.
 //!
 //! Run: `cargo run --release --example schedule`
 
@@ -14,6 +18,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::sync::atomic::AtomicI32;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use layer::backend::{Builder, Built, Job, Log, Procs};
@@ -83,12 +88,13 @@ fn main() {
     // every file made after them, which would charge one row for the other's clean-up).
     let _ = fs::remove_dir_all(&dir);
     let bound = (BUILD * DEPTH as u32).max(BUILD * IMAGES as u32 / JOBS as u32);
-    let (mut inproc, mut cli) = (Vec::new(), Vec::new());
+    let (mut inproc, mut cli, mut plain) = (Vec::new(), Vec::new(), Vec::new());
     // Interleaved: the machine is shared, so each round measures both rows, each on a project
     // of its own that nothing has built yet.
     for round in 0..rounds {
         inproc.push(in_process(&dir.join(format!("inproc-{round}"))));
         cli.push(through_cli(&dir.join(format!("cli-{round}"))));
+        plain.push(plain_processes(&dir.join(format!("plain-{round}"))));
     }
     let _ = fs::remove_dir_all(&dir);
 
@@ -100,12 +106,18 @@ fn main() {
         "bound max(critical path, work / jobs) = {} ms",
         bound.as_millis()
     );
+    let median = |times: &mut Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let anchor = median(&mut plain.clone());
+    let cli_median = median(&mut cli.clone());
     for (what, mut times) in [
         ("in process (sleeping builder)", inproc),
         ("CLI, command backend (sleep 0.05)", cli),
+        ("plain processes (the same commands)", plain),
     ] {
-        times.sort();
-        let median = times[times.len() / 2];
+        let median = median(&mut times);
         println!(
             "{what:36} {:6} ms  ratio {:.3}  (min {:.3}, max {:.3})",
             median.as_millis(),
@@ -114,6 +126,59 @@ fn main() {
             times[times.len() - 1].as_secs_f64() / bound.as_secs_f64()
         );
     }
+    println!(
+        "CLI / plain processes: {:.3} (the scheduler's overhead beyond the commands' own)",
+        cli_median.as_secs_f64() / anchor.as_secs_f64()
+    );
+}
+
+/// The CLI row's commands, run with the same dependencies and at most `JOBS` at a time by
+/// threads of this process that do nothing else: each image starts as soon as its parent is
+/// done (level 0 at once), in the order the images became ready.
+fn plain_processes(root: &Path) -> Duration {
+    fs::create_dir_all(root).unwrap();
+    let per_level = IMAGES / DEPTH;
+    let mut children = vec![Vec::new(); IMAGES];
+    for level in 1..DEPTH {
+        for k in 0..per_level {
+            let parent = (level - 1) * per_level + (k * 7) % per_level;
+            children[parent].push(level * per_level + k);
+        }
+    }
+    // Ready images and how many are done.
+    let state = Mutex::new(((0..per_level).collect::<Vec<_>>(), 0usize));
+    let changed = Condvar::new();
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..JOBS {
+            scope.spawn(|| loop {
+                let mut s = state.lock().unwrap();
+                let i = loop {
+                    if s.1 == IMAGES {
+                        return;
+                    }
+                    if !s.0.is_empty() {
+                        break s.0.remove(0);
+                    }
+                    s = changed.wait(s).unwrap();
+                };
+                drop(s);
+                let (level, k) = (i / per_level, i % per_level);
+                let status = std::process::Command::new("sh")
+                    .args(["-c", "sleep 0.05; echo id-$LAYER_IMAGE > $LAYER_OUTPUT"])
+                    .env("LAYER_IMAGE", format!("l{level}-{k:03}"))
+                    .env("LAYER_OUTPUT", root.join(format!("out-{i}")))
+                    .status()
+                    .expect("sh runs");
+                assert!(status.success());
+                let mut s = state.lock().unwrap();
+                s.0.extend(&children[i]);
+                s.1 += 1;
+                changed.notify_all();
+            });
+        }
+    });
+    t.elapsed()
 }
 
 /// One build of the project at `root` (written here) with a builder that sleeps, in process:
