@@ -19,7 +19,9 @@ pub use mapped::FileBytes;
 /// declarations, the lookups of records and artifacts): at least [`IO_THREADS`] threads, more
 /// than a small machine has cores, so that with a cold page cache as many reads are in flight;
 /// `RAYON_NUM_THREADS`, when set, decides instead. A no-op plan of 10,000 images after
-/// `drop_caches` took 1.3-1.8 s with 2 threads (ninja: 1.3 s) and 0.8 s with 8.
+/// `drop_caches` took 1.3-1.8 s with 2 threads (ninja: 1.3 s) and 0.8 s with 8; on a slower
+/// disk, 1.6-3.8 s with 8 and 1.2-2.0 s with 32 (ninja: 3.4-3.8 s), while with a warm cache
+/// the 32 threads cost 2-4% (threads started, and woken for each step).
 ///
 /// The rest of layer's parallel work (parsing, keys) is on rayon's global pool, a thread per
 /// core: with a warm cache, 8 threads on 2 cores spin and yield when a step runs out of work,
@@ -42,7 +44,7 @@ pub fn io_pool() -> &'static rayon::ThreadPool {
 }
 
 /// The fewest threads in [`io_pool`].
-const IO_THREADS: usize = 8;
+const IO_THREADS: usize = 32;
 
 /// The folder `path` is in (`.` for a bare name).
 pub fn parent_of(path: &Path) -> PathBuf {

@@ -72,7 +72,7 @@ impl Stamp {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatCache {
     /// `STAT_MAGIC`, the header, the folder records, the file records, the file table, the
-    /// folder table, the blob (below). Empty for the empty cache.
+    /// folder table, the tree memos, the blob (below). Empty for the empty cache.
     bytes: FileBytes,
     /// Where the parts start in `bytes`, and their sizes, as the header gives them.
     layout: Layout,
@@ -80,8 +80,8 @@ pub struct StatCache {
 
 /// The parts of an encoding. Little endian throughout:
 ///
-/// - header: file count, folder count, folders with a listing, file slots, folder slots, blob
-///   length (u32 each);
+/// - header: file count, folder count, folders with a listing, file slots, folder slots, tree
+///   memos, blob length (u32 each);
 /// - a folder record (`DIR_REC` bytes): path offset and length in the blob, stamp, listing
 ///   offset and length (`NO_LISTING` as the length: a folder known only as the one its files
 ///   are in, whose stamp means nothing), the number of its first file record and how many;
