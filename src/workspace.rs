@@ -89,7 +89,10 @@ impl Workspace {
             .clone()
             .or_else(|| root.canonicalize().ok().map(|r| r.join("cache")));
         if let Some(d) = &early_dir {
-            Cache::new(d).check_folder()?;
+            let cache = Cache::new(d);
+            cache.check_folder()?;
+            // Before the first look at many files: a cold page cache gets more threads.
+            crate::fsutil::probe_page_cache(&cache.stat_path());
         }
         // A live `layer watch` is synced with before anything is looked at (`crate::watch`).
         let load_stat = |cache: &Cache| {

@@ -10,7 +10,8 @@ use crate::fsutil::{map_small_nofollow, FileBytes};
 use crate::scan::{StatCache, WatchMark};
 
 impl Cache {
-    fn stat_path(&self) -> PathBuf {
+    /// Where the stat cache is kept.
+    pub(crate) fn stat_path(&self) -> PathBuf {
         self.dir.join("stat-cache")
     }
 
