@@ -106,24 +106,34 @@ fn whole(
     }
     hasher.add_fresh(fresh, listed);
     let tree = Tree::new(entries);
-    // A memo is of no use to a tree with a link ([`scan_known`] checks every entry against
-    // the stat cache, which holds no link targets). One the stat cache holds already is kept
-    // as it is, so an unchanged folder walked whole changes nothing in the next stat cache.
+    note_memo(hasher, record, abs, &tree);
+    Ok(tree)
+}
+
+/// Notes the memo of `tree`, walked whole from the folder `abs` (its stat cache record
+/// `record`), for the next stat cache. A tree with a link gets none ([`scan_known`] checks
+/// every entry against the stat cache, which holds no link targets). A memo the stat cache
+/// holds already is kept as it is, so an unchanged folder walked whole changes nothing in the
+/// next stat cache.
+fn note_memo(hasher: &Hasher, record: Option<usize>, abs: Vec<u8>, tree: &Tree) {
     let links = tree
         .entries
         .iter()
         .any(|e| matches!(e.kind, EntryKind::Symlink { .. }));
-    if let (false, Ok(n), Ok(digest)) = (
-        links,
+    if links {
+        return;
+    }
+    let (Ok(n), Ok(digest)) = (
         u32::try_from(tree.entries.len()),
         blake3::Hash::from_hex(&tree.digest),
-    ) {
-        match hasher.tree_memo(record) {
-            Some((m, was_n, was)) if (was_n, &was) == (n, digest.as_bytes()) => hasher.memo_used(m),
-            _ => hasher.add_memo((abs, n, *digest.as_bytes())),
-        }
+    ) else {
+        return;
+    };
+    let digest = *digest.as_bytes();
+    match hasher.tree_memo(record) {
+        Some((m, was_n, was)) if (was_n, was) == (n, digest) => hasher.memo_used(m),
+        _ => hasher.add_memo((abs, n, digest)),
     }
-    Ok(tree)
 }
 
 /// Whether the folder `listing` names two or more files (or entries of unknown type).
