@@ -7,13 +7,22 @@ use std::time::{Duration, SystemTime};
 use super::*;
 use crate::scan::StatCache;
 
-/// Scans `dir` through `cache` as if long after its files were written (nothing racy);
-/// returns the tree and the next cache, if it changed.
-fn scan_with(dir: &Path, cache: &StatCache) -> (Tree, Option<StatCache>) {
+/// `scan` of `dir` through `cache` as if long after its files were written (nothing racy);
+/// returns what it found and the next cache, if it changed.
+fn through<T>(
+    dir: &Path,
+    cache: &StatCache,
+    scan: impl Fn(&Path, &str, &Hasher) -> Result<T>,
+) -> (T, Option<StatCache>) {
     let later = SystemTime::now() + Duration::from_secs(3600);
     let hasher = Hasher::new_at(cache, later);
-    let tree = scan_tree(dir, "roles/r", &hasher).unwrap();
-    (tree, hasher.finish())
+    let found = scan(dir, "roles/r", &hasher).unwrap();
+    (found, hasher.finish())
+}
+
+/// [`scan_tree`] through `cache`, as [`through`] does.
+fn scan_with(dir: &Path, cache: &StatCache) -> (Tree, Option<StatCache>) {
+    through(dir, cache, scan_tree)
 }
 
 /// `cache` with the listing of the folder `dir` replaced by `listing`, under the stamp it
@@ -142,13 +151,9 @@ fn folder_listings_are_reused_only_while_their_folder_is_unchanged() {
     );
 }
 
-/// [`scan_known`] of `dir` through `cache`, as [`scan_with`] does: the scan and the next
-/// cache, if it changed.
+/// [`scan_known`] through `cache`, as [`through`] does.
 fn known_with(dir: &Path, cache: &StatCache) -> (Scan, Option<StatCache>) {
-    let later = SystemTime::now() + Duration::from_secs(3600);
-    let hasher = Hasher::new_at(cache, later);
-    let scan = scan_known(dir, "roles/r", &hasher).unwrap();
-    (scan, hasher.finish())
+    through(dir, cache, scan_known)
 }
 
 fn unchanged(scan: &Scan) -> Option<&str> {
