@@ -72,12 +72,17 @@ fn a_build_applies_and_records_the_whole_tree_of_a_role_known_by_its_memo() {
         .unwrap()
         .iter()
         .all(|i| i["action"] == "fresh"));
-    let hash = p.layer(&["hash", "svc", "--inputs"]).expect(0).stdout;
-    let web = hash
-        .split('"')
-        .skip_while(|s| *s != "web")
-        .skip_while(|s| *s != "tree")
-        .nth(2)
+    let hash = p
+        .layer(&["hash", "svc", "--inputs", "--json"])
+        .expect(0)
+        .stdout;
+    let rows: serde_json::Value = serde_json::from_str(&hash).unwrap();
+    let web = rows[0]["inputs"]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "web")
+        .and_then(|r| r["tree"].as_str())
         .expect("the inputs name web's tree")
         .to_string();
     let stored = std::fs::read(p.path(&format!("cache/trees/{web}.json"))).unwrap();
