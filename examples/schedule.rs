@@ -14,7 +14,7 @@
 //!
 //! Run: `cargo run --release --example schedule`
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs;
 use std::path::Path;
 use std::sync::atomic::AtomicI32;
@@ -106,18 +106,15 @@ fn main() {
         "bound max(critical path, work / jobs) = {} ms",
         bound.as_millis()
     );
-    let median = |times: &mut Vec<Duration>| {
-        times.sort();
-        times[times.len() / 2]
-    };
-    let anchor = median(&mut plain.clone());
-    let cli_median = median(&mut cli.clone());
-    for (what, mut times) in [
+    let mut rows = [
         ("in process (sleeping builder)", inproc),
         ("CLI, command backend (sleep 0.05)", cli),
         ("plain processes (the same commands)", plain),
-    ] {
-        let median = median(&mut times);
+    ];
+    let mut medians = [Duration::ZERO; 3];
+    for ((what, times), median) in rows.iter_mut().zip(&mut medians) {
+        times.sort();
+        *median = times[times.len() / 2];
         println!(
             "{what:36} {:6} ms  ratio {:.3}  (min {:.3}, max {:.3})",
             median.as_millis(),
@@ -128,7 +125,7 @@ fn main() {
     }
     println!(
         "CLI / plain processes: {:.3} (the scheduler's overhead beyond the commands' own)",
-        cli_median.as_secs_f64() / anchor.as_secs_f64()
+        medians[1].as_secs_f64() / medians[2].as_secs_f64()
     );
 }
 
@@ -146,7 +143,7 @@ fn plain_processes(root: &Path) -> Duration {
         }
     }
     // Ready images and how many are done.
-    let state = Mutex::new(((0..per_level).collect::<Vec<_>>(), 0usize));
+    let state = Mutex::new(((0..per_level).collect::<VecDeque<_>>(), 0usize));
     let changed = Condvar::new();
     let t = Instant::now();
     std::thread::scope(|scope| {
@@ -157,8 +154,8 @@ fn plain_processes(root: &Path) -> Duration {
                     if s.1 == IMAGES {
                         return;
                     }
-                    if !s.0.is_empty() {
-                        break s.0.remove(0);
+                    if let Some(i) = s.0.pop_front() {
+                        break i;
                     }
                     s = changed.wait(s).unwrap();
                 };
