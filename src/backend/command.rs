@@ -3,6 +3,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use super::bundle::{self, BundleRole};
 use super::procs::Procs;
@@ -14,13 +15,32 @@ use crate::model::Backend;
 /// root, with a clean environment declared here.
 pub struct CommandBackend {
     pub command: Vec<String>,
+    /// Where the command's program was found on `PATH`, once per run.
+    found: OnceLock<PathBuf>,
 }
 
 impl CommandBackend {
     pub fn new(backend: &Backend) -> Self {
         CommandBackend {
             command: backend.command.clone(),
+            found: OnceLock::new(),
         }
+    }
+
+    /// The program to start for `program_path`: the file it names, or the one found on `PATH`
+    /// (looked up once per run: a build costs no search, here or in the reaper's `execvp`).
+    fn program(&self, program_path: &Path) -> io::Result<PathBuf> {
+        if let Some(found) = self.found.get() {
+            return Ok(found.clone());
+        }
+        let found = super::procs::resolve_program(program_path, &host_path())?;
+        let named = program_path.as_os_str().as_encoded_bytes().contains(&b'/');
+        // A relative `PATH` entry is relative to the build's folder, not layer's: the
+        // reaper's `execvp` searches then, as it would without layer.
+        if named || !found.is_absolute() {
+            return Ok(program_path.to_path_buf());
+        }
+        Ok(self.found.get_or_init(|| found).clone())
     }
 }
 
@@ -126,14 +146,15 @@ impl Builder for CommandBackend {
             PathBuf::from(program)
         };
         let shown = self.command.join(" ");
-        super::procs::check_program(&program_path, &host_path()).map_err(|e| match e.kind() {
+        let start = self.program(&program_path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => format!("`{shown}`: command not found"),
             io::ErrorKind::PermissionDenied => format!("`{shown}`: not executable (chmod +x?)"),
             _ => format!("`{shown}`: {e}"),
         })?;
         // Under layer's reaper: nothing the command starts outlives the build, or layer.
-        let mut cmd = crate::process::Reaped::new(&program_path);
-        cmd.args(&self.command[1..])
+        let mut cmd = crate::process::Reaped::new(&start);
+        cmd.arg0(&program_path)
+            .args(&self.command[1..])
             .current_dir(&job.project_root)
             .env_clear();
         cmd.envs(job_env(job, &bundle));

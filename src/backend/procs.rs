@@ -209,10 +209,11 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Whether `program` can be started as `execvp` would find it on `path` (a `PATH` value):
-/// `NotFound` when it is nowhere, `PermissionDenied` when it is not an executable file. Checked
-/// before a build starts it under the reaper, which could only say so in the log.
-pub fn check_program(program: &Path, path: &str) -> io::Result<()> {
+/// Where `program` is as `execvp` would find it on `path` (a `PATH` value): the first
+/// executable file, or `program` itself when it names a path; `NotFound` when it is nowhere,
+/// `PermissionDenied` when it is not an executable file. Found before a build starts it under
+/// the reaper, which could only say so in the log, and which then need not search again.
+pub fn resolve_program(program: &Path, path: &str) -> io::Result<PathBuf> {
     let candidates: Vec<PathBuf> = if program.as_os_str().as_encoded_bytes().contains(&b'/') {
         vec![program.to_path_buf()]
     } else {
@@ -229,7 +230,7 @@ pub fn check_program(program: &Path, path: &str) -> io::Result<()> {
         let runnable =
             meta.is_file() && rustix::fs::access(&c, rustix::fs::Access::EXEC_OK).is_ok();
         if runnable {
-            return Ok(());
+            return Ok(c);
         }
     }
     Err(if seen {

@@ -33,6 +33,8 @@ pub fn dies_with_layer(cmd: &mut Command) {
 #[derive(Debug, Clone, Default)]
 pub struct Reaped {
     pub program: OsString,
+    /// The program's `argv[0]`, when it is not `program` (a name looked up on `PATH` once).
+    pub arg0: Option<OsString>,
     pub args: Vec<OsString>,
     /// Added to the environment (to nothing after [`Reaped::env_clear`]).
     pub env: Vec<(OsString, OsString)>,
@@ -47,6 +49,12 @@ impl Reaped {
             program: program.as_ref().to_owned(),
             ..Reaped::default()
         }
+    }
+
+    /// Starts `program` with `arg0` as its `argv[0]`, as `CommandExt::arg0` does.
+    pub fn arg0(&mut self, arg0: impl AsRef<OsStr>) -> &mut Reaped {
+        self.arg0 = Some(arg0.as_ref().to_owned());
+        self
     }
 
     pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Reaped {
@@ -92,8 +100,8 @@ impl Reaped {
 
 /// `layer __reap PARENT [--pid-ns] -- PROGRAM ARGS...`: runs one program under a reaper of its
 /// own, re-executed from layer's own binary (see [`reaped`]; builds go through a [`Reaper`]
-/// server instead, which forks the same reaper for each). Nothing the program starts outlives
-/// it, or PARENT, even after `kill -9`:
+/// server instead, which forks a reaper for each, as root the pid 1 of the build's own pid
+/// namespace). Nothing the program starts outlives it, or PARENT, even after `kill -9`:
 ///
 /// - the reaper is a child subreaper (`PR_SET_CHILD_SUBREAPER`): a process the build leaves
 ///   behind (a daemon, a backgrounded `sleep`, a double fork) becomes its child instead of
@@ -130,7 +138,8 @@ pub fn reap_main(args: &[String]) -> i32 {
     }
     let mut cmd = Reaped::new(&program[0]);
     cmd.args(&program[1..]);
-    match reap::supervise(&cmd, None, parent, pid_ns, &signals) {
+    let stand = reap::Stand::Subreaper { parent, pid_ns };
+    match reap::supervise(&cmd, None, &stand, &signals) {
         reap::End::Status(status) => reap::exit_like(status, &signals),
         reap::End::ParentGone => 137,
     }

@@ -7,10 +7,11 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::process::{
     getpgrp, getpid, getppid, kill_process, set_parent_process_death_signal, wait, Pid, Signal,
     WaitOptions,
@@ -81,62 +82,123 @@ fn parent_alive(parent: i32) -> bool {
     getppid().map_or(0, |p| p.as_raw_nonzero().get()) == parent
 }
 
+/// Where a reaper stands, and so how it watches layer and takes its tree down.
+pub(super) enum Stand<'a> {
+    /// A child subreaper that watches its parent, `parent`. With `pid_ns`, the program runs
+    /// under a pid 1 of a new pid namespace (forked, not executed), whose death takes every
+    /// process of the namespace along.
+    Subreaper { parent: i32, pid_ns: bool },
+    /// Pid 1 of the build's own pid namespace: every process the build leaves is its child,
+    /// and dies with it. Its parent is outside the namespace (`getppid` says 0), so it watches
+    /// layer through `layer`, its end of the build's socket, which layer never writes to after
+    /// the request: readable or hung up means layer is gone.
+    Init { layer: BorrowedFd<'a> },
+}
+
+impl Stand<'_> {
+    /// Whether layer's side is still there.
+    fn layer_alive(&self) -> bool {
+        match self {
+            Stand::Subreaper { parent, .. } => parent_alive(*parent),
+            Stand::Init { layer } => {
+                let mut fds = [PollFd::new(layer, PollFlags::IN | PollFlags::RDHUP)];
+                let now = Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                matches!(poll(&mut fds, Some(&now)), Ok(0))
+            }
+        }
+    }
+
+    /// Kills every process below this one and reaps them.
+    fn take_down(&self) {
+        match self {
+            Stand::Subreaper { .. } => kill_tree(),
+            Stand::Init { .. } => kill_namespace(),
+        }
+    }
+
+    /// Passes an interrupt on to the processes of the tree outside this process group (the
+    /// group got it already).
+    fn pass_on(&self, sig: i32) {
+        let Some(sig) = Signal::from_named_raw(sig) else {
+            return;
+        };
+        let below = match self {
+            Stand::Subreaper { .. } => descendants(),
+            Stand::Init { .. } => namespace_members(),
+        };
+        let group = getpgrp();
+        for p in below.unwrap_or_default() {
+            if rustix::process::getpgid(Some(p)).is_ok_and(|g| g != group) {
+                let _ = kill_process(p, sig);
+            }
+        }
+    }
+}
+
 /// Runs `cmd` (its output to `output`, or to this process's stdout and stderr) and waits for
-/// it; then kills every process left below this one, which must be a child subreaper. With
-/// `pid_ns`, the program runs under a pid 1 of a new pid namespace (forked, not executed),
-/// whose death takes every process of the namespace along. `parent` is watched: when it is no
-/// longer this process's parent, the tree is killed.
+/// it, standing as `stand` says; then kills every process left below this one. When layer's
+/// side is gone first, the tree is killed.
 pub(super) fn supervise(
     cmd: &Reaped,
     output: Option<OwnedFd>,
-    parent: i32,
-    pid_ns: bool,
+    stand: &Stand,
     signals: &Blocked,
 ) -> End {
     let mut from_init = None;
-    let main = if pid_ns && unshare_pid() {
-        let (r, w) = match std::io::pipe() {
-            Ok(p) => p,
-            Err(e) => return cannot_start(cmd, output, &e),
-        };
-        // SAFETY: this process is single-threaded (a reaper), so the child may run any code.
-        match unsafe { libc::fork() } {
-            0 => {
-                drop(r);
-                init(cmd, output, w, signals)
-            }
-            -1 => return cannot_start(cmd, output, &std::io::Error::last_os_error()),
-            pid => {
-                // The output is init's now; the pipe's end is the namespace's end.
-                drop(output);
-                from_init = Some(r);
-                pid
+    let main = match stand {
+        Stand::Subreaper { pid_ns: true, .. } if unshare_pid() => {
+            let (r, w) = match std::io::pipe() {
+                Ok(p) => p,
+                Err(e) => return cannot_start(cmd, output, &e),
+            };
+            // SAFETY: this process is single-threaded (a reaper), so the child may run any
+            // code.
+            match unsafe { libc::fork() } {
+                0 => {
+                    drop(r);
+                    init(cmd, output, w, signals)
+                }
+                -1 => return cannot_start(cmd, output, &std::io::Error::last_os_error()),
+                pid => {
+                    // The output is init's now; the pipe's end is the namespace's end.
+                    drop(output);
+                    from_init = Some(r);
+                    pid
+                }
             }
         }
-    } else {
-        match spawn(cmd, output) {
+        // The namespace dies with this process: the program needs no death signal of its
+        // own, and so is spawned without a fork of this process's memory.
+        Stand::Init { .. } => match spawn(cmd, output, false) {
             Ok(pid) => pid,
             Err(status) => return End::Status(status),
-        }
+        },
+        Stand::Subreaper { .. } => match spawn(cmd, output, true) {
+            Ok(pid) => pid,
+            Err(status) => return End::Status(status),
+        },
     };
     loop {
         match signals.next() {
             Some(libc::SIGCHLD) | None => {
                 if let Some(status) = reap_children(main) {
                     let status = from_init.as_mut().and_then(read_status).unwrap_or(status);
-                    kill_tree();
+                    stand.take_down();
                     return End::Status(status);
                 }
-                if !parent_alive(parent) {
-                    kill_tree();
+                if !stand.layer_alive() {
+                    stand.take_down();
                     return End::ParentGone;
                 }
             }
-            Some(libc::SIGHUP) if !parent_alive(parent) => {
-                kill_tree();
+            Some(libc::SIGHUP) if !stand.layer_alive() => {
+                stand.take_down();
                 return End::ParentGone;
             }
-            Some(sig @ (libc::SIGTERM | libc::SIGINT)) => pass_on(sig),
+            Some(sig @ (libc::SIGTERM | libc::SIGINT)) => stand.pass_on(sig),
             Some(_) => {}
         }
     }
@@ -151,7 +213,7 @@ fn init(
     signals: &Blocked,
 ) -> ! {
     let _ = set_parent_process_death_signal(Some(Signal::KILL));
-    let result = match spawn(cmd, output) {
+    let result = match spawn(cmd, output, true) {
         Ok(main) => loop {
             if signals.next().is_some_and(|s| s != libc::SIGCHLD) {
                 continue;
@@ -175,10 +237,47 @@ fn read_status(r: &mut std::io::PipeReader) -> Option<i32> {
     Some(i32::from_le_bytes(b))
 }
 
-/// Starts `cmd` with stdin closed; its pid, or the raw status of a program that could not
-/// start (127 not found, 126 otherwise), with the reason written to its output.
-fn spawn(cmd: &Reaped, output: Option<OwnedFd>) -> Result<i32, i32> {
-    let mut c = Command::new(&cmd.program);
+/// Starts `cmd` with stdin closed, and with `dies_with_reaper` killed when this process dies;
+/// its pid, or the raw status of a program that could not start (127 not found, 126
+/// otherwise), with the reason written to its output.
+fn spawn(cmd: &Reaped, output: Option<OwnedFd>, dies_with_reaper: bool) -> Result<i32, i32> {
+    let mut started = start(cmd, false, output.as_ref(), dies_with_reaper);
+    if matches!(&started, Err(e) if e.raw_os_error() == Some(libc::ENOEXEC)) {
+        // Without the death signal's hook, the program is spawned rather than forked and
+        // `execvp`ed, and `posix_spawn` does not do what `execvp` does with a file the kernel
+        // cannot execute (a script without `#!`): run it with `/bin/sh`.
+        started = start(cmd, true, output.as_ref(), dies_with_reaper);
+    }
+    match started {
+        Ok(pid) => Ok(pid),
+        Err(e) => match cannot_start(cmd, output, &e) {
+            End::Status(s) => Err(s),
+            End::ParentGone => Err(exited(126)),
+        },
+    }
+}
+
+/// One try of [`spawn`]: `cmd`, or with `script` `/bin/sh` running its program as a script.
+fn start(
+    cmd: &Reaped,
+    script: bool,
+    output: Option<&OwnedFd>,
+    dies_with_reaper: bool,
+) -> std::io::Result<i32> {
+    let mut c = match script {
+        true => {
+            let mut c = Command::new("/bin/sh");
+            c.arg(&cmd.program);
+            c
+        }
+        false => {
+            let mut c = Command::new(&cmd.program);
+            if let Some(a) = &cmd.arg0 {
+                std::os::unix::process::CommandExt::arg0(&mut c, a);
+            }
+            c
+        }
+    };
     c.args(&cmd.args);
     if cmd.clear_env {
         c.env_clear();
@@ -188,27 +287,15 @@ fn spawn(cmd: &Reaped, output: Option<OwnedFd>) -> Result<i32, i32> {
         c.current_dir(d);
     }
     c.stdin(Stdio::null());
-    let mut err_out = None;
     if let Some(out) = output {
-        match (out.try_clone(), out.try_clone()) {
-            (Ok(a), Ok(b)) => {
-                c.stdout(Stdio::from(a)).stderr(Stdio::from(b));
-                err_out = Some(out);
-            }
-            _ => return Err(exited(126)),
-        }
+        c.stdout(Stdio::from(out.try_clone()?))
+            .stderr(Stdio::from(out.try_clone()?));
     }
-    super::dies_with_layer(&mut c);
-    let spawned = c.spawn();
-    // The parent's copies of the output go now: its end is the program's end.
-    drop(c);
-    match spawned {
-        Ok(child) => Ok(child.id() as i32),
-        Err(e) => match cannot_start(cmd, err_out, &e) {
-            End::Status(s) => Err(s),
-            End::ParentGone => Err(exited(126)),
-        },
+    if dies_with_reaper {
+        super::dies_with_layer(&mut c);
     }
+    // The command's copies of the output close when it goes: their end is the program's.
+    Ok(c.spawn()?.id() as i32)
 }
 
 /// Says why `cmd` could not start, on its output; the status that reports it.
@@ -252,7 +339,7 @@ pub(super) fn exit_like(status: i32, signals: &Blocked) -> i32 {
 
 /// A new pid namespace for the next child; false when the system refuses it (no
 /// `CAP_SYS_ADMIN` in a container), and the subreaper alone holds the tree.
-fn unshare_pid() -> bool {
+pub(super) fn unshare_pid() -> bool {
     // SAFETY: only `NEWPID`, which changes the namespace of the children this process makes
     // from now on; no file table or other state threads share is touched.
     unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWPID) }.is_ok()
@@ -335,16 +422,46 @@ fn kill_tree() {
     }
 }
 
-/// Passes an interrupt on to the processes of the tree outside this process group (the group
-/// got it already).
-fn pass_on(sig: i32) {
-    let Some(sig) = Signal::from_named_raw(sig) else {
-        return;
-    };
-    let group = getpgrp();
-    for p in descendants().unwrap_or_default() {
-        if rustix::process::getpgid(Some(p)).is_ok_and(|g| g != group) {
-            let _ = kill_process(p, sig);
+/// Kills every other process of this pid namespace, whose pid 1 this process is, and reaps
+/// them until none is left: each is this process's child, or becomes one when its parent
+/// dies. One forked meanwhile is killed on the next round.
+fn kill_namespace() {
+    while has_children() {
+        // SAFETY: a plain system call; pid -1 in a namespace's init is every other process of
+        // the namespace, and nothing outside it.
+        unsafe {
+            libc::kill(-1, libc::SIGKILL);
+        }
+        let _ = wait(WaitOptions::empty());
+    }
+}
+
+/// The processes of this pid namespace but this one, by their pids in it, from `/proc` (whose
+/// pids are those of an outer namespace): each that shares this process's namespace, by the
+/// last of its `NSpid`s.
+fn namespace_members() -> Option<Vec<Pid>> {
+    let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = e.file_name();
+        if !name.as_encoded_bytes().iter().all(u8::is_ascii_digit) {
+            continue;
+        }
+        let dir = e.path();
+        if std::fs::read_link(dir.join("ns/pid")).ok().as_ref() != Some(&ns) {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(dir.join("status")) else {
+            continue;
+        };
+        let inner = status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|p| p.parse::<i32>().ok());
+        if let Some(p) = inner.filter(|&p| p != 1).and_then(Pid::from_raw) {
+            out.push(p);
         }
     }
+    Some(out)
 }

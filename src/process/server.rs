@@ -4,19 +4,27 @@
 //! Layer starts the server once, with one end of a `SOCK_SEQPACKET` socket pair as its stdin.
 //! For each build, layer sends it a message carrying two file descriptors: the write end of
 //! the build's output pipe, and one end of a stream socket pair private to the build. The
-//! server forks a child per build; that child is the build's reaper ([`super::reap`]): it
-//! makes a process group of its own, becomes a child subreaper, reads the program, its
-//! arguments, environment and folder from the build's socket, and answers there:
+//! server forks a child per build, the build's reaper ([`super::reap`]), puts it in a process
+//! group of its own and answers on the build's socket:
 //!
-//! - `STARTED pid`: its pid, which is the build's process group;
+//! - `STARTED pid`: the reaper's pid, which is the build's process group.
+//!
+//! As root, the server `unshare`s a pid namespace before the fork and goes back to its own
+//! after it, so that the reaper is pid 1 of the build's own namespace: every process the build
+//! leaves becomes its child, and the kernel kills them all when it dies. Without one (no
+//! `CAP_SYS_ADMIN` in a container), the reaper is a child subreaper instead. It reads the
+//! program, its arguments, environment and folder from the build's socket, starts it, and
+//! answers there:
+//!
 //! - `STATUS raw`: the program's raw wait status;
 //! - `END`: every process below it is gone (sent as it exits).
 //!
 //! The server forks from a single thread and holds nothing but its socket, so a fork is
 //! cheap and safe. When layer dies, however it dies, its end of the socket closes and the
-//! server exits; each build's reaper then gets `SIGHUP` (`PR_SET_PDEATHSIG`), kills its tree
-//! and exits. The server is in a process group of its own, so a Ctrl-C on the terminal
-//! reaches layer, which stops the builds in order, and not the server.
+//! server exits; each build's reaper then gets `SIGHUP` (`PR_SET_PDEATHSIG`), finds layer's
+//! end of the build's socket closed, kills its tree and exits. The server is in a process
+//! group of its own, so a Ctrl-C on the terminal reaches layer, which stops the builds in
+//! order, and not the server.
 
 use std::ffi::OsString;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
@@ -32,7 +40,8 @@ use rustix::net::{
     recvmsg, sendmsg, socketpair, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage,
     RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
-use rustix::process::{getpid, set_child_subreaper, set_parent_process_death_signal, Signal};
+use rustix::process::{getpid, set_child_subreaper, set_parent_process_death_signal, Pid, Signal};
+use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 
 use super::reap::{self, End};
 use super::Reaped;
@@ -182,6 +191,13 @@ pub(super) fn serve(pid_ns: bool) -> i32 {
     let me = getpid().as_raw_nonzero().get();
     // Blocked here, so that every reaper forked starts with them blocked: none is lost.
     let signals = reap::block_signals();
+    // The namespace this process goes back to after each build's `unshare`, so that the
+    // next build can have a new one too.
+    let own_ns = match pid_ns {
+        true => std::fs::File::open("/proc/self/ns/pid").ok(),
+        false => None,
+    };
+    let mut pid_ns = own_ns.is_some();
     loop {
         let mut byte = [0u8; 16];
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
@@ -213,47 +229,78 @@ pub(super) fn serve(pid_ns: bool) -> i32 {
         let Ok::<[OwnedFd; 2], _>([output, sock]) = fds.try_into() else {
             continue;
         };
+        // As root, the reaper is pid 1 of the build's own pid namespace; where the system
+        // refuses one (no `CAP_SYS_ADMIN` in a container), a child subreaper.
+        let init = pid_ns && reap::unshare_pid();
+        pid_ns = init;
         // SAFETY: this process is single-threaded, so the child may run any code.
-        if unsafe { libc::fork() } == 0 {
-            let code = one_build(output, sock, me, pid_ns, &signals);
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            let code = one_build(output, sock, me, init, &signals);
             // SAFETY: ends the forked child at once, without the server's destructors.
             unsafe { libc::_exit(code) }
+        }
+        if let (true, Some(ns)) = (init, &own_ns) {
+            pid_ns =
+                move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::ProcessID)).is_ok();
+        }
+        if let Some(pid) = Pid::from_raw(child) {
+            // Set here too, so that the group exists before layer hears of it.
+            let _ = rustix::process::setpgid(Some(pid), Some(pid));
+            say(&sock, STARTED, child);
         }
         // The parent's copies of `output` and `sock` close here (on a failed fork too, which
         // the build sees as its reaper ending before it started).
     }
 }
 
-/// A forked child of the server: one build's reaper.
+/// Writes one report to the build's socket.
+fn say(sock: impl AsFd, tag: u32, value: i32) {
+    let mut m = [0u8; 8];
+    m[..4].copy_from_slice(&tag.to_le_bytes());
+    m[4..].copy_from_slice(&value.to_le_bytes());
+    let _ = rustix::io::write(sock, &m);
+}
+
+/// A forked child of the server: one build's reaper, pid 1 of the build's pid namespace when
+/// `init`.
 fn one_build(
     output: OwnedFd,
     sock: OwnedFd,
     server: i32,
-    pid_ns: bool,
+    init: bool,
     signals: &reap::Blocked,
 ) -> i32 {
     // The build's process group, which layer signals on an interrupt.
     let _ = rustix::process::setpgid(None, None);
     let _ = set_parent_process_death_signal(Some(Signal::HUP));
-    if rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get()) != server {
-        return 0;
+    if !init {
+        // A pid 1's parent is outside its namespace: it watches layer through the socket.
+        if rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get()) != server {
+            return 0;
+        }
+        let _ = set_child_subreaper(Some(getpid()));
     }
-    let _ = set_child_subreaper(Some(getpid()));
     let mut sock = UnixStream::from(sock);
     let Ok(cmd) = read_request(&mut sock) else {
         return 0;
     };
-    let say = |sock: &mut UnixStream, tag: u32, value: i32| {
-        let mut m = [0u8; 8];
-        m[..4].copy_from_slice(&tag.to_le_bytes());
-        m[4..].copy_from_slice(&value.to_le_bytes());
-        let _ = sock.write_all(&m);
+    let end = {
+        let stand = match init {
+            true => reap::Stand::Init {
+                layer: sock.as_fd(),
+            },
+            false => reap::Stand::Subreaper {
+                parent: server,
+                pid_ns: false,
+            },
+        };
+        reap::supervise(&cmd, Some(output), &stand, signals)
     };
-    say(&mut sock, STARTED, getpid().as_raw_nonzero().get());
-    if let End::Status(status) = reap::supervise(&cmd, Some(output), server, pid_ns, signals) {
-        say(&mut sock, STATUS, status);
+    if let End::Status(status) = end {
+        say(&sock, STATUS, status);
     }
-    say(&mut sock, END, 0);
+    say(&sock, END, 0);
     0
 }
 
@@ -261,6 +308,9 @@ fn one_build(
 /// length.
 fn encode(cmd: &Reaped) -> Vec<u8> {
     let mut items: Vec<(u8, Vec<u8>)> = vec![(b'p', cmd.program.as_bytes().to_vec())];
+    if let Some(a) = &cmd.arg0 {
+        items.push((b'0', a.as_bytes().to_vec()));
+    }
     if cmd.clear_env {
         items.push((b'c', Vec::new()));
     }
@@ -302,6 +352,7 @@ fn decode(mut body: &[u8]) -> Option<Reaped> {
         body = &rest[4 + n..];
         match tag {
             b'p' => cmd.program = OsString::from_vec(bytes),
+            b'0' => cmd.arg0 = Some(OsString::from_vec(bytes)),
             b'c' => cmd.clear_env = true,
             b'd' => cmd.cwd = Some(PathBuf::from(OsString::from_vec(bytes))),
             b'a' => cmd.args.push(OsString::from_vec(bytes)),
@@ -323,7 +374,8 @@ mod tests {
     #[test]
     fn a_request_reads_back_as_written() {
         let mut cmd = Reaped::new("/bin/sh");
-        cmd.args(["-c", "echo \u{e9}t\u{e9}"])
+        cmd.arg0("sh")
+            .args(["-c", "echo \u{e9}t\u{e9}"])
             .env_clear()
             .env("A", "1=2")
             .env("EMPTY", "")

@@ -53,6 +53,26 @@ fn kill_9_of_layer_takes_a_command_builds_whole_tree_along() {
 }
 
 #[test]
+fn an_interrupt_reaches_a_build_process_in_a_session_of_its_own() {
+    // The helper is out of the build's process group, which layer signals: the build's reaper
+    // passes the interrupt on to it, and the script waits for the helper to finish.
+    let p = Project::command_estate(&format!(
+        "#!/bin/sh\nmkdir -p out\ntrap 'wait; exit 5' TERM\nsetsid sh -c 'trap \"echo helper-term >> out/marks; exit 0\" TERM; echo helper-ready >> out/marks; sleep 7321 & wait' &\nwait\n{SCRIPT_DONE}"
+    ));
+    let run = p.spawn_layer(&["build", "base", "--no-progress"], &[]);
+    wait_until("the helper to be ready", || {
+        p.count_lines("out/marks", "helper-ready") == 1
+    });
+    run.signal(libc::SIGTERM);
+    let out = run.wait();
+    assert_eq!(out.code, 143, "{}", out.stderr);
+    assert_eq!(p.count_lines("out/marks", "helper-term"), 1);
+    wait_until("the helper's sleep to be gone", || {
+        processes_with("sleep 7321").is_empty()
+    });
+}
+
+#[test]
 fn the_reaper_without_a_pid_namespace_kills_the_tree_when_its_parent_dies() {
     // The subreaper alone (what a build gets without root): its parent, a shell, is killed.
     let exe = env!("CARGO_BIN_EXE_layer");
@@ -96,6 +116,24 @@ fn a_reaped_build_keeps_its_exit_status_and_a_missing_command_is_named() {
     p.file("nope.sh", "#!/bin/sh\n");
     let out = p.layer(&["build", "base", "--no-progress"]).expect(1);
     out.stderr_has("`./nope.sh`: not executable (chmod +x?)");
+    // A name found on `PATH` (once per run) starts with that name as its `$0`.
+    let toml = p.read("layer.toml");
+    p.file(
+        "layer.toml",
+        &toml.replace(
+            "[\"./nope.sh\"]",
+            "[\"sh\", \"-c\", \"mkdir -p out; echo \\\"$0\\\" > out/arg0; exit 4\"]",
+        ),
+    );
+    let out = p.layer(&["build", "base", "--no-progress"]).expect(1);
+    out.stderr_has("exited with status 4");
+    assert_eq!(p.read("out/arg0"), "sh\n");
+    p.file(
+        "layer.toml",
+        &toml.replace("[\"./nope.sh\"]", "[\"no-such-tool-7321\"]"),
+    );
+    let out = p.layer(&["build", "base", "--no-progress"]).expect(1);
+    out.stderr_has("`no-such-tool-7321`: command not found");
 }
 
 #[test]
