@@ -106,7 +106,9 @@ impl Stand<'_> {
                     tv_sec: 0,
                     tv_nsec: 0,
                 };
-                matches!(poll(&mut fds, Some(&now)), Ok(0))
+                // Only an answer that something is there says layer is gone: a failed poll
+                // never stops a build.
+                !matches!(poll(&mut fds, Some(&now)), Ok(n) if n > 0)
             }
         }
     }
