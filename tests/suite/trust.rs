@@ -2,7 +2,7 @@
 //! of dead runs go, records and the stat cache are checksummed, damaged origins are repaired,
 //! backend scripts that cannot be read are errors, and gc keeps the newest build of an image.
 
-use crate::common::{self, processes_with, wait_until, Project, SCRIPT_DONE};
+use crate::common::{self, processes_with, wait_until, Project, SCRIPT_DONE, SCRIPT_START};
 use crate::needs::{self, Need};
 
 use std::fs;
@@ -69,6 +69,89 @@ fn an_interrupt_reaches_a_build_process_in_a_session_of_its_own() {
     assert_eq!(p.count_lines("out/marks", "helper-term"), 1);
     wait_until("the helper's sleep to be gone", || {
         processes_with("sleep 7321").is_empty()
+    });
+}
+
+/// `layer ARGS` in `p` as the user `nobody` (no root, so no pid namespace: each build's reaper
+/// is a child subreaper of the reaper server). The project is given to `nobody`, and so is a
+/// copy of the binary when `nobody` cannot run it where it is.
+fn as_nobody(p: &Project, args: &[&str]) -> std::process::Command {
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(p.root())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let nobody = |cmd: &str| {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", cmd]);
+        c
+    };
+    let mut exe = PathBuf::from(env!("CARGO_BIN_EXE_layer"));
+    if !nobody("test")
+        .arg("-x")
+        .arg(&exe)
+        .status()
+        .unwrap()
+        .success()
+    {
+        let copy = p.path("out/nobody/layer");
+        fs::create_dir_all(copy.parent().unwrap()).unwrap();
+        fs::copy(&exe, &copy).unwrap();
+        std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(p.path("out"))
+            .status()
+            .unwrap();
+        exe = copy;
+    }
+    let mut cmd = nobody(exe.to_str().unwrap());
+    cmd.arg("-C").arg(p.root()).args(args).env("NO_COLOR", "1");
+    cmd
+}
+
+#[test]
+fn without_root_a_build_is_reaped_by_a_child_subreaper() {
+    // The path every ordinary user's build takes, which root's pid namespaces hide.
+    let p = Project::command_estate(&format!(
+        "{SCRIPT_START}sleep 7341 &\nsetsid sh -c 'echo \"away $LAYER_IMAGE\" >> out/marks; exec sleep 7342' &\nuntil grep -q \"away $LAYER_IMAGE\" out/marks; do sleep 0.01; done\nif [ -e out/hold ]; then sleep 7343; fi\n{SCRIPT_DONE}"
+    ));
+    let mut build = as_nobody(&p, &["build", "base", "--no-progress"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Polled, so that a build whose leftovers keep its log open fails here rather than hangs.
+    let mut status = None;
+    wait_until("layer to finish", || {
+        status = build.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(status.unwrap().success());
+    assert_eq!(p.count_lines("out/marks", "done base"), 1);
+    wait_until("what the build left to be stopped with it", || {
+        ["sleep 7341", "sleep 7342"]
+            .iter()
+            .all(|s| processes_with(s).is_empty())
+    });
+    // kill -9 of layer in the middle of a build: the subreaper sees its parent go.
+    p.file("out/hold", "");
+    let mut run = as_nobody(&p, &["build", "app", "--no-progress"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the build's sleeps", || {
+        ["sleep 7341", "sleep 7342", "sleep 7343"]
+            .iter()
+            .all(|s| !processes_with(s).is_empty())
+    });
+    run.kill().unwrap();
+    run.wait().unwrap();
+    wait_until("every process of the build to die", || {
+        ["sleep 7341", "sleep 7342", "sleep 7343"]
+            .iter()
+            .all(|s| processes_with(s).is_empty())
     });
 }
 
