@@ -6,7 +6,7 @@ use crate::common::{self, processes_with, wait_until, Project, SCRIPT_DONE, SCRI
 use crate::needs::{self, Need};
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use layer::cache::Cache;
 
@@ -25,6 +25,25 @@ fn dead_pid() -> u32 {
 // ---------------------------------------------------------------------------------------------
 // 1. Nothing a build starts outlives layer.
 
+/// Whether a live process runs each of `commands`.
+fn all_running(commands: &[&str]) -> bool {
+    commands.iter().all(|c| !processes_with(c).is_empty())
+}
+
+/// Whether no live process runs any of `commands`.
+fn all_gone(commands: &[&str]) -> bool {
+    commands.iter().all(|c| processes_with(c).is_empty())
+}
+
+/// Once every one of `commands` runs, kills `parent` (with SIGKILL) and waits for them all to
+/// be gone with it.
+fn killed_with(mut parent: std::process::Child, commands: &[&str]) {
+    wait_until("the tree's processes", || all_running(commands));
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    wait_until("the tree to die", || all_gone(commands));
+}
+
 #[test]
 fn kill_9_of_layer_takes_a_command_builds_whole_tree_along() {
     // `sleep 7301` is the script's child, `sleep 7302` an orphan of a subshell (re-parented
@@ -36,16 +55,12 @@ fn kill_9_of_layer_takes_a_command_builds_whole_tree_along() {
     p.file("out/hold", "");
     let run = p.spawn_layer(&["build", "base", "--no-progress"], &[]);
     wait_until("the build's sleeps", || {
-        ["sleep 7301", "sleep 7302", "sleep 7303"]
-            .iter()
-            .all(|s| !processes_with(s).is_empty())
+        all_running(&["sleep 7301", "sleep 7302", "sleep 7303"])
     });
     run.signal(libc::SIGKILL);
     let _ = run.wait();
     wait_until("every process of the build to die", || {
-        ["sleep 7301", "sleep 7302", "sleep 7303"]
-            .iter()
-            .all(|s| processes_with(s).is_empty())
+        all_gone(&["sleep 7301", "sleep 7302", "sleep 7303"])
     });
     // The next build runs (and finds no stale run folder or lock in its way).
     p.remove("out/hold");
@@ -72,51 +87,27 @@ fn an_interrupt_reaches_a_build_process_in_a_session_of_its_own() {
     });
 }
 
-/// `layer ARGS` in `p` as the user `nobody` (no root, so no pid namespace: each build's reaper
-/// is a child subreaper of the reaper server). The project is given to `nobody`, and so is a
-/// copy of the binary when `nobody` cannot run it where it is.
-fn as_nobody(p: &Project, args: &[&str]) -> std::process::Command {
+#[test]
+#[cfg_attr(missing = "root", ignore = "needs root (to run layer as another user)")]
+fn without_root_a_build_is_reaped_by_a_child_subreaper() {
+    // The path every ordinary user's build takes (no pid namespace: each build's reaper is a
+    // child subreaper of the reaper server), which root's pid namespaces hide.
+    needs::check(&[Need::Root]);
+    let p = Project::command_estate(&format!(
+        "{SCRIPT_START}sleep 7341 &\nsetsid sh -c 'echo \"away $LAYER_IMAGE\" >> out/marks; exec sleep 7342' &\nuntil grep -q \"away $LAYER_IMAGE\" out/marks; do sleep 0.01; done\nif [ -e out/hold ]; then sleep 7343; fi\n{SCRIPT_DONE}"
+    ));
     let chown = std::process::Command::new("chown")
         .args(["-R", "65534:65534"])
         .arg(p.root())
         .status()
         .unwrap();
     assert!(chown.success());
-    let nobody = |cmd: &str| {
-        let mut c = std::process::Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", cmd]);
-        c
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = nobody_layer(&p.path("cache"));
+        cmd.args(args).current_dir(p.root());
+        cmd
     };
-    let mut exe = PathBuf::from(env!("CARGO_BIN_EXE_layer"));
-    if !nobody("test")
-        .arg("-x")
-        .arg(&exe)
-        .status()
-        .unwrap()
-        .success()
-    {
-        let copy = p.path("out/nobody/layer");
-        fs::create_dir_all(copy.parent().unwrap()).unwrap();
-        fs::copy(&exe, &copy).unwrap();
-        std::process::Command::new("chown")
-            .args(["-R", "65534:65534"])
-            .arg(p.path("out"))
-            .status()
-            .unwrap();
-        exe = copy;
-    }
-    let mut cmd = nobody(exe.to_str().unwrap());
-    cmd.arg("-C").arg(p.root()).args(args).env("NO_COLOR", "1");
-    cmd
-}
-
-#[test]
-fn without_root_a_build_is_reaped_by_a_child_subreaper() {
-    // The path every ordinary user's build takes, which root's pid namespaces hide.
-    let p = Project::command_estate(&format!(
-        "{SCRIPT_START}sleep 7341 &\nsetsid sh -c 'echo \"away $LAYER_IMAGE\" >> out/marks; exec sleep 7342' &\nuntil grep -q \"away $LAYER_IMAGE\" out/marks; do sleep 0.01; done\nif [ -e out/hold ]; then sleep 7343; fi\n{SCRIPT_DONE}"
-    ));
-    let mut build = as_nobody(&p, &["build", "base", "--no-progress"])
+    let mut build = as_nobody(&["build", "base", "--no-progress"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -130,29 +121,16 @@ fn without_root_a_build_is_reaped_by_a_child_subreaper() {
     assert!(status.unwrap().success());
     assert_eq!(p.count_lines("out/marks", "done base"), 1);
     wait_until("what the build left to be stopped with it", || {
-        ["sleep 7341", "sleep 7342"]
-            .iter()
-            .all(|s| processes_with(s).is_empty())
+        all_gone(&["sleep 7341", "sleep 7342"])
     });
     // kill -9 of layer in the middle of a build: the subreaper sees its parent go.
     p.file("out/hold", "");
-    let mut run = as_nobody(&p, &["build", "app", "--no-progress"])
+    let run = as_nobody(&["build", "app", "--no-progress"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_until("the build's sleeps", || {
-        ["sleep 7341", "sleep 7342", "sleep 7343"]
-            .iter()
-            .all(|s| !processes_with(s).is_empty())
-    });
-    run.kill().unwrap();
-    run.wait().unwrap();
-    wait_until("every process of the build to die", || {
-        ["sleep 7341", "sleep 7342", "sleep 7343"]
-            .iter()
-            .all(|s| processes_with(s).is_empty())
-    });
+    killed_with(run, &["sleep 7341", "sleep 7342", "sleep 7343"]);
 }
 
 #[test]
@@ -162,24 +140,13 @@ fn the_reaper_without_a_pid_namespace_kills_the_tree_when_its_parent_dies() {
     let dir = tempfile::tempdir().unwrap();
     let script =
         format!("{exe} __reap $$ -- sh -c '(sleep 7311 &); setsid sleep 7312 & sleep 7313'; true");
-    let mut sh = std::process::Command::new("sh")
+    let sh = std::process::Command::new("sh")
         .arg("-c")
         .arg(&script)
         .current_dir(dir.path())
         .spawn()
         .unwrap();
-    wait_until("the sleeps", || {
-        ["sleep 7311", "sleep 7312", "sleep 7313"]
-            .iter()
-            .all(|s| !processes_with(s).is_empty())
-    });
-    sh.kill().unwrap();
-    sh.wait().unwrap();
-    wait_until("the tree to die", || {
-        ["sleep 7311", "sleep 7312", "sleep 7313"]
-            .iter()
-            .all(|s| processes_with(s).is_empty())
-    });
+    killed_with(sh, &["sleep 7311", "sleep 7312", "sleep 7313"]);
 }
 
 #[test]
@@ -507,22 +474,27 @@ fn gc_keeps_the_newest_build_of_every_image_after_an_uncommitted_edit() {
     assert!(cache(&p).latest("base").is_none());
 }
 
-/// Runs `layer ARGS` in `p` as the user `nobody`, with a cache that user can write.
-fn layer_as_nobody(p: &Project, args: &[&str]) -> common::Output {
+/// `layer` as the user `nobody` (`setpriv`), with `cache` as its cache: made, and that user's
+/// (another user's cache is refused before anything is read).
+fn nobody_layer(cache: &Path) -> std::process::Command {
     use std::os::unix::fs::PermissionsExt;
-    let cache = p.path("out/nobody-cache");
-    fs::create_dir_all(&cache).unwrap();
-    fs::set_permissions(&cache, fs::Permissions::from_mode(0o777)).unwrap();
-    // Its own cache: another user's is refused before anything is read.
-    std::os::unix::fs::chown(&cache, Some(65534), Some(65534)).unwrap();
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+    fs::create_dir_all(cache).unwrap();
+    fs::set_permissions(cache, fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::chown(cache, Some(65534), Some(65534)).unwrap();
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(env!("CARGO_BIN_EXE_layer"))
         .arg("--cache")
-        .arg(&cache)
+        .arg(cache)
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs `layer ARGS` in `p` as the user `nobody`, with a cache of its own.
+fn layer_as_nobody(p: &Project, args: &[&str]) -> common::Output {
+    let out = nobody_layer(&p.path("out/nobody-cache"))
         .args(args)
         .current_dir(p.root())
-        .env("NO_COLOR", "1")
         .output()
         .unwrap();
     common::Output {
