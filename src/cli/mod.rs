@@ -125,7 +125,7 @@ pub fn main() -> i32 {
         return crate::backend::rootfs::sandbox_main(&args[2..]);
     }
     if args.get(1).map(String::as_str) == Some("__reap") {
-        // The reaper a build's process tree runs under (`process::reaped`).
+        // One program under a child subreaper of its own (`process::reap_main`).
         return crate::process::reap_main(&args[2..]);
     }
     if args.get(1).map(String::as_str) == Some("__reap-server") {

@@ -98,10 +98,10 @@ impl Reaped {
     }
 }
 
-/// `layer __reap PARENT [--pid-ns] -- PROGRAM ARGS...`: runs one program under a reaper of its
-/// own, re-executed from layer's own binary (see [`reaped`]; builds go through a [`Reaper`]
-/// server instead, which forks a reaper for each, as root the pid 1 of the build's own pid
-/// namespace). Nothing the program starts outlives it, or PARENT, even after `kill -9`:
+/// `layer __reap PARENT -- PROGRAM ARGS...`: runs one program under a child subreaper of its
+/// own, in a process of its own (builds go through a [`Reaper`] server instead, which forks a
+/// reaper for each, as root the pid 1 of the build's own pid namespace). Nothing the program
+/// starts outlives it, or PARENT, even after `kill -9`:
 ///
 /// - the reaper is a child subreaper (`PR_SET_CHILD_SUBREAPER`): a process the build leaves
 ///   behind (a daemon, a backgrounded `sleep`, a double fork) becomes its child instead of
@@ -109,9 +109,6 @@ impl Reaped {
 /// - it watches its parent (`PR_SET_PDEATHSIG` with `SIGHUP`, and `getppid`): when that dies,
 ///   it kills its whole tree and exits; when the program exits, it kills what is left and
 ///   exits with the program's status;
-/// - as root (`--pid-ns`), the program runs under a pid 1 of a pid namespace of its own (a
-///   forked child of the reaper), as the rootfs sandbox does: when that dies, however it dies,
-///   the kernel kills every process of the namespace;
 /// - `SIGTERM` and `SIGINT` (an interrupted build) are passed on to the processes of the tree
 ///   outside the build's process group, which got them already.
 ///
@@ -119,12 +116,11 @@ impl Reaped {
 /// with the reason on stderr; 137 when the parent died first.
 pub fn reap_main(args: &[String]) -> i32 {
     let Some(dash) = args.iter().position(|a| a == "--") else {
-        eprintln!("usage: layer __reap PARENT [--pid-ns] -- PROGRAM ARGS... (internal)");
+        eprintln!("usage: layer __reap PARENT -- PROGRAM ARGS... (internal)");
         return 2;
     };
     let (opts, program) = (&args[..dash], &args[dash + 1..]);
     let parent: i32 = opts.first().and_then(|p| p.parse().ok()).unwrap_or(0);
-    let pid_ns = opts.iter().any(|o| o == "--pid-ns");
     if program.is_empty() {
         eprintln!("layer __reap: no program to run");
         return 2;
@@ -138,7 +134,7 @@ pub fn reap_main(args: &[String]) -> i32 {
     }
     let mut cmd = Reaped::new(&program[0]);
     cmd.args(&program[1..]);
-    let stand = reap::Stand::Subreaper { parent, pid_ns };
+    let stand = reap::Stand::Subreaper { parent };
     match reap::supervise(&cmd, None, &stand, &signals) {
         reap::End::Status(status) => reap::exit_like(status, &signals),
         reap::End::ParentGone => 137,
@@ -148,18 +144,4 @@ pub fn reap_main(args: &[String]) -> i32 {
 /// `layer __reap-server [--pid-ns]`: the run's reaper server ([`Reaper`]).
 pub fn serve_main(args: &[String]) -> i32 {
     server::serve(args.iter().any(|a| a == "--pid-ns"))
-}
-
-/// The command that runs `program` under a reaper of its own ([`reap_main`]): the caller adds
-/// arguments, environment and folder as for `program` itself. As root, the tree gets a pid
-/// namespace of its own.
-pub fn reaped(program: &Path) -> std::io::Result<Command> {
-    let exe = std::env::current_exe()?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("__reap").arg(std::process::id().to_string());
-    if rustix::process::geteuid().is_root() {
-        cmd.arg("--pid-ns");
-    }
-    cmd.arg("--").arg(program);
-    Ok(cmd)
 }

@@ -12,10 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
-use rustix::process::{
-    getpgrp, getpid, getppid, kill_process, set_parent_process_death_signal, wait, Pid, Signal,
-    WaitOptions,
-};
+use rustix::process::{getpgrp, getpid, getppid, kill_process, wait, Pid, Signal, WaitOptions};
 
 use super::Reaped;
 
@@ -84,10 +81,9 @@ fn parent_alive(parent: i32) -> bool {
 
 /// Where a reaper stands, and so how it watches layer and takes its tree down.
 pub(super) enum Stand<'a> {
-    /// A child subreaper that watches its parent, `parent`. With `pid_ns`, the program runs
-    /// under a pid 1 of a new pid namespace (forked, not executed), whose death takes every
-    /// process of the namespace along.
-    Subreaper { parent: i32, pid_ns: bool },
+    /// A child subreaper that watches its parent, `parent` (what a build gets without
+    /// `CAP_SYS_ADMIN`, and `layer __reap`).
+    Subreaper { parent: i32 },
     /// Pid 1 of the build's own pid namespace: every process the build leaves is its child,
     /// and dies with it. Its parent is outside the namespace (`getppid` says 0), so it watches
     /// layer through `layer`, its end of the build's socket, which layer never writes to after
@@ -149,29 +145,7 @@ pub(super) fn supervise(
     stand: &Stand,
     signals: &Blocked,
 ) -> End {
-    let mut from_init = None;
     let main = match stand {
-        Stand::Subreaper { pid_ns: true, .. } if unshare_pid() => {
-            let (r, w) = match std::io::pipe() {
-                Ok(p) => p,
-                Err(e) => return cannot_start(cmd, output, &e),
-            };
-            // SAFETY: this process is single-threaded (a reaper), so the child may run any
-            // code.
-            match unsafe { libc::fork() } {
-                0 => {
-                    drop(r);
-                    init(cmd, output, w, signals)
-                }
-                -1 => return cannot_start(cmd, output, &std::io::Error::last_os_error()),
-                pid => {
-                    // The output is init's now; the pipe's end is the namespace's end.
-                    drop(output);
-                    from_init = Some(r);
-                    pid
-                }
-            }
-        }
         // The namespace dies with this process: the program needs no death signal of its
         // own, and so is spawned without a fork of this process's memory.
         Stand::Init { .. } => match spawn(cmd, output, false) {
@@ -187,7 +161,6 @@ pub(super) fn supervise(
         match signals.next() {
             Some(libc::SIGCHLD) | None => {
                 if let Some(status) = reap_children(main) {
-                    let status = from_init.as_mut().and_then(read_status).unwrap_or(status);
                     stand.take_down();
                     return End::Status(status);
                 }
@@ -204,39 +177,6 @@ pub(super) fn supervise(
             Some(_) => {}
         }
     }
-}
-
-/// Pid 1 of the build's pid namespace: starts the program, sends its raw wait status up
-/// `status`, and exits, which kills every other process of the namespace.
-fn init(
-    cmd: &Reaped,
-    output: Option<OwnedFd>,
-    mut status: std::io::PipeWriter,
-    signals: &Blocked,
-) -> ! {
-    let _ = set_parent_process_death_signal(Some(Signal::KILL));
-    let result = match spawn(cmd, output, true) {
-        Ok(main) => loop {
-            if signals.next().is_some_and(|s| s != libc::SIGCHLD) {
-                continue;
-            }
-            if let Some(s) = reap_children(main) {
-                break s;
-            }
-        },
-        Err(s) => s,
-    };
-    let _ = status.write_all(&result.to_le_bytes());
-    // SAFETY: ends this process at once, as a forked child should (no destructors of the
-    // parent's state run twice).
-    unsafe { libc::_exit(0) }
-}
-
-/// The status init sent, if it got to send one.
-fn read_status(r: &mut std::io::PipeReader) -> Option<i32> {
-    let mut b = [0u8; 4];
-    std::io::Read::read_exact(r, &mut b).ok()?;
-    Some(i32::from_le_bytes(b))
 }
 
 /// Starts `cmd` with stdin closed, and with `dies_with_reaper` killed when this process dies;
@@ -337,14 +277,6 @@ pub(super) fn exit_like(status: i32, signals: &Blocked) -> i32 {
         libc::raise(sig);
     }
     128 + sig
-}
-
-/// A new pid namespace for the next child; false when the system refuses it (no
-/// `CAP_SYS_ADMIN` in a container), and the subreaper alone holds the tree.
-pub(super) fn unshare_pid() -> bool {
-    // SAFETY: only `NEWPID`, which changes the namespace of the children this process makes
-    // from now on; no file table or other state threads share is touched.
-    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWPID) }.is_ok()
 }
 
 /// Reaps every exited child; the raw status of `main` when it was among them.

@@ -231,7 +231,7 @@ pub(super) fn serve(pid_ns: bool) -> i32 {
         };
         // As root, the reaper is pid 1 of the build's own pid namespace; where the system
         // refuses one (no `CAP_SYS_ADMIN` in a container), a child subreaper.
-        let init = pid_ns && reap::unshare_pid();
+        let init = pid_ns && unshare_pid();
         pid_ns = init;
         // SAFETY: this process is single-threaded, so the child may run any code.
         let child = unsafe { libc::fork() };
@@ -252,6 +252,14 @@ pub(super) fn serve(pid_ns: bool) -> i32 {
         // The parent's copies of `output` and `sock` close here (on a failed fork too, which
         // the build sees as its reaper ending before it started).
     }
+}
+
+/// A new pid namespace for the next child; false when the system refuses it (no
+/// `CAP_SYS_ADMIN` in a container), and the build's reaper is a child subreaper instead.
+fn unshare_pid() -> bool {
+    // SAFETY: only `NEWPID`, which changes the namespace of the children this process makes
+    // from now on; no file table or other state threads share is touched.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWPID) }.is_ok()
 }
 
 /// Writes one report to the build's socket.
@@ -290,10 +298,7 @@ fn one_build(
             true => reap::Stand::Init {
                 layer: sock.as_fd(),
             },
-            false => reap::Stand::Subreaper {
-                parent: server,
-                pid_ns: false,
-            },
+            false => reap::Stand::Subreaper { parent: server },
         };
         reap::supervise(&cmd, Some(output), &stand, signals)
     };
