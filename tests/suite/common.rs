@@ -202,14 +202,7 @@ impl Project {
 
     /// `layer plan --format json ARGS`, the image named `name` of it.
     pub(crate) fn planned(&self, extra: &[&str], name: &str) -> serde_json::Value {
-        let plan = self.plan_json(extra);
-        plan["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| i["name"] == name)
-            .unwrap_or_else(|| panic!("`{name}` is in the plan"))
-            .clone()
+        planned_in(&self.plan_json(extra), name)
     }
 
     /// `(action, reasons)` of image `name` in `layer plan --format json ARGS`.
@@ -581,6 +574,17 @@ impl Project {
     pub(crate) fn cache_paths(&self) -> Vec<String> {
         self.cache_files().into_iter().map(|(p, _)| p).collect()
     }
+}
+
+/// The image named `name` in a plan's JSON (`layer plan --format json`).
+pub(crate) fn planned_in(plan: &serde_json::Value, name: &str) -> serde_json::Value {
+    plan["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == name)
+        .unwrap_or_else(|| panic!("`{name}` is in the plan"))
+        .clone()
 }
 
 fn layer_command(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {

@@ -338,13 +338,7 @@ fn a_pin_resolves_to_the_newest_released_build_under_it_and_warns_when_behind() 
         "warning: `app`: pinned base-linux 1.0.1 is behind 1.1.3\n"
     );
     let plan: Value = serde_json::from_str(&out.stdout).unwrap();
-    let app = plan["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["name"] == "app")
-        .unwrap()
-        .clone();
+    let app = crate::common::planned_in(&plan, "app");
     assert_eq!(
         app["pin"],
         json!({"parent": "base-linux", "pin": "1.0", "version": "1.0.1-20261120_1000", "behind": "1.1.3-20261120_1000"})

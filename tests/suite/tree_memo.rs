@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::{Project, SCRIPT_DONE, SCRIPT_START};
+use crate::common::{planned_in, Project, SCRIPT_DONE, SCRIPT_START};
 use serde_json::json;
 
 /// Lets the project's files age past the racy window (2 s), so that the next scan keeps
@@ -26,13 +26,7 @@ fn a_role_known_by_its_memo_still_names_the_files_that_changed() {
     assert!(sealed.starts_with(b"layer-stat\0\x05"));
     let second = p.plan_json(&[]);
     assert_eq!(first, second);
-    let base = second["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["name"] == "base-linux")
-        .unwrap()
-        .clone();
+    let base = planned_in(&second, "base-linux");
     assert_eq!(
         base["reasons"],
         json!([{"kind": "role-changed", "role": "base", "paths": ["roles/base/files/etc/motd"]}])
